@@ -1,0 +1,19 @@
+// Error reporting for CUDA launchers, without framework headers: a failed
+// launch becomes a C++ exception that the torch glue turns into a Python error.
+#pragma once
+
+#if defined(__CUDACC__) || defined(S3D_WITH_CUDA)
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#define S3D_CUDA_CHECK(expr)                                                              \
+  do {                                                                                    \
+    cudaError_t s3d_err_ = (expr);                                                        \
+    if (s3d_err_ != cudaSuccess)                                                          \
+      throw std::runtime_error(std::string("s3d_fast CUDA error: ") +                     \
+                               cudaGetErrorString(s3d_err_) + " at " + __FILE__ + ":" +   \
+                               std::to_string(__LINE__));                                 \
+  } while (0)
+#endif

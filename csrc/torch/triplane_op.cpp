@@ -1,0 +1,68 @@
+// Tri-plane sampling ops: schemas and the CPU kernels.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <tuple>
+#include <vector>
+
+#include "s3d/triplane_launchers.h"
+#include "triplane_args.h"
+
+namespace s3d_torch {
+namespace {
+
+at::Tensor triplane_forward_cpu(at::TensorList planes, const at::Tensor& points,
+                                int64_t plane_reduce, int64_t scale_reduce, bool align_corners,
+                                int64_t padding, int64_t axes) {
+  check_triplane_inputs(planes, points);
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_forward_cpu", [&] {
+    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
+                                   padding, axes);
+    out = at::empty({points.size(0), points.size(1), p.out_channels}, points.options());
+    tp::cpu::forward<scalar_t>(p, points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                               at::get_num_threads());
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cpu(
+    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
+    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
+    bool points_grad, bool planes_grad) {
+  check_triplane_inputs(planes, points);
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
+              "triplane: grad_out must be contiguous and match the points' dtype");
+  auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad);
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cpu", [&] {
+    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
+                                   padding, axes);
+    TORCH_CHECK(grad_out.numel() == p.batch * p.n_points * p.out_channels,
+                "triplane: grad_out has the wrong size");
+    std::vector<scalar_t*> plane_ptrs;
+    for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    tp::cpu::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+                                points_grad ? grads.points.data_ptr<scalar_t>() : nullptr,
+                                plane_ptrs.data(), at::get_num_threads());
+  });
+  return {grads.points, grads.planes};
+}
+
+}  // namespace
+}  // namespace s3d_torch
+
+TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
+  m.def(
+      "triplane_forward(Tensor[] planes, Tensor points, int plane_reduce, int scale_reduce, "
+      "bool align_corners, int padding, int axes) -> Tensor");
+  m.def(
+      "triplane_backward(Tensor grad_out, Tensor[] planes, Tensor points, int plane_reduce, "
+      "int scale_reduce, bool align_corners, int padding, int axes, bool points_grad, "
+      "bool planes_grad) -> (Tensor, Tensor[])");
+}
+
+TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
+  m.impl("triplane_forward", &s3d_torch::triplane_forward_cpu);
+  m.impl("triplane_backward", &s3d_torch::triplane_backward_cpu);
+}

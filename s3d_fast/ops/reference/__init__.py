@@ -1,0 +1,5 @@
+"""Pure-PyTorch references of the fused ops: the semantics, readable and slow.
+
+Tests compare the fused kernels against these; benchmarks run them side by side.
+"""
+from .triplane import triplane_sample  # noqa: F401
