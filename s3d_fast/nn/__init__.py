@@ -1,0 +1,2 @@
+"""Modules over the fused ops."""
+from .triplane import TriPlane  # noqa: F401
