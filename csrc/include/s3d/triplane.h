@@ -112,6 +112,7 @@ struct Footprint {
   T weight[4];        // bilinear weights, 0 for texels outside the plane
   T inside[4];        // 1 for texels inside the plane, 0 for padding
   T fx, fy;           // position inside the cell
+  int x0, y0;         // the cell: texel (x0, y0) is the nw corner
   T du_scale, dv_scale;  // d(pixel)/d(normalised coordinate) along u and v
 };
 
@@ -127,6 +128,8 @@ S3D_FN Footprint<T> make_footprint(T u, T v, int height, int width, int channels
   const int y0 = static_cast<int>(y0f);
   fp.fx = ix - x0f;
   fp.fy = iy - y0f;
+  fp.x0 = x0;
+  fp.y0 = y0;
   const int xs[4] = {x0, x0 + 1, x0, x0 + 1};
   const int ys[4] = {y0, y0, y0 + 1, y0 + 1};
   const T wx[4] = {T(1) - fp.fx, fp.fx, T(1) - fp.fx, fp.fx};
@@ -226,51 +229,140 @@ S3D_FN void feature_grad(const Params<T>& p, const T* grad_row, int scale, int k
   }
 }
 
-// ---------------------------------------------------------------------------
-// Forward: one point, all scales, all channels. i indexes the B*N points.
+// Start of the output slot of plane k at a scale (channel 0).
 template <typename T>
-S3D_FN void forward_point(const Params<T>& p, const T* points, T* out, int64_t i) {
-  const int64_t b = i / p.n_points;
-  const T* xyz = points + i * 3;
-  T* row = out + i * p.out_channels;
-  for (int s = 0; s < p.n_scales; ++s) {
-    Footprint<T> fp[3];
-    const T* base[3];
+S3D_FN T* out_slot(const Params<T>& p, T* row, int scale, int k) {
+  return row + out_index(p, scale, k, 0);
+}
+
+template <typename T>
+S3D_FN const T* grad_slot(const Params<T>& p, const T* row, int scale, int k) {
+  return row + out_index(p, scale, k, 0);
+}
+
+// The three footprints of a point at one scale.
+template <typename T>
+S3D_FN void point_footprints(const Params<T>& p, int scale, const T* xyz, Footprint<T>* fp) {
 #pragma unroll
-    for (int k = 0; k < 3; ++k) {
-      fp[k] = footprint_of(p, s, k, xyz);
-      base[k] = plane_base(p, s, b, k);
-    }
-    const bool accumulate = p.scale_reduce == ScaleReduce::Sum && s > 0;
-    for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
-      const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
-      T f[3][kChunk];
+  for (int k = 0; k < 3; ++k) fp[k] = footprint_of(p, scale, k, xyz);
+}
+
+// Touch the texel rows a footprint will read (CPU only; see prefetch()).
+template <typename T>
+S3D_FN void prefetch_footprint(const T* plane, const Footprint<T>& fp, int c_begin, int c_end) {
+  constexpr int kLine = 64 / sizeof(T);
 #pragma unroll
-      for (int k = 0; k < 3; ++k) sample_chunk(base[k], fp[k], c0, n, f[k]);
-      if (p.plane_reduce == PlaneReduce::Concat) {
-        for (int k = 0; k < 3; ++k) {
-          T* dst = row + out_index(p, s, k, c0);
-          for (int c = 0; c < n; ++c) dst[c] = accumulate ? dst[c] + f[k][c] : f[k][c];
-        }
-        continue;
-      }
-      T* dst = row + out_index(p, s, 0, c0);
-      for (int c = 0; c < n; ++c) {
-        T r;
-        if (p.plane_reduce == PlaneReduce::Product)
-          r = f[0][c] * f[1][c] * f[2][c];
-        else if (p.plane_reduce == PlaneReduce::Mean)
-          r = (f[0][c] + f[1][c] + f[2][c]) * (T(1) / T(3));
-        else
-          r = f[0][c] + f[1][c] + f[2][c];
-        dst[c] = accumulate ? dst[c] + r : r;
-      }
-    }
+  for (int j = 0; j < 4; ++j) {
+    if (fp.weight[j] == T(0)) continue;
+    for (int c = c_begin; c < c_end; c += kLine) prefetch(plane + fp.offset[j] + c);
+  }
+}
+
+enum class Store : int { Assign, Add };
+
+// dst[c] (=|+=) factor * bilinear sample of channel c, for all channels: the
+// streaming path of sum, mean and concat (no per-channel temporaries).
+template <typename T>
+S3D_FN void blend_into(const T* __restrict__ plane, const Footprint<T>& fp, int channels, T factor,
+                       Store store, T* __restrict__ dst) {
+  const T* __restrict__ t0 = plane + fp.offset[0];
+  const T* __restrict__ t1 = plane + fp.offset[1];
+  const T* __restrict__ t2 = plane + fp.offset[2];
+  const T* __restrict__ t3 = plane + fp.offset[3];
+  const T w0 = fp.weight[0] * factor, w1 = fp.weight[1] * factor;
+  const T w2 = fp.weight[2] * factor, w3 = fp.weight[3] * factor;
+  if (store == Store::Assign) {
+    for (int c = 0; c < channels; ++c) dst[c] = w0 * t0[c] + w1 * t1[c] + w2 * t2[c] + w3 * t3[c];
+  } else {
+    for (int c = 0; c < channels; ++c) dst[c] += w0 * t0[c] + w1 * t1[c] + w2 * t2[c] + w3 * t3[c];
   }
 }
 
 // ---------------------------------------------------------------------------
-// Backward to the points: one point, writes only its own 3 gradient entries.
+// Forward of one point at one scale, footprints given. i indexes the B*N points.
+template <typename T>
+S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t i, const Footprint<T>* fp,
+                          T* row) {
+  const int64_t b = i / p.n_points;
+  const bool accumulate = p.scale_reduce == ScaleReduce::Sum && scale > 0;
+  if (p.plane_reduce != PlaneReduce::Product) {
+    const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
+    const bool concat = p.plane_reduce == PlaneReduce::Concat;
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+      const Store store = (accumulate || (!concat && k > 0)) ? Store::Add : Store::Assign;
+      blend_into(plane_base(p, scale, b, k), fp[k], p.channels, factor, store,
+                 out_slot(p, row, scale, k));
+    }
+    return;
+  }
+  // Product: the three samples of a channel meet, so go chunk by chunk.
+  T* dst = out_slot(p, row, scale, 0);
+  for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
+    const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
+    T f[3][kChunk];
+#pragma unroll
+    for (int k = 0; k < 3; ++k) sample_chunk(plane_base(p, scale, b, k), fp[k], c0, n, f[k]);
+    for (int c = 0; c < n; ++c) {
+      const T r = f[0][c] * f[1][c] * f[2][c];
+      dst[c0 + c] = accumulate ? dst[c0 + c] + r : r;
+    }
+  }
+}
+
+template <typename T>
+S3D_FN void forward_point(const Params<T>& p, const T* points, T* out, int64_t i) {
+  const T* xyz = points + i * 3;
+  T* row = out + i * p.out_channels;
+  for (int s = 0; s < p.n_scales; ++s) {
+    Footprint<T> fp[3];
+    point_footprints(p, s, xyz, fp);
+    forward_scale(p, s, i, fp, row);
+  }
+}
+
+// Start loading every texel row point i will read (CPU launchers call this a
+// few points ahead: uniform points make the gathers latency-bound).
+template <typename T>
+S3D_FN void prefetch_point(const Params<T>& p, const T* points, int64_t i) {
+  const int64_t b = i / p.n_points;
+  const T* xyz = points + i * 3;
+  for (int s = 0; s < p.n_scales; ++s) {
+    Footprint<T> fp[3];
+    point_footprints(p, s, xyz, fp);
+    for (int k = 0; k < 3; ++k) prefetch_footprint(plane_base(p, s, b, k), fp[k], 0, p.channels);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Backward to the points.
+//
+// With texels t_j of the four corners (zero for padding), the derivatives of a
+// sample along the pixel axes are linear in t_j:
+//   df/dx = (1-fy)(t1 - t0) + fy (t3 - t2),   df/dy = (1-fx)(t2 - t0) + fx (t3 - t1),
+// so the gradient of a plane's position is two dot products of the upstream
+// gradient with fixed combinations of the corner rows.
+template <typename T>
+S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
+                          const T* __restrict__ g, T factor, int channels, T* gx_out, T* gy_out) {
+  const T* __restrict__ t0 = plane + fp.offset[0];
+  const T* __restrict__ t1 = plane + fp.offset[1];
+  const T* __restrict__ t2 = plane + fp.offset[2];
+  const T* __restrict__ t3 = plane + fp.offset[3];
+  const T ox = T(1) - fp.fx, oy = T(1) - fp.fy;
+  const T a0 = -oy * fp.inside[0], a1 = oy * fp.inside[1], a2 = -fp.fy * fp.inside[2],
+          a3 = fp.fy * fp.inside[3];
+  const T b0 = -ox * fp.inside[0], b1 = -fp.fx * fp.inside[1], b2 = ox * fp.inside[2],
+          b3 = fp.fx * fp.inside[3];
+  T gx = T(0), gy = T(0);
+  for (int c = 0; c < channels; ++c) {
+    gx += g[c] * (a0 * t0[c] + a1 * t1[c] + a2 * t2[c] + a3 * t3[c]);
+    gy += g[c] * (b0 * t0[c] + b1 * t1[c] + b2 * t2[c] + b3 * t3[c]);
+  }
+  *gx_out = gx * factor;
+  *gy_out = gy * factor;
+}
+
 template <typename T>
 S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* grad_out,
                                   T* grad_points, int64_t i) {
@@ -280,24 +372,27 @@ S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* 
   T grad_xyz[3] = {T(0), T(0), T(0)};
   for (int s = 0; s < p.n_scales; ++s) {
     Footprint<T> fp[3];
-    const T* base[3];
+    point_footprints(p, s, xyz, fp);
     T grad_pixel[3][2];
-#pragma unroll
-    for (int k = 0; k < 3; ++k) {
-      fp[k] = footprint_of(p, s, k, xyz);
-      base[k] = plane_base(p, s, b, k);
-      grad_pixel[k][0] = grad_pixel[k][1] = T(0);
-    }
-    for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
-      const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
-      T f[3][kChunk], dfx[3][kChunk], dfy[3][kChunk];
-      for (int k = 0; k < 3; ++k) sample_chunk_with_grad(base[k], fp[k], c0, n, f[k], dfx[k], dfy[k]);
-      for (int k = 0; k < 3; ++k) {
-        T g[kChunk];
-        feature_grad(p, grad_row, s, k, c0, n, f, g);
-        for (int c = 0; c < n; ++c) {
-          grad_pixel[k][0] += g[c] * dfx[k][c];
-          grad_pixel[k][1] += g[c] * dfy[k][c];
+    if (p.plane_reduce != PlaneReduce::Product) {
+      const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
+      for (int k = 0; k < 3; ++k)
+        position_grad(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k), factor,
+                      p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
+    } else {
+      for (int k = 0; k < 3; ++k) grad_pixel[k][0] = grad_pixel[k][1] = T(0);
+      for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
+        const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
+        T f[3][kChunk], dfx[3][kChunk], dfy[3][kChunk];
+        for (int k = 0; k < 3; ++k)
+          sample_chunk_with_grad(plane_base(p, s, b, k), fp[k], c0, n, f[k], dfx[k], dfy[k]);
+        for (int k = 0; k < 3; ++k) {
+          T g[kChunk];
+          feature_grad(p, grad_row, s, k, c0, n, f, g);
+          for (int c = 0; c < n; ++c) {
+            grad_pixel[k][0] += g[c] * dfx[k][c];
+            grad_pixel[k][1] += g[c] * dfy[k][c];
+          }
         }
       }
     }
@@ -327,25 +422,31 @@ S3D_FN void backward_plane_point(const Params<T>& p, const T* points, const T* g
   const T* grad_row = grad_out + i * p.out_channels;
   const int64_t texels = static_cast<int64_t>(p.height[scale]) * p.width[scale];
   T* grad_plane = grad_plane_scale + (b * 3 + k) * texels * p.channels;
-  const bool product = p.plane_reduce == PlaneReduce::Product;
+
+  if (p.plane_reduce != PlaneReduce::Product) {
+    const Footprint<T> fp = footprint_of(p, scale, k, xyz);
+    const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
+    const T* g = grad_slot(p, grad_row, scale, k);
+#pragma unroll
+    for (int corner = 0; corner < 4; ++corner) {
+      const T w = fp.weight[corner] * factor;
+      if (w == T(0)) continue;
+      T* dst = grad_plane + fp.offset[corner];
+      for (int c = c_begin; c < c_end; ++c) Add::add(dst + c, w * g[c]);
+    }
+    return;
+  }
 
   Footprint<T> fp[3];
-  const T* base[3];
-  for (int j = 0; j < 3; ++j) {
-    if (j != k && !product) continue;
-    fp[j] = footprint_of(p, scale, j, xyz);
-    base[j] = plane_base(p, scale, b, j);
-  }
+  point_footprints(p, scale, xyz, fp);
   if (fp[k].weight[0] == T(0) && fp[k].weight[1] == T(0) && fp[k].weight[2] == T(0) &&
       fp[k].weight[3] == T(0))
     return;
   for (int c0 = c_begin; c0 < c_end; c0 += kChunk) {
     const int n = c_end - c0 < kChunk ? c_end - c0 : kChunk;
     T f[3][kChunk];
-    if (product) {
-      for (int j = 0; j < 3; ++j)
-        if (j != k) sample_chunk(base[j], fp[j], c0, n, f[j]);
-    }
+    for (int j = 0; j < 3; ++j)
+      if (j != k) sample_chunk(plane_base(p, scale, b, j), fp[j], c0, n, f[j]);
     T g[kChunk];
     feature_grad(p, grad_row, scale, k, c0, n, f, g);
 #pragma unroll

@@ -1,0 +1,59 @@
+"""Tri-plane sampling: fused op vs the grid_sample reference vs EG3D's layout.
+
+    pytest benchmarks/bench_triplane.py --benchmark-only
+
+B = 1, N = 2^17 uniform points, C = 32, 2 threads; (a) one 256^2 scale,
+(b) three scales 64/128/256 concatenated. Forward and forward+backward
+(gradients to planes and points). Peak memory of one forward pass above the
+state before it is measured in a fresh process (see s3d_fast.bench.memory).
+"""
+import pytest
+import torch
+
+from s3d_fast.bench import memory
+from s3d_fast.bench.triplane import CASES, IMPLS, make_inputs, runner
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_triplane_forward(benchmark, record, case, impl):
+    planes, points = make_inputs(case)
+    forward = runner(impl, planes, points)
+    benchmark.group = f"triplane forward {case}"
+    with torch.no_grad():
+        benchmark.pedantic(forward, rounds=5, iterations=1, warmup_rounds=1)
+    rate = points.shape[1] / benchmark.stats.stats.median / 1e6
+    extra = {}
+    if memory.supported():
+        m = memory.measure_in_subprocess("s3d_fast.bench.triplane", case, impl)
+        extra["peak_extra_MB"] = round((m["peak_bytes"] - m["output_bytes"]) / 2**20, 1)
+        benchmark.extra_info.update(m)
+    benchmark.extra_info["Mpoints_per_s"] = rate
+    record(f"triplane forward {case}", impl, rate, "Mpts/s", **extra)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_triplane_forward_backward(benchmark, record, case, impl):
+    planes, points = make_inputs(case)
+    if impl == "eg3d":
+        # The peer differentiates through its own (B, 3, C, H, W) planes.
+        leaves = [p.permute(0, 1, 4, 2, 3).contiguous().requires_grad_() for p in planes]
+        views = [p.permute(0, 1, 3, 4, 2) for p in leaves]
+        forward = runner("reference", views, points.requires_grad_())
+        from s3d_fast.bench.triplane import eg3d_sample_from_planes
+
+        forward = lambda: eg3d_sample_from_planes(leaves, points)  # noqa: E731
+    else:
+        leaves = [p.requires_grad_() for p in planes]
+        forward = runner(impl, leaves, points.requires_grad_())
+    grad_out = torch.randn_like(forward())
+
+    def step():
+        return torch.autograd.grad(forward(), [points, *leaves], grad_out)
+
+    benchmark.group = f"triplane forward+backward {case}"
+    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    rate = points.shape[1] / benchmark.stats.stats.median / 1e6
+    benchmark.extra_info["Mpoints_per_s"] = rate
+    record(f"triplane forward+backward {case}", impl, rate, "Mpts/s")

@@ -1,0 +1,1 @@
+"""Benchmark workloads and measurement helpers shared by ``benchmarks/`` and tests."""
