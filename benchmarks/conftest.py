@@ -19,10 +19,18 @@ def _two_threads():
 
 @pytest.fixture
 def record():
-    def _record(group: str, impl: str, value: float, unit: str, **extra):
+    def _record(group: str, impl: str, value, unit: str, **extra):
+        if value is None:
+            return
         _RESULTS[group][impl] = (value, unit, extra)
 
     return _record
+
+
+def median_seconds(benchmark):
+    """Median of the timed rounds, or None when benchmarks are disabled (CI smoke run)."""
+    stats = getattr(benchmark, "stats", None)
+    return stats.stats.median if stats is not None else None
 
 
 def pytest_terminal_summary(terminalreporter):
