@@ -170,6 +170,7 @@ void gather_texel_row(const Params<T>& p, const T* grad_out, const PlaneTask& ta
   const int64_t grad_offset = out_index(p, task.scale, task.k, 0);
   for (int x = 0; x < width; ++x) {
     T* __restrict__ dst = grad_plane + (static_cast<int64_t>(y) * width + x) * p.channels;
+    for (int c = 0; c < p.channels; ++c) dst[c] = T(0);
     for (int dy = 0; dy < 2; ++dy) {
       for (int dx = 0; dx < 2; ++dx) {
         // This texel is corner (dx, dy) of cell (x - dx, y - dy).
@@ -228,6 +229,10 @@ void plane_grads_by_scatter(const Params<T>& p, const T* points, const T* grad_o
   for (int64_t t = 0; t < n_blocks; ++t) {
     const Block block = blocks[t];
     const PlaneTask task = block.task;
+    const int64_t texels = static_cast<int64_t>(p.height[task.scale]) * p.width[task.scale];
+    T* plane = grad_planes[task.scale] + (task.b * 3 + task.k) * texels * p.channels;
+    for (int64_t texel = 0; texel < texels; ++texel)
+      for (int c = block.c_begin; c < block.c_end; ++c) plane[texel * p.channels + c] = T(0);
     const int64_t first = task.b * p.n_points, last = first + p.n_points;
     for (int64_t i = first; i < last; ++i)
       backward_plane_point<T, ExclusiveAdd>(p, points, grad_out, grad_planes[task.scale],
@@ -241,7 +246,6 @@ template <typename T>
 void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_points,
               T* const* grad_planes, int n_threads) {
   const int64_t total = p.batch * p.n_points;
-  if (total == 0) return;
   if (grad_points != nullptr)
     for_each_point(p, points, n_threads, [&](int64_t i) {
       backward_point_coords(p, points, grad_out, grad_points, i);

@@ -66,12 +66,16 @@ struct TriplaneGrads {
   std::vector<at::Tensor> planes;
 };
 
+// zero_planes=false leaves the plane gradients uninitialised, for launchers
+// that write every element themselves.
 inline TriplaneGrads allocate_triplane_grads(at::TensorList planes, const at::Tensor& points,
-                                             bool points_grad, bool planes_grad) {
+                                             bool points_grad, bool planes_grad,
+                                             bool zero_planes = true) {
   TriplaneGrads grads;
   grads.points = points_grad ? at::empty_like(points) : at::Tensor();
   for (const auto& plane : planes)
-    grads.planes.push_back(planes_grad ? at::zeros_like(plane) : at::Tensor());
+    grads.planes.push_back(!planes_grad ? at::Tensor()
+                                        : zero_planes ? at::zeros_like(plane) : at::empty_like(plane));
   return grads;
 }
 

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <vector>
 
+#include "cpu_memory.h"
 #include "s3d/triplane_launchers.h"
 #include "triplane_args.h"
 
@@ -21,6 +22,7 @@ at::Tensor triplane_forward_cpu(at::TensorList planes, const at::Tensor& points,
     auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
                                    padding, axes);
     out = at::empty({points.size(0), points.size(1), p.out_channels}, points.options());
+    advise_huge_pages(out);
     tp::cpu::forward<scalar_t>(p, points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                                at::get_num_threads());
   });
@@ -34,7 +36,12 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
   check_triplane_inputs(planes, points);
   TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
               "triplane: grad_out must be contiguous and match the points' dtype");
-  auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad);
+  // The CPU launcher zeroes the plane gradients itself, in parallel and
+  // texel by texel as it fills them, after the huge-page hint.
+  auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad,
+                                       /*zero_planes=*/gpu_decomposition);
+  advise_huge_pages(grads.points);
+  for (const auto& g : grads.planes) advise_huge_pages(g);
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cpu", [&] {
     auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
                                    padding, axes);

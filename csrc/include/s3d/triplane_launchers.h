@@ -12,15 +12,17 @@ namespace cpu {
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, int n_threads);
 
-// grad_points: (B*N, 3) or nullptr; grad_planes[s]: zero-filled (B, 3, H, W, C)
-// or nullptr for a scale that needs no gradient. Deterministic for a given
+// grad_points: (B*N, 3) or nullptr; grad_planes[s]: (B, 3, H, W, C), any
+// contents (the launcher overwrites every element), or nullptr for a scale
+// that needs no gradient. Deterministic for a given
 // thread count (every output element has exactly one writer).
 template <typename T>
 void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_points,
               T* const* grad_planes, int n_threads);
 
 // The CUDA launcher's decomposition (per-point position gradients, then one
-// scatter per point and plane over all channels), run serially. It exists so
+// scatter per point and plane over all channels), run serially; grad_planes
+// must be zero-filled. It exists so
 // that CPU tests exercise exactly the bodies the GPU runs.
 template <typename T>
 void backward_gpu_decomposition(const Params<T>& p, const T* points, const T* grad_out,
@@ -28,7 +30,8 @@ void backward_gpu_decomposition(const Params<T>& p, const T* points, const T* gr
 }  // namespace cpu
 
 namespace cuda {
-// `stream` is a cudaStream_t. Same contracts as the CPU launchers.
+// `stream` is a cudaStream_t. Same contracts as the CPU launchers, except
+// that grad_planes must be zero-filled (the GPU scatters with atomics).
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, void* stream);
 
