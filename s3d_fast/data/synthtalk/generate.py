@@ -82,22 +82,40 @@ def _gaze_track(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def make_clip(ident: Identity, clip_seed, config: SynthConfig, on_frame: Optional[Callable[[int], None]] = None) -> dict:
-    """Everything about one clip in memory: audio, frames, masks and ground truth."""
+def clip_timeline(ident: Identity, clip_seed, config: SynthConfig) -> dict:
+    """The audio side of a clip and every per-frame driver, without rendering.
+
+    Separate from rendering so that audio/viseme statistics (the learnability check) are
+    cheap to compute for many clips.
+    """
     rng = np.random.default_rng(clip_seed)
     seconds = config.seconds
     segments = phonemes.sample_utterance(rng, seconds, ident.voice.rate)
     wave = speech.synthesize(segments, seconds, ident.voice, rng)
     n = audio_mod.num_video_frames(wave.shape[0])
     times = np.arange(n) / FPS
-    vis = visemes.viseme_track(segments, times)
-    blink = visemes.blink_track(rng, times)
-    motion = visemes.head_motion(rng, times)
-    gaze = _gaze_track(rng, n)
     offsets = np.zeros((config.views, 3), np.float32)
     if config.views:
         offsets[:, 0] = rng.choice([-1, 1], config.views) * rng.uniform(15, 40, config.views)
         offsets[:, 1] = rng.uniform(-15, 15, config.views)
+    return {
+        "segments": segments,
+        "audio": wave,
+        "n_frames": n,
+        "times": times,
+        "visemes": visemes.viseme_track(segments, times),
+        "blink": visemes.blink_track(rng, times),
+        "motion": visemes.head_motion(rng, times),
+        "gaze": _gaze_track(rng, n),
+        "view_offsets": offsets,
+    }
+
+
+def make_clip(ident: Identity, clip_seed, config: SynthConfig, on_frame: Optional[Callable[[int], None]] = None) -> dict:
+    """Everything about one clip in memory: audio, frames, masks and ground truth."""
+    tl = clip_timeline(ident, clip_seed, config)
+    segments, wave, n, times = tl["segments"], tl["audio"], tl["n_frames"], tl["times"]
+    vis, blink, motion, gaze, offsets = tl["visemes"], tl["blink"], tl["motion"], tl["gaze"], tl["view_offsets"]
 
     K = camera.intrinsics(config.size)
     cam_world = camera.front_camera()

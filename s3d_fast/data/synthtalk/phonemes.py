@@ -3,7 +3,8 @@
 Each phoneme carries what both sides need: acoustics (formants, voicing, frication band)
 for :mod:`speech` and a viseme target with a per-parameter dominance for :mod:`visemes`.
 Viseme parameters are jaw opening, lip width, lip rounding, all in [0, 1].
-Formants are adult-male averages (Peterson & Barney); identities scale them.
+Formants are adult-male averages (Peterson & Barney); identities scale them. Open vowels
+are louder than close ones (intrinsic vowel intensity), as in natural speech.
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ INVENTORY = {
     p.symbol: p
     for p in [
         Phoneme("a", "vowel", (730, 1090, 2440), 1.0, 0.0, (0, 0), (0.95, 0.55, 0.10), (1, 1, 1), (0.10, 0.20)),
-        Phoneme("e", "vowel", (530, 1840, 2480), 0.9, 0.0, (0, 0), (0.55, 0.75, 0.05), (1, 1, 1), (0.09, 0.18)),
-        Phoneme("i", "vowel", (270, 2290, 3010), 0.8, 0.0, (0, 0), (0.22, 0.95, 0.00), (1, 1.5, 1), (0.08, 0.16)),
-        Phoneme("o", "vowel", (570, 840, 2410), 0.95, 0.0, (0, 0), (0.62, 0.25, 0.80), (1, 1, 1.5), (0.10, 0.20)),
-        Phoneme("u", "vowel", (300, 870, 2240), 0.8, 0.0, (0, 0), (0.25, 0.10, 1.00), (1, 1.5, 2), (0.09, 0.17)),
+        Phoneme("e", "vowel", (530, 1840, 2480), 0.85, 0.0, (0, 0), (0.55, 0.75, 0.05), (1, 1, 1), (0.09, 0.18)),
+        Phoneme("i", "vowel", (270, 2290, 3010), 0.6, 0.0, (0, 0), (0.22, 0.95, 0.00), (1, 1.5, 1), (0.08, 0.16)),
+        Phoneme("o", "vowel", (570, 840, 2410), 0.9, 0.0, (0, 0), (0.62, 0.25, 0.80), (1, 1, 1.5), (0.10, 0.20)),
+        Phoneme("u", "vowel", (300, 870, 2240), 0.6, 0.0, (0, 0), (0.25, 0.10, 1.00), (1, 1.5, 2), (0.09, 0.17)),
         Phoneme("m", "bilabial", (250, 1100, 2300), 0.35, 0.0, (0, 0), (0.0, 0.45, 0.15), (6, 1, 0.5), (0.06, 0.10)),
         Phoneme("b", "bilabial", (250, 1000, 2300), 0.15, 0.0, (0, 0), (0.0, 0.45, 0.15), (6, 1, 0.5), (0.05, 0.08)),
         Phoneme("p", "bilabial", _NEUTRAL_F, 0.0, 0.0, (0, 0), (0.0, 0.45, 0.15), (6, 1, 0.5), (0.06, 0.09)),
