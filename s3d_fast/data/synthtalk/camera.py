@@ -4,6 +4,8 @@ inverse(head pose) @ physical camera. Free-view offsets rotate the camera about 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 DISTANCE = 4.0  # physical camera distance from the head centre (head radius ~0.7)
@@ -53,11 +55,18 @@ def free_view(c2w: np.ndarray, yaw: float, pitch: float, roll: float = 0.0) -> n
     return pose(yaw, pitch, roll) @ c2w
 
 
+@functools.lru_cache(maxsize=8)
+def _camera_dirs(fx: float, fy: float, cx: float, cy: float, height: int, width: int) -> np.ndarray:
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+    cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], -1).reshape(-1, 3)
+    cam /= np.linalg.norm(cam, axis=1, keepdims=True)
+    cam.setflags(write=False)
+    return cam
+
+
 def rays(c2w: np.ndarray, K: np.ndarray, height: int, width: int):
     """Origins and unit directions (H*W, 3), row-major, through pixel centres."""
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
-    cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1).reshape(-1, 3)
-    d = cam @ c2w[:3, :3].T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    cam = _camera_dirs(float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), int(height), int(width))
+    d = cam @ c2w[:3, :3].T  # a rotation keeps unit length
     o = np.broadcast_to(c2w[:3, 3], d.shape)
-    return np.ascontiguousarray(o), d
+    return o, d

@@ -33,9 +33,15 @@ class Ellipsoid:
 
 def _intersect(prim: Ellipsoid, o: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Nearest accepted hit distance per ray (inf where none)."""
-    rot = np.eye(3) if prim.rot is None else prim.rot
-    ol = ((o - prim.center) @ rot) / prim.radii
-    dl = (d @ rot) / prim.radii
+    dt = o.dtype
+    radii = prim.radii.astype(dt)
+    if prim.rot is None:  # axis-aligned: skip the rotation products
+        ol = (o - prim.center.astype(dt)) / radii
+        dl = d / radii
+    else:
+        rot = prim.rot.astype(dt)
+        ol = ((o - prim.center.astype(dt)) @ rot) / radii
+        dl = (d @ rot) / radii
     a = np.einsum("ij,ij->i", dl, dl)
     b = np.einsum("ij,ij->i", ol, dl)
     c = np.einsum("ij,ij->i", ol, ol) - 1.0
@@ -70,15 +76,39 @@ def _normals(prim: Ellipsoid, p: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
+def _bounding_cones(prims: List[Ellipsoid], eye: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(N, P) bool: which rays from the common ``eye`` can hit each primitive.
+
+    A primitive lies inside the sphere around its centre of radius max(radii); from a
+    pinhole that sphere is a cone, so one (N, 3) x (3, P) product culls most ray /
+    primitive pairs (the teeth cover a few hundred pixels, not the whole image).
+    """
+    centres = np.stack([p.center for p in prims]) - eye
+    dist = np.linalg.norm(centres, axis=1)
+    radius = np.array([np.max(p.radii) for p in prims]) * 1.001
+    inside = dist <= radius
+    cos_half = np.sqrt(np.clip(1.0 - (radius / np.maximum(dist, 1e-12)) ** 2, 0.0, 1.0))
+    cos_half[inside] = -2.0  # the eye is inside the bound: every ray may hit
+    return (d @ (centres / np.maximum(dist, 1e-12)[:, None]).T) >= cos_half[None, :]
+
+
 def cast(prims: List[Ellipsoid], o: np.ndarray, d: np.ndarray):
     """(t, primitive index) per ray; index -1 where nothing is hit."""
     t = np.full(o.shape[0], np.inf)
     which = np.full(o.shape[0], -1, np.int64)
+    pinhole = o.shape[0] > 0 and np.array_equal(o.min(0), o.max(0))
+    cones = _bounding_cones(prims, o[0], d) if pinhole else None
     for i, prim in enumerate(prims):
-        ti = _intersect(prim, o, d)
-        closer = ti < t
-        t[closer] = ti[closer]
-        which[closer] = i
+        if cones is None:
+            idx = np.arange(o.shape[0])
+        else:
+            idx = np.flatnonzero(cones[:, i])
+            if idx.size == 0:
+                continue
+        ti = _intersect(prim, o[idx], d[idx])
+        closer = ti < t[idx]
+        t[idx[closer]] = ti[closer]
+        which[idx[closer]] = i
     return t, which
 
 
@@ -102,8 +132,10 @@ def render(
     live = np.flatnonzero(np.isfinite(_intersect(box, origins, dirs)))
     if live.size == 0:
         return color, labels
-    o, d = origins[live], dirs[live]
+    # float32 halves the memory traffic of the per-primitive passes; shading stays float64.
+    o, d = origins[live].astype(np.float32), dirs[live].astype(np.float32)
     t, which = cast(prims, o, d)
+    o, d, t = o.astype(np.float64), d.astype(np.float64), t.astype(np.float64)
     light = np.asarray(light_dir, np.float64)
     light = light / np.linalg.norm(light)
     for i, prim in enumerate(prims):
