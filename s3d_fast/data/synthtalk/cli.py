@@ -15,6 +15,9 @@ def add_arguments(parser) -> None:
         help="identities kept out of training (default: a fifth, at least 1 when there are 2 or more)",
     )
     parser.add_argument("--crf", type=int, default=16, help="H.264 quality, lower is better (default 16)")
+    parser.add_argument(
+        "--supersample", type=int, default=1, help="rays per pixel along each axis, 1-4: anti-aliasing at s^2 the cost (default 1)"
+    )
     parser.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet of identities and mouth shapes")
     parser.add_argument("--overwrite", action="store_true", help="regenerate clips that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -32,7 +35,7 @@ def run(args) -> int:
         heldout = max(1, round(args.identities / 5)) if args.identities >= 2 else 0
     config = SynthConfig(
         identities=args.identities, clips=args.clips, seconds=args.seconds, size=args.size,
-        views=args.views, seed=args.seed, heldout=heldout, crf=args.crf,
+        views=args.views, seed=args.seed, heldout=heldout, crf=args.crf, supersample=args.supersample,
     )
     start = time.perf_counter()
     manifest = generate_dataset(args.out, config, overwrite=args.overwrite, progress=not args.quiet)
@@ -42,6 +45,6 @@ def run(args) -> int:
           f"({n_images} images at {config.size}^2) to {args.out} in {elapsed:.1f} s")
     if args.contact_sheet:
         idents = [sample_identity(identity_seed(config, i)) for i in range(min(config.identities, 8))]
-        write_contact_sheet(args.contact_sheet, idents)
+        write_contact_sheet(args.contact_sheet, idents, supersample=2)
         print(f"contact sheet: {args.contact_sheet}")
     return 0

@@ -35,6 +35,7 @@ class SynthConfig:
     seed: int = 0
     heldout: int = 1
     crf: int = 16
+    supersample: int = 1
 
     def validate(self) -> None:
         if self.identities < 1 or self.clips < 1:
@@ -45,6 +46,8 @@ class SynthConfig:
             raise DataError(f"--size must be an even number >= 32, got {self.size}")
         if self.seconds < 1.0 / FPS:
             raise DataError(f"--seconds must cover at least one frame (>= {1.0 / FPS} s)")
+        if not 1 <= self.supersample <= 4:
+            raise DataError("--supersample must be 1, 2, 3 or 4")
         if self.views < 0:
             raise DataError("--views must be >= 0")
 
@@ -63,12 +66,23 @@ def light_direction(ident: Identity) -> np.ndarray:
     return np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
 
 
-def render_view(ident: Identity, state: head.FrameState, c2w: np.ndarray, K: np.ndarray, size: int, light_head: np.ndarray):
-    """One image (size, size, 3) uint8 and its label mask (size, size) uint8."""
-    o, d = camera.rays(c2w, K, size, size)
+def render_view(
+    ident: Identity, state: head.FrameState, c2w: np.ndarray, K: np.ndarray, size: int, light_head: np.ndarray,
+    supersample: int = 1,
+):
+    """One image (size, size, 3) uint8 and its label mask (size, size) uint8.
+
+    ``supersample`` s renders s x s rays per pixel and averages them (anti-aliased edges);
+    the label is the one of the ray nearest the pixel centre, so masks stay hard.
+    """
+    s = int(supersample)
+    Ks = K.astype(np.float64).copy()
+    Ks[:2] *= s  # the same camera at s times the resolution
+    o, d = camera.rays(c2w, Ks, size * s, size * s)
     color, labels = raycast.render(head.build_head(ident, state), o, d, light_head, ident.background)
-    rgb = np.round(color.reshape(size, size, 3) * 255.0).astype(np.uint8)
-    return rgb, labels.reshape(size, size)
+    color = color.reshape(size, s, size, s, 3).mean((1, 3))
+    labels = labels.reshape(size, s, size, s)[:, s // 2, :, s // 2]
+    return np.round(color * 255.0).astype(np.uint8), labels
 
 
 def _gaze_track(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -134,10 +148,12 @@ def make_clip(ident: Identity, clip_seed, config: SynthConfig, on_frame: Optiona
         # The light stays put in the world while the head turns under it.
         light_head = head_pose[i][:3, :3].T @ light_world
         state = head.FrameState(jaw=vis[i, 0], width=vis[i, 1], rounding=vis[i, 2], blink=blink[i], gaze=tuple(gaze[i]))
-        frames[i], masks[i] = render_view(ident, state, c2w[i], K, size, light_head)
+        frames[i], masks[i] = render_view(ident, state, c2w[i], K, size, light_head, config.supersample)
         for v in range(V):
             view_c2w[v, i] = camera.free_view(c2w[i], *offsets[v])
-            view_frames[v, i], view_masks[v, i] = render_view(ident, state, view_c2w[v, i], K, size, light_head)
+            view_frames[v, i], view_masks[v, i] = render_view(
+                ident, state, view_c2w[v, i], K, size, light_head, config.supersample
+            )
         if on_frame is not None:
             on_frame(1 + V)
     seg_ids = np.array([phonemes.SYMBOLS.index(s.symbol) for s in segments], np.int16)

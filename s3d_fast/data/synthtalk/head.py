@@ -135,14 +135,14 @@ def build_head(ident: Identity, state: FrameState) -> list:
         return ~(mouth_lens(p) | eye_lens(p))
 
     prims = [
-        Ellipsoid(cranium_c, cranium_r, skin_material, FACE, keep=not_mouth_or_eyes),
+        Ellipsoid(cranium_c, cranium_r, skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
         Ellipsoid(np.array([0.0, -0.18, 0.10 * sz]), np.array([0.50 * sx * ident.jaw_width, 0.52 * sy, 0.55 * sz]),
-                  skin_material, FACE, keep=not_mouth_or_eyes),
+                  skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
         Ellipsoid(np.array([0.0, -0.42 - chin_drop, 0.22 * sz]), np.array([0.30 * ident.jaw_width, 0.22, 0.38 * sz]),
-                  skin_material, FACE, keep=not_mouth_or_eyes),
+                  skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
         Ellipsoid(np.array([0.0, -0.08, 0.66 * sz]), np.array([0.075, 0.15, 0.11]) * ident.nose_size,
                   skin_material, FACE, rot=rotation(0, -18, 0)),
-        Ellipsoid(np.array([0.0, -0.80, -0.08]), np.array([0.27, 0.42, 0.27]) * sx, skin_material, FACE),
+        Ellipsoid(np.array([0.0, -0.80, -0.08]), np.array([0.27, 0.42, 0.27]) * sx, skin_material, FACE, blend=True),
         # Lips: a ring around the opening, pushed forward by rounding.
         Ellipsoid(np.array([0.0, my, 0.585 * sz + protrude]), np.array([half_w * 1.18 + 0.02, 0.045 + half_h, 0.085]),
                   lips_material, LIPS, keep=lambda p: ~mouth_lens(p), specular=0.15, shininess=30),

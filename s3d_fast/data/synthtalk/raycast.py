@@ -29,6 +29,7 @@ class Ellipsoid:
     back_only: bool = False
     specular: float = 0.08
     shininess: float = 20.0
+    blend: bool = False  # shade with normals blended across the other `blend` primitives
 
 
 def _intersect(prim: Ellipsoid, o: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -69,11 +70,34 @@ def _intersect(prim: Ellipsoid, o: np.ndarray, d: np.ndarray) -> np.ndarray:
     return t
 
 
-def _normals(prim: Ellipsoid, p: np.ndarray) -> np.ndarray:
+def _implicit(prim: Ellipsoid, p: np.ndarray):
+    """f = |local|^2 - 1 (0 on the surface) and its unit gradient, at points (M, 3)."""
     rot = np.eye(3) if prim.rot is None else prim.rot
     local = ((p - prim.center) @ rot) / prim.radii
     n = (local / prim.radii) @ rot.T  # gradient of |local|^2, back in head coordinates
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    f = np.einsum("ij,ij->i", local, local) - 1.0
+    return f, n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+_BLEND_WIDTH = 0.12
+
+
+def _normals(prims: List[Ellipsoid], i: int, p: np.ndarray) -> np.ndarray:
+    """Surface normal of primitive i; for `blend` primitives, a smooth blend with the others.
+
+    Where two skin ellipsoids meet (cranium and jaw, say) their normals jump, which reads
+    as a crease. Weighting each blend primitive's normal by how close the point is to its
+    surface, exp(-(f / w)^2), rounds that crease off in shading without moving geometry.
+    """
+    _, n = _implicit(prims[i], p)
+    if not prims[i].blend:
+        return n
+    total = n.copy()
+    for j, other in enumerate(prims):
+        if j != i and other.blend:
+            f, nj = _implicit(other, p)
+            total += np.exp(-((f / _BLEND_WIDTH) ** 2))[:, None] * nj
+    return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
 
 
 def _bounding_cones(prims: List[Ellipsoid], eye: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -143,7 +167,7 @@ def render(
         if sel.size == 0:
             continue
         p = o[sel] + t[sel, None] * d[sel]
-        n = _normals(prim, p)
+        n = _normals(prims, i, p)
         # Seen from inside (cavity, cut shells): the visible side faces the viewer.
         flip = np.einsum("ij,ij->i", n, d[sel]) > 0
         n[flip] *= -1

@@ -22,7 +22,7 @@ COLUMNS = [
 ]
 
 
-def contact_sheet(identities: Sequence[Identity], size: int = 128) -> np.ndarray:
+def contact_sheet(identities: Sequence[Identity], size: int = 128, supersample: int = 2) -> np.ndarray:
     K = camera.intrinsics(size)
     rows = []
     for ident in identities:
@@ -31,16 +31,16 @@ def contact_sheet(identities: Sequence[Identity], size: int = 128) -> np.ndarray
         for _, jaw, width, rounding, blink, yaw, pitch in COLUMNS:
             state = head.FrameState(jaw=jaw, width=width, rounding=rounding, blink=blink)
             c2w = camera.free_view(camera.front_camera(), yaw, pitch)
-            rgb, _ = render_view(ident, state, c2w, K, size, light)
+            rgb, _ = render_view(ident, state, c2w, K, size, light, supersample)
             tiles.append(rgb)
         rows.append(np.concatenate(tiles, 1))
     return np.concatenate(rows, 0)
 
 
-def write_contact_sheet(path: str, identities: Sequence[Identity], size: int = 128) -> str:
+def write_contact_sheet(path: str, identities: Sequence[Identity], size: int = 128, supersample: int = 2) -> str:
     from PIL import Image
 
-    image = Image.fromarray(contact_sheet(identities, size))
+    image = Image.fromarray(contact_sheet(identities, size, supersample))
     tmp = f"{path}.tmp-{os.getpid()}.png"
     try:
         image.save(tmp, format="PNG")
