@@ -18,14 +18,19 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--supersample", type=int, default=1, help="rays per pixel along each axis, 1-4: anti-aliasing at s^2 the cost (default 1)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="rendering processes (default: one per CPU core)"
+    )
     parser.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet of identities and mouth shapes")
     parser.add_argument("--overwrite", action="store_true", help="regenerate clips that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
+    import os
     import time
 
+    from ..errors import DataError
     from .generate import SynthConfig, generate_dataset, identity_seed
     from .identity import sample_identity
     from .sheet import write_contact_sheet
@@ -38,7 +43,10 @@ def run(args) -> int:
         views=args.views, seed=args.seed, heldout=heldout, crf=args.crf, supersample=args.supersample,
     )
     start = time.perf_counter()
-    manifest = generate_dataset(args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise DataError("--workers must be at least 1")
+    manifest = generate_dataset(args.out, config, overwrite=args.overwrite, progress=not args.quiet, workers=workers)
     elapsed = time.perf_counter() - start
     n_images = sum(c["n_frames"] * (1 + len(c.get("views", []))) for c in manifest.clips)
     print(f"wrote {len(manifest.clips)} clips of {len(manifest.identities)} identities "

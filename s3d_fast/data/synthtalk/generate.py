@@ -125,8 +125,20 @@ def clip_timeline(ident: Identity, clip_seed, config: SynthConfig) -> dict:
     }
 
 
-def make_clip(ident: Identity, clip_seed, config: SynthConfig, on_frame: Optional[Callable[[int], None]] = None) -> dict:
-    """Everything about one clip in memory: audio, frames, masks and ground truth."""
+def _render_frame(task):
+    """Worker body: every view of one frame (top level, so a process pool can run it)."""
+    ident, state, cams, K, size, light_head, supersample = task
+    return [render_view(ident, state, c2w, K, size, light_head, supersample) for c2w in cams]
+
+
+def make_clip(
+    ident: Identity, clip_seed, config: SynthConfig, on_frame: Optional[Callable[[int], None]] = None, pool=None
+) -> dict:
+    """Everything about one clip in memory: audio, frames, masks and ground truth.
+
+    ``pool`` (a concurrent.futures executor) renders frames in parallel; frames are
+    independent, so this scales with cores and changes no pixel.
+    """
     tl = clip_timeline(ident, clip_seed, config)
     segments, wave, n, times = tl["segments"], tl["audio"], tl["n_frames"], tl["times"]
     vis, blink, motion, gaze, offsets = tl["visemes"], tl["blink"], tl["motion"], tl["gaze"], tl["view_offsets"]
@@ -135,25 +147,29 @@ def make_clip(ident: Identity, clip_seed, config: SynthConfig, on_frame: Optiona
     cam_world = camera.front_camera()
     light_world = light_direction(ident)
     size, V = config.size, config.views
+    head_pose = np.empty((n, 4, 4))
+    c2w = np.empty((n, 4, 4))
+    view_c2w = np.empty((V, n, 4, 4))
+    tasks = []
+    for i in range(n):
+        head_pose[i] = camera.pose(*motion[i, :3], translation=motion[i, 3:])
+        c2w[i] = np.linalg.inv(head_pose[i]) @ cam_world
+        for v in range(V):
+            view_c2w[v, i] = camera.free_view(c2w[i], *offsets[v])
+        # The light stays put in the world while the head turns under it.
+        light_head = head_pose[i][:3, :3].T @ light_world
+        state = head.FrameState(jaw=vis[i, 0], width=vis[i, 1], rounding=vis[i, 2], blink=blink[i], gaze=tuple(gaze[i]))
+        tasks.append((ident, state, [c2w[i], *view_c2w[:, i]], K, size, light_head, config.supersample))
+
     frames = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
     view_frames = np.empty((V, n, size, size, 3), np.uint8)
     view_masks = np.empty((V, n, size, size), np.uint8)
-    head_pose = np.empty((n, 4, 4))
-    c2w = np.empty((n, 4, 4))
-    view_c2w = np.empty((V, n, 4, 4))
-    for i in range(n):
-        head_pose[i] = camera.pose(*motion[i, :3], translation=motion[i, 3:])
-        c2w[i] = np.linalg.inv(head_pose[i]) @ cam_world
-        # The light stays put in the world while the head turns under it.
-        light_head = head_pose[i][:3, :3].T @ light_world
-        state = head.FrameState(jaw=vis[i, 0], width=vis[i, 1], rounding=vis[i, 2], blink=blink[i], gaze=tuple(gaze[i]))
-        frames[i], masks[i] = render_view(ident, state, c2w[i], K, size, light_head, config.supersample)
+    results = pool.map(_render_frame, tasks, chunksize=2) if pool is not None else map(_render_frame, tasks)
+    for i, rendered in enumerate(results):
+        frames[i], masks[i] = rendered[0]
         for v in range(V):
-            view_c2w[v, i] = camera.free_view(c2w[i], *offsets[v])
-            view_frames[v, i], view_masks[v, i] = render_view(
-                ident, state, view_c2w[v, i], K, size, light_head, config.supersample
-            )
+            view_frames[v, i], view_masks[v, i] = rendered[1 + v]
         if on_frame is not None:
             on_frame(1 + V)
     seg_ids = np.array([phonemes.SYMBOLS.index(s.symbol) for s in segments], np.int16)
@@ -219,8 +235,16 @@ def _clip_entry(config: SynthConfig, ident_id: str, clip_id: str, split: str) ->
     }
 
 
-def generate_dataset(out: str, config: SynthConfig, overwrite: bool = False, progress: bool = True) -> Manifest:
-    """Write (or complete) a SynthTalk data set in ``out``; returns its manifest."""
+def generate_dataset(
+    out: str, config: SynthConfig, overwrite: bool = False, progress: bool = True, workers: int = 1
+) -> Manifest:
+    """Write (or complete) a SynthTalk data set in ``out``; returns its manifest.
+
+    ``workers`` > 1 renders frames in that many processes; output is identical.
+    """
+    import concurrent.futures
+    import multiprocessing
+
     from tqdm import tqdm
 
     config.validate()
@@ -245,13 +269,17 @@ def generate_dataset(out: str, config: SynthConfig, overwrite: bool = False, pro
     manifest = Manifest(FPS, audio_mod.SAMPLE_RATE, config.size, identities, [], source, SCHEMA_VERSION)
     n_per_clip = audio_mod.num_video_frames(int(round(config.seconds * audio_mod.SAMPLE_RATE))) * (1 + config.views)
     bar = tqdm(total=len(plan) * n_per_clip, unit="img", desc="synth", disable=not progress, leave=False)
+    pool = None
+    if workers > 1:
+        # spawn, not fork: the caller may hold threads (torch, BLAS) that fork would copy mid-flight.
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         for ident, iid, split, k in plan:
             clip_id = f"{iid}_c{k:02d}"
             entry = _clip_entry(config, iid, clip_id, split)
             folder = os.path.join(out, "clips", clip_id)
             if overwrite or not os.path.isfile(os.path.join(folder, "meta.npz")):
-                clip = make_clip(ident, [config.seed, ident.seed, k], config, on_frame=bar.update)
+                clip = make_clip(ident, [config.seed, ident.seed, k], config, on_frame=bar.update, pool=pool)
                 write_clip(folder, clip, config.crf)
             else:
                 bar.update(n_per_clip)
@@ -259,5 +287,7 @@ def generate_dataset(out: str, config: SynthConfig, overwrite: bool = False, pro
             write_manifest(out, manifest)
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     manifest.root = os.path.abspath(out)
     return manifest

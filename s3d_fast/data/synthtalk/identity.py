@@ -23,6 +23,7 @@ _HAIR = np.array(
 _HAIR_P = np.array([0.25, 0.22, 0.17, 0.09, 0.12, 0.07, 0.04, 0.04])
 HAIR_STYLES = ("short", "long", "bun", "crop")
 ACCESSORIES = ("glasses", "hat", "earrings")
+_ACCESSORY_P = np.array([0.45, 0.2, 0.35])  # hats hide the hair, so they are the rarest
 
 
 @dataclass
@@ -91,7 +92,7 @@ def sample_identity(seed: int) -> Identity:
     skin = np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 1)
     hair = np.clip(_pick(rng, _HAIR, _HAIR_P) * rng.uniform(0.85, 1.15, 3), 0, 1)
     n_acc = 1 if rng.random() < 0.7 else 2
-    accessories = sorted(rng.choice(ACCESSORIES, n_acc, replace=False).tolist())
+    accessories = sorted(rng.choice(ACCESSORIES, n_acc, replace=False, p=_ACCESSORY_P).tolist())
     style = str(rng.choice(HAIR_STYLES))
     f0 = rng.uniform(85, 230)
     # Higher voices tend to come with shorter vocal tracts: correlate formants with f0.
