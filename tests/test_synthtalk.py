@@ -1,6 +1,5 @@
 """SynthTalk: the `synth` command end to end, ground-truth consistency, speech, visemes,
 and the learnability check (speech predicts jaw opening on held-out identities)."""
-import os
 
 import av
 import numpy as np
