@@ -77,6 +77,11 @@ def test_dataset_items(tiny):
     assert item["K"].shape == (3, 3) and item["visemes"].shape == (2, 3)
     assert ds[3]["source_index"] == item["source_index"]  # deterministic per index
     assert len(TalkingHeadDataset(out, split="heldout")) == 10
+    free = TalkingHeadDataset(out, split="heldout", n_targets=3, views=True)[2]
+    assert free["view_target"].shape == (3, 3, 48, 48) and free["view_c2w"].shape == (3, 4, 4)
+    assert free["view_masks"].shape == (3, 48, 48) and free["view_index"] == 0
+    # The extra view really is another camera on the same frames.
+    assert not np.allclose(free["view_c2w"].numpy(), free["target_c2w"].numpy())
 
 
 def _project(c2w, K, p):

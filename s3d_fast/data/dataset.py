@@ -35,9 +35,10 @@ _NPZ_REQUIRED = ("c2w", "K", "head_pose", "valid", "masks")
 class ClipStore:
     """Decoded clips (frames, meta arrays, mel windows) with a small LRU cache."""
 
-    def __init__(self, manifest: Manifest, capacity: int = 4):
+    def __init__(self, manifest: Manifest, capacity: int = 4, views: bool = False):
         self.manifest = manifest
         self.capacity = capacity
+        self.views = views
         self._cache: "collections.OrderedDict[str, Dict[str, np.ndarray]]" = collections.OrderedDict()
 
     def get(self, clip: dict) -> Dict[str, np.ndarray]:
@@ -70,6 +71,12 @@ class ClipStore:
             )
         speech = audio.load_audio(m.path(clip["audio"]))
         meta["frames"] = frames[:n]
+        if self.views and clip.get("views"):
+            if "view_c2w" not in meta or "view_masks" not in meta:
+                raise ManifestError(f"{meta_path}: the clip lists extra views but lacks view_c2w / view_masks")
+            meta["view_frames"] = np.stack(
+                [video.read_video(m.path(v), with_audio=False).frames[:n] for v in clip["views"]]
+            )
         meta["mel"] = audio.audio_features(speech, n)
         return meta
 
@@ -83,9 +90,16 @@ class TalkingHeadDataset(_TorchDataset):
     ``source_c2w`` / ``target_c2w`` (camera-to-head, 4x4) and ``K``; ``visemes`` (n, 3)
     where the data set has them (NaN otherwise). ``n`` = ``n_targets`` consecutive frames
     (the lip-sync loss wants 5).
+
+    With ``views=True`` (data sets with extra cameras, e.g. SynthTalk ``--views``), an
+    item also holds the same target frames seen from one extra view chosen at random:
+    ``view_target`` (n, 3, H, W), ``view_masks``, ``view_c2w`` and ``view_index``.
     """
 
-    def __init__(self, root, split: Optional[str] = "train", n_targets: int = 1, seed: int = 0, cache_clips: int = 4):
+    def __init__(
+        self, root, split: Optional[str] = "train", n_targets: int = 1, seed: int = 0, cache_clips: int = 4,
+        views: bool = False,
+    ):
         import torch  # noqa: F401  (fail early with the import error if torch is absent)
 
         if n_targets < 1:
@@ -96,7 +110,12 @@ class TalkingHeadDataset(_TorchDataset):
             raise ManifestError(f"{self.manifest.root}: no clips in split {split!r}")
         self.n_targets = n_targets
         self.seed = seed
-        self.store = ClipStore(self.manifest, cache_clips)
+        if views:
+            lacking = [c["id"] for c in self.clips if not c.get("views")]
+            if lacking:
+                raise ManifestError(f"{self.manifest.root}: views=True but clip {lacking[0]!r} has no extra views")
+        self.views = views
+        self.store = ClipStore(self.manifest, cache_clips, views)
         # Index: every start frame that leaves room for n_targets frames.
         counts = [max(0, c["n_frames"] - n_targets + 1) for c in self.clips]
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -122,7 +141,7 @@ class TalkingHeadDataset(_TorchDataset):
             return torch.from_numpy(np.ascontiguousarray(x)).permute(*range(x.ndim - 3), -1, -3, -2).float() / 255.0
 
         visemes = data.get("visemes")
-        return {
+        item = {
             "clip": clip["id"],
             "identity": clip["identity"],
             "source_index": src,
@@ -139,3 +158,10 @@ class TalkingHeadDataset(_TorchDataset):
                 visemes[tgt].astype(np.float32) if visemes is not None else np.full((self.n_targets, 3), np.nan, np.float32)
             ),
         }
+        if self.views:
+            v = int(rng.integers(data["view_frames"].shape[0]))
+            item["view_index"] = v
+            item["view_target"] = img(data["view_frames"][v, tgt])
+            item["view_masks"] = torch.from_numpy(data["view_masks"][v, tgt].astype(np.int64))
+            item["view_c2w"] = torch.from_numpy(data["view_c2w"][v, tgt].astype(np.float32))
+        return item
