@@ -127,3 +127,11 @@ def test_windows_are_centred_on_their_frame():
     energy = w.mean(1)  # (T, 16)
     assert np.argmax(energy[25]) in (7, 8, 9, 10)
     assert energy[25].max() > energy[20].max() + 1.0
+
+
+def test_integer_pcm_is_scaled():
+    x = (_tone(500, 0.2, 16000, amp=0.5) * 32767).astype(np.int16)
+    a = audio.prepare(x, 16000)
+    assert np.max(np.abs(a.samples)) == pytest.approx(0.5, abs=0.01)
+    u8 = (np.round(_tone(500, 0.2, 16000, amp=0.5) * 127) + 128).astype(np.uint8)
+    assert np.max(np.abs(audio.prepare(u8, 16000).samples)) == pytest.approx(0.5, abs=0.02)

@@ -89,9 +89,16 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
 def prepare(samples: np.ndarray, sample_rate: int, *, where: str = "audio") -> Audio:
     """Down-mix, validate, resample to 16 kHz and clip an in-memory signal.
 
-    ``samples`` is (n,) or (n, channels) float; ``where`` names the source in errors.
+    ``samples`` is (n,) or (n, channels): float in [-1, 1], or integer PCM (scaled by its
+    full scale); ``where`` names the source in errors.
     """
-    samples = np.asarray(samples, dtype=np.float32)
+    samples = np.asarray(samples)
+    if samples.dtype.kind in "iu":
+        info = np.iinfo(samples.dtype)
+        # Unsigned PCM (8-bit wav) is offset binary: centre it before scaling.
+        offset = (int(info.max) + 1) // 2 if samples.dtype.kind == "u" else 0
+        samples = (samples.astype(np.float64) - offset) / float(int(info.max) + 1 - offset)
+    samples = samples.astype(np.float32, copy=False)
     if samples.ndim == 1:
         samples = samples[:, None]
     if samples.ndim != 2:

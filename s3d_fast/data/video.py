@@ -87,9 +87,7 @@ def read_audio_track(path):
             raise VideoError(f"{os.fspath(path)}: corrupt audio data ({exc})") from None
     if not chunks:
         return None
-    samples = np.concatenate(chunks, 0)[:n_keep]
-    if samples.dtype.kind == "i":  # integer PCM -> [-1, 1]
-        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+    samples = np.concatenate(chunks, 0)[:n_keep]  # integer PCM is scaled by prepare()
     prepared = audio_mod.prepare(samples, rate, where=os.fspath(path))
     return prepared.samples, prepared.sample_rate
 
