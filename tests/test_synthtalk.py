@@ -225,3 +225,20 @@ def test_parallel_rendering_is_identical():
     np.testing.assert_array_equal(serial["frames"], parallel["frames"])
     np.testing.assert_array_equal(serial["view_frames"], parallel["view_frames"])
     np.testing.assert_array_equal(serial["meta"]["masks"], parallel["meta"]["masks"])
+
+
+def test_dataset_skips_frames_without_a_face(tiny, tmp_path):
+    import shutil
+
+    _, out = tiny
+    copy = tmp_path / "ds"
+    shutil.copytree(out, copy)
+    meta = copy / "clips" / "id000_c00" / "meta.npz"
+    with np.load(meta) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["valid"][[2, 5]] = False
+    np.savez_compressed(meta, **arrays)
+    ds = TalkingHeadDataset(copy, split="train", n_targets=2)
+    starts = [ds[i]["target_index"] for i in range(len(ds))]
+    assert starts == [0, 3, 6, 7, 8]  # windows touching frames 2 or 5 are gone
+    assert all(ds[i]["source_index"] not in (2, 5) for i in range(len(ds)))

@@ -116,9 +116,17 @@ class TalkingHeadDataset(_TorchDataset):
                 raise ManifestError(f"{self.manifest.root}: views=True but clip {lacking[0]!r} has no extra views")
         self.views = views
         self.store = ClipStore(self.manifest, cache_clips, views)
-        # Index: every start frame that leaves room for n_targets frames.
-        counts = [max(0, c["n_frames"] - n_targets + 1) for c in self.clips]
-        self._offsets = np.concatenate([[0], np.cumsum(counts)])
+        # Index: every start frame whose n_targets frames all hold a usable face (`valid`),
+        # so frames a preprocessor found no face in are never training targets.
+        self._starts = []
+        for clip in self.clips:
+            with np.load(self.manifest.path(clip["meta"]), allow_pickle=False) as npz:
+                if "valid" not in npz.files:
+                    raise ManifestError(f"{self.manifest.path(clip['meta'])}: lacks valid")
+                valid = np.asarray(npz["valid"][: clip["n_frames"]], bool)
+            runs = np.convolve(valid.astype(np.int64), np.ones(n_targets, np.int64), mode="valid")
+            self._starts.append(np.flatnonzero(runs == n_targets))
+        self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in self._starts])])
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -130,7 +138,7 @@ class TalkingHeadDataset(_TorchDataset):
             raise IndexError(index)
         ci = int(np.searchsorted(self._offsets, index, side="right") - 1)
         clip = self.clips[ci]
-        start = index - int(self._offsets[ci])
+        start = int(self._starts[ci][index - int(self._offsets[ci])])
         data = self.store.get(clip)
         rng = np.random.default_rng((self.seed, index))
         valid = np.flatnonzero(data["valid"][: clip["n_frames"]])
