@@ -1,0 +1,51 @@
+"""Contact sheet: identities (rows) x mouth shapes and views (columns), one PNG."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from . import camera, head
+from .generate import light_direction, render_view
+from .identity import Identity
+
+# (label, jaw, width, rounding, blink, yaw, pitch)
+COLUMNS = [
+    ("rest", 0.02, 0.45, 0.15, 0.0, 0, 0),
+    ("/a/", 0.95, 0.55, 0.10, 0.0, 0, 0),
+    ("/i/", 0.22, 0.95, 0.0, 0.0, 0, 0),
+    ("/u/", 0.25, 0.10, 1.0, 0.0, 0, 0),
+    ("/m/ blink", 0.0, 0.45, 0.15, 1.0, 0, 0),
+    ("/o/ yaw 35", 0.62, 0.25, 0.8, 0.0, 35, 0),
+    ("/e/ yaw -30 pitch 12", 0.55, 0.75, 0.05, 0.0, -30, 12),
+]
+
+
+def contact_sheet(identities: Sequence[Identity], size: int = 128, supersample: int = 2) -> np.ndarray:
+    K = camera.intrinsics(size)
+    rows = []
+    for ident in identities:
+        tiles = []
+        light = light_direction(ident)
+        for _, jaw, width, rounding, blink, yaw, pitch in COLUMNS:
+            state = head.FrameState(jaw=jaw, width=width, rounding=rounding, blink=blink)
+            c2w = camera.free_view(camera.front_camera(), yaw, pitch)
+            rgb, _ = render_view(ident, state, c2w, K, size, light, supersample)
+            tiles.append(rgb)
+        rows.append(np.concatenate(tiles, 1))
+    return np.concatenate(rows, 0)
+
+
+def write_contact_sheet(path: str, identities: Sequence[Identity], size: int = 128, supersample: int = 2) -> str:
+    from PIL import Image
+
+    image = Image.fromarray(contact_sheet(identities, size, supersample))
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

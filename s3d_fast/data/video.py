@@ -1,0 +1,179 @@
+"""Video I/O with PyAV: decode frames (and the speech track), write H.264 mp4 + AAC.
+
+Frames are uint8 (H, W, 3) RGB (DESIGN 5a). Writing goes to a temporary name in the
+target folder and is renamed into place only when the container is closed, so a
+crash or Ctrl-C never leaves a truncated mp4 under the final name.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+from .errors import VideoError
+
+
+@dataclass
+class Video:
+    """A decoded video: ``frames`` (T, H, W, 3) uint8 RGB; ``audio`` 16 kHz mono or None."""
+
+    frames: np.ndarray
+    fps: float
+    audio: Optional[np.ndarray]
+    sample_rate: Optional[int]
+
+
+def _open(path):
+    import av
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise VideoError(f"{path}: no such video file")
+    try:
+        return av.open(path)
+    except (av.FFmpegError, ValueError) as exc:
+        raise VideoError(f"{path}: cannot open video ({exc})") from None
+
+
+def iter_frames(path) -> Iterator[np.ndarray]:
+    """Decode the first video stream frame by frame as uint8 RGB arrays."""
+    import av
+
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{os.fspath(path)}: the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as exc:
+            raise VideoError(f"{os.fspath(path)}: corrupt video data ({exc})") from None
+
+
+def video_fps(path) -> float:
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{os.fspath(path)}: the file has no video stream")
+        rate = container.streams.video[0].average_rate or container.streams.video[0].base_rate
+        return float(rate) if rate else 25.0
+
+
+def read_audio_track(path):
+    """The first audio stream as (16 kHz mono float32 samples, 16000), or None if absent."""
+    import av
+
+    from . import audio as audio_mod
+
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        chunks, rate = [], stream.rate or stream.codec_context.sample_rate
+        # AAC pads its last frame; the stream duration says where the speech ends.
+        n_keep = int(round(float(stream.duration * stream.time_base) * rate)) if stream.duration else None
+        try:
+            for frame in container.decode(stream):
+                # Planar float -> (channels, n); packed formats -> (1, n*channels).
+                arr = frame.to_ndarray()
+                if frame.format.is_planar:
+                    chunks.append(arr.T)
+                else:
+                    chunks.append(arr.reshape(-1, len(frame.layout.channels)))
+        except av.FFmpegError as exc:
+            raise VideoError(f"{os.fspath(path)}: corrupt audio data ({exc})") from None
+    if not chunks:
+        return None
+    samples = np.concatenate(chunks, 0)[:n_keep]  # integer PCM is scaled by prepare()
+    prepared = audio_mod.prepare(samples, rate, where=os.fspath(path))
+    return prepared.samples, prepared.sample_rate
+
+
+def read_video(path, with_audio: bool = True) -> Video:
+    """Decode a whole video into memory (frames plus, if present, the speech track)."""
+    frames = list(iter_frames(path))
+    if not frames:
+        raise VideoError(f"{os.fspath(path)}: the video has no frames")
+    track = read_audio_track(path) if with_audio else None
+    return Video(
+        frames=np.stack(frames),
+        fps=video_fps(path),
+        audio=None if track is None else track[0],
+        sample_rate=None if track is None else track[1],
+    )
+
+
+def write_video(
+    path,
+    frames: Iterable[np.ndarray],
+    fps: int = 25,
+    audio: Optional[np.ndarray] = None,
+    sample_rate: int = 16000,
+    crf: int = 18,
+) -> None:
+    """Write uint8 RGB frames as H.264 (yuv420p) mp4, with ``audio`` muxed in as AAC.
+
+    ``frames`` may be an array (T, H, W, 3) or any iterable of (H, W, 3) frames, so long
+    renders stream to disk. H and W must be even (a 4:2:0 constraint of H.264).
+    """
+    import av
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise VideoError(f"{path}: the folder {folder} does not exist")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}.mp4")
+    try:
+        _write(tmp, frames, fps, audio, sample_rate, crf)
+        os.replace(tmp, path)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: cannot write video ({exc})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write(tmp, frames, fps, audio, sample_rate, crf) -> None:
+    import av
+
+    with av.open(tmp, mode="w", format="mp4") as container:
+        vstream = None
+        astream = None
+        if audio is not None:
+            audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+            astream = container.add_stream("aac", rate=int(sample_rate))
+            astream.layout = "mono"
+        count = 0
+        for frame in frames:
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise VideoError(f"frames must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
+            if vstream is None:
+                h, w = frame.shape[:2]
+                if h % 2 or w % 2:
+                    raise VideoError(f"H.264 needs even frame sizes, got {w}x{h}")
+                vstream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
+                vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
+                vstream.options = {"crf": str(int(crf)), "preset": "veryfast"}
+            elif frame.shape[:2] != (vstream.height, vstream.width):
+                raise VideoError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {vstream.width}x{vstream.height}")
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+            count += 1
+        if vstream is None:
+            raise VideoError("no frames to write")
+        container.mux(vstream.encode())
+        if astream is not None:
+            # The AAC encoder takes fixed-size frames; the codec context says how many.
+            chunk = astream.codec_context.frame_size or 1024
+            for start in range(0, audio.shape[0], chunk):
+                block = audio[start : start + chunk]
+                aframe = av.AudioFrame.from_ndarray(block[None, :], format="fltp", layout="mono")
+                aframe.sample_rate = int(sample_rate)
+                aframe.pts = start
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            container.mux(astream.encode())
