@@ -1,0 +1,140 @@
+// CPU launchers of the hash-grid kernels: OpenMP loops over the shared bodies.
+#include <algorithm>
+#include <vector>
+
+#include "s3d/hashgrid_launchers.h"
+
+namespace s3d {
+namespace hashgrid {
+namespace cpu {
+
+// Points per forward task. Inside a task the loop runs level by level, so the
+// gathers of one level (a <= 4 MB slice for 2^19 x 2 floats) stay on the same
+// pages and cache sets for a while (fewer TLB misses than point by point over
+// a 50 MB table), while the block's output rows (kBlock * L * F floats)
+// stay in L2 between the level passes.
+constexpr int64_t kBlock = 1024;
+
+template <typename T>
+struct Forward {
+  const Params<T>& p;
+  const T* points;
+  T* out;
+  int n_threads;
+
+  template <int D, int F>
+  void operator()() const {
+    const int64_t n = p.n_points;
+    const int n_levels = p.layout.n_levels;
+    const int64_t width = static_cast<int64_t>(n_levels) * F;
+    const int64_t n_blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n_blocks > 1)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t end = std::min(n, (b + 1) * kBlock);
+      for (int level = 0; level < n_levels; ++level)
+        for (int64_t i = b * kBlock; i < end; ++i)
+          forward_level<D, F, T>(p, level, points + i * D, out + i * width + level * F);
+    }
+  }
+};
+
+template <typename T>
+struct Backward {
+  const Params<T>& p;
+  const T* points;
+  const T* grad_out;
+  T* grad_points;
+  T* grad_table;
+  int n_threads;
+
+  template <int D, int F>
+  void operator()() const {
+    const int64_t n = p.n_points;
+    const int n_levels = p.layout.n_levels;
+    const int64_t width = static_cast<int64_t>(n_levels) * F;
+    if (grad_points != nullptr) {
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n > 256)
+      for (int64_t i = 0; i < n; ++i)
+        backward_input_point<D, F, T>(p, points + i * D, grad_out + i * width, grad_points + i * D);
+    }
+    if (grad_table == nullptr) return;
+
+    // Scatter to the table without atomics: a task owns one level (or, when
+    // there are more threads than levels, one contiguous range of a level's
+    // entries) and walks all points in order. Each entry has one writer and
+    // a fixed summation order, so the result does not depend on scheduling
+    // or on the thread count (a range split only filters writes). Finest
+    // levels (largest, hashed) go first so dynamic scheduling balances.
+    const int parts = std::max(1, (n_threads + n_levels - 1) / n_levels);
+    struct Task {
+      int level;
+      uint32_t lo, hi;
+    };
+    std::vector<Task> tasks;
+    for (int level = n_levels - 1; level >= 0; --level) {
+      const uint32_t size = p.layout.offset[level + 1] - p.layout.offset[level];
+      const uint32_t step = (size + parts - 1) / parts;
+      for (int k = 0; k < parts; ++k) {
+        const uint32_t lo = std::min<uint64_t>(size, static_cast<uint64_t>(k) * step);
+        const uint32_t hi = std::min<uint64_t>(size, static_cast<uint64_t>(k + 1) * step);
+        if (lo < hi) tasks.push_back({level, lo, hi});
+      }
+    }
+    const int64_t n_tasks = static_cast<int64_t>(tasks.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1 && n > 256)
+    for (int64_t t = 0; t < n_tasks; ++t) {
+      const Task task = tasks[t];
+      for (int64_t i = 0; i < n; ++i)
+        backward_table_level<D, F, T, ExclusiveAdd>(p, task.level, points + i * D,
+                                                    grad_out + i * width + task.level * F,
+                                                    grad_table, task.lo, task.hi);
+    }
+  }
+};
+
+template <typename T>
+void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out,
+             int n_threads) {
+  if (p.n_points == 0) return;
+  dispatch_dims(n_dims, n_features, Forward<T>{p, points, out, n_threads});
+}
+
+template <typename T>
+void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
+              T* grad_points, T* grad_table, int n_threads) {
+  if (p.n_points == 0) return;
+  dispatch_dims(n_dims, n_features,
+                Backward<T>{p, points, grad_out, grad_points, grad_table, n_threads});
+}
+
+double random_gather(const float* table, uint32_t entries, int64_t n, int n_threads) {
+  double total = 0.0;
+#pragma omp parallel num_threads(n_threads) reduction(+ : total)
+  {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < n; ++j) {
+      // A counter hash (murmur3 finaliser): independent addresses, no index
+      // stream to read, so only the gathers touch memory.
+      uint32_t h = static_cast<uint32_t>(j) * 0x9E3779B1u;
+      h ^= h >> 16;
+      h *= 0x85EBCA6Bu;
+      h ^= h >> 13;
+      const uint32_t e = static_cast<uint32_t>((static_cast<uint64_t>(h) * entries) >> 32);
+      acc[j & 3] += table[2 * static_cast<int64_t>(e)] + table[2 * static_cast<int64_t>(e) + 1];
+    }
+    total += acc[0] + acc[1] + acc[2] + acc[3];
+  }
+  return total;
+}
+
+template void forward<float>(const Params<float>&, int, int, const float*, float*, int);
+template void forward<double>(const Params<double>&, int, int, const double*, double*, int);
+template void backward<float>(const Params<float>&, int, int, const float*, const float*, float*,
+                              float*, int);
+template void backward<double>(const Params<double>&, int, int, const double*, const double*,
+                               double*, double*, int);
+
+}  // namespace cpu
+}  // namespace hashgrid
+}  // namespace s3d
