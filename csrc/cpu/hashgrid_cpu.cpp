@@ -1,5 +1,6 @@
 // CPU launchers of the hash-grid kernels: OpenMP loops over the shared bodies.
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "s3d/hashgrid_launchers.h"
@@ -80,13 +81,24 @@ struct Backward {
         if (lo < hi) tasks.push_back({level, lo, hi});
       }
     }
+    // A task reads one level's F values from every output-gradient row; in
+    // the (N, L*F) layout that drags the whole row's cache lines through the
+    // core once per level (L times the tensor). Transposing to (L, N, F)
+    // first costs one pass and makes every level's read contiguous.
+    std::unique_ptr<T[]> level_major(new T[static_cast<size_t>(n) * width]);  // no zero fill
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n > 256)
+    for (int64_t i = 0; i < n; ++i)
+      for (int level = 0; level < n_levels; ++level)
+        for (int f = 0; f < F; ++f)
+          level_major[(level * n + i) * F + f] = grad_out[i * width + level * F + f];
+
     const int64_t n_tasks = static_cast<int64_t>(tasks.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1 && n > 256)
     for (int64_t t = 0; t < n_tasks; ++t) {
       const Task task = tasks[t];
+      const T* g = level_major.get() + task.level * n * F;
       for (int64_t i = 0; i < n; ++i)
-        backward_table_level<D, F, T, ExclusiveAdd>(p, task.level, points + i * D,
-                                                    grad_out + i * width + task.level * F,
+        backward_table_level<D, F, T, ExclusiveAdd>(p, task.level, points + i * D, g + i * F,
                                                     grad_table, task.lo, task.hi);
     }
   }
