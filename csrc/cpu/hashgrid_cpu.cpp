@@ -54,9 +54,19 @@ struct Backward {
     const int n_levels = p.layout.n_levels;
     const int64_t width = static_cast<int64_t>(n_levels) * F;
     if (grad_points != nullptr) {
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (n > 256)
-      for (int64_t i = 0; i < n; ++i)
-        backward_input_point<D, F, T>(p, points + i * D, grad_out + i * width, grad_points + i * D);
+      // Blocked and level by level, like the forward; levels are summed in
+      // order per point, so the result does not depend on the threads.
+      const int64_t n_blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (n_blocks > 1)
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t begin = b * kBlock, end = std::min(n, (b + 1) * kBlock);
+        for (int64_t i = begin; i < end; ++i)
+          for (int d = 0; d < D; ++d) grad_points[i * D + d] = T(0);
+        for (int level = 0; level < n_levels; ++level)
+          for (int64_t i = begin; i < end; ++i)
+            backward_input_level<D, F, T>(p, level, points + i * D,
+                                          grad_out + i * width + level * F, grad_points + i * D);
+      }
     }
     if (grad_table == nullptr) return;
 

@@ -177,45 +177,52 @@ S3D_FN void backward_table_level(const Params<T>& p, int level, const T* x, cons
   }
 }
 
+// Adds one level's share of dL/dx for one point to grad_x (D values); g is
+// the level's F output gradients. Summed over levels in level order by both
+// launchers, so CPU and CUDA agree and the CPU result is deterministic.
+template <int D, int F, typename T>
+S3D_FN void backward_input_level(const Params<T>& p, int level, const T* x, const T* g,
+                                 T* grad_x) {
+  const Layout& L = p.layout;
+  Cell<D, T> c;
+  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  T dlevel[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) dlevel[d] = T(0);
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k) {
+    T w_unused;
+    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w_unused);
+    const T* v = table + static_cast<int64_t>(e) * F;
+    T s = T(0);  // dL/d(this corner's weight)
+#pragma unroll
+    for (int f = 0; f < F; ++f) s += g[f] * v[f];
+    // d(weight)/d(w_d) = +-(product of the other axes' weights).
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      T other = T(1);
+#pragma unroll
+      for (int e2 = 0; e2 < D; ++e2) {
+        if (e2 == d) continue;
+        other *= ((k >> e2) & 1) ? c.w[e2] : T(1) - c.w[e2];
+      }
+      dlevel[d] += (((k >> d) & 1) ? other : -other) * s;
+    }
+  }
+#pragma unroll
+  for (int d = 0; d < D; ++d) grad_x[d] += dlevel[d] * c.dw[d];
+}
+
 // dL/dx of one point over all levels; g is its (L*F) output gradient.
 template <int D, int F, typename T>
 S3D_FN void backward_input_point(const Params<T>& p, const T* x, const T* g, T* grad_x) {
-  const Layout& L = p.layout;
   T acc[D];
 #pragma unroll
   for (int d = 0; d < D; ++d) acc[d] = T(0);
-  for (int level = 0; level < L.n_levels; ++level) {
-    Cell<D, T> c;
-    locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
-    const uint32_t size = L.offset[level + 1] - L.offset[level];
-    const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
-    const T* gl = g + level * F;
-    T dlevel[D];
-#pragma unroll
-    for (int d = 0; d < D; ++d) dlevel[d] = T(0);
-#pragma unroll
-    for (int k = 0; k < (1 << D); ++k) {
-      T w_unused;
-      const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w_unused);
-      const T* v = table + static_cast<int64_t>(e) * F;
-      T s = T(0);  // dL/d(this corner's weight)
-#pragma unroll
-      for (int f = 0; f < F; ++f) s += gl[f] * v[f];
-      // d(weight)/d(w_d) = +-prod of the other axes' weights.
-#pragma unroll
-      for (int d = 0; d < D; ++d) {
-        T other = T(1);
-#pragma unroll
-        for (int e2 = 0; e2 < D; ++e2) {
-          if (e2 == d) continue;
-          other *= ((k >> e2) & 1) ? c.w[e2] : T(1) - c.w[e2];
-        }
-        dlevel[d] += (((k >> d) & 1) ? other : -other) * s;
-      }
-    }
-#pragma unroll
-    for (int d = 0; d < D; ++d) acc[d] += dlevel[d] * c.dw[d];
-  }
+  for (int level = 0; level < p.layout.n_levels; ++level)
+    backward_input_level<D, F, T>(p, level, x, g + level * F, acc);
 #pragma unroll
   for (int d = 0; d < D; ++d) grad_x[d] = acc[d];
 }
