@@ -16,6 +16,113 @@ namespace cpu {
 // stay in L2 between the level passes.
 constexpr int64_t kBlock = 1024;
 
+// Points whose corner addresses are computed (and prefetched) before any of
+// their gathers: the loads of a whole chunk are in flight at once instead of
+// whatever the out-of-order window reaches.
+constexpr int kChunk = 16;
+
+template <int D, int F, typename T>
+void forward_range_level(const Params<T>& p, int level, const T* points, T* out, int64_t begin,
+                         int64_t end, int64_t width) {
+  constexpr int K = 1 << D;
+  const Layout& L = p.layout;
+  const T scale = static_cast<T>(L.scale[level]);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const bool hashed = L.hashed[level];
+  const uint32_t res = L.resolution[level];
+  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  uint32_t entry[kChunk][K];
+  T weight[kChunk][K];
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
+    for (int j = 0; j < m; ++j) {
+      Cell<D, T> c;
+      locate<D, T>(points + (c0 + j) * D, scale, L.interpolation, &c);
+      for (int k = 0; k < K; ++k) {
+        entry[j][k] = corner<D, T>(c, k, hashed, res, size, &weight[j][k]);
+        __builtin_prefetch(table + static_cast<int64_t>(entry[j][k]) * F);
+      }
+    }
+    for (int j = 0; j < m; ++j) {
+      T acc[F];
+      for (int f = 0; f < F; ++f) acc[f] = T(0);
+      for (int k = 0; k < K; ++k) {
+        const T* v = table + static_cast<int64_t>(entry[j][k]) * F;
+        for (int f = 0; f < F; ++f) acc[f] += weight[j][k] * v[f];
+      }
+      T* o = out + (c0 + j) * width + level * F;
+      for (int f = 0; f < F; ++f) o[f] = acc[f];
+    }
+  }
+}
+
+// The table scatter of one level over points [begin, end), same chunking:
+// addresses first (prefetched for writing), then the read-modify-writes in
+// point order, so the summation order is that of a plain loop.
+template <int D, int F, typename T>
+void backward_table_range_level(const Params<T>& p, int level, const T* points, const T* g,
+                                T* grad_table, int64_t begin, int64_t end, uint32_t lo,
+                                uint32_t hi) {
+  constexpr int K = 1 << D;
+  const Layout& L = p.layout;
+  const T scale = static_cast<T>(L.scale[level]);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const bool hashed = L.hashed[level];
+  const uint32_t res = L.resolution[level];
+  T* table = grad_table + static_cast<int64_t>(L.offset[level]) * F;
+  uint32_t entry[kChunk][K];
+  T weight[kChunk][K];
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
+    for (int j = 0; j < m; ++j) {
+      Cell<D, T> c;
+      locate<D, T>(points + (c0 + j) * D, scale, L.interpolation, &c);
+      for (int k = 0; k < K; ++k) {
+        entry[j][k] = corner<D, T>(c, k, hashed, res, size, &weight[j][k]);
+        __builtin_prefetch(table + static_cast<int64_t>(entry[j][k]) * F, 1);
+      }
+    }
+    for (int j = 0; j < m; ++j) {
+      const T* gj = g + (c0 + j) * F;
+      for (int k = 0; k < K; ++k) {
+        const uint32_t e = entry[j][k];
+        if (e < lo || e >= hi) continue;
+        T* dst = table + static_cast<int64_t>(e) * F;
+        for (int f = 0; f < F; ++f) dst[f] += weight[j][k] * gj[f];
+      }
+    }
+  }
+}
+
+// Input gradients of one level over points [begin, end), accumulated into
+// grad_points: the table reads of a chunk are prefetched, then
+// backward_input_level does the arithmetic (its reads now hit the cache).
+template <int D, int F, typename T>
+void backward_input_range_level(const Params<T>& p, int level, const T* points, const T* grad_out,
+                                T* grad_points, int64_t begin, int64_t end, int64_t width) {
+  constexpr int K = 1 << D;
+  const Layout& L = p.layout;
+  const T scale = static_cast<T>(L.scale[level]);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const bool hashed = L.hashed[level];
+  const uint32_t res = L.resolution[level];
+  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
+    const int64_t c1 = std::min<int64_t>(end, c0 + kChunk);
+    for (int64_t i = c0; i < c1; ++i) {
+      Cell<D, T> c;
+      locate<D, T>(points + i * D, scale, L.interpolation, &c);
+      for (int k = 0; k < K; ++k) {
+        T w;
+        __builtin_prefetch(table + static_cast<int64_t>(corner<D, T>(c, k, hashed, res, size, &w)) * F);
+      }
+    }
+    for (int64_t i = c0; i < c1; ++i)
+      backward_input_level<D, F, T>(p, level, points + i * D, grad_out + i * width + level * F,
+                                    grad_points + i * D);
+  }
+}
+
 template <typename T>
 struct Forward {
   const Params<T>& p;
@@ -33,8 +140,7 @@ struct Forward {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t end = std::min(n, (b + 1) * kBlock);
       for (int level = 0; level < n_levels; ++level)
-        for (int64_t i = b * kBlock; i < end; ++i)
-          forward_level<D, F, T>(p, level, points + i * D, out + i * width + level * F);
+        forward_range_level<D, F, T>(p, level, points, out, b * kBlock, end, width);
     }
   }
 };
@@ -63,9 +169,8 @@ struct Backward {
         for (int64_t i = begin; i < end; ++i)
           for (int d = 0; d < D; ++d) grad_points[i * D + d] = T(0);
         for (int level = 0; level < n_levels; ++level)
-          for (int64_t i = begin; i < end; ++i)
-            backward_input_level<D, F, T>(p, level, points + i * D,
-                                          grad_out + i * width + level * F, grad_points + i * D);
+          backward_input_range_level<D, F, T>(p, level, points, grad_out, grad_points, begin, end,
+                                              width);
       }
     }
     if (grad_table == nullptr) return;
@@ -107,9 +212,8 @@ struct Backward {
     for (int64_t t = 0; t < n_tasks; ++t) {
       const Task task = tasks[t];
       const T* g = level_major.get() + task.level * n * F;
-      for (int64_t i = 0; i < n; ++i)
-        backward_table_level<D, F, T, ExclusiveAdd>(p, task.level, points + i * D, g + i * F,
-                                                    grad_table, task.lo, task.hi);
+      backward_table_range_level<D, F, T>(p, task.level, points, g, grad_table, 0, n, task.lo,
+                                          task.hi);
     }
   }
 };
