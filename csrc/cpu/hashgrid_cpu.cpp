@@ -208,9 +208,13 @@ struct Backward {
           level_major[(level * n + i) * F + f] = grad_out[i * width + level * F + f];
 
     const int64_t n_tasks = static_cast<int64_t>(tasks.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1 && n > 256)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1)
     for (int64_t t = 0; t < n_tasks; ++t) {
       const Task task = tasks[t];
+      // The task zero-fills its own range first: no serial memset of the
+      // whole gradient, and its pages are first touched by their user.
+      T* own = grad_table + (static_cast<int64_t>(p.layout.offset[task.level]) + task.lo) * F;
+      std::fill(own, own + static_cast<int64_t>(task.hi - task.lo) * F, T(0));
       const T* g = level_major.get() + task.level * n * F;
       backward_table_range_level<D, F, T>(p, task.level, points, g, grad_table, 0, n, task.lo,
                                           task.hi);
@@ -228,7 +232,7 @@ void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T*
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
               T* grad_points, T* grad_table, int n_threads) {
-  if (p.n_points == 0) return;
+  // No early return for N = 0: the table gradient must still be zero-filled.
   dispatch_dims(n_dims, n_features,
                 Backward<T>{p, points, grad_out, grad_points, grad_table, n_threads});
 }

@@ -37,7 +37,8 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
                   grad_out.size(1) == static_cast<int64_t>(scales.size()) * table.size(1),
               "hashgrid: grad_out must be (N, L*F)");
   at::Tensor grad_points = points_grad ? at::empty_like(points) : at::Tensor();
-  at::Tensor grad_table = table_grad ? at::zeros_like(table) : at::Tensor();
+  // The CPU launcher zero-fills the table gradient itself, range by range.
+  at::Tensor grad_table = table_grad ? at::empty_like(table) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cpu", [&] {
     auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
     hg::cpu::backward<scalar_t>(p, static_cast<int>(points.size(1)),

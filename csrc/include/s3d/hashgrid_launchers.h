@@ -28,9 +28,9 @@ template <typename T>
 void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out,
              int n_threads);
 
-// grad_points: (N, D) or nullptr; grad_table: zero-filled (entries, F) or
-// nullptr. Deterministic: every table entry has one writer, which visits the
-// points in order.
+// grad_points: (N, D) or nullptr; grad_table: (entries, F), overwritten (no
+// need to zero it), or nullptr. Deterministic: every table entry has one
+// writer, which visits the points in order.
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
               T* grad_points, T* grad_table, int n_threads);
@@ -41,6 +41,8 @@ double random_gather(const float* table, uint32_t entries, int64_t n, int n_thre
 }  // namespace cpu
 
 namespace cuda {
+// Same contracts as the CPU launchers, except that grad_table must be
+// zero-filled (the scatter is atomicAdd into it).
 template <typename T>
 void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out,
              void* stream);
