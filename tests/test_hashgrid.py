@@ -291,3 +291,12 @@ def test_tcnn_backend_matches_ours_on_cuda():
     x = torch.rand(4096, 3, device="cuda")
     ours = ops.hashgrid_encode(x, grid.params, **grid.layout.kwargs())
     torch.testing.assert_close(grid(x), ours, rtol=1e-3, atol=1e-3)
+
+
+def test_random_gather_probe_reads_what_it_claims():
+    from s3d_fast.ops.hashgrid import random_gather_rate_probe
+
+    table = torch.ones(1000, 2)
+    assert random_gather_rate_probe(table, 4096) == 2 * 4096
+    with pytest.raises(RuntimeError, match="float32"):
+        random_gather_rate_probe(torch.ones(10, 3), 10)
