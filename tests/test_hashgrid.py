@@ -262,7 +262,7 @@ def test_from_tcnn_config():
     assert by_features.layout.n_levels == 4
     for bad in ({"otype": "Frequency"}, {"otype": "TiledGrid"}, {"otype": "Grid", "type": "Tiled"},
                 {"otype": "HashGrid", "interpolation": "Nearest"}, {"otype": "HashGrid", "bogus": 1},
-                {"otype": "HashGrid", "n_levels": 4, "n_features": 8}):
+                {"otype": "HashGrid", "n_levels": 4, "n_features": 8}, {"otype": "HashGrid", "n_features": 7}):
         with pytest.raises(ValueError):
             s3d_nn.HashGrid.from_tcnn_config(3, bad)
 

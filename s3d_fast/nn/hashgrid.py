@@ -89,7 +89,9 @@ class HashGrid(nn.Module):
         if "n_features" in config:
             if "n_levels" in config:
                 raise ValueError("give n_features or n_levels, not both (one determines the other)")
-            n_levels = -(-int(config["n_features"]) // features)
+            if int(config["n_features"]) % features:
+                raise ValueError("n_features must be a multiple of n_features_per_level")
+            n_levels = int(config["n_features"]) // features
         else:
             n_levels = int(config.get("n_levels", 16))
         interpolation = str(config.get("interpolation", "Linear")).lower()
