@@ -169,8 +169,10 @@ def test_hand_worked_case(point):
     torch.testing.assert_close(gx[0], torch.tensor(expect_gx, dtype=torch.float64))
 
 
-def test_cpu_backward_is_deterministic_across_runs_and_thread_counts():
-    kw = LEVEL_SETS["mixed"]
+@pytest.mark.parametrize("levels", ["mixed", "few"])
+def test_cpu_backward_is_deterministic_across_runs_and_thread_counts(levels):
+    # "few": 2 levels, so 3 threads split each level's entries into ranges.
+    kw = LEVEL_SETS["mixed"] if levels == "mixed" else dict(LEVEL_SETS["mixed"], n_levels=2)
     lay = HashGridLayout.build(3, **kw)
     # Many points per entry, so float summation order would show if it varied.
     x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(8))
@@ -187,6 +189,9 @@ def test_cpu_backward_is_deterministic_across_runs_and_thread_counts():
         torch.set_num_threads(before)
     for gx, gp in results[1:]:
         assert torch.equal(gx, results[0][0]) and torch.equal(gp, results[0][1])
+    ref_x, ref_p = x.clone().requires_grad_(), params.clone().requires_grad_()
+    expect = torch.autograd.grad(ops.reference.hashgrid_encode(ref_x, ref_p, **kw), (ref_x, ref_p), grad)
+    torch.testing.assert_close(results[0][1], expect[1], rtol=1e-5, atol=1e-4)
 
 
 def test_empty_leading_dims_and_non_contiguous():
