@@ -4,3 +4,6 @@ from . import reference  # noqa: F401
 from .triplane import triplane_sample  # noqa: F401
 
 __all__ = ["triplane_sample", "reference"]
+from .hashgrid import hashgrid_encode  # noqa: F401,E402
+
+__all__ += ["hashgrid_encode"]

@@ -1,0 +1,231 @@
+// Multi-resolution hash-grid encoding (Instant-NGP): per-point kernel bodies
+// shared by the CPU and CUDA launchers.
+//
+// Semantics are tiny-cuda-nn's GridEncoding (include/tiny-cuda-nn/encodings/
+// grid.h and common_device.h), checked against its source:
+//  * level l: scale = exp2f(l * log2f(per_level_scale)) * base_resolution - 1
+//    (float arithmetic), resolution = (uint32)ceilf(scale) + 1. The host
+//    computes these (s3d_fast/ops/_hashgrid_spec.py) and passes `scale`.
+//  * pos = fmaf(scale, x, 0.5f); cell = (uint32)(int)floorf(pos);
+//    frac = pos - floor (tcnn's pos_fract; newer tcnn writes the fmaf
+//    explicitly, older relies on nvcc contracting x * scale + 0.5f).
+//  * smoothstep: w = f^2 (3 - 2f), w' = 6 f (1 - f); linear: w = f, w' = 1.
+//  * a level holds min(next_multiple(res^D, 8), 2^log2_hashmap_size) entries
+//    (Hash type; Dense type keeps the dense count). Its index is dense,
+//    x + y*res + z*res^2 in uint32 arithmetic, while res^D <= entries, else the
+//    coherent-prime hash x*1 ^ y*2654435761 ^ z*805459861 (uint32); in both
+//    cases taken modulo the level's entry count. The upper corner of the last
+//    cell may be `res` itself: the dense index then wraps (tcnn does the same).
+//  * parameters: level-major, then entry, then feature (grid[(offset_l +
+//    index) * F + f]); output feature l*F + f.
+//  * inputs outside [0, 1] are not clamped: the cell coordinate is converted
+//    through int to uint32, so negative cells wrap around 2^32 and the index
+//    (dense or hashed) wraps modulo the level size, as in tcnn.
+// tcnn's stochastic interpolation, quantisation threshold and max_level are
+// not reproduced (their defaults are off).
+#pragma once
+
+#include "s3d/common.h"
+
+namespace s3d {
+namespace hashgrid {
+
+constexpr int kMaxLevels = 32;  // tcnn's offset table holds 32 levels
+
+enum class Interpolation : int { Linear = 0, Smoothstep = 1 };
+
+struct Layout {
+  int n_levels;
+  uint32_t offset[kMaxLevels + 1];  // first entry of each level; offset[n_levels] = all entries
+  float scale[kMaxLevels];
+  uint32_t resolution[kMaxLevels];
+  uint8_t hashed[kMaxLevels];  // res^D > entries of the level
+  Interpolation interpolation;
+};
+
+template <typename T>
+struct Params {
+  Layout layout;
+  const T* table;    // (entries, F) contiguous
+  int64_t n_points;  // points: (N, D) contiguous; output (N, L*F)
+};
+
+namespace detail {
+S3D_FN float fma_(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return fmaf(a, b, c);
+#else
+  return __builtin_fmaf(a, b, c);
+#endif
+}
+S3D_FN double fma_(double a, double b, double c) {
+#if defined(__CUDA_ARCH__)
+  return ::fma(a, b, c);
+#else
+  return __builtin_fma(a, b, c);
+#endif
+}
+}  // namespace detail
+
+// Where a point falls in one level: the lower corner, the interpolation
+// weight of the upper corner along each axis, and d(weight)/dx.
+template <int D, typename T>
+struct Cell {
+  uint32_t lower[D];
+  T w[D];
+  T dw[D];
+};
+
+template <int D, typename T>
+S3D_FN void locate(const T* x, T scale, Interpolation interp, Cell<D, T>* c) {
+#pragma unroll
+  for (int d = 0; d < D; ++d) {
+    const T pos = detail::fma_(scale, x[d], T(0.5));
+    const T fl = floor_(pos);
+    c->lower[d] = static_cast<uint32_t>(static_cast<int>(fl));
+    const T f = pos - fl;
+    if (interp == Interpolation::Smoothstep) {
+      c->w[d] = f * f * (T(3) - T(2) * f);
+      c->dw[d] = scale * T(6) * f * (T(1) - f);
+    } else {
+      c->w[d] = f;
+      c->dw[d] = scale;
+    }
+  }
+}
+
+// Entry (within its level) of grid vertex `v`.
+template <int D>
+S3D_FN uint32_t vertex_index(const uint32_t* v, bool hashed, uint32_t res, uint32_t size) {
+  uint32_t index;
+  if (hashed) {
+    index = v[0];
+    if (D > 1) index ^= v[1] * 2654435761u;
+    if (D > 2) index ^= v[2] * 805459861u;
+  } else {
+    index = v[0];
+    uint32_t stride = res;
+#pragma unroll
+    for (int d = 1; d < D; ++d) {
+      index += v[d] * stride;
+      stride *= res;
+    }
+  }
+  // Hashed levels are 2^k entries: a mask instead of a division.
+  return (size & (size - 1)) == 0 ? (index & (size - 1)) : (index % size);
+}
+
+// Corner `corner` (bit d set: upper along axis d) of the cell: its entry and
+// its n-linear weight.
+template <int D, typename T>
+S3D_FN uint32_t corner(const Cell<D, T>& c, int corner, bool hashed, uint32_t res, uint32_t size,
+                       T* weight) {
+  uint32_t v[D];
+  T w = T(1);
+#pragma unroll
+  for (int d = 0; d < D; ++d) {
+    const bool upper = (corner >> d) & 1;
+    v[d] = c.lower[d] + (upper ? 1u : 0u);
+    w *= upper ? c.w[d] : T(1) - c.w[d];
+  }
+  *weight = w;
+  return vertex_index<D>(v, hashed, res, size);
+}
+
+// Encodes point x at one level: writes F features to out.
+template <int D, int F, typename T>
+S3D_FN void forward_level(const Params<T>& p, int level, const T* x, T* out) {
+  const Layout& L = p.layout;
+  Cell<D, T> c;
+  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  T acc[F];
+#pragma unroll
+  for (int f = 0; f < F; ++f) acc[f] = T(0);
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k) {
+    T w;
+    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w);
+    const T* v = table + static_cast<int64_t>(e) * F;
+#pragma unroll
+    for (int f = 0; f < F; ++f) acc[f] += w * v[f];
+  }
+#pragma unroll
+  for (int f = 0; f < F; ++f) out[f] = acc[f];
+}
+
+// Scatters dL/d(features of one level) to the table: grad_table is the whole
+// (entries, F) gradient. Only entries e (level-local) with lo <= e < hi are
+// written, so CPU threads can split a level's table between them.
+template <int D, int F, typename T, typename Add>
+S3D_FN void backward_table_level(const Params<T>& p, int level, const T* x, const T* g,
+                                 T* grad_table, uint32_t lo, uint32_t hi) {
+  const Layout& L = p.layout;
+  Cell<D, T> c;
+  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  T* table = grad_table + static_cast<int64_t>(L.offset[level]) * F;
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k) {
+    T w;
+    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w);
+    if (e < lo || e >= hi) continue;
+    T* dst = table + static_cast<int64_t>(e) * F;
+#pragma unroll
+    for (int f = 0; f < F; ++f) Add::add(dst + f, w * g[f]);
+  }
+}
+
+// Adds one level's share of dL/dx for one point to grad_x (D values); g is
+// the level's F output gradients. Summed over levels in level order by both
+// launchers, so CPU and CUDA agree and the CPU result is deterministic.
+template <int D, int F, typename T>
+S3D_FN void backward_input_level(const Params<T>& p, int level, const T* x, const T* g,
+                                 T* grad_x) {
+  const Layout& L = p.layout;
+  Cell<D, T> c;
+  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
+  const uint32_t size = L.offset[level + 1] - L.offset[level];
+  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  T dlevel[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) dlevel[d] = T(0);
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k) {
+    T w_unused;
+    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w_unused);
+    const T* v = table + static_cast<int64_t>(e) * F;
+    T s = T(0);  // dL/d(this corner's weight)
+#pragma unroll
+    for (int f = 0; f < F; ++f) s += g[f] * v[f];
+    // d(weight)/d(w_d) = +-(product of the other axes' weights).
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      T other = T(1);
+#pragma unroll
+      for (int e2 = 0; e2 < D; ++e2) {
+        if (e2 == d) continue;
+        other *= ((k >> e2) & 1) ? c.w[e2] : T(1) - c.w[e2];
+      }
+      dlevel[d] += (((k >> d) & 1) ? other : -other) * s;
+    }
+  }
+#pragma unroll
+  for (int d = 0; d < D; ++d) grad_x[d] += dlevel[d] * c.dw[d];
+}
+
+// dL/dx of one point over all levels; g is its (L*F) output gradient.
+template <int D, int F, typename T>
+S3D_FN void backward_input_point(const Params<T>& p, const T* x, const T* g, T* grad_x) {
+  T acc[D];
+#pragma unroll
+  for (int d = 0; d < D; ++d) acc[d] = T(0);
+  for (int level = 0; level < p.layout.n_levels; ++level)
+    backward_input_level<D, F, T>(p, level, x, g + level * F, acc);
+#pragma unroll
+  for (int d = 0; d < D; ++d) grad_x[d] = acc[d];
+}
+
+}  // namespace hashgrid
+}  // namespace s3d

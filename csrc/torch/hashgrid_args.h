@@ -1,0 +1,66 @@
+// Turns tensors and the level table into the framework-free parameter block
+// of the hash-grid kernels. Shared by the CPU and CUDA registrations. The
+// Python wrapper validates user input with friendly messages; these checks
+// guard direct torch.ops callers.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "s3d/hashgrid.h"
+
+namespace s3d_torch {
+
+namespace hg = s3d::hashgrid;
+
+inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& table) {
+  TORCH_CHECK(points.dim() == 2 && points.size(1) >= 1 && points.size(1) <= 3,
+              "hashgrid: points must be (N, D) with D in 1..3");
+  TORCH_CHECK(table.dim() == 2, "hashgrid: table must be (entries, F)");
+  const int64_t f = table.size(1);
+  TORCH_CHECK(f == 1 || f == 2 || f == 4 || f == 8, "hashgrid: F must be 1, 2, 4 or 8");
+  TORCH_CHECK(points.is_contiguous() && table.is_contiguous(),
+              "hashgrid: points and table must be contiguous");
+  TORCH_CHECK(points.scalar_type() == table.scalar_type(),
+              "hashgrid: points and table must share a dtype");
+  TORCH_CHECK(points.device() == table.device(), "hashgrid: points and table must be on one device");
+}
+
+template <typename T>
+hg::Params<T> make_hashgrid_params(const at::Tensor& points, const at::Tensor& table,
+                                   at::IntArrayRef offsets, at::ArrayRef<double> scales,
+                                   int64_t interpolation) {
+  const int64_t n_levels = static_cast<int64_t>(scales.size());
+  TORCH_CHECK(n_levels >= 1 && n_levels <= hg::kMaxLevels, "hashgrid: 1 to ", hg::kMaxLevels,
+              " levels");
+  TORCH_CHECK(static_cast<int64_t>(offsets.size()) == n_levels + 1,
+              "hashgrid: offsets must hold n_levels + 1 entries");
+  TORCH_CHECK(offsets[0] == 0 && offsets[n_levels] == table.size(0),
+              "hashgrid: offsets must start at 0 and end at the table's entry count");
+  TORCH_CHECK(table.size(0) <= 0xFFFFFFFFll, "hashgrid: table too large");
+  TORCH_CHECK(interpolation == 0 || interpolation == 1, "hashgrid: bad interpolation");
+  const int dims = static_cast<int>(points.size(1));
+  hg::Params<T> p{};
+  p.layout.n_levels = static_cast<int>(n_levels);
+  p.layout.interpolation = static_cast<hg::Interpolation>(interpolation);
+  for (int64_t l = 0; l <= n_levels; ++l) p.layout.offset[l] = static_cast<uint32_t>(offsets[l]);
+  for (int64_t l = 0; l < n_levels; ++l) {
+    TORCH_CHECK(offsets[l + 1] > offsets[l], "hashgrid: every level needs entries");
+    const float scale = static_cast<float>(scales[l]);
+    TORCH_CHECK(std::isfinite(scale) && scale >= 0.f, "hashgrid: bad level scale");
+    const uint32_t res = static_cast<uint32_t>(std::ceil(scale)) + 1;
+    p.layout.scale[l] = scale;
+    p.layout.resolution[l] = res;
+    // Dense while res^D fits the level (64-bit, saturating: no overflow).
+    const uint64_t size = static_cast<uint64_t>(offsets[l + 1] - offsets[l]);
+    uint64_t dense = 1;
+    for (int d = 0; d < dims && dense <= size; ++d) dense *= res;
+    p.layout.hashed[l] = dense > size ? 1 : 0;
+  }
+  p.table = table.data_ptr<T>();
+  p.n_points = points.size(0);
+  return p;
+}
+
+}  // namespace s3d_torch

@@ -1,0 +1,80 @@
+// Hash-grid encoding ops: schemas and the CPU kernels.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "hashgrid_args.h"
+#include "s3d/hashgrid_launchers.h"
+
+namespace s3d_torch {
+namespace {
+
+at::Tensor hashgrid_forward_cpu(const at::Tensor& points, const at::Tensor& table,
+                                at::IntArrayRef offsets, at::ArrayRef<double> scales,
+                                int64_t interpolation) {
+  check_hashgrid_inputs(points, table);
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_forward_cpu", [&] {
+    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
+    out = at::empty({points.size(0), p.layout.n_levels * table.size(1)}, points.options());
+    hg::cpu::forward<scalar_t>(p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
+                               points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                               at::get_num_threads());
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& points, const at::Tensor& table,
+    at::IntArrayRef offsets, at::ArrayRef<double> scales, int64_t interpolation, bool points_grad,
+    bool table_grad) {
+  check_hashgrid_inputs(points, table);
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
+              "hashgrid: grad_out must be contiguous and match the points' dtype");
+  TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == points.size(0) &&
+                  grad_out.size(1) == static_cast<int64_t>(scales.size()) * table.size(1),
+              "hashgrid: grad_out must be (N, L*F)");
+  at::Tensor grad_points = points_grad ? at::empty_like(points) : at::Tensor();
+  // The CPU launcher zero-fills the table gradient itself, range by range.
+  at::Tensor grad_table = table_grad ? at::empty_like(table) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cpu", [&] {
+    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
+    hg::cpu::backward<scalar_t>(p, static_cast<int>(points.size(1)),
+                                static_cast<int>(table.size(1)), points.data_ptr<scalar_t>(),
+                                grad_out.data_ptr<scalar_t>(),
+                                points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
+                                table_grad ? grad_table.data_ptr<scalar_t>() : nullptr,
+                                at::get_num_threads());
+  });
+  return {grad_points, grad_table};
+}
+
+double hashgrid_random_gather_cpu(const at::Tensor& table, int64_t n) {
+  TORCH_CHECK(table.dim() == 2 && table.size(1) == 2 && table.is_contiguous() &&
+                  table.scalar_type() == at::kFloat && table.size(0) >= 1 &&
+                  table.size(0) <= 0xFFFFFFFFll,
+              "hashgrid_random_gather: table must be a contiguous (entries, 2) float32 tensor");
+  return hg::cpu::random_gather(table.data_ptr<float>(), static_cast<uint32_t>(table.size(0)), n,
+                                at::get_num_threads());
+}
+
+}  // namespace
+}  // namespace s3d_torch
+
+TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
+  m.def(
+      "hashgrid_forward(Tensor points, Tensor table, int[] offsets, float[] scales, "
+      "int interpolation) -> Tensor");
+  m.def(
+      "hashgrid_backward(Tensor grad_out, Tensor points, Tensor table, int[] offsets, "
+      "float[] scales, int interpolation, bool points_grad, bool table_grad) -> (Tensor, Tensor)");
+  m.def("hashgrid_random_gather(Tensor table, int n) -> float");
+}
+
+TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
+  m.impl("hashgrid_forward", &s3d_torch::hashgrid_forward_cpu);
+  m.impl("hashgrid_backward", &s3d_torch::hashgrid_backward_cpu);
+  m.impl("hashgrid_random_gather", &s3d_torch::hashgrid_random_gather_cpu);
+}
