@@ -4,3 +4,11 @@ from . import reference  # noqa: F401
 from .triplane import triplane_sample  # noqa: F401
 
 __all__ = ["triplane_sample", "reference"]
+from .volume_render import (  # noqa: F401,E402
+    accumulate_along_rays,
+    composite,
+    render_weight_from_alpha,
+    render_weight_from_density,
+)
+
+__all__ += ["render_weight_from_density", "render_weight_from_alpha", "accumulate_along_rays", "composite"]

@@ -3,3 +3,9 @@
 Tests compare the fused kernels against these; benchmarks run them side by side.
 """
 from .triplane import triplane_sample  # noqa: F401
+from .volume_render import (  # noqa: F401,E402
+    accumulate_along_rays,
+    composite,
+    render_weight_from_alpha,
+    render_weight_from_density,
+)
