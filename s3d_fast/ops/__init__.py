@@ -12,3 +12,6 @@ from .volume_render import (  # noqa: F401,E402
 )
 
 __all__ += ["render_weight_from_density", "render_weight_from_alpha", "accumulate_along_rays", "composite"]
+from .occupancy_grid import occgrid_march, pack_bits, unpack_bits  # noqa: F401,E402
+
+__all__ += ["occgrid_march", "pack_bits", "unpack_bits"]

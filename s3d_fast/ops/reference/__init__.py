@@ -9,3 +9,4 @@ from .volume_render import (  # noqa: F401,E402
     render_weight_from_alpha,
     render_weight_from_density,
 )
+from .occupancy_grid import grid_occupied, occgrid_march  # noqa: F401,E402
