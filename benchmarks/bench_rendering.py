@@ -65,8 +65,8 @@ def march_inputs():
 
 def march_runner(impl, grid, o, d, near, far):
     if impl == "fused":
-        bits, res = grid.bits, grid.resolution
-        return lambda: ops.occgrid_march(bits, res, AABB, o, d, near, far, STEP)
+        bits, blocks, res = grid.bits, grid.block_bits, grid.resolution
+        return lambda: ops.occgrid_march(bits, res, AABB, o, d, near, far, STEP, block_bits=blocks)
     binaries = grid.binaries
     return lambda: reference.occgrid_march(binaries, AABB, o, d, near, far, STEP)
 

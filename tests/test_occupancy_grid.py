@@ -7,6 +7,7 @@ import torch
 from s3d_fast import ops
 from s3d_fast.nn import OccupancyGrid
 from s3d_fast.ops import reference
+from s3d_fast.ops.occupancy_grid import block_bits_of
 
 AABB = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]
 
@@ -42,11 +43,13 @@ def bounds(n, near=0.0, far=1e10, dtype=torch.float32):
 
 @pytest.mark.parametrize("levels", [1, 2])
 @pytest.mark.parametrize("cone_angle", [0.0, 0.02])
-def test_fused_marcher_matches_dense_reference(levels, cone_angle):
+@pytest.mark.parametrize("blocks", [False, True])
+def test_fused_marcher_matches_dense_reference(levels, cone_angle, blocks):
     grid = make_grid(levels=levels)
     o, d = make_rays()
     near, far = bounds(len(o), near=0.5, far=4.5)
-    fused = ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.01, cone_angle)
+    block_bits = grid.block_bits if blocks else None
+    fused = ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.01, cone_angle, block_bits=block_bits)
     ref = reference.occgrid_march(grid.binaries, AABB, o, d, near, far, 0.01, cone_angle)
     assert fused[0].numel() > 1000
     assert torch.equal(fused[0], ref[0]) and torch.equal(fused[3], ref[3])
@@ -225,6 +228,10 @@ def test_bad_inputs_raise_clear_errors():
         grid.set_binaries(torch.zeros(3, 3, 3, dtype=torch.bool))
 
 
-def test_bits_roundtrip():
+def test_bits_roundtrip_and_blocks():
     b = torch.rand(2, 3, 5, 6, 7) > 0.5  # 210 cells: not a multiple of 8
     assert torch.equal(ops.unpack_bits(ops.pack_bits(b), (5, 6, 7)), b)
+    cells = torch.zeros(1, 1, 20, 20, 20, dtype=torch.bool)
+    cells[0, 0, 17, 3, 9] = True
+    blocks = ops.unpack_bits(block_bits_of(cells), (3, 3, 3))
+    assert blocks.sum() == 1 and bool(blocks[0, 0, 2, 0, 1])

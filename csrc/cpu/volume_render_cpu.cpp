@@ -63,6 +63,23 @@ S3D_INSTANTIATE(float)
 S3D_INSTANTIATE(double)
 #undef S3D_INSTANTIATE
 
+template <typename I>
+int ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t* offsets,
+                int n_threads) {
+  if (n_samples == 0) {
+    for (int64_t r = 0; r <= n_rays; ++r) offsets[r] = 0;
+    return 0;
+  }
+  int error = 0;
+#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : error) if (n_samples > 65536)
+  for (int64_t i = 0; i < n_samples; ++i)
+    error |= ray_offsets_sample(ray_indices, n_samples, n_rays, i, offsets);
+  return error;
+}
+
+template int ray_offsets<int32_t>(const int32_t*, int64_t, int64_t, int64_t*, int);
+template int ray_offsets<int64_t>(const int64_t*, int64_t, int64_t, int64_t*, int);
+
 }  // namespace cpu
 }  // namespace volume_render
 }  // namespace s3d

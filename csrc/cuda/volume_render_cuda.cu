@@ -108,6 +108,31 @@ S3D_INSTANTIATE(float)
 S3D_INSTANTIATE(double)
 #undef S3D_INSTANTIATE
 
+template <typename I>
+__global__ void ray_offsets_kernel(const I* ray_indices, int64_t n_samples, int64_t n_rays,
+                                   int64_t* offsets, int* error) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n_samples) return;
+  const int err = ray_offsets_sample(ray_indices, n_samples, n_rays, i, offsets);
+  if (err) atomicOr(error, err);
+}
+
+template <typename I>
+void ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t* offsets,
+                 int* error, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (n_samples == 0) {
+    S3D_CUDA_CHECK(cudaMemsetAsync(offsets, 0, sizeof(int64_t) * (n_rays + 1), s));
+    return;
+  }
+  ray_offsets_kernel<I><<<blocks_for(n_samples), kThreads, 0, s>>>(ray_indices, n_samples, n_rays,
+                                                                   offsets, error);
+  S3D_CUDA_CHECK(cudaGetLastError());
+}
+
+template void ray_offsets<int32_t>(const int32_t*, int64_t, int64_t, int64_t*, int*, void*);
+template void ray_offsets<int64_t>(const int64_t*, int64_t, int64_t, int64_t*, int*, void*);
+
 }  // namespace cuda
 }  // namespace volume_render
 }  // namespace s3d

@@ -15,7 +15,7 @@ namespace og = s3d::occupancy;
 // Returns (ray_indices (S,) int64, t_starts (S,), t_ends (S,), offsets (R + 1,) int64).
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
-    const at::Tensor& bits, at::IntArrayRef res, at::ArrayRef<double> center,
+    const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res, at::ArrayRef<double> center,
     at::ArrayRef<double> half, const at::Tensor& rays_o, const at::Tensor& rays_d,
     const c10::optional<at::Tensor>& grid_indices, const at::Tensor& t_near,
     const at::Tensor& t_far, double step, double cone_angle) {
@@ -43,6 +43,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
                     grid_indices->device() == rays_o.device(),
                 "occgrid_march: grid_indices must be contiguous int64 (R,)");
   TORCH_CHECK(step > 0, "occgrid_march: step must be > 0");
+  int64_t block_res[3];
+  for (int a = 0; a < 3; ++a) block_res[a] = (res[a] + og::kBlock - 1) / og::kBlock;
+  if (block_bits.has_value())
+    TORCH_CHECK(block_bits->dim() == 3 && block_bits->scalar_type() == at::kByte &&
+                    block_bits->is_contiguous() && block_bits->size(0) == bits.size(0) &&
+                    block_bits->size(1) == bits.size(1) &&
+                    block_bits->size(2) * 8 >= block_res[0] * block_res[1] * block_res[2] &&
+                    block_bits->device() == rays_o.device(),
+                "occgrid_march: block_bits must be uint8 (n_grids, levels, bytes) of ",
+                og::kBlock, "^3 blocks");
 
   const auto long_opts = rays_o.options().dtype(at::kLong);
   at::Tensor counts = at::empty({n_rays}, long_opts);
@@ -52,6 +62,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
     p.bits = bits.data_ptr<uint8_t>();
     p.bytes_per_level = bits.size(2);
     p.levels = static_cast<int>(bits.size(1));
+    p.block_bits = block_bits.has_value() ? block_bits->data_ptr<uint8_t>() : nullptr;
+    p.block_bytes_per_level = block_bits.has_value() ? block_bits->size(2) : 0;
+    for (int a = 0; a < 3; ++a) p.block_res[a] = static_cast<int>(block_res[a]);
     for (int a = 0; a < 3; ++a) {
       p.res[a] = static_cast<int>(res[a]);
       p.center[a] = static_cast<scalar_t>(center[a]);

@@ -162,4 +162,22 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
   return {grad_in, grad_values};
 }
 
+// (offsets (n_rays + 1,) int64, error bits) for sorted packed ray indices.
+template <typename Backend>
+std::tuple<at::Tensor, int64_t> ray_offsets_impl(const at::Tensor& ray_indices, int64_t n_rays) {
+  TORCH_CHECK(ray_indices.dim() == 1 && ray_indices.is_contiguous() &&
+                  (ray_indices.scalar_type() == at::kInt || ray_indices.scalar_type() == at::kLong),
+              "ray_offsets: ray_indices must be a contiguous int32/int64 (S,) tensor");
+  TORCH_CHECK(n_rays >= 0, "ray_offsets: n_rays must be >= 0");
+  auto offsets = at::empty({n_rays + 1}, ray_indices.options().dtype(at::kLong));
+  int64_t error = 0;
+  if (ray_indices.scalar_type() == at::kInt)
+    error = Backend::ray_offsets(ray_indices.data_ptr<int32_t>(), ray_indices.size(0), n_rays,
+                                 offsets);
+  else
+    error = Backend::ray_offsets(ray_indices.data_ptr<int64_t>(), ray_indices.size(0), n_rays,
+                                 offsets);
+  return {offsets, error};
+}
+
 }  // namespace s3d_torch

@@ -25,12 +25,19 @@ struct CpuBackend {
   static void composite_backward(const vr::CompositeArgs<T>& p, Args... args) {
     vr::cpu::composite_backward<T>(p, args..., at::get_num_threads());
   }
+  template <typename I>
+  static int64_t ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays,
+                             at::Tensor& offsets) {
+    return vr::cpu::ray_offsets<I>(ray_indices, n_samples, n_rays, offsets.data_ptr<int64_t>(),
+                                   at::get_num_threads());
+  }
 };
 
 }  // namespace
 }  // namespace s3d_torch
 
 TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
+  m.def("ray_offsets(Tensor ray_indices, int n_rays) -> (Tensor, int)");
   m.def(
       "render_weight_forward(Tensor offsets, Tensor input, Tensor? t_starts, Tensor? t_ends, "
       "int input_kind) -> (Tensor, Tensor, Tensor)");
@@ -54,4 +61,5 @@ TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
   m.impl("render_weight_backward", &s3d_torch::weights_backward_impl<B>);
   m.impl("composite_forward", &s3d_torch::composite_forward_impl<B>);
   m.impl("composite_backward", &s3d_torch::composite_backward_impl<B>);
+  m.impl("ray_offsets", &s3d_torch::ray_offsets_impl<B>);
 }

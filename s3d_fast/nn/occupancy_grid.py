@@ -15,7 +15,7 @@ from torch import nn
 
 from ..ops import render_weight_from_alpha
 from ..ops._packed import check_float
-from ..ops.occupancy_grid import occgrid_march, pack_bits, unpack_bits
+from ..ops.occupancy_grid import block_bits_of, occgrid_march, pack_bits, unpack_bits
 
 
 def _resolution(resolution):
@@ -56,7 +56,9 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("roi_aabb", roi)
         self.register_buffer("aabbs", aabbs)  # (levels, 6)
         self.register_buffer("occs", torch.zeros(self.n_grids, self.levels * self.cells_per_lvl))
-        self.register_buffer("bits", pack_bits(torch.zeros(self.n_grids, self.levels, *self.resolution, dtype=torch.bool)))
+        empty = torch.zeros(self.n_grids, self.levels, *self.resolution, dtype=torch.bool)
+        self.register_buffer("bits", pack_bits(empty))
+        self.register_buffer("block_bits", block_bits_of(empty))
 
     # -- the binary grid -------------------------------------------------------
     @property
@@ -68,7 +70,9 @@ class OccupancyGrid(nn.Module):
         want = (self.n_grids, self.levels, *self.resolution)
         if tuple(binaries.shape) != want:
             raise ValueError(f"OccupancyGrid: binaries must be {want}, got {tuple(binaries.shape)}")
-        self.bits = pack_bits(binaries.to(self.bits.device).bool())
+        binaries = binaries.to(self.bits.device).bool()
+        self.bits = pack_bits(binaries)
+        self.block_bits = block_bits_of(binaries)
 
     def _cell_points(self, indices: torch.Tensor, level: torch.Tensor, jitter: bool) -> torch.Tensor:
         """World positions in cells `indices` (flat) of `level`: jittered or centres."""
@@ -189,7 +193,7 @@ class OccupancyGrid(nn.Module):
             near = near + torch.rand_like(near) * render_step_size
         ray_indices, t_starts, t_ends, offsets = occgrid_march(
             self.bits, self.resolution, self.roi_aabb.tolist(), rays_o, rays_d, near, far,
-            render_step_size, cone_angle, grid_indices,
+            render_step_size, cone_angle, grid_indices, self.block_bits,
         )
         if (alpha_thre > 0.0 or early_stop_eps > 0.0) and (sigma_fn is not None or alpha_fn is not None):
             alpha_thre = min(alpha_thre, self.occs.mean().item())

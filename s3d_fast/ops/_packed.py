@@ -88,12 +88,13 @@ def layout(op: str, x: torch.Tensor, ray_indices=None, n_rays=None, packed_info=
     n_rays = int(n_rays)
     if n_rays < 0:
         raise ValueError(f"{op}: n_rays must be >= 0, got {n_rays}")
-    if s:
+    # One pass in the extension: offsets plus sortedness and range checks.
+    from .. import _ext
+
+    offsets, error = _ext.load().ray_offsets(ray_indices.contiguous(), n_rays)
+    if error & 2:
         lo, hi = int(ray_indices.min()), int(ray_indices.max())
-        if lo < 0 or hi >= n_rays:
-            raise ValueError(f"{op}: ray_indices must lie in [0, n_rays={n_rays}), found [{lo}, {hi}]")
-    if s > 1 and not bool((ray_indices[1:] >= ray_indices[:-1]).all()):
+        raise ValueError(f"{op}: ray_indices must lie in [0, n_rays={n_rays}), found [{lo}, {hi}]")
+    if error & 1:
         raise ValueError(f"{op}: ray_indices must be sorted (samples grouped by ray, as sampling returns them)")
-    bounds = torch.arange(n_rays + 1, device=x.device, dtype=ray_indices.dtype)
-    offsets = torch.searchsorted(ray_indices.contiguous(), bounds).long()
     return Layout(offsets, n_rays, None)

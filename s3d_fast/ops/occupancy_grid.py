@@ -38,8 +38,21 @@ def unpack_bits(bits: torch.Tensor, resolution) -> torch.Tensor:
     return flat[..., :cells].reshape(g, l, *[int(r) for r in resolution])
 
 
+BLOCK = 8  # cells per side of a coarse block (s3d::occupancy::kBlock)
+
+
+def block_bits_of(binaries: torch.Tensor) -> torch.Tensor:
+    """Bitfield of BLOCK^3 blocks holding any occupied cell (lets the marcher
+    skip large empty regions in one jump)."""
+    g, l = binaries.shape[:2]
+    pooled = torch.nn.functional.max_pool3d(
+        binaries.reshape(g * l, 1, *binaries.shape[2:]).float(), BLOCK, stride=BLOCK, ceil_mode=True
+    )
+    return pack_bits(pooled.reshape(g, l, *pooled.shape[2:]) > 0)
+
+
 def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, step_size,
-                  cone_angle=0.0, grid_indices=None):
+                  cone_angle=0.0, grid_indices=None, block_bits=None):
     """March rays through bitfield grids.
 
     Args:
@@ -48,6 +61,7 @@ def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, ste
         rays_o, rays_d: (R, 3); t_near, t_far: (R,) per-ray bounds (the step
             lattice starts at t_near).
         grid_indices: (R,) the grid of each ray (None: grid 0).
+        block_bits: optional :func:`block_bits_of` of the same grid (faster).
 
     Returns:
         (ray_indices (S,) int64, t_starts (S,), t_ends (S,), offsets (R + 1,) int64),
@@ -81,7 +95,9 @@ def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, ste
     hi = [float(v) for v in roi_aabb[3:]]
     center = [(a + b) / 2 for a, b in zip(lo, hi)]
     half = [(b - a) / 2 for a, b in zip(lo, hi)]
+    if block_bits is not None and (block_bits.dtype != torch.uint8 or block_bits.device != bits.device):
+        raise TypeError(f"{op}: block_bits must be a uint8 tensor on the grid's device")
     return _ext.load().occgrid_march(
-        bits, [int(r) for r in resolution], center, half, rays_o.contiguous(), rays_d.contiguous(),
+        bits, block_bits, [int(r) for r in resolution], center, half, rays_o.contiguous(), rays_d.contiguous(),
         grid_indices, t_near.contiguous(), t_far.contiguous(), float(step_size), float(cone_angle),
     )

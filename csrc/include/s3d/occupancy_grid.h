@@ -9,8 +9,9 @@
 // at the ray's near bound, so the marcher yields exactly the subset of the
 // dense uniform samples whose midpoint falls in an occupied cell (of the
 // finest level containing it) before the far bound. Empty cells are skipped
-// whole: the walk jumps to the first lattice step past the cell's exit, which
-// makes the cost proportional to the cells crossed plus the samples kept.
+// whole: the walk jumps to the first lattice step past the exit of the empty
+// cell, or of the empty kBlock^3 block around it, so the cost follows the
+// empty regions crossed plus the samples kept, not the steps.
 // With cone_angle > 0 the step grows with t (dt = clamp(t * cone_angle,
 // step, 1e10), as nerfacc) and the walk steps through empty cells instead.
 //
@@ -24,11 +25,19 @@ namespace s3d {
 namespace occupancy {
 
 constexpr int kMaxLevels = 16;
+// Cells per side of the coarse blocks that let the walk skip large empty
+// regions in one jump (a ray crosses ~res * sqrt(3) cells, mostly empty).
+constexpr int kBlock = 8;
 
 template <typename T>
 struct MarchParams {
   const uint8_t* bits;       // (n_grids, levels, bytes_per_level)
   int64_t bytes_per_level;
+  // Coarse summary: bit set where any cell of a kBlock^3 block is occupied;
+  // (n_grids, levels, block_bytes_per_level), or null.
+  const uint8_t* block_bits;
+  int64_t block_bytes_per_level;
+  int block_res[3];
   int res[3];
   int levels;
   T center[3];               // of the ROI box (level 0)
@@ -75,37 +84,81 @@ S3D_FN void ray_box(const T* o, const T* d, const T* lo, const T* hi, T* t_enter
   *t_exit = t1;
 }
 
-// Occupancy of the cell holding point x (finest level containing it); also
-// returns, through t_exit, where the ray leaves that cell. Points outside the
-// coarsest box count as empty with t_exit = t (the caller steps on).
+// Per-ray constants of one level: where its box starts, its cell size and
+// its inverse (hoisted out of the per-step lookup).
 template <typename T>
-S3D_FN bool lookup(const MarchParams<T>& p, const uint8_t* grid_bits, const T* o, const T* d,
-                   T t, T* t_exit) {
-  T x[3];
-  for (int a = 0; a < 3; ++a) x[a] = o[a] + t * d[a];
+struct LevelFrame {
+  T lo[3], extent[3], size[3], inv_size[3];
+};
+
+template <typename T>
+S3D_FN void make_frames(const MarchParams<T>& p, LevelFrame<T>* frames) {
   T scale = T(1);
   for (int l = 0; l < p.levels; ++l, scale *= T(2)) {
-    T lo[3], size[3];
+    for (int a = 0; a < 3; ++a) {
+      frames[l].lo[a] = p.center[a] - p.half[a] * scale;
+      frames[l].extent[a] = T(2) * p.half[a] * scale;
+      frames[l].size[a] = frames[l].extent[a] / T(p.res[a]);
+      frames[l].inv_size[a] = T(p.res[a]) / frames[l].extent[a];
+    }
+  }
+}
+
+// Where the ray leaves the axis-aligned box [lo, lo + size) (it is inside).
+template <typename T>
+S3D_FN T box_exit(const T* o, const T* inv_d, const T* lo, const T* size) {
+  T t = T(1e30);
+  for (int a = 0; a < 3; ++a) {
+    if (inv_d[a] == T(0)) continue;  // parallel to this axis' faces
+    const T face = inv_d[a] > T(0) ? lo[a] + size[a] : lo[a];
+    t = min_(t, (face - o[a]) * inv_d[a]);
+  }
+  return t;
+}
+
+// Occupancy at point o + t d (finest level whose box holds it); through
+// t_exit, where the ray leaves the empty region around it: its block of
+// kBlock^3 cells when that block is empty, else its cell. Points outside the
+// coarsest box count as empty with t_exit = t (the caller steps on).
+template <typename T>
+S3D_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, const uint8_t* grid_bits,
+                   const uint8_t* grid_blocks, const T* o, const T* d, const T* inv_d, T t,
+                   T* t_exit) {
+  T x[3];
+  for (int a = 0; a < 3; ++a) x[a] = o[a] + t * d[a];
+  for (int l = 0; l < p.levels; ++l) {
+    const LevelFrame<T>& f = frames[l];
+    T u[3];
     bool inside = true;
     for (int a = 0; a < 3; ++a) {
-      lo[a] = p.center[a] - p.half[a] * scale;
-      size[a] = T(2) * p.half[a] * scale / T(p.res[a]);
-      const T u = x[a] - lo[a];
-      if (u < T(0) || u > T(2) * p.half[a] * scale) inside = false;
+      u[a] = x[a] - f.lo[a];
+      inside = inside && u[a] >= T(0) && u[a] <= f.extent[a];
     }
     if (!inside) continue;
     int c[3];
-    T cell_lo[3], cell_hi[3];
-    for (int a = 0; a < 3; ++a) {
-      c[a] = clamp(static_cast<int>(floor_<T>((x[a] - lo[a]) / size[a])), 0, p.res[a] - 1);
-      cell_lo[a] = lo[a] + T(c[a]) * size[a];
-      cell_hi[a] = cell_lo[a] + size[a];
+    for (int a = 0; a < 3; ++a)
+      c[a] = clamp(static_cast<int>(floor_<T>(u[a] * f.inv_size[a])), 0, p.res[a] - 1);
+    if (grid_blocks) {
+      const int64_t b = (static_cast<int64_t>(c[0] / kBlock) * p.block_res[1] + c[1] / kBlock) *
+                            p.block_res[2] + c[2] / kBlock;
+      if (!((grid_blocks[l * p.block_bytes_per_level + (b >> 3)] >> (b & 7)) & 1)) {
+        T lo[3], size[3];
+        for (int a = 0; a < 3; ++a) {
+          const int first = (c[a] / kBlock) * kBlock;
+          const int last = min_(first + kBlock, p.res[a]);
+          lo[a] = f.lo[a] + T(first) * f.size[a];
+          size[a] = T(last - first) * f.size[a];
+        }
+        *t_exit = box_exit(o, inv_d, lo, size);
+        return false;
+      }
     }
-    T enter;
-    ray_box(o, d, cell_lo, cell_hi, &enter, t_exit);
     const int64_t idx = (static_cast<int64_t>(c[0]) * p.res[1] + c[1]) * p.res[2] + c[2];
-    const uint8_t* bits = grid_bits + l * p.bytes_per_level;
-    return (bits[idx >> 3] >> (idx & 7)) & 1;
+    if ((grid_bits[l * p.bytes_per_level + (idx >> 3)] >> (idx & 7)) & 1) return true;
+    T lo[3];
+    for (int a = 0; a < 3; ++a) lo[a] = f.lo[a] + T(c[a]) * f.size[a];
+    *t_exit = box_exit(o, inv_d, lo, f.size);
+    return false;
   }
   *t_exit = t;
   return false;
@@ -119,16 +172,19 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
   const T* d = p.rays_d + 3 * r;
   const int64_t g = p.grid_index ? p.grid_index[r] : 0;
   const uint8_t* grid_bits = p.bits + g * p.levels * p.bytes_per_level;
+  const uint8_t* grid_blocks =
+      p.block_bits ? p.block_bits + g * p.levels * p.block_bytes_per_level : nullptr;
+  LevelFrame<T> frames[kMaxLevels];
+  make_frames(p, frames);
+  T inv_d[3];
+  for (int a = 0; a < 3; ++a) inv_d[a] = d[a] != T(0) ? T(1) / d[a] : T(0);
 
   // Clip [near, far] to the coarsest box.
-  const T outer = T(int64_t(1) << (p.levels - 1));
-  T lo[3], hi[3];
-  for (int a = 0; a < 3; ++a) {
-    lo[a] = p.center[a] - p.half[a] * outer;
-    hi[a] = p.center[a] + p.half[a] * outer;
-  }
+  const LevelFrame<T>& outer = frames[p.levels - 1];
+  T hi[3];
+  for (int a = 0; a < 3; ++a) hi[a] = outer.lo[a] + outer.extent[a];
   T t_enter, t_exit;
-  ray_box(o, d, lo, hi, &t_enter, &t_exit);
+  ray_box(o, d, outer.lo, hi, &t_enter, &t_exit);
   const T t0 = p.t_near[r];
   const T t_hi = min_(p.t_far[r], t_exit);
   if (!(t_enter <= t_exit) || !(t0 < t_hi)) return 0;
@@ -147,15 +203,14 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
       const T te = t0 + T(k + 1) * dt;
       const T mid = T(0.5) * (ts + te);
       if (!(mid < t_hi)) break;
-      T cell_exit;
-      if (lookup(p, grid_bits, o, d, mid, &cell_exit)) {
+      T region_exit;
+      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
         emit(n++, ts, te);
         ++k;
       } else {
-        // Jump to the first step whose midpoint lies past this cell.
-        const T next = ceil_((cell_exit - t0) / dt - T(0.5));
-        const int64_t kn = next > T(k + 1) ? static_cast<int64_t>(next) : k + 1;
-        k = kn;
+        // Jump to the first step whose midpoint lies past the empty region.
+        const T next = ceil_((region_exit - t0) / dt - T(0.5));
+        k = next > T(k + 1) ? static_cast<int64_t>(next) : k + 1;
       }
     }
   } else {
@@ -165,8 +220,9 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
       const T te = ts + dt;
       const T mid = T(0.5) * (ts + te);
       if (!(mid < t_hi)) break;
-      T cell_exit;
-      if (lookup(p, grid_bits, o, d, mid, &cell_exit)) emit(n++, ts, te);
+      T region_exit;
+      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit))
+        emit(n++, ts, te);
       ts = te;
     }
   }

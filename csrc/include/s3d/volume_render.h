@@ -37,6 +37,19 @@ S3D_FN T exp_(T x) {
 #endif
 }
 
+// Dot product over C channels with 8 independent partial sums: the compiler
+// may not reorder a single float accumulator, but it vectorises these lanes.
+template <typename T>
+S3D_FN T dot(const T* a, const T* b, int64_t n) {
+  T acc[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[c + j] * b[c + j];
+  T tail = T(0);
+  for (; c < n; ++c) tail += a[c] * b[c];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
 template <typename T>
 S3D_FN T alpha_of(Input input, const T* in, const T* t_starts, const T* t_ends, int64_t i) {
   if (input == Input::Density) return T(1) - exp_(-in[i] * (t_ends[i] - t_starts[i]));
@@ -146,8 +159,7 @@ S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const
   // total = sum_i g_w_i w_i, from the forward's outputs.
   T total = g_op * opacity[ray];
   if (g_dep != T(0)) total += g_dep * depth[ray];
-  if (g)
-    for (int64_t c = 0; c < C; ++c) total += g[c] * colors[ray * C + c];
+  if (g) total += dot(g, colors + ray * C, C);
 
   T transmittance = T(1), prefix = T(0);
   bool stopped = false;
@@ -160,8 +172,7 @@ S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const
     }
     const T* v = p.values + i * C;
     T gw = g_op;
-    if (g)
-      for (int64_t c = 0; c < C; ++c) gw += g[c] * v[c];
+    if (g) gw += dot(g, v, C);
     if (g_dep != T(0)) gw += g_dep * T(0.5) * (p.t_starts[i] + p.t_ends[i]);
 
     T w, a = T(0);
@@ -186,10 +197,35 @@ S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const
       }
       transmittance *= one_minus_a;
     }
-    if (grad_values)
-      for (int64_t c = 0; c < C; ++c) grad_values[i * C + c] = g ? w * g[c] : T(0);
+    if (grad_values) {
+      T* gv = grad_values + i * C;
+      if (g) {
+        for (int64_t c = 0; c < C; ++c) gv[c] = w * g[c];
+      } else {
+        for (int64_t c = 0; c < C; ++c) gv[c] = T(0);
+      }
+    }
     if (p.input != Input::Weight && transmittance < p.early_stop_eps) stopped = true;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Ray offsets of sorted packed samples, one sample per worker: sample i
+// opens rays ray_indices[i - 1] + 1 .. ray_indices[i]. Returns an error bit
+// set (1: not sorted, 2: out of [0, n_rays)) for that sample, 0 if fine.
+template <typename I>
+S3D_FN int ray_offsets_sample(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t i,
+                              int64_t* offsets) {
+  const int64_t cur = static_cast<int64_t>(ray_indices[i]);
+  const int64_t prev = i == 0 ? -1 : static_cast<int64_t>(ray_indices[i - 1]);
+  int err = 0;
+  if (cur < prev) err |= 1;
+  if (cur < 0 || cur >= n_rays) err |= 2;
+  if (err) return err;
+  for (int64_t r = prev + 1; r <= cur; ++r) offsets[r] = i;
+  if (i == n_samples - 1)
+    for (int64_t r = cur + 1; r <= n_rays; ++r) offsets[r] = n_samples;
+  return 0;
 }
 
 }  // namespace volume_render

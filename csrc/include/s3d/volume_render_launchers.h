@@ -25,6 +25,10 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         const T* opacity, const T* depth, const T* grad_colors,
                         const T* grad_opacity, const T* grad_depth, T* grad_in, T* grad_values,
                         int n_threads);
+// offsets: (n_rays + 1); returns the OR of the per-sample error bits.
+template <typename I>
+int ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t* offsets,
+                int n_threads);
 }  // namespace cpu
 
 namespace cuda {
@@ -45,6 +49,10 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         const T* opacity, const T* depth, const T* grad_colors,
                         const T* grad_opacity, const T* grad_depth, T* grad_in, T* grad_values,
                         void* stream);
+// error: one device int, OR-ed with the per-sample error bits.
+template <typename I>
+void ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t* offsets,
+                 int* error, void* stream);
 }  // namespace cuda
 
 }  // namespace volume_render

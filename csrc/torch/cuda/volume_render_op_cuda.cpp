@@ -28,6 +28,16 @@ struct CudaBackend {
   static void composite_backward(const vr::CompositeArgs<T>& p, Args... args) {
     vr::cuda::composite_backward<T>(p, args..., current_stream());
   }
+  // One small device-to-host copy for the error bits (as searchsorted plus a
+  // sortedness check would need anyway).
+  template <typename I>
+  static int64_t ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays,
+                             at::Tensor& offsets) {
+    auto error = at::zeros({1}, offsets.options().dtype(at::kInt));
+    vr::cuda::ray_offsets<I>(ray_indices, n_samples, n_rays, offsets.data_ptr<int64_t>(),
+                             error.data_ptr<int>(), current_stream());
+    return error.item<int>();
+  }
 };
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weights_forward_cuda(
@@ -72,10 +82,16 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_cuda(
                                               grad_opacity, grad_depth, input_grad, values_grad);
 }
 
+std::tuple<at::Tensor, int64_t> ray_offsets_cuda(const at::Tensor& ray_indices, int64_t n_rays) {
+  const c10::cuda::CUDAGuard guard(ray_indices.device());
+  return ray_offsets_impl<CudaBackend>(ray_indices, n_rays);
+}
+
 }  // namespace
 }  // namespace s3d_torch
 
 TORCH_LIBRARY_IMPL(s3d_fast, CUDA, m) {
+  m.impl("ray_offsets", &s3d_torch::ray_offsets_cuda);
   m.impl("render_weight_forward", &s3d_torch::weights_forward_cuda);
   m.impl("render_weight_backward", &s3d_torch::weights_backward_cuda);
   m.impl("composite_forward", &s3d_torch::composite_forward_cuda);

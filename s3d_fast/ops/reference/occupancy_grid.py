@@ -23,7 +23,7 @@ def grid_occupied(binaries, roi_aabb, x, grid_idx):
         extent = 2 * half * scale
         u = x - (center - half * scale)
         inside = ((u >= 0) & (u <= extent)).all(-1) & ~done
-        c = torch.floor(u / (extent / res)).long()
+        c = torch.floor(u * (res / extent)).long()
         c = torch.minimum(torch.clamp(c, min=0), res - 1)
         val = binaries[grid_idx, level, c[..., 0], c[..., 1], c[..., 2]]
         occ = torch.where(inside, val, occ)
