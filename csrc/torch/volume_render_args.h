@@ -1,7 +1,7 @@
 // Tensor-level glue of the volume-rendering ops, shared by the CPU and CUDA
 // registrations: argument checks, allocation, and the calls into a backend's
 // raw-pointer launchers (`Backend` supplies them with its thread count or
-// stream). The Python wrappers validate user input with friendly messages;
+// stream, and prepares fresh output buffers). The Python wrappers validate user input with friendly messages;
 // these checks guard direct torch.ops callers.
 #pragma once
 
@@ -49,6 +49,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> weights_forward_impl(
     const c10::optional<at::Tensor>& t_ends, int64_t input_kind) {
   check_samples("render_weight", offsets, in, t_starts, t_ends, input_kind);
   auto weights = at::empty_like(in), trans = at::empty_like(in), alphas = at::empty_like(in);
+  for (const auto* t : {&weights, &trans, &alphas}) Backend::prepare_output(*t);
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "render_weight_forward", [&] {
     Backend::template weights_forward<scalar_t>(
         static_cast<vr::Input>(input_kind), offsets.size(0) - 1, offsets.data_ptr<int64_t>(),
@@ -150,6 +151,7 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
   TORCH_CHECK(!gd.has_value() || gd->sizes() == depth.sizes(), "composite: bad grad_depth");
   at::Tensor grad_in = input_grad ? at::empty_like(in) : at::Tensor();
   at::Tensor grad_values = values_grad ? at::empty_like(values) : at::Tensor();
+  Backend::prepare_output(grad_values);
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "composite_backward", [&] {
     auto p = composite_args<scalar_t>(offsets, in, values, t_starts, t_ends, input_kind,
                                       early_stop_eps);

@@ -3,12 +3,14 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "cpu_memory.h"
 #include "volume_render_args.h"
 
 namespace s3d_torch {
 namespace {
 
 struct CpuBackend {
+  static void prepare_output(const at::Tensor& t) { advise_huge_pages(t); }
   template <typename T, typename... Args>
   static void weights_forward(Args... args) {
     vr::cpu::weights_forward<T>(args..., at::get_num_threads());

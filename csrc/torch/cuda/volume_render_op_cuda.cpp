@@ -12,6 +12,7 @@ namespace {
 inline void* current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
 struct CudaBackend {
+  static void prepare_output(const at::Tensor&) {}
   template <typename T, typename... Args>
   static void weights_forward(Args... args) {
     vr::cuda::weights_forward<T>(args..., current_stream());
