@@ -24,7 +24,9 @@ void march_fill(const MarchParams<T>& p, int64_t n_rays, const int64_t* offsets,
                 int64_t* ray_indices, T* t_starts, T* t_ends, int n_threads) {
 #pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
   for (int64_t r = 0; r < n_rays; ++r) {
-    WriteEmit<T> emit{r, offsets[r], ray_indices, t_starts, t_ends};
+    const int64_t count = offsets[r + 1] - offsets[r];
+    if (count == 0) continue;  // rays that hit nothing are not walked again
+    WriteEmit<T> emit{r, offsets[r], count, ray_indices, t_starts, t_ends};
     march_ray(p, r, emit);
   }
 }

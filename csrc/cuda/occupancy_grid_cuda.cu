@@ -26,7 +26,9 @@ __global__ void fill_kernel(MarchParams<T> p, int64_t n_rays, const int64_t* off
                             int64_t* ray_indices, T* t_starts, T* t_ends) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= n_rays) return;
-  WriteEmit<T> emit{r, offsets[r], ray_indices, t_starts, t_ends};
+  const int64_t count = offsets[r + 1] - offsets[r];
+  if (count == 0) return;  // rays that hit nothing are not walked again
+  WriteEmit<T> emit{r, offsets[r], count, ray_indices, t_starts, t_ends};
   march_ray(p, r, emit);
 }
 

@@ -206,6 +206,7 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
       T region_exit;
       if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
         emit(n++, ts, te);
+        if (emit.done(n)) break;
         ++k;
       } else {
         // Jump to the first step whose midpoint lies past the empty region.
@@ -221,23 +222,29 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
       const T mid = T(0.5) * (ts + te);
       if (!(mid < t_hi)) break;
       T region_exit;
-      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit))
+      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
         emit(n++, ts, te);
+        if (emit.done(n)) break;
+      }
       ts = te;
     }
   }
   return n;
 }
 
+// The counting pass walks every ray to its end; the filling pass knows each
+// ray's count and stops at its last sample (skipping the empty tail).
 struct CountEmit {
   template <typename T>
   S3D_FN void operator()(int64_t, T, T) {}
+  S3D_FN bool done(int64_t) const { return false; }
 };
 
 template <typename T>
 struct WriteEmit {
   int64_t ray;
   int64_t offset;
+  int64_t count;
   int64_t* ray_indices;
   T* t_starts;
   T* t_ends;
@@ -246,6 +253,7 @@ struct WriteEmit {
     t_starts[offset + k] = ts;
     t_ends[offset + k] = te;
   }
+  S3D_FN bool done(int64_t written) const { return written >= count; }
 };
 
 }  // namespace occupancy

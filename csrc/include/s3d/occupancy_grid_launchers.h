@@ -11,7 +11,7 @@ namespace occupancy {
 namespace cpu {
 template <typename T>
 void march_count(const MarchParams<T>& p, int64_t n_rays, int64_t* counts, int n_threads);
-// offsets: (n_rays,) exclusive scan of counts.
+// offsets: (n_rays + 1,) exclusive scan of the counts (the last entry is the total).
 template <typename T>
 void march_fill(const MarchParams<T>& p, int64_t n_rays, const int64_t* offsets,
                 int64_t* ray_indices, T* t_starts, T* t_ends, int n_threads);
