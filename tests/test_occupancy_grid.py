@@ -235,3 +235,15 @@ def test_bits_roundtrip_and_blocks():
     cells[0, 0, 17, 3, 9] = True
     blocks = ops.unpack_bits(block_bits_of(cells), (3, 3, 3))
     assert blocks.sum() == 1 and bool(blocks[0, 0, 2, 0, 1])
+
+
+def test_non_contiguous_rays_and_int32_grid_indices():
+    grid = make_grid(n_grids=2)
+    o, d = make_rays(n=64, seed=7)
+    gi = (torch.arange(64) % 2).int()
+    o_nc = torch.cat([o, o], 1)[:, :3]  # a strided view
+    assert not o_nc.is_contiguous()
+    a = grid.sampling(o_nc, d, render_step_size=0.01, grid_indices=gi)
+    b = grid.sampling(o.contiguous(), d, render_step_size=0.01, grid_indices=gi.long())
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)

@@ -201,3 +201,15 @@ def test_deterministic_across_runs():
         outs.append((c, o, d, *torch.autograd.grad((c.sum() + o.sum() + d.sum()), [sigmas, values])))
     for a, b in zip(*outs):
         assert torch.equal(a, b)
+
+
+def test_composite_batched_matches_packed():
+    sig = torch.rand(4, 6, dtype=torch.float64) * 5
+    vals = torch.rand(4, 6, 3, dtype=torch.float64)
+    t = torch.linspace(0, 1, 7, dtype=torch.float64)
+    t0, t1 = t[:-1].expand(4, 6), t[1:].expand(4, 6)  # expanded, non-contiguous
+    batched = ops.composite(sig, vals, t_starts=t0, t_ends=t1)
+    rays = torch.arange(4).repeat_interleave(6)
+    packed = ops.composite(sig.reshape(-1), vals.reshape(-1, 3), rays, 4, t0.reshape(-1), t1.reshape(-1))
+    for a, b in zip(batched, packed):
+        torch.testing.assert_close(a, b)
