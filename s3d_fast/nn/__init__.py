@@ -1,3 +1,6 @@
 """Modules over the fused ops."""
+from .hashgrid import HashGrid  # noqa: F401
+from .occupancy_grid import OccupancyGrid  # noqa: F401
 from .triplane import TriPlane  # noqa: F401
-from .hashgrid import HashGrid  # noqa: F401,E402
+
+__all__ = ["HashGrid", "OccupancyGrid", "TriPlane"]

@@ -1,0 +1,260 @@
+// Occupancy-grid ray marching: per-ray kernel bodies (CPU and CUDA).
+//
+// A batch of grids, each `levels` nested boxes (level l covers the ROI box
+// scaled by 2^l about its centre, as in nerfacc) of res_x * res_y * res_z
+// cells, stored as bitfields: bit c of grid g, level l is cell
+// c = (x * res_y + y) * res_z + z, byte c / 8, bit c % 8.
+//
+// Samples of one ray lie on a fixed step lattice t_k = t0 + k * dt that starts
+// at the ray's near bound, so the marcher yields exactly the subset of the
+// dense uniform samples whose midpoint falls in an occupied cell (of the
+// finest level containing it) before the far bound. Empty cells are skipped
+// whole: the walk jumps to the first lattice step past the exit of the empty
+// cell, or of the empty kBlock^3 block around it, so the cost follows the
+// empty regions crossed plus the samples kept, not the steps.
+// With cone_angle > 0 the step grows with t (dt = clamp(t * cone_angle,
+// step, 1e10), as nerfacc) and the walk steps through empty cells instead.
+//
+// The same body serves both passes of the launcher: the counting pass (Emit
+// only counts) and the filling pass (Emit writes at the ray's offset).
+#pragma once
+
+#include "s3d/common.h"
+
+namespace s3d {
+namespace occupancy {
+
+constexpr int kMaxLevels = 16;
+// Cells per side of the coarse blocks that let the walk skip large empty
+// regions in one jump (a ray crosses ~res * sqrt(3) cells, mostly empty).
+constexpr int kBlock = 8;
+
+template <typename T>
+struct MarchParams {
+  const uint8_t* bits;       // (n_grids, levels, bytes_per_level)
+  int64_t bytes_per_level;
+  // Coarse summary: bit set where any cell of a kBlock^3 block is occupied;
+  // (n_grids, levels, block_bytes_per_level), or null.
+  const uint8_t* block_bits;
+  int64_t block_bytes_per_level;
+  int block_res[3];
+  int res[3];
+  int levels;
+  T center[3];               // of the ROI box (level 0)
+  T half[3];                 // half extent of the ROI box
+  const T* rays_o;           // (R, 3)
+  const T* rays_d;           // (R, 3)
+  const int64_t* grid_index; // (R,) or null (all rays on grid 0)
+  const T* t_near;           // (R,) start of each ray's lattice
+  const T* t_far;            // (R,)
+  T step;
+  T cone_angle;
+};
+
+template <typename T>
+S3D_FN T ceil_(T x) { return -floor_<T>(-x); }
+template <typename T>
+S3D_FN T min_(T a, T b) { return a < b ? a : b; }
+template <typename T>
+S3D_FN T max_(T a, T b) { return a > b ? a : b; }
+
+// Slab test of the ray against a box; [t_enter, t_exit] (empty when enter > exit).
+template <typename T>
+S3D_FN void ray_box(const T* o, const T* d, const T* lo, const T* hi, T* t_enter, T* t_exit) {
+  T t0 = T(-1e30), t1 = T(1e30);
+  for (int a = 0; a < 3; ++a) {
+    if (d[a] == T(0)) {
+      if (o[a] < lo[a] || o[a] > hi[a]) {
+        t0 = T(1);
+        t1 = T(0);
+      }
+      continue;
+    }
+    const T inv = T(1) / d[a];
+    T ta = (lo[a] - o[a]) * inv, tb = (hi[a] - o[a]) * inv;
+    if (ta > tb) {
+      const T tmp = ta;
+      ta = tb;
+      tb = tmp;
+    }
+    t0 = max_(t0, ta);
+    t1 = min_(t1, tb);
+  }
+  *t_enter = t0;
+  *t_exit = t1;
+}
+
+// Per-ray constants of one level: where its box starts, its cell size and
+// its inverse (hoisted out of the per-step lookup).
+template <typename T>
+struct LevelFrame {
+  T lo[3], extent[3], size[3], inv_size[3];
+};
+
+template <typename T>
+S3D_FN void make_frames(const MarchParams<T>& p, LevelFrame<T>* frames) {
+  T scale = T(1);
+  for (int l = 0; l < p.levels; ++l, scale *= T(2)) {
+    for (int a = 0; a < 3; ++a) {
+      frames[l].lo[a] = p.center[a] - p.half[a] * scale;
+      frames[l].extent[a] = T(2) * p.half[a] * scale;
+      frames[l].size[a] = frames[l].extent[a] / T(p.res[a]);
+      frames[l].inv_size[a] = T(p.res[a]) / frames[l].extent[a];
+    }
+  }
+}
+
+// Where the ray leaves the axis-aligned box [lo, lo + size) (it is inside).
+template <typename T>
+S3D_FN T box_exit(const T* o, const T* inv_d, const T* lo, const T* size) {
+  T t = T(1e30);
+  for (int a = 0; a < 3; ++a) {
+    if (inv_d[a] == T(0)) continue;  // parallel to this axis' faces
+    const T face = inv_d[a] > T(0) ? lo[a] + size[a] : lo[a];
+    t = min_(t, (face - o[a]) * inv_d[a]);
+  }
+  return t;
+}
+
+// Occupancy at point o + t d (finest level whose box holds it); through
+// t_exit, where the ray leaves the empty region around it: its block of
+// kBlock^3 cells when that block is empty, else its cell. Points outside the
+// coarsest box count as empty with t_exit = t (the caller steps on).
+template <typename T>
+S3D_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, const uint8_t* grid_bits,
+                   const uint8_t* grid_blocks, const T* o, const T* d, const T* inv_d, T t,
+                   T* t_exit) {
+  T x[3];
+  for (int a = 0; a < 3; ++a) x[a] = o[a] + t * d[a];
+  for (int l = 0; l < p.levels; ++l) {
+    const LevelFrame<T>& f = frames[l];
+    T u[3];
+    bool inside = true;
+    for (int a = 0; a < 3; ++a) {
+      u[a] = x[a] - f.lo[a];
+      inside = inside && u[a] >= T(0) && u[a] <= f.extent[a];
+    }
+    if (!inside) continue;
+    int c[3];
+    for (int a = 0; a < 3; ++a)
+      c[a] = clamp(static_cast<int>(floor_<T>(u[a] * f.inv_size[a])), 0, p.res[a] - 1);
+    if (grid_blocks) {
+      const int64_t b = (static_cast<int64_t>(c[0] / kBlock) * p.block_res[1] + c[1] / kBlock) *
+                            p.block_res[2] + c[2] / kBlock;
+      if (!((grid_blocks[l * p.block_bytes_per_level + (b >> 3)] >> (b & 7)) & 1)) {
+        T lo[3], size[3];
+        for (int a = 0; a < 3; ++a) {
+          const int first = (c[a] / kBlock) * kBlock;
+          const int last = min_(first + kBlock, p.res[a]);
+          lo[a] = f.lo[a] + T(first) * f.size[a];
+          size[a] = T(last - first) * f.size[a];
+        }
+        *t_exit = box_exit(o, inv_d, lo, size);
+        return false;
+      }
+    }
+    const int64_t idx = (static_cast<int64_t>(c[0]) * p.res[1] + c[1]) * p.res[2] + c[2];
+    if ((grid_bits[l * p.bytes_per_level + (idx >> 3)] >> (idx & 7)) & 1) return true;
+    T lo[3];
+    for (int a = 0; a < 3; ++a) lo[a] = f.lo[a] + T(c[a]) * f.size[a];
+    *t_exit = box_exit(o, inv_d, lo, f.size);
+    return false;
+  }
+  *t_exit = t;
+  return false;
+}
+
+// Marches ray r; calls emit(k, t_start, t_end) for every kept sample (k
+// counts kept samples from 0) and returns how many there were.
+template <typename T, typename Emit>
+S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
+  const T* o = p.rays_o + 3 * r;
+  const T* d = p.rays_d + 3 * r;
+  const int64_t g = p.grid_index ? p.grid_index[r] : 0;
+  const uint8_t* grid_bits = p.bits + g * p.levels * p.bytes_per_level;
+  const uint8_t* grid_blocks =
+      p.block_bits ? p.block_bits + g * p.levels * p.block_bytes_per_level : nullptr;
+  LevelFrame<T> frames[kMaxLevels];
+  make_frames(p, frames);
+  T inv_d[3];
+  for (int a = 0; a < 3; ++a) inv_d[a] = d[a] != T(0) ? T(1) / d[a] : T(0);
+
+  // Clip [near, far] to the coarsest box.
+  const LevelFrame<T>& outer = frames[p.levels - 1];
+  T hi[3];
+  for (int a = 0; a < 3; ++a) hi[a] = outer.lo[a] + outer.extent[a];
+  T t_enter, t_exit;
+  ray_box(o, d, outer.lo, hi, &t_enter, &t_exit);
+  const T t0 = p.t_near[r];
+  const T t_hi = min_(p.t_far[r], t_exit);
+  if (!(t_enter <= t_exit) || !(t0 < t_hi)) return 0;
+
+  int64_t n = 0;
+  if (p.cone_angle <= T(0)) {
+    const T dt = p.step;
+    // First lattice step whose midpoint is inside the box.
+    int64_t k = 0;
+    if (t_enter > t0) {
+      const T first = ceil_((t_enter - t0) / dt - T(0.5));
+      k = first > T(0) ? static_cast<int64_t>(first) : 0;
+    }
+    for (;;) {
+      const T ts = t0 + T(k) * dt;
+      const T te = t0 + T(k + 1) * dt;
+      const T mid = T(0.5) * (ts + te);
+      if (!(mid < t_hi)) break;
+      T region_exit;
+      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
+        emit(n++, ts, te);
+        if (emit.done(n)) break;
+        ++k;
+      } else {
+        // Jump to the first step whose midpoint lies past the empty region.
+        const T next = ceil_((region_exit - t0) / dt - T(0.5));
+        k = next > T(k + 1) ? static_cast<int64_t>(next) : k + 1;
+      }
+    }
+  } else {
+    T ts = t0;
+    for (;;) {
+      const T dt = clamp(ts * p.cone_angle, p.step, T(1e10));
+      const T te = ts + dt;
+      const T mid = T(0.5) * (ts + te);
+      if (!(mid < t_hi)) break;
+      T region_exit;
+      if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
+        emit(n++, ts, te);
+        if (emit.done(n)) break;
+      }
+      ts = te;
+    }
+  }
+  return n;
+}
+
+// The counting pass walks every ray to its end; the filling pass knows each
+// ray's count and stops at its last sample (skipping the empty tail).
+struct CountEmit {
+  template <typename T>
+  S3D_FN void operator()(int64_t, T, T) {}
+  S3D_FN bool done(int64_t) const { return false; }
+};
+
+template <typename T>
+struct WriteEmit {
+  int64_t ray;
+  int64_t offset;
+  int64_t count;
+  int64_t* ray_indices;
+  T* t_starts;
+  T* t_ends;
+  S3D_FN void operator()(int64_t k, T ts, T te) {
+    ray_indices[offset + k] = ray;
+    t_starts[offset + k] = ts;
+    t_ends[offset + k] = te;
+  }
+  S3D_FN bool done(int64_t written) const { return written >= count; }
+};
+
+}  // namespace occupancy
+}  // namespace s3d

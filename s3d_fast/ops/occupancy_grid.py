@@ -1,0 +1,103 @@
+"""Fused occupancy-grid ray marching (the kernel under ``nn.OccupancyGrid.sampling``).
+
+``occgrid_march`` walks every ray through a batch of bitfield grids and
+returns the packed samples: the steps t0 + k*dt (growing with t when
+``cone_angle`` > 0) whose midpoint lies in an occupied cell of the ray's grid,
+before min(t_far, exit of the coarsest box). Empty cells are skipped whole.
+Two passes on the device: count samples per ray, exclusive scan, fill.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _ext
+from ._packed import check_float, check_like
+
+
+def pack_bits(binaries: torch.Tensor) -> torch.Tensor:
+    """(n_grids, levels, rx, ry, rz) bool -> (n_grids, levels, ceil(cells / 8)) uint8.
+
+    Bit c % 8 of byte c // 8 is cell c = (x * ry + y) * rz + z.
+    """
+    g, l = binaries.shape[:2]
+    flat = binaries.reshape(g, l, -1).to(torch.uint8)
+    cells = flat.shape[-1]
+    pad = (-cells) % 8
+    if pad:
+        flat = torch.nn.functional.pad(flat, (0, pad))
+    weights = (1 << torch.arange(8, device=flat.device, dtype=torch.int32)).to(torch.uint8)
+    return (flat.view(g, l, -1, 8) * weights).sum(-1, dtype=torch.uint8).contiguous()
+
+
+def unpack_bits(bits: torch.Tensor, resolution) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`."""
+    g, l = bits.shape[:2]
+    shifts = torch.arange(8, device=bits.device, dtype=torch.uint8)
+    flat = ((bits.unsqueeze(-1) >> shifts) & 1).bool().reshape(g, l, -1)
+    cells = int(resolution[0]) * int(resolution[1]) * int(resolution[2])
+    return flat[..., :cells].reshape(g, l, *[int(r) for r in resolution])
+
+
+BLOCK = 8  # cells per side of a coarse block (s3d::occupancy::kBlock)
+
+
+def block_bits_of(binaries: torch.Tensor) -> torch.Tensor:
+    """Bitfield of BLOCK^3 blocks holding any occupied cell (lets the marcher
+    skip large empty regions in one jump)."""
+    g, l = binaries.shape[:2]
+    pooled = torch.nn.functional.max_pool3d(
+        binaries.reshape(g * l, 1, *binaries.shape[2:]).float(), BLOCK, stride=BLOCK, ceil_mode=True
+    )
+    return pack_bits(pooled.reshape(g, l, *pooled.shape[2:]) > 0)
+
+
+def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, step_size,
+                  cone_angle=0.0, grid_indices=None, block_bits=None):
+    """March rays through bitfield grids.
+
+    Args:
+        bits: (n_grids, levels, bytes) uint8 from :func:`pack_bits`.
+        resolution: 3 ints; roi_aabb: 6 numbers (min xyz, max xyz) of level 0.
+        rays_o, rays_d: (R, 3); t_near, t_far: (R,) per-ray bounds (the step
+            lattice starts at t_near).
+        grid_indices: (R,) the grid of each ray (None: grid 0).
+        block_bits: optional :func:`block_bits_of` of the same grid (faster).
+
+    Returns:
+        (ray_indices (S,) int64, t_starts (S,), t_ends (S,), offsets (R + 1,) int64),
+        sorted by ray then t.
+    """
+    op = "occgrid_march"
+    check_float("rays_o", rays_o, op)
+    if rays_o.dim() != 2 or rays_o.shape[-1] != 3:
+        raise ValueError(f"{op}: rays_o must be (R, 3), got {tuple(rays_o.shape)}")
+    check_like("rays_d", rays_d, rays_o, "rays_o", op)
+    n = rays_o.shape[0]
+    check_like("t_near", t_near, rays_o, "rays_o", op, shape=(n,))
+    check_like("t_far", t_far, rays_o, "rays_o", op, shape=(n,))
+    if bits.dtype != torch.uint8 or bits.dim() != 3:
+        raise TypeError(f"{op}: bits must be a (n_grids, levels, bytes) uint8 tensor")
+    if bits.device != rays_o.device:
+        raise ValueError(f"{op}: the grid is on {bits.device} but the rays are on {rays_o.device}")
+    if grid_indices is not None:
+        if not isinstance(grid_indices, torch.Tensor) or grid_indices.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"{op}: grid_indices must be an int tensor")
+        if grid_indices.shape != (n,):
+            raise ValueError(f"{op}: grid_indices must be (R,) = ({n},), got {tuple(grid_indices.shape)}")
+        if grid_indices.device != rays_o.device:
+            raise ValueError(f"{op}: grid_indices is on {grid_indices.device} but the rays are on {rays_o.device}")
+        if n and (int(grid_indices.min()) < 0 or int(grid_indices.max()) >= bits.shape[0]):
+            raise ValueError(f"{op}: grid_indices must lie in [0, n_grids={bits.shape[0]})")
+        grid_indices = grid_indices.long().contiguous()
+    if not step_size > 0:
+        raise ValueError(f"{op}: render_step_size must be > 0, got {step_size}")
+    lo = [float(v) for v in roi_aabb[:3]]
+    hi = [float(v) for v in roi_aabb[3:]]
+    center = [(a + b) / 2 for a, b in zip(lo, hi)]
+    half = [(b - a) / 2 for a, b in zip(lo, hi)]
+    if block_bits is not None and (block_bits.dtype != torch.uint8 or block_bits.device != bits.device):
+        raise TypeError(f"{op}: block_bits must be a uint8 tensor on the grid's device")
+    return _ext.load().occgrid_march(
+        bits, block_bits, [int(r) for r in resolution], center, half, rays_o.contiguous(), rays_d.contiguous(),
+        grid_indices, t_near.contiguous(), t_far.contiguous(), float(step_size), float(cone_angle),
+    )
