@@ -3,95 +3,29 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace s3d {
 namespace triplane {
 namespace cpu {
 
-// How many points ahead to prefetch texel rows: uniform points make the
-// gathers latency-bound; a few points in flight cover a miss without
-// overflowing the miss buffers.
-constexpr int64_t kAhead = 8;
 // Channels per plane-gradient task of the product path: 16 floats are one
 // 64-byte line, so two tasks never write the same line of a channels-last plane.
 constexpr int kGradBlock = 16;
 
 namespace {
 
-// Points in space-filling-curve order. Uniform points make every texel row a
-// cache (and TLB) miss; visiting them cell by cell along a Morton curve of a
-// 32^3 grid turns each plane into a near-sequential sweep whose rows are
-// reused by the neighbouring points, in all three projections at once. Only
-// the order changes: every point's result is computed exactly as before.
-constexpr int kOrderBits = 5;
-constexpr int64_t kOrderCells = int64_t(1) << (3 * kOrderBits);
-constexpr int64_t kMinPointsToOrder = 4096;
-
-inline uint32_t spread_bits(uint32_t v) {
-  uint32_t out = 0;
-  for (int bit = 0; bit < kOrderBits; ++bit) out |= ((v >> bit) & 1u) << (3 * bit);
-  return out;
-}
-
-template <typename T>
-uint32_t morton_cell(const T* xyz) {
-  uint32_t code = 0;
-  for (int d = 0; d < 3; ++d) {
-    T u = (xyz[d] + T(1)) * T(0.5) * T(1 << kOrderBits);
-    if (!(u > T(0))) u = T(0);  // also NaN
-    const uint32_t cell = u >= T((1 << kOrderBits) - 1) ? (1u << kOrderBits) - 1 : static_cast<uint32_t>(u);
-    code |= spread_bits(cell) << d;
-  }
-  return code;
-}
-
-// Stable counting sort of each batch item's points by Morton cell.
-template <typename T>
-std::vector<int64_t> spatial_order(const Params<T>& p, const T* points, int n_threads) {
-  const int64_t total = p.batch * p.n_points;
-  std::vector<uint32_t> cells(total);
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-  for (int64_t i = 0; i < total; ++i) cells[i] = morton_cell(points + i * 3);
-  std::vector<int64_t> order(total);
-  std::vector<int64_t> start(kOrderCells + 1);
-  for (int64_t b = 0; b < p.batch; ++b) {
-    const int64_t first = b * p.n_points, last = first + p.n_points;
-    std::fill(start.begin(), start.end(), 0);
-    for (int64_t i = first; i < last; ++i) ++start[cells[i] + 1];
-    for (int64_t c = 0; c < kOrderCells; ++c) start[c + 1] += start[c];
-    for (int64_t i = first; i < last; ++i) order[first + start[cells[i]]++] = i;
-  }
-  return order;
-}
-
-template <typename T>
-bool worth_ordering(const Params<T>& p) {
-  if (p.n_points < kMinPointsToOrder) return false;
-  int64_t plane_bytes = 0;
-  for (int s = 0; s < p.n_scales; ++s)
-    plane_bytes += int64_t(3) * p.height[s] * p.width[s] * p.channels * int64_t(sizeof(T));
-  return plane_bytes > (int64_t(1) << 20);  // planes that fit in cache gain nothing
-}
-
-// Runs body(i) for every point, in spatial order when that pays, with
-// prefetching of the texel rows a few points ahead.
-template <typename T, typename Body>
-void for_each_point(const Params<T>& p, const T* points, int n_threads, Body body) {
-  const int64_t total = p.batch * p.n_points;
-  if (worth_ordering(p)) {
-    const std::vector<int64_t> order = spatial_order(p, points, n_threads);
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (int64_t j = 0; j < total; ++j) {
-      if (j + kAhead < total) prefetch_point(p, points, order[j + kAhead]);
-      body(order[j]);
-    }
-    return;
-  }
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (total > 256)
-  for (int64_t i = 0; i < total; ++i) {
-    if (i + kAhead < total) prefetch_point(p, points, i + kAhead);
-    body(i);
+// Calls body.template operator()<kChannels>() with the channel count as a
+// compile-time constant for the common widths (fully unrolled vector loops),
+// 0 (run time) otherwise.
+template <typename Body>
+void with_channels(int channels, Body&& body) {
+  switch (channels) {
+    case 16: body(std::integral_constant<int, 16>()); break;
+    case 32: body(std::integral_constant<int, 32>()); break;
+    case 64: body(std::integral_constant<int, 64>()); break;
+    default: body(std::integral_constant<int, 0>()); break;
   }
 }
 
@@ -99,7 +33,12 @@ void for_each_point(const Params<T>& p, const T* points, int n_threads, Body bod
 
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, int n_threads) {
-  for_each_point(p, points, n_threads, [&](int64_t i) { forward_point(p, points, out, i); });
+  const int64_t total = p.batch * p.n_points;
+  with_channels(p.channels, [&](auto width) {
+    constexpr int kChannels = decltype(width)::value;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (total > 256)
+    for (int64_t i = 0; i < total; ++i) forward_point<kChannels>(p, points, out, i);
+  });
 }
 
 namespace {
@@ -246,10 +185,14 @@ template <typename T>
 void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_points,
               T* const* grad_planes, int n_threads) {
   const int64_t total = p.batch * p.n_points;
-  if (grad_points != nullptr)
-    for_each_point(p, points, n_threads, [&](int64_t i) {
-      backward_point_coords(p, points, grad_out, grad_points, i);
+  if (grad_points != nullptr) {
+    with_channels(p.channels, [&](auto width) {
+      constexpr int kChannels = decltype(width)::value;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (total > 256)
+      for (int64_t i = 0; i < total; ++i)
+        backward_point_coords<kChannels>(p, points, grad_out, grad_points, i);
     });
+  }
 
   // Plane gradients without atomics: scattering uniform points into planes
   // larger than the cache is bound by random read-modify-writes, so the points

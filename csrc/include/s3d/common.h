@@ -40,17 +40,6 @@ struct ExclusiveAdd {
   S3D_FN static void add(T* address, T value) { *address += value; }
 };
 
-// Hint the CPU to start loading a cache line; a no-op on the GPU, where
-// latency is hidden by other warps instead.
-template <typename T>
-S3D_FN void prefetch(const T* address) {
-#if !defined(__CUDA_ARCH__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_prefetch(address);
-#else
-  (void)address;
-#endif
-}
-
 template <typename T>
 S3D_FN T clamp(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
 

@@ -247,24 +247,16 @@ S3D_FN void point_footprints(const Params<T>& p, int scale, const T* xyz, Footpr
   for (int k = 0; k < 3; ++k) fp[k] = footprint_of(p, scale, k, xyz);
 }
 
-// Touch the texel rows a footprint will read (CPU only; see prefetch()).
-template <typename T>
-S3D_FN void prefetch_footprint(const T* plane, const Footprint<T>& fp, int c_begin, int c_end) {
-  constexpr int kLine = 64 / sizeof(T);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    if (fp.weight[j] == T(0)) continue;
-    for (int c = c_begin; c < c_end; c += kLine) prefetch(plane + fp.offset[j] + c);
-  }
-}
-
 enum class Store : int { Assign, Add };
 
 // dst[c] (=|+=) factor * bilinear sample of channel c, for all channels: the
 // streaming path of sum, mean and concat (no per-channel temporaries).
-template <typename T>
-S3D_FN void blend_into(const T* __restrict__ plane, const Footprint<T>& fp, int channels, T factor,
-                       Store store, T* __restrict__ dst) {
+// kChannels > 0 fixes the channel count at compile time (fully unrolled
+// vector code for the common widths); 0 reads it at run time.
+template <int kChannels, typename T>
+S3D_FN void blend_into(const T* __restrict__ plane, const Footprint<T>& fp, int channels_rt,
+                       T factor, Store store, T* __restrict__ dst) {
+  const int channels = kChannels > 0 ? kChannels : channels_rt;
   const T* __restrict__ t0 = plane + fp.offset[0];
   const T* __restrict__ t1 = plane + fp.offset[1];
   const T* __restrict__ t2 = plane + fp.offset[2];
@@ -280,10 +272,9 @@ S3D_FN void blend_into(const T* __restrict__ plane, const Footprint<T>& fp, int 
 
 // ---------------------------------------------------------------------------
 // Forward of one point at one scale, footprints given. i indexes the B*N points.
-template <typename T>
-S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t i, const Footprint<T>* fp,
+template <int kChannels, typename T>
+S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t b, const Footprint<T>* fp,
                           T* row) {
-  const int64_t b = i / p.n_points;
   const bool accumulate = p.scale_reduce == ScaleReduce::Sum && scale > 0;
   if (p.plane_reduce != PlaneReduce::Product) {
     const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
@@ -291,7 +282,7 @@ S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t i, const Footpr
 #pragma unroll
     for (int k = 0; k < 3; ++k) {
       const Store store = (accumulate || (!concat && k > 0)) ? Store::Add : Store::Assign;
-      blend_into(plane_base(p, scale, b, k), fp[k], p.channels, factor, store,
+      blend_into<kChannels>(plane_base(p, scale, b, k), fp[k], p.channels, factor, store,
                  out_slot(p, row, scale, k));
     }
     return;
@@ -310,27 +301,15 @@ S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t i, const Footpr
   }
 }
 
-template <typename T>
+template <int kChannels = 0, typename T>
 S3D_FN void forward_point(const Params<T>& p, const T* points, T* out, int64_t i) {
+  const int64_t b = i / p.n_points;
   const T* xyz = points + i * 3;
   T* row = out + i * p.out_channels;
   for (int s = 0; s < p.n_scales; ++s) {
     Footprint<T> fp[3];
     point_footprints(p, s, xyz, fp);
-    forward_scale(p, s, i, fp, row);
-  }
-}
-
-// Start loading every texel row point i will read (CPU launchers call this a
-// few points ahead: uniform points make the gathers latency-bound).
-template <typename T>
-S3D_FN void prefetch_point(const Params<T>& p, const T* points, int64_t i) {
-  const int64_t b = i / p.n_points;
-  const T* xyz = points + i * 3;
-  for (int s = 0; s < p.n_scales; ++s) {
-    Footprint<T> fp[3];
-    point_footprints(p, s, xyz, fp);
-    for (int k = 0; k < 3; ++k) prefetch_footprint(plane_base(p, s, b, k), fp[k], 0, p.channels);
+    forward_scale<kChannels>(p, s, b, fp, row);
   }
 }
 
@@ -342,9 +321,11 @@ S3D_FN void prefetch_point(const Params<T>& p, const T* points, int64_t i) {
 //   df/dx = (1-fy)(t1 - t0) + fy (t3 - t2),   df/dy = (1-fx)(t2 - t0) + fx (t3 - t1),
 // so the gradient of a plane's position is two dot products of the upstream
 // gradient with fixed combinations of the corner rows.
-template <typename T>
+template <int kChannels, typename T>
 S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
-                          const T* __restrict__ g, T factor, int channels, T* gx_out, T* gy_out) {
+                          const T* __restrict__ g, T factor, int channels_rt, T* gx_out,
+                          T* gy_out) {
+  const int channels = kChannels > 0 ? kChannels : channels_rt;
   const T* __restrict__ t0 = plane + fp.offset[0];
   const T* __restrict__ t1 = plane + fp.offset[1];
   const T* __restrict__ t2 = plane + fp.offset[2];
@@ -363,7 +344,7 @@ S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
   *gy_out = gy * factor;
 }
 
-template <typename T>
+template <int kChannels = 0, typename T>
 S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* grad_out,
                                   T* grad_points, int64_t i) {
   const int64_t b = i / p.n_points;
@@ -377,7 +358,7 @@ S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* 
     if (p.plane_reduce != PlaneReduce::Product) {
       const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
       for (int k = 0; k < 3; ++k)
-        position_grad(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k), factor,
+        position_grad<kChannels>(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k), factor,
                       p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
     } else {
       for (int k = 0; k < 3; ++k) grad_pixel[k][0] = grad_pixel[k][1] = T(0);
