@@ -79,37 +79,38 @@ void bucket_points(const Params<T>& p, const T* points, const PlaneTask& task,
                    CellBuckets<T>* buckets) {
   const int height = p.height[task.scale], width = p.width[task.scale];
   const int64_t n_cells = static_cast<int64_t>(height + 1) * (width + 1);
+  using Entry = typename CellBuckets<T>::Entry;
   std::vector<int64_t> cell(p.n_points);
+  std::vector<Entry> unsorted(p.n_points);
   std::vector<int64_t>& start = buckets->start;
   start.assign(n_cells + 1, 0);
   const int64_t first = task.b * p.n_points;
   for (int64_t n = 0; n < p.n_points; ++n) {
     const Footprint<T> fp = footprint_of(p, task.scale, task.k, points + (first + n) * 3);
     cell[n] = cell_of(fp, height, width);
+    unsorted[n] = {first + n, fp.fx, fp.fy};
     if (cell[n] >= 0) ++start[cell[n] + 1];
   }
   for (int64_t c = 0; c < n_cells; ++c) start[c + 1] += start[c];
   std::vector<int64_t> cursor(start.begin(), start.end() - 1);
   buckets->entries.resize(start[n_cells]);
-  for (int64_t n = 0; n < p.n_points; ++n) {
-    if (cell[n] < 0) continue;
-    const Footprint<T> fp = footprint_of(p, task.scale, task.k, points + (first + n) * 3);
-    buckets->entries[cursor[cell[n]]++] = {first + n, fp.fx, fp.fy};
-  }
+  for (int64_t n = 0; n < p.n_points; ++n)
+    if (cell[n] >= 0) buckets->entries[cursor[cell[n]]++] = unsorted[n];
 }
 
 // Gradient of one texel row of a plane: every texel sums, in bucket order,
 // weight x upstream gradient over the points of its four neighbouring cells.
 // Each texel is written by exactly one thread, with sequential writes.
-template <typename T>
+template <int kChannels, typename T>
 void gather_texel_row(const Params<T>& p, const T* grad_out, const PlaneTask& task,
                       const CellBuckets<T>& buckets, int y, T* grad_plane) {
   const int width = p.width[task.scale];
+  const int channels = kChannels > 0 ? kChannels : p.channels;
   const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
   const int64_t grad_offset = out_index(p, task.scale, task.k, 0);
   for (int x = 0; x < width; ++x) {
-    T* __restrict__ dst = grad_plane + (static_cast<int64_t>(y) * width + x) * p.channels;
-    for (int c = 0; c < p.channels; ++c) dst[c] = T(0);
+    T* __restrict__ dst = grad_plane + (static_cast<int64_t>(y) * width + x) * channels;
+    for (int c = 0; c < channels; ++c) dst[c] = T(0);
     for (int dy = 0; dy < 2; ++dy) {
       for (int dx = 0; dx < 2; ++dx) {
         // This texel is corner (dx, dy) of cell (x - dx, y - dy).
@@ -120,7 +121,7 @@ void gather_texel_row(const Params<T>& p, const T* grad_out, const PlaneTask& ta
           const T wy = dy ? entry.fy : T(1) - entry.fy;
           const T w = wx * wy * factor;
           const T* __restrict__ g = grad_out + entry.point * p.out_channels + grad_offset;
-          for (int c = 0; c < p.channels; ++c) dst[c] += w * g[c];
+          for (int c = 0; c < channels; ++c) dst[c] += w * g[c];
         }
       }
     }
@@ -140,13 +141,17 @@ void plane_grads_by_gather(const Params<T>& p, const T* points, const T* grad_ou
   for (int64_t t = 0; t < n_tasks; ++t)
     for (int y = 0; y < p.height[tasks[t].scale]; ++y) rows.push_back({t, y});
   const int64_t n_rows = static_cast<int64_t>(rows.size());
+  with_channels(p.channels, [&](auto width) {
+    constexpr int kChannels = decltype(width)::value;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(n_threads)
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const PlaneTask& task = tasks[rows[r].first];
-    const int64_t texels = static_cast<int64_t>(p.height[task.scale]) * p.width[task.scale];
-    T* grad_plane = grad_planes[task.scale] + (task.b * 3 + task.k) * texels * p.channels;
-    gather_texel_row(p, grad_out, task, buckets[rows[r].first], rows[r].second, grad_plane);
-  }
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const PlaneTask& task = tasks[rows[r].first];
+      const int64_t texels = static_cast<int64_t>(p.height[task.scale]) * p.width[task.scale];
+      T* grad_plane = grad_planes[task.scale] + (task.b * 3 + task.k) * texels * p.channels;
+      gather_texel_row<kChannels>(p, grad_out, task, buckets[rows[r].first], rows[r].second,
+                                  grad_plane);
+    }
+  });
 }
 
 // The product's upstream gradient needs the other planes' samples at each
