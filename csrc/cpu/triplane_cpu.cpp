@@ -31,13 +31,30 @@ void with_channels(int channels, Body&& body) {
 
 }  // namespace
 
+// Points per block: the footprints (addresses) of a block are computed
+// before any texel is read, so the out-of-order core sees the independent
+// loads of many points at once instead of one point's arithmetic at a time.
+constexpr int kBlock = 16;
+
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, int n_threads) {
   const int64_t total = p.batch * p.n_points;
+  const int64_t n_blocks = (total + kBlock - 1) / kBlock;
   with_channels(p.channels, [&](auto width) {
     constexpr int kChannels = decltype(width)::value;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (total > 256)
-    for (int64_t i = 0; i < total; ++i) forward_point<kChannels>(p, points, out, i);
+    for (int64_t block = 0; block < n_blocks; ++block) {
+      const int64_t first = block * kBlock;
+      const int n = static_cast<int>(std::min<int64_t>(kBlock, total - first));
+      for (int s = 0; s < p.n_scales; ++s) {
+        Footprint<T> fp[kBlock][3];
+        for (int j = 0; j < n; ++j) point_footprints(p, s, points + (first + j) * 3, fp[j]);
+        for (int j = 0; j < n; ++j) {
+          const int64_t i = first + j;
+          forward_scale<kChannels>(p, s, i / p.n_points, fp[j], out + i * p.out_channels);
+        }
+      }
+    }
   });
 }
 
@@ -191,11 +208,26 @@ void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_po
               T* const* grad_planes, int n_threads) {
   const int64_t total = p.batch * p.n_points;
   if (grad_points != nullptr) {
+    const int64_t n_blocks = (total + kBlock - 1) / kBlock;
     with_channels(p.channels, [&](auto width) {
       constexpr int kChannels = decltype(width)::value;
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (total > 256)
-      for (int64_t i = 0; i < total; ++i)
-        backward_point_coords<kChannels>(p, points, grad_out, grad_points, i);
+      for (int64_t block = 0; block < n_blocks; ++block) {
+        const int64_t first = block * kBlock;
+        const int n = static_cast<int>(std::min<int64_t>(kBlock, total - first));
+        T grad_xyz[kBlock][3] = {};
+        for (int s = 0; s < p.n_scales; ++s) {
+          Footprint<T> fp[kBlock][3];
+          for (int j = 0; j < n; ++j) point_footprints(p, s, points + (first + j) * 3, fp[j]);
+          for (int j = 0; j < n; ++j) {
+            const int64_t i = first + j;
+            backward_coords_scale<kChannels>(p, s, i / p.n_points, fp[j],
+                                             grad_out + i * p.out_channels, grad_xyz[j]);
+          }
+        }
+        for (int j = 0; j < n; ++j)
+          for (int d = 0; d < 3; ++d) grad_points[(first + j) * 3 + d] = grad_xyz[j][d];
+      }
     });
   }
 

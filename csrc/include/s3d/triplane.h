@@ -344,6 +344,41 @@ S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
   *gy_out = gy * factor;
 }
 
+// Adds one scale's contribution to the gradient of a point's coordinates.
+template <int kChannels, typename T>
+S3D_FN void backward_coords_scale(const Params<T>& p, int s, int64_t b, const Footprint<T>* fp,
+                                  const T* grad_row, T* grad_xyz) {
+  T grad_pixel[3][2];
+  if (p.plane_reduce != PlaneReduce::Product) {
+    const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
+    for (int k = 0; k < 3; ++k)
+      position_grad<kChannels>(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k),
+                               factor, p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
+  } else {
+    for (int k = 0; k < 3; ++k) grad_pixel[k][0] = grad_pixel[k][1] = T(0);
+    for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
+      const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
+      T f[3][kChunk], dfx[3][kChunk], dfy[3][kChunk];
+      for (int k = 0; k < 3; ++k)
+        sample_chunk_with_grad(plane_base(p, s, b, k), fp[k], c0, n, f[k], dfx[k], dfy[k]);
+      for (int k = 0; k < 3; ++k) {
+        T g[kChunk];
+        feature_grad(p, grad_row, s, k, c0, n, f, g);
+        for (int c = 0; c < n; ++c) {
+          grad_pixel[k][0] += g[c] * dfx[k][c];
+          grad_pixel[k][1] += g[c] * dfy[k][c];
+        }
+      }
+    }
+  }
+  for (int k = 0; k < 3; ++k) {
+    int ua, va;
+    plane_axes(p.axes, k, &ua, &va);
+    grad_xyz[ua] += grad_pixel[k][0] * fp[k].du_scale;
+    grad_xyz[va] += grad_pixel[k][1] * fp[k].dv_scale;
+  }
+}
+
 template <int kChannels = 0, typename T>
 S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* grad_out,
                                   T* grad_points, int64_t i) {
@@ -354,35 +389,7 @@ S3D_FN void backward_point_coords(const Params<T>& p, const T* points, const T* 
   for (int s = 0; s < p.n_scales; ++s) {
     Footprint<T> fp[3];
     point_footprints(p, s, xyz, fp);
-    T grad_pixel[3][2];
-    if (p.plane_reduce != PlaneReduce::Product) {
-      const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
-      for (int k = 0; k < 3; ++k)
-        position_grad<kChannels>(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k), factor,
-                      p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
-    } else {
-      for (int k = 0; k < 3; ++k) grad_pixel[k][0] = grad_pixel[k][1] = T(0);
-      for (int c0 = 0; c0 < p.channels; c0 += kChunk) {
-        const int n = p.channels - c0 < kChunk ? p.channels - c0 : kChunk;
-        T f[3][kChunk], dfx[3][kChunk], dfy[3][kChunk];
-        for (int k = 0; k < 3; ++k)
-          sample_chunk_with_grad(plane_base(p, s, b, k), fp[k], c0, n, f[k], dfx[k], dfy[k]);
-        for (int k = 0; k < 3; ++k) {
-          T g[kChunk];
-          feature_grad(p, grad_row, s, k, c0, n, f, g);
-          for (int c = 0; c < n; ++c) {
-            grad_pixel[k][0] += g[c] * dfx[k][c];
-            grad_pixel[k][1] += g[c] * dfy[k][c];
-          }
-        }
-      }
-    }
-    for (int k = 0; k < 3; ++k) {
-      int ua, va;
-      plane_axes(p.axes, k, &ua, &va);
-      grad_xyz[ua] += grad_pixel[k][0] * fp[k].du_scale;
-      grad_xyz[va] += grad_pixel[k][1] * fp[k].dv_scale;
-    }
+    backward_coords_scale<kChannels>(p, s, b, fp, grad_row, grad_xyz);
   }
   grad_points[i * 3 + 0] = grad_xyz[0];
   grad_points[i * 3 + 1] = grad_xyz[1];
