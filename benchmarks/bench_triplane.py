@@ -28,7 +28,7 @@ def test_triplane_forward(benchmark, record, case, impl):
     forward = runner(impl, planes, points)
     benchmark.group = f"triplane forward {case}"
     with torch.no_grad():
-        benchmark.pedantic(forward, rounds=5, iterations=1, warmup_rounds=1)
+        benchmark.pedantic(forward, rounds=10, iterations=1, warmup_rounds=2)
     rate = points_per_second(benchmark, points.shape[1])
     extra = {}
     if rate is not None and memory.supported():
@@ -57,7 +57,7 @@ def test_triplane_forward_backward(benchmark, record, case, impl):
         return torch.autograd.grad(forward(), [points, *leaves], grad_out)
 
     benchmark.group = f"triplane forward+backward {case}"
-    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=7, iterations=1, warmup_rounds=1)
     rate = points_per_second(benchmark, points.shape[1])
     benchmark.extra_info["Mpoints_per_s"] = rate
     record(f"triplane forward+backward {case}", impl, rate, "Mpts/s")

@@ -130,16 +130,20 @@ S3D_FN Footprint<T> make_footprint(T u, T v, int height, int width, int channels
   fp.fy = iy - y0f;
   fp.x0 = x0;
   fp.y0 = y0;
-  const int xs[4] = {x0, x0 + 1, x0, x0 + 1};
-  const int ys[4] = {y0, y0, y0 + 1, y0 + 1};
-  const T wx[4] = {T(1) - fp.fx, fp.fx, T(1) - fp.fx, fp.fx};
-  const T wy[4] = {T(1) - fp.fy, T(1) - fp.fy, fp.fy, fp.fy};
+  // Validity per column and row, then the four taps from one base offset.
+  const bool x0_in = x0 >= 0 && x0 < width, x1_in = x0 + 1 >= 0 && x0 + 1 < width;
+  const bool y0_in = y0 >= 0 && y0 < height, y1_in = y0 + 1 >= 0 && y0 + 1 < height;
+  const bool in[4] = {x0_in && y0_in, x1_in && y0_in, x0_in && y1_in, x1_in && y1_in};
+  const T wx0 = T(1) - fp.fx, wy0 = T(1) - fp.fy;
+  const T w[4] = {wx0 * wy0, fp.fx * wy0, wx0 * fp.fy, fp.fx * fp.fy};
+  const int64_t row = static_cast<int64_t>(width) * channels;
+  const int64_t base = static_cast<int64_t>(y0) * row + static_cast<int64_t>(x0) * channels;
+  const int64_t offsets[4] = {base, base + channels, base + row, base + row + channels};
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    const bool in = xs[j] >= 0 && xs[j] < width && ys[j] >= 0 && ys[j] < height;
-    fp.inside[j] = in ? T(1) : T(0);
-    fp.weight[j] = in ? wx[j] * wy[j] : T(0);
-    fp.offset[j] = in ? (static_cast<int64_t>(ys[j]) * width + xs[j]) * channels : 0;
+    fp.inside[j] = in[j] ? T(1) : T(0);
+    fp.weight[j] = in[j] ? w[j] : T(0);
+    fp.offset[j] = in[j] ? offsets[j] : 0;
   }
   return fp;
 }
@@ -335,10 +339,28 @@ S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
           a3 = fp.fy * fp.inside[3];
   const T b0 = -ox * fp.inside[0], b1 = -fp.fx * fp.inside[1], b2 = ox * fp.inside[2],
           b3 = fp.fx * fp.inside[3];
+  // kLanes independent partial sums: a single running sum would be an
+  // in-order chain of dependent adds (compilers may not reassociate floats),
+  // lanes vectorise; the final lane sum has a fixed order (deterministic).
+  constexpr int kLanes = 8;
+  T lx[kLanes], ly[kLanes];
+  for (int l = 0; l < kLanes; ++l) lx[l] = ly[l] = T(0);
+  int c = 0;
+  for (; c + kLanes <= channels; c += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const int ch = c + l;
+      lx[l] += g[ch] * (a0 * t0[ch] + a1 * t1[ch] + a2 * t2[ch] + a3 * t3[ch]);
+      ly[l] += g[ch] * (b0 * t0[ch] + b1 * t1[ch] + b2 * t2[ch] + b3 * t3[ch]);
+    }
+  }
+  for (; c < channels; ++c) {
+    lx[0] += g[c] * (a0 * t0[c] + a1 * t1[c] + a2 * t2[c] + a3 * t3[c]);
+    ly[0] += g[c] * (b0 * t0[c] + b1 * t1[c] + b2 * t2[c] + b3 * t3[c]);
+  }
   T gx = T(0), gy = T(0);
-  for (int c = 0; c < channels; ++c) {
-    gx += g[c] * (a0 * t0[c] + a1 * t1[c] + a2 * t2[c] + a3 * t3[c]);
-    gy += g[c] * (b0 * t0[c] + b1 * t1[c] + b2 * t2[c] + b3 * t3[c]);
+  for (int l = 0; l < kLanes; ++l) {
+    gx += lx[l];
+    gy += ly[l];
   }
   *gx_out = gx * factor;
   *gy_out = gy * factor;
