@@ -4,7 +4,8 @@
 
 B = 1, N = 2^17 uniform points, C = 32, 2 threads; (a) one 256^2 scale,
 (b) three scales 64/128/256 concatenated. Forward and forward+backward
-(gradients to planes and points). Peak memory of one forward pass above the
+(gradients to planes and points); throughput from the fastest round of each
+implementation (conftest.min_seconds). Peak memory of one forward pass above the
 state before it is measured in a fresh process (see s3d_fast.bench.memory).
 """
 import pytest
@@ -13,11 +14,11 @@ import torch
 from s3d_fast.bench import memory
 from s3d_fast.bench.triplane import CASES, IMPLS, eg3d_sample_from_planes, make_inputs, runner
 
-from conftest import median_seconds
+from conftest import min_seconds
 
 
 def points_per_second(benchmark, n_points):
-    seconds = median_seconds(benchmark)
+    seconds = min_seconds(benchmark)  # see min_seconds: first-touch page faults are noise
     return None if seconds is None else n_points / seconds / 1e6
 
 

@@ -110,16 +110,20 @@ template <typename T>
 struct Footprint {
   int64_t offset[4];  // element offsets of the nw, ne, sw, se texels (clamped to 0 if outside)
   T weight[4];        // bilinear weights, 0 for texels outside the plane
-  T inside[4];        // 1 for texels inside the plane, 0 for padding
+  unsigned inside;    // bit j set: texel j lies inside the plane (else padding)
   T fx, fy;           // position inside the cell
   int x0, y0;         // the cell: texel (x0, y0) is the nw corner
   T du_scale, dv_scale;  // d(pixel)/d(normalised coordinate) along u and v
+
+  S3D_FN T in(int j) const { return (inside >> j) & 1u ? T(1) : T(0); }
 };
 
+// Built in place: footprints are computed for every point, plane and scale,
+// so they are kept small and never copied.
 template <typename T>
-S3D_FN Footprint<T> make_footprint(T u, T v, int height, int width, int channels,
-                                   bool align_corners, Padding padding) {
-  Footprint<T> fp;
+S3D_FN void make_footprint(T u, T v, int height, int width, int channels, bool align_corners,
+                           Padding padding, Footprint<T>* out) {
+  Footprint<T>& fp = *out;
   const T ix = pixel_coordinate(u, width, align_corners, padding, &fp.du_scale);
   const T iy = pixel_coordinate(v, height, align_corners, padding, &fp.dv_scale);
   const T x0f = floor_(ix);
@@ -139,21 +143,28 @@ S3D_FN Footprint<T> make_footprint(T u, T v, int height, int width, int channels
   const int64_t row = static_cast<int64_t>(width) * channels;
   const int64_t base = static_cast<int64_t>(y0) * row + static_cast<int64_t>(x0) * channels;
   const int64_t offsets[4] = {base, base + channels, base + row, base + row + channels};
+  fp.inside = 0;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    fp.inside[j] = in[j] ? T(1) : T(0);
+    fp.inside |= in[j] ? (1u << j) : 0u;
     fp.weight[j] = in[j] ? w[j] : T(0);
     fp.offset[j] = in[j] ? offsets[j] : 0;
   }
-  return fp;
+}
+
+template <typename T>
+S3D_FN void footprint_into(const Params<T>& p, int scale, int k, const T* xyz, Footprint<T>* fp) {
+  int ua, va;
+  plane_axes(p.axes, k, &ua, &va);
+  make_footprint(xyz[ua], xyz[va], p.height[scale], p.width[scale], p.channels, p.align_corners,
+                 p.padding, fp);
 }
 
 template <typename T>
 S3D_FN Footprint<T> footprint_of(const Params<T>& p, int scale, int k, const T* xyz) {
-  int ua, va;
-  plane_axes(p.axes, k, &ua, &va);
-  return make_footprint(xyz[ua], xyz[va], p.height[scale], p.width[scale], p.channels,
-                        p.align_corners, p.padding);
+  Footprint<T> fp;
+  footprint_into(p, scale, k, xyz, &fp);
+  return fp;
 }
 
 // Start of plane k of batch item b at one scale.
@@ -193,8 +204,8 @@ S3D_FN void sample_chunk_with_grad(const T* plane, const Footprint<T>& fp, int c
   const T* t3 = plane + fp.offset[3] + c0;
   const T gx = T(1) - fp.fx, gy = T(1) - fp.fy;
   for (int c = 0; c < n; ++c) {
-    const T nw = fp.inside[0] * t0[c], ne = fp.inside[1] * t1[c];
-    const T sw = fp.inside[2] * t2[c], se = fp.inside[3] * t3[c];
+    const T nw = fp.in(0) * t0[c], ne = fp.in(1) * t1[c];
+    const T sw = fp.in(2) * t2[c], se = fp.in(3) * t3[c];
     f[c] = fp.weight[0] * t0[c] + fp.weight[1] * t1[c] + fp.weight[2] * t2[c] +
            fp.weight[3] * t3[c];
     dfx[c] = (ne - nw) * gy + (se - sw) * fp.fy;
@@ -248,7 +259,7 @@ S3D_FN const T* grad_slot(const Params<T>& p, const T* row, int scale, int k) {
 template <typename T>
 S3D_FN void point_footprints(const Params<T>& p, int scale, const T* xyz, Footprint<T>* fp) {
 #pragma unroll
-  for (int k = 0; k < 3; ++k) fp[k] = footprint_of(p, scale, k, xyz);
+  for (int k = 0; k < 3; ++k) footprint_into(p, scale, k, xyz, &fp[k]);
 }
 
 enum class Store : int { Assign, Add };
@@ -335,10 +346,8 @@ S3D_FN void position_grad(const T* __restrict__ plane, const Footprint<T>& fp,
   const T* __restrict__ t2 = plane + fp.offset[2];
   const T* __restrict__ t3 = plane + fp.offset[3];
   const T ox = T(1) - fp.fx, oy = T(1) - fp.fy;
-  const T a0 = -oy * fp.inside[0], a1 = oy * fp.inside[1], a2 = -fp.fy * fp.inside[2],
-          a3 = fp.fy * fp.inside[3];
-  const T b0 = -ox * fp.inside[0], b1 = -fp.fx * fp.inside[1], b2 = ox * fp.inside[2],
-          b3 = fp.fx * fp.inside[3];
+  const T a0 = -oy * fp.in(0), a1 = oy * fp.in(1), a2 = -fp.fy * fp.in(2), a3 = fp.fy * fp.in(3);
+  const T b0 = -ox * fp.in(0), b1 = -fp.fx * fp.in(1), b2 = ox * fp.in(2), b3 = fp.fx * fp.in(3);
   // kLanes independent partial sums: a single running sum would be an
   // in-order chain of dependent adds (compilers may not reassociate floats),
   // lanes vectorise; the final lane sum has a fixed order (deterministic).
