@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from conftest import median_seconds
+from conftest import min_seconds
 
 from s3d_fast import ops
 from s3d_fast.nn import OccupancyGrid
@@ -134,8 +134,8 @@ def test_march(benchmark, record, impl):
     inputs = march_inputs()
     run = march_runner(impl, *inputs)
     benchmark.group = "occupancy-grid marching 2^16 rays, 128^3 shell, step 1/256"
-    out = benchmark.pedantic(run, rounds=3 if impl == "fused" else 1, iterations=1, warmup_rounds=1)
-    t = median_seconds(benchmark)
+    out = benchmark.pedantic(run, rounds=5 if impl == "fused" else 3, iterations=1, warmup_rounds=1)
+    t = min_seconds(benchmark)  # fastest round, alike for both (see conftest.min_seconds)
     if t is None:  # --benchmark-disable
         return
     record("occupancy-grid marching, 2^16 rays", impl, MARCH_RAYS / t / 1e6, "M rays/s")
@@ -150,7 +150,7 @@ def test_composite_forward_backward(benchmark, record, impl):
     run = composite_runner(impl, *composite_inputs())
     benchmark.group = "compositing fwd+bwd 2^20 samples, 2^14 rays, C=32"
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
-    t = median_seconds(benchmark)
+    t = min_seconds(benchmark)
     if t is None:  # --benchmark-disable
         return
     record("compositing fwd+bwd, 2^20 samples, C=32", impl, COMP_SAMPLES / t / 1e6, "M samples/s")
