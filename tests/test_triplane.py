@@ -192,3 +192,21 @@ def test_gpu_decomposition_of_backward_matches_reference(plane_reduce, padding):
     )
     for got, want in zip([grad_points, *grad_planes], expected):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs where a GPU is lent)")
+@pytest.mark.parametrize("plane_reduce", PLANE_REDUCES)
+def test_cuda_matches_cpu(plane_reduce):
+    planes = make_planes(dtype=torch.float64, grad=True)
+    points = make_points(dtype=torch.float64, grad=True)
+    cpu = triplane_sample(planes, points, plane_reduce=plane_reduce, padding="border")
+    planes_gpu = [p.detach().cuda().requires_grad_() for p in planes]
+    points_gpu = points.detach().cuda().requires_grad_()
+    gpu = triplane_sample(planes_gpu, points_gpu, plane_reduce=plane_reduce, padding="border")
+    torch.testing.assert_close(gpu.cpu(), cpu)
+    grad_out = torch.randn_like(cpu)
+    for a, b in zip(
+        torch.autograd.grad(gpu, [points_gpu, *planes_gpu], grad_out.cuda()),
+        torch.autograd.grad(cpu, [points, *planes], grad_out),
+    ):
+        torch.testing.assert_close(a.cpu(), b)
