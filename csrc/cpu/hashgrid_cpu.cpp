@@ -21,38 +21,35 @@ constexpr int64_t kBlock = 1024;
 // whatever the out-of-order window reaches.
 constexpr int kChunk = 16;
 
+// Corner entries and weights of points [c0, c0 + m) at one level, each
+// corner's table row prefetched (for writing when `for_write`).
+template <int D, int F, typename T>
+void chunk_corners(const Level<T>& lv, const T* table, const T* points, int64_t c0, int m,
+                   bool for_write, uint32_t (*entry)[1 << D], T (*weight)[1 << D]) {
+  for (int j = 0; j < m; ++j) {
+    level_corners<D, T>(lv, points + (c0 + j) * D, entry[j], weight[j]);
+    for (int k = 0; k < (1 << D); ++k) {
+      const T* row = table + static_cast<int64_t>(entry[j][k]) * F;
+      if (for_write)
+        __builtin_prefetch(row, 1);
+      else
+        __builtin_prefetch(row);
+    }
+  }
+}
+
 template <int D, int F, typename T>
 void forward_range_level(const Params<T>& p, int level, const T* points, T* out, int64_t begin,
                          int64_t end, int64_t width) {
-  constexpr int K = 1 << D;
-  const Layout& L = p.layout;
-  const T scale = static_cast<T>(L.scale[level]);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  const bool hashed = L.hashed[level];
-  const uint32_t res = L.resolution[level];
-  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
-  uint32_t entry[kChunk][K];
-  T weight[kChunk][K];
+  const Level<T> lv = level_of<T>(p.layout, level);
+  const T* table = p.table + lv.first_entry * F;
+  uint32_t entry[kChunk][1 << D];
+  T weight[kChunk][1 << D];
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
-    for (int j = 0; j < m; ++j) {
-      Cell<D, T> c;
-      locate<D, T>(points + (c0 + j) * D, scale, L.interpolation, &c);
-      for (int k = 0; k < K; ++k) {
-        entry[j][k] = corner<D, T>(c, k, hashed, res, size, &weight[j][k]);
-        __builtin_prefetch(table + static_cast<int64_t>(entry[j][k]) * F);
-      }
-    }
-    for (int j = 0; j < m; ++j) {
-      T acc[F];
-      for (int f = 0; f < F; ++f) acc[f] = T(0);
-      for (int k = 0; k < K; ++k) {
-        const T* v = table + static_cast<int64_t>(entry[j][k]) * F;
-        for (int f = 0; f < F; ++f) acc[f] += weight[j][k] * v[f];
-      }
-      T* o = out + (c0 + j) * width + level * F;
-      for (int f = 0; f < F; ++f) o[f] = acc[f];
-    }
+    chunk_corners<D, F, T>(lv, table, points, c0, m, false, entry, weight);
+    for (int j = 0; j < m; ++j)
+      gather_corners<D, F, T>(table, entry[j], weight[j], out + (c0 + j) * width + level * F);
   }
 }
 
@@ -63,34 +60,16 @@ template <int D, int F, typename T>
 void backward_table_range_level(const Params<T>& p, int level, const T* points, const T* g,
                                 T* grad_table, int64_t begin, int64_t end, uint32_t lo,
                                 uint32_t hi) {
-  constexpr int K = 1 << D;
-  const Layout& L = p.layout;
-  const T scale = static_cast<T>(L.scale[level]);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  const bool hashed = L.hashed[level];
-  const uint32_t res = L.resolution[level];
-  T* table = grad_table + static_cast<int64_t>(L.offset[level]) * F;
-  uint32_t entry[kChunk][K];
-  T weight[kChunk][K];
+  const Level<T> lv = level_of<T>(p.layout, level);
+  T* table = grad_table + lv.first_entry * F;
+  uint32_t entry[kChunk][1 << D];
+  T weight[kChunk][1 << D];
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
     const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
-    for (int j = 0; j < m; ++j) {
-      Cell<D, T> c;
-      locate<D, T>(points + (c0 + j) * D, scale, L.interpolation, &c);
-      for (int k = 0; k < K; ++k) {
-        entry[j][k] = corner<D, T>(c, k, hashed, res, size, &weight[j][k]);
-        __builtin_prefetch(table + static_cast<int64_t>(entry[j][k]) * F, 1);
-      }
-    }
-    for (int j = 0; j < m; ++j) {
-      const T* gj = g + (c0 + j) * F;
-      for (int k = 0; k < K; ++k) {
-        const uint32_t e = entry[j][k];
-        if (e < lo || e >= hi) continue;
-        T* dst = table + static_cast<int64_t>(e) * F;
-        for (int f = 0; f < F; ++f) dst[f] += weight[j][k] * gj[f];
-      }
-    }
+    chunk_corners<D, F, T>(lv, table, points, c0, m, true, entry, weight);
+    for (int j = 0; j < m; ++j)
+      scatter_corners<D, F, T, ExclusiveAdd>(table, entry[j], weight[j], g + (c0 + j) * F, lo,
+                                             hi);
   }
 }
 
@@ -100,26 +79,18 @@ void backward_table_range_level(const Params<T>& p, int level, const T* points, 
 template <int D, int F, typename T>
 void backward_input_range_level(const Params<T>& p, int level, const T* points, const T* grad_out,
                                 T* grad_points, int64_t begin, int64_t end, int64_t width) {
-  constexpr int K = 1 << D;
-  const Layout& L = p.layout;
-  const T scale = static_cast<T>(L.scale[level]);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  const bool hashed = L.hashed[level];
-  const uint32_t res = L.resolution[level];
-  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  const Level<T> lv = level_of<T>(p.layout, level);
+  const T* table = p.table + lv.first_entry * F;
+  uint32_t entry[kChunk][1 << D];
+  T weight[kChunk][1 << D];
   for (int64_t c0 = begin; c0 < end; c0 += kChunk) {
-    const int64_t c1 = std::min<int64_t>(end, c0 + kChunk);
-    for (int64_t i = c0; i < c1; ++i) {
-      Cell<D, T> c;
-      locate<D, T>(points + i * D, scale, L.interpolation, &c);
-      for (int k = 0; k < K; ++k) {
-        T w;
-        __builtin_prefetch(table + static_cast<int64_t>(corner<D, T>(c, k, hashed, res, size, &w)) * F);
-      }
-    }
-    for (int64_t i = c0; i < c1; ++i)
+    const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
+    chunk_corners<D, F, T>(lv, table, points, c0, m, false, entry, weight);
+    for (int j = 0; j < m; ++j) {
+      const int64_t i = c0 + j;
       backward_input_level<D, F, T>(p, level, points + i * D, grad_out + i * width + level * F,
                                     grad_points + i * D);
+    }
   }
 }
 

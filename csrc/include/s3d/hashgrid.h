@@ -132,49 +132,92 @@ S3D_FN uint32_t corner(const Cell<D, T>& c, int corner, bool hashed, uint32_t re
   return vertex_index<D>(v, hashed, res, size);
 }
 
-// Encodes point x at one level: writes F features to out.
-template <int D, int F, typename T>
-S3D_FN void forward_level(const Params<T>& p, int level, const T* x, T* out) {
-  const Layout& L = p.layout;
+// One level's constants, read once per level by the launchers' loops.
+template <typename T>
+struct Level {
+  T scale;
+  uint32_t size;        // entries of the level
+  uint32_t resolution;
+  bool hashed;
+  int64_t first_entry;  // offset of the level in the table
+  Interpolation interpolation;
+};
+
+template <typename T>
+S3D_FN Level<T> level_of(const Layout& L, int level) {
+  Level<T> lv;
+  lv.scale = static_cast<T>(L.scale[level]);
+  lv.size = L.offset[level + 1] - L.offset[level];
+  lv.resolution = L.resolution[level];
+  lv.hashed = L.hashed[level] != 0;
+  lv.first_entry = L.offset[level];
+  lv.interpolation = L.interpolation;
+  return lv;
+}
+
+// The 2^D corners of point x at one level: level-local entries and weights.
+// Both launchers compute these first and gather or scatter after (the CPU
+// one for a whole chunk of points, to have its loads in flight together).
+template <int D, typename T>
+S3D_FN void level_corners(const Level<T>& lv, const T* x, uint32_t* entry, T* weight) {
   Cell<D, T> c;
-  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  locate<D, T>(x, lv.scale, lv.interpolation, &c);
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k)
+    entry[k] = corner<D, T>(c, k, lv.hashed, lv.resolution, lv.size, &weight[k]);
+}
+
+// out[f] = sum over corners of weight x entry features; `table` is the level's slice.
+template <int D, int F, typename T>
+S3D_FN void gather_corners(const T* table, const uint32_t* entry, const T* weight, T* out) {
   T acc[F];
 #pragma unroll
   for (int f = 0; f < F; ++f) acc[f] = T(0);
 #pragma unroll
   for (int k = 0; k < (1 << D); ++k) {
-    T w;
-    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w);
-    const T* v = table + static_cast<int64_t>(e) * F;
+    const T* v = table + static_cast<int64_t>(entry[k]) * F;
 #pragma unroll
-    for (int f = 0; f < F; ++f) acc[f] += w * v[f];
+    for (int f = 0; f < F; ++f) acc[f] += weight[k] * v[f];
   }
 #pragma unroll
   for (int f = 0; f < F; ++f) out[f] = acc[f];
 }
 
+// Adds weight x g to the corners' entries of the level's gradient slice
+// `table`; only entries e with lo <= e < hi are written, so CPU threads can
+// split a level's table between them. `Add` is AtomicAdd on the GPU.
+template <int D, int F, typename T, typename Add>
+S3D_FN void scatter_corners(T* table, const uint32_t* entry, const T* weight, const T* g,
+                            uint32_t lo, uint32_t hi) {
+#pragma unroll
+  for (int k = 0; k < (1 << D); ++k) {
+    if (entry[k] < lo || entry[k] >= hi) continue;
+    T* dst = table + static_cast<int64_t>(entry[k]) * F;
+#pragma unroll
+    for (int f = 0; f < F; ++f) Add::add(dst + f, weight[k] * g[f]);
+  }
+}
+
+// Encodes point x at one level: writes F features to out.
+template <int D, int F, typename T>
+S3D_FN void forward_level(const Params<T>& p, int level, const T* x, T* out) {
+  const Level<T> lv = level_of<T>(p.layout, level);
+  uint32_t entry[1 << D];
+  T weight[1 << D];
+  level_corners<D, T>(lv, x, entry, weight);
+  gather_corners<D, F, T>(p.table + lv.first_entry * F, entry, weight, out);
+}
+
 // Scatters dL/d(features of one level) to the table: grad_table is the whole
-// (entries, F) gradient. Only entries e (level-local) with lo <= e < hi are
-// written, so CPU threads can split a level's table between them.
+// (entries, F) gradient; entries outside [lo, hi) of the level are skipped.
 template <int D, int F, typename T, typename Add>
 S3D_FN void backward_table_level(const Params<T>& p, int level, const T* x, const T* g,
                                  T* grad_table, uint32_t lo, uint32_t hi) {
-  const Layout& L = p.layout;
-  Cell<D, T> c;
-  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  T* table = grad_table + static_cast<int64_t>(L.offset[level]) * F;
-#pragma unroll
-  for (int k = 0; k < (1 << D); ++k) {
-    T w;
-    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w);
-    if (e < lo || e >= hi) continue;
-    T* dst = table + static_cast<int64_t>(e) * F;
-#pragma unroll
-    for (int f = 0; f < F; ++f) Add::add(dst + f, w * g[f]);
-  }
+  const Level<T> lv = level_of<T>(p.layout, level);
+  uint32_t entry[1 << D];
+  T weight[1 << D];
+  level_corners<D, T>(lv, x, entry, weight);
+  scatter_corners<D, F, T, Add>(grad_table + lv.first_entry * F, entry, weight, g, lo, hi);
 }
 
 // Adds one level's share of dL/dx for one point to grad_x (D values); g is
@@ -183,18 +226,17 @@ S3D_FN void backward_table_level(const Params<T>& p, int level, const T* x, cons
 template <int D, int F, typename T>
 S3D_FN void backward_input_level(const Params<T>& p, int level, const T* x, const T* g,
                                  T* grad_x) {
-  const Layout& L = p.layout;
+  const Level<T> lv = level_of<T>(p.layout, level);
   Cell<D, T> c;
-  locate<D, T>(x, static_cast<T>(L.scale[level]), L.interpolation, &c);
-  const uint32_t size = L.offset[level + 1] - L.offset[level];
-  const T* table = p.table + static_cast<int64_t>(L.offset[level]) * F;
+  locate<D, T>(x, lv.scale, lv.interpolation, &c);
+  const T* table = p.table + lv.first_entry * F;
   T dlevel[D];
 #pragma unroll
   for (int d = 0; d < D; ++d) dlevel[d] = T(0);
 #pragma unroll
   for (int k = 0; k < (1 << D); ++k) {
     T w_unused;
-    const uint32_t e = corner<D, T>(c, k, L.hashed[level], L.resolution[level], size, &w_unused);
+    const uint32_t e = corner<D, T>(c, k, lv.hashed, lv.resolution, lv.size, &w_unused);
     const T* v = table + static_cast<int64_t>(e) * F;
     T s = T(0);  // dL/d(this corner's weight)
 #pragma unroll
