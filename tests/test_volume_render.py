@@ -213,3 +213,33 @@ def test_composite_batched_matches_packed():
     packed = ops.composite(sig.reshape(-1), vals.reshape(-1, 3), rays, 4, t0.reshape(-1), t1.reshape(-1))
     for a, b in zip(batched, packed):
         torch.testing.assert_close(a, b)
+
+
+def test_prefix_trans_matches_nerfacc_and_reference():
+    # nerfacc scales the transmittance by prefix_trans and the weights follow.
+    # Its in-place `trans *= prefix_trans` breaks its own backward, so the
+    # gradients are checked against the reference.
+    nerfacc = pytest.importorskip("nerfacc", reason="nerfacc==0.5.3 is a test dependency (pip install -e .[test])")
+    g = torch.Generator().manual_seed(7)
+    sig = (torch.rand(6, 9, generator=g) * 5).requires_grad_(True)
+    t = torch.sort(torch.rand(6, 10, generator=g) * 2, dim=1).values
+    t0, t1 = t[:, :-1].contiguous(), t[:, 1:].contiguous()
+    prefix = (torch.rand(6, 9, generator=g) * 0.5 + 0.5).requires_grad_(True)
+    ours = ops.render_weight_from_density(t0, t1, sig, prefix_trans=prefix)
+    with torch.no_grad():
+        theirs = nerfacc.render_weight_from_density(t0, t1, sig, prefix_trans=prefix)
+    ref = reference.render_weight_from_density(t0, t1, sig, prefix_trans=prefix)
+    for a, b, c in zip(ours, theirs, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+    gs = [torch.randn_like(sig) for _ in range(3)]
+    for a, b in zip(torch.autograd.grad(ours, [sig, prefix], gs), torch.autograd.grad(ref, [sig, prefix], gs)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+    alphas = torch.rand(6, 9, generator=g) * 0.9
+    ours = ops.render_weight_from_alpha(alphas, prefix_trans=prefix.detach())
+    theirs = nerfacc.render_weight_from_alpha(alphas, prefix_trans=prefix.detach())
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="prefix_trans"):
+        ops.render_weight_from_alpha(alphas, prefix_trans=prefix.detach()[:, :3])

@@ -14,6 +14,18 @@ namespace s3d_torch {
 
 namespace hg = s3d::hashgrid;
 
+inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& table);
+
+// The backward's output gradient, (N, L*F), checked alike for both devices.
+inline void check_hashgrid_grad_out(const at::Tensor& grad_out, const at::Tensor& points,
+                                    const at::Tensor& table, int64_t n_levels) {
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
+              "hashgrid: grad_out must be contiguous and match the points' dtype");
+  TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == points.size(0) &&
+                  grad_out.size(1) == n_levels * table.size(1),
+              "hashgrid: grad_out must be (N, L*F)");
+}
+
 inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& table) {
   TORCH_CHECK(points.dim() == 2 && points.size(1) >= 1 && points.size(1) <= 3,
               "hashgrid: points must be (N, D) with D in 1..3");

@@ -60,6 +60,16 @@ tp::Params<T> make_params(at::TensorList planes, const at::Tensor& points, int64
   return p;
 }
 
+// The backward's output gradient, checked alike for both devices.
+inline void check_triplane_grad_out(const at::Tensor& grad_out, const at::Tensor& points,
+                                    int64_t out_channels) {
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type() &&
+                  grad_out.device() == points.device(),
+              "triplane: grad_out must be contiguous and match the points' dtype and device");
+  TORCH_CHECK(grad_out.numel() == points.size(0) * points.size(1) * out_channels,
+              "triplane: grad_out has the wrong size");
+}
+
 // Allocations shared by both devices' backward.
 struct TriplaneGrads {
   at::Tensor points;

@@ -34,8 +34,6 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
     int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
     bool points_grad, bool planes_grad, bool gpu_decomposition) {
   check_triplane_inputs(planes, points);
-  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
-              "triplane: grad_out must be contiguous and match the points' dtype");
   // The CPU launcher zeroes the plane gradients itself, in parallel and
   // texel by texel as it fills them, after the huge-page hint.
   auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad,
@@ -45,8 +43,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cpu", [&] {
     auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
                                    padding, axes);
-    TORCH_CHECK(grad_out.numel() == p.batch * p.n_points * p.out_channels,
-                "triplane: grad_out has the wrong size");
+    check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
     for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
     scalar_t* grad_points = points_grad ? grads.points.data_ptr<scalar_t>() : nullptr;

@@ -98,3 +98,14 @@ def layout(op: str, x: torch.Tensor, ray_indices=None, n_rays=None, packed_info=
     if error & 1:
         raise ValueError(f"{op}: ray_indices must be sorted (samples grouped by ray, as sampling returns them)")
     return Layout(offsets, n_rays, None)
+
+
+def with_prefix_trans(op: str, weights, trans, alphas, prefix_trans, inputs, inputs_name: str):
+    """nerfacc's ``prefix_trans``: the transmittance each sample inherits from
+    samples before the packed ones; it scales the transmittance, and the
+    weights follow (weight = T alpha). Returns (weights, trans)."""
+    if prefix_trans is None:
+        return weights, trans
+    check_like("prefix_trans", prefix_trans, inputs, inputs_name, op)
+    trans = trans * prefix_trans
+    return trans * alphas, trans

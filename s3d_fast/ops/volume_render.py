@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
-from ._packed import check_float, check_like, layout
+from ._packed import check_float, check_like, layout, with_prefix_trans
 
 INPUT_KINDS = ("density", "alpha", "weight")
 
@@ -43,9 +43,7 @@ class _RenderWeight(torch.autograd.Function):
         return None, None, grad_in, None, None
 
 
-def _render_weight(op, kind, inputs, t_starts, t_ends, ray_indices, n_rays, packed_info, prefix_trans):
-    if prefix_trans is not None:
-        raise NotImplementedError(f"{op}: prefix_trans is not supported")
+def _render_weight(op, kind, inputs, inputs_name, t_starts, t_ends, ray_indices, n_rays, packed_info, prefix_trans):
     lay = layout(op, inputs, ray_indices, n_rays, packed_info)
     shape = inputs.shape
     flat_t = (None, None)
@@ -53,8 +51,9 @@ def _render_weight(op, kind, inputs, t_starts, t_ends, ray_indices, n_rays, pack
         check_like("t_starts", t_starts, inputs, "sigmas", op)
         check_like("t_ends", t_ends, inputs, "sigmas", op)
         flat_t = (_flat(t_starts), _flat(t_ends))
-    outs = _RenderWeight.apply(kind, lay.offsets, _flat(inputs), *flat_t)
-    return tuple(o.view(shape) for o in outs)
+    weights, trans, alphas = (o.view(shape) for o in _RenderWeight.apply(kind, lay.offsets, _flat(inputs), *flat_t))
+    weights, trans = with_prefix_trans(op, weights, trans, alphas, prefix_trans, inputs, inputs_name)
+    return weights, trans, alphas
 
 
 def render_weight_from_density(
@@ -67,6 +66,8 @@ def render_weight_from_density(
             ``packed_info``), or (n_rays, n_samples) batched.
         ray_indices: (S,) int, sorted, the ray of each sample.
         n_rays: number of rays (default: max(ray_indices) + 1).
+        prefix_trans: optional, like ``sigmas``: transmittance inherited from
+            samples before these; it multiplies T (and so the weights).
 
     Returns:
         (weights, transmittance, alphas), each shaped like ``sigmas``, with
@@ -77,16 +78,16 @@ def render_weight_from_density(
     check_float("sigmas", sigmas, op)
     if t_starts is None or t_ends is None:
         raise ValueError(f"{op}: t_starts and t_ends are required")
-    return _render_weight(op, 0, sigmas, t_starts, t_ends, ray_indices, n_rays, packed_info, prefix_trans)
+    return _render_weight(op, 0, sigmas, "sigmas", t_starts, t_ends, ray_indices, n_rays, packed_info, prefix_trans)
 
 
 def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
     """(weights, transmittance) from alphas, as nerfacc's (which, unlike the
     density version, does not return the alphas again); see
-    :func:`render_weight_from_density`."""
+    :func:`render_weight_from_density`, also for ``prefix_trans``."""
     op = "render_weight_from_alpha"
     check_float("alphas", alphas, op)
-    weights, trans, _ = _render_weight(op, 1, alphas, None, None, ray_indices, n_rays, packed_info, prefix_trans)
+    weights, trans, _ = _render_weight(op, 1, alphas, "alphas", None, None, ray_indices, n_rays, packed_info, prefix_trans)
     return weights, trans
 
 

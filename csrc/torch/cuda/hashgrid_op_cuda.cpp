@@ -34,11 +34,7 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cuda(
     at::IntArrayRef offsets, at::ArrayRef<double> scales, int64_t interpolation, bool points_grad,
     bool table_grad) {
   check_hashgrid_inputs(points, table);
-  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
-              "hashgrid: grad_out must be contiguous and match the points' dtype");
-  TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == points.size(0) &&
-                  grad_out.size(1) == static_cast<int64_t>(scales.size()) * table.size(1),
-              "hashgrid: grad_out must be (N, L*F)");
+  check_hashgrid_grad_out(grad_out, points, table, static_cast<int64_t>(scales.size()));
   const c10::cuda::CUDAGuard guard(points.device());
   at::Tensor grad_points = points_grad ? at::empty_like(points) : at::Tensor();
   at::Tensor grad_table = table_grad ? at::zeros_like(table) : at::Tensor();

@@ -39,6 +39,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cuda(
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cuda", [&] {
     auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
                                    padding, axes);
+    check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
     for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
     tp::cuda::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .._packed import layout
+from .._packed import layout, with_prefix_trans
 
 
 def _ray_of_sample(offsets: torch.Tensor, n_samples: int) -> torch.Tensor:
@@ -53,15 +53,19 @@ def _weights(kind, inputs, t_starts, t_ends, offsets):
 
 
 def render_weight_from_density(t_starts, t_ends, sigmas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
-    lay = layout("render_weight_from_density", sigmas, ray_indices, n_rays, packed_info)
+    op = "render_weight_from_density"
+    lay = layout(op, sigmas, ray_indices, n_rays, packed_info)
     outs = _weights("density", sigmas.reshape(-1), t_starts.reshape(-1), t_ends.reshape(-1), lay.offsets)
-    return tuple(o.view(sigmas.shape) for o in outs)
+    weights, trans, alphas = (o.view(sigmas.shape) for o in outs)
+    weights, trans = with_prefix_trans(op, weights, trans, alphas, prefix_trans, sigmas, "sigmas")
+    return weights, trans, alphas
 
 
 def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
-    lay = layout("render_weight_from_alpha", alphas, ray_indices, n_rays, packed_info)
+    op = "render_weight_from_alpha"
+    lay = layout(op, alphas, ray_indices, n_rays, packed_info)
     weights, trans, _ = _weights("alpha", alphas.reshape(-1), None, None, lay.offsets)
-    return weights.view(alphas.shape), trans.view(alphas.shape)
+    return with_prefix_trans(op, weights.view(alphas.shape), trans.view(alphas.shape), alphas, prefix_trans, alphas, "alphas")
 
 
 def accumulate_along_rays(weights, values=None, ray_indices=None, n_rays=None):
