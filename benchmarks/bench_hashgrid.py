@@ -6,11 +6,11 @@ T = 2^19, base resolution 16, per-level scale 1.5.
 
     PYTHONPATH=. python -m pytest benchmarks/bench_hashgrid.py -q -s
 
-``test_zz_summary`` prints (and stores in its extra_info) the speed-ups and
-the fraction of the gather roofline; they are ratios within this one run.
+The side-by-side summary at the end of the run (benchmarks/conftest.py)
+gives the speed-ups over the references and, as "gather roofline", the
+fraction of the random-gather bound the fused forward reaches; ratios within
+this one run.
 """
-import time
-
 import pytest
 import torch
 
@@ -18,14 +18,13 @@ from s3d_fast import ops
 from s3d_fast.ops._hashgrid_spec import HashGridLayout
 from s3d_fast.ops.hashgrid import random_gather_rate_probe
 
-from conftest import median_seconds
+from conftest import min_seconds
 
 N = 1 << 18
 THREADS = 2
 CONFIG = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
 LAYOUT = HashGridLayout.build(3, **CONFIG)
 GATHERS_PER_POINT = LAYOUT.n_levels * 2**3
-RESULTS = {}  # name -> points/s (or gathers/s), shared by the summary
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,16 +44,18 @@ def data():
     return x, params, grad
 
 
-def _run(benchmark, name, fn, rounds, unit="points/s", count=N, warmup=True):
+def _run(benchmark, record, group, impl, fn, rounds, count=N, warmup=True):
+    """Times fn and records its points/s (count per call) in the summary."""
     if warmup:
         fn()  # the extension build on first use, first touch of buffers
     benchmark.pedantic(fn, rounds=rounds, iterations=1)
-    if median_seconds(benchmark) is None:  # --benchmark-disable: ran once, nothing to report
+    seconds = min_seconds(benchmark)
+    if seconds is None:  # --benchmark-disable: ran once, nothing to report
         return
-    rate = count / benchmark.stats.stats.min
-    RESULTS[name] = rate
-    benchmark.extra_info[unit] = rate
+    rate = count / seconds
+    benchmark.extra_info["per_s"] = rate
     benchmark.extra_info["threads"] = THREADS
+    record(group, impl, rate / 1e6, "M pts/s")
 
 
 def _chunked(encode, chunk=1 << 15):
@@ -81,78 +82,51 @@ def _fwd_bwd(encode, x, params, grad):
 
 
 @pytest.mark.benchmark(group="hashgrid-forward")
-def test_fused_forward(benchmark, data):
+def test_fused_forward(benchmark, record, data):
     x, params, _ = data
-    _run(benchmark, "fused_forward", _fwd(ops.hashgrid_encode, x, params), rounds=10)
+    _run(benchmark, record, "hashgrid forward", "fused", _fwd(ops.hashgrid_encode, x, params), rounds=10)
 
 
 @pytest.mark.benchmark(group="hashgrid-forward")
-def test_reference_forward(benchmark, data):
+def test_reference_forward(benchmark, record, data):
     x, params, _ = data
-    _run(benchmark, "reference_forward", _fwd(ops.reference.hashgrid_encode, x, params), rounds=2, warmup=False)
+    _run(benchmark, record, "hashgrid forward", "reference", _fwd(ops.reference.hashgrid_encode, x, params), rounds=2, warmup=False)
 
 
 @pytest.mark.benchmark(group="hashgrid-forward")
-def test_reference_chunked_forward(benchmark, data):
+def test_reference_chunked_forward(benchmark, record, data):
     x, params, _ = data
     encode = _chunked(ops.reference.hashgrid_encode)
-    _run(benchmark, "reference_chunked_forward", _fwd(encode, x, params), rounds=2, warmup=False)
+    _run(benchmark, record, "hashgrid forward", "chunked reference", _fwd(encode, x, params), rounds=2, warmup=False)
 
 
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
-def test_fused_forward_backward(benchmark, data):
+def test_fused_forward_backward(benchmark, record, data):
     x, params, grad = data
-    _run(benchmark, "fused_forward_backward", _fwd_bwd(ops.hashgrid_encode, x, params, grad), rounds=10)
+    _run(benchmark, record, "hashgrid forward+backward", "fused", _fwd_bwd(ops.hashgrid_encode, x, params, grad), rounds=10)
 
 
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
-def test_reference_forward_backward(benchmark, data):
+def test_reference_forward_backward(benchmark, record, data):
     x, params, grad = data
-    _run(benchmark, "reference_forward_backward", _fwd_bwd(ops.reference.hashgrid_encode, x, params, grad),
+    _run(benchmark, record, "hashgrid forward+backward", "reference", _fwd_bwd(ops.reference.hashgrid_encode, x, params, grad),
          rounds=2, warmup=False)
 
 
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
-def test_reference_chunked_forward_backward(benchmark, data):
+def test_reference_chunked_forward_backward(benchmark, record, data):
     x, params, grad = data
     encode = _chunked(ops.reference.hashgrid_encode)
-    _run(benchmark, "reference_chunked_forward_backward", _fwd_bwd(encode, x, params, grad), rounds=2, warmup=False)
+    _run(benchmark, record, "hashgrid forward+backward", "chunked reference", _fwd_bwd(encode, x, params, grad), rounds=2, warmup=False)
 
 
 @pytest.mark.benchmark(group="hashgrid-roofline")
-def test_random_gather_roofline(benchmark, data):
-    """n random 8-byte gathers from a table as large as the encoding's."""
+def test_random_gather_roofline(benchmark, record, data):
+    """n random 8-byte gathers from a table as large as the encoding's: the
+    memory bound, recorded as points/s at GATHERS_PER_POINT gathers a point."""
     _, params, _ = data
     table = params.view(-1, 2)
     n = N * GATHERS_PER_POINT
-    _run(benchmark, "gathers", lambda: random_gather_rate_probe(table, n), rounds=5, unit="gathers/s", count=n)
-
-
-def test_zz_summary(benchmark):
-    needed = ("fused_forward", "reference_forward", "reference_chunked_forward", "fused_forward_backward",
-              "reference_forward_backward", "reference_chunked_forward_backward", "gathers")
-    missing = [k for k in needed if k not in RESULTS]
-    if missing:
-        pytest.skip(f"summary needs the other benchmarks of this file in the same run (missing {missing})")
-    roofline = RESULTS["gathers"] / GATHERS_PER_POINT
-    summary = {
-        "table_MB": LAYOUT.n_params * 4 / 2**20,
-        "fused_forward_Mpts_s": RESULTS["fused_forward"] / 1e6,
-        "reference_forward_Mpts_s": RESULTS["reference_forward"] / 1e6,
-        "forward_speedup": RESULTS["fused_forward"] / RESULTS["reference_forward"],
-        "fused_fwd_bwd_Mpts_s": RESULTS["fused_forward_backward"] / 1e6,
-        "reference_fwd_bwd_Mpts_s": RESULTS["reference_forward_backward"] / 1e6,
-        "fwd_bwd_speedup": RESULTS["fused_forward_backward"] / RESULTS["reference_forward_backward"],
-        "reference_chunked_forward_Mpts_s": RESULTS["reference_chunked_forward"] / 1e6,
-        "forward_speedup_vs_chunked": RESULTS["fused_forward"] / RESULTS["reference_chunked_forward"],
-        "reference_chunked_fwd_bwd_Mpts_s": RESULTS["reference_chunked_forward_backward"] / 1e6,
-        "fwd_bwd_speedup_vs_chunked": RESULTS["fused_forward_backward"] / RESULTS["reference_chunked_forward_backward"],
-        "gathers_M_s": RESULTS["gathers"] / 1e6,
-        "roofline_Mpts_s": roofline / 1e6,
-        "forward_fraction_of_roofline": RESULTS["fused_forward"] / roofline,
-    }
-    benchmark.extra_info.update(summary)
-    benchmark.pedantic(time.perf_counter, rounds=1, iterations=1)
-    print()
-    for key, value in summary.items():
-        print(f"  {key:32s} {value:10.3f}")
+    _run(benchmark, record, "hashgrid forward", "gather roofline", lambda: random_gather_rate_probe(table, n),
+         rounds=5, count=N)
+    benchmark.extra_info["table_MB"] = LAYOUT.n_params * 4 / 2**20
