@@ -646,7 +646,8 @@ class RunDirectory:
 
     def prune(self, keep: int = 3) -> List[Path]:
         """Delete all but the ``keep`` newest checkpoints, and temp directories left by
-        writers that are no longer running. Returns what was removed."""
+        writers that are no longer running (a checkpoint left aside by a writer that died
+        mid-replace is put back instead). Returns what was removed."""
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive int, got {keep!r}")
         removed = []
@@ -654,11 +655,18 @@ class RunDirectory:
             shutil.rmtree(path)
             removed.append(path)
         if self.checkpoints_dir.is_dir():
-            for entry in self.checkpoints_dir.iterdir():
+            for entry in sorted(self.checkpoints_dir.iterdir()):
                 m = _TEMP_DIR.match(entry.name)
-                if m and not _pid_alive(int(m.group(2))):
-                    shutil.rmtree(entry, ignore_errors=True)
-                    removed.append(entry)
+                if not m or _pid_alive(int(m.group(2))):
+                    continue
+                home = self.checkpoints_dir / entry.name[1:].split(".", 1)[0]
+                if m.group(1) == "old" and not home.exists() and _looks_like_checkpoint(entry):
+                    # A writer died between moving the old checkpoint aside and moving the
+                    # new one in: the old one is the only copy, so put it back.
+                    os.rename(entry, home)
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
         return removed
 
 

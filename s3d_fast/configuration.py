@@ -83,7 +83,10 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
                           f"got {type(d).__name__}")
     hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in d if k not in fields]
+    # Non-init fields are computed in __post_init__; config_to_dict writes them, so a
+    # round trip must accept (and recompute) them.
+    computed = {f.name for f in dataclasses.fields(cls) if not f.init}
+    unknown = [k for k in d if k not in fields and k not in computed]
     if unknown:
         key = prefix + str(unknown[0])
         raise ConfigError(f"unknown config key '{key}'" + _suggest(key, _all_keys(cls, prefix)))
@@ -428,6 +431,8 @@ def _all_keys(cls: type, prefix: str) -> List[str]:
     keys: List[str] = []
     hints = _type_hints(cls)
     for f in dataclasses.fields(cls):
+        if not f.init:  # computed: not settable
+            continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             keys.extend(_all_keys(tp, prefix + f.name + "."))

@@ -152,6 +152,11 @@ def test_replace_existing_and_run_directory(tmp_path):
     assert [s for s, _ in run.checkpoints()] == [300, 400]
     assert not (run.checkpoints_dir / ".step_00000500.tmp-999999999-abcd").exists()  # dead pid
     assert (run.checkpoints_dir / "notes").exists()
+    # A writer that died mid-replace (fallback path) left step 400 aside: prune restores it.
+    os.rename(run.checkpoint_path(400), run.checkpoints_dir / ".step_00000400.old-999999999-ab")
+    assert run.latest() == run.checkpoint_path(300)
+    run.prune(keep=2)
+    assert run.latest() == run.checkpoint_path(400)
     with pytest.raises(ValueError):
         run.prune(keep=0)
     assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == [

@@ -180,6 +180,25 @@ def test_format_and_flatten():
     assert list(flat) == config_keys(Config)
 
 
+@dataclass
+class WithComputed:
+    width: int = 2
+    area: int = field(init=False, default=0)
+
+    def __post_init__(self):
+        self.area = self.width * self.width
+
+
+def test_computed_fields_round_trip():
+    cfg = apply_overrides(WithComputed(), ["width=3"])
+    assert cfg.area == 9
+    d = config_to_dict(cfg)
+    assert d == {"width": 3, "area": 9}
+    assert config_from_dict(WithComputed, d) == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'area'"):
+        apply_overrides(cfg, ["area=4"])
+
+
 def test_works_on_mutable_dataclasses_too():
     @dataclass
     class Small:
