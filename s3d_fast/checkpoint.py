@@ -53,6 +53,8 @@ __all__ = [
     "capture_rng",
     "load_model_state",
     "RunDirectory",
+    "resolve_checkpoint",
+    "read_checkpoint_meta",
 ]
 
 FORMAT_VERSION = 1
@@ -680,3 +682,18 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def resolve_checkpoint(path: PathLike) -> Path:
+    """A checkpoint directory, or a run directory's newest complete checkpoint
+    (``s3d-fast eval --checkpoint RUN`` accepts either)."""
+    root = Path(path)
+    if root.is_dir() and not (root / CONFIG_FILE).exists():
+        run = RunDirectory(root)
+        latest = run.latest()
+        if latest is not None:
+            return latest
+        if run.checkpoints_dir.is_dir():
+            raise CheckpointNotFoundError(f"run {root} has no complete checkpoint yet")
+    read_checkpoint_meta(root)  # raises the precise error
+    return root

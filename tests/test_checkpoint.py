@@ -17,6 +17,7 @@ from s3d_fast.checkpoint import (
     CheckpointFormatError,
     CheckpointNotFoundError,
     RunDirectory,
+    resolve_checkpoint,
     StateDictMismatchError,
     load_checkpoint,
     load_model_state,
@@ -382,3 +383,20 @@ def test_checkpoint_dataclass_fields():
     names = set(Checkpoint.__dataclass_fields__)
     assert {"config", "step", "extra", "model_state", "optimizers", "schedulers",
             "rng"} <= names
+
+
+def test_resolve_checkpoint(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    with pytest.raises(CheckpointNotFoundError, match="checkpoint not found"):
+        resolve_checkpoint(tmp_path / "run")
+    run.checkpoints_dir.mkdir(parents=True)
+    with pytest.raises(CheckpointNotFoundError, match="has no complete checkpoint yet"):
+        resolve_checkpoint(run.root)
+    for step in (5, 10):
+        save_checkpoint(run.checkpoint_path(step), model_state={}, config={}, step=step,
+                        rng=False)
+    assert resolve_checkpoint(run.root) == run.checkpoint_path(10)
+    assert resolve_checkpoint(run.checkpoint_path(5)) == run.checkpoint_path(5)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(CheckpointFormatError, match="no config.json"):
+        resolve_checkpoint(tmp_path / "plain")
