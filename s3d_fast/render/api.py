@@ -232,7 +232,7 @@ class Renderer:
         if src.resolution != self.input_resolution:
             raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")
         dev = self.device
-        pixels = torch.from_numpy(src.image).to(dev).permute(2, 0, 1)[None].float().div_(255.0)
+        pixels = torch.tensor(src.image, device=dev).permute(2, 0, 1)[None].float().div_(255.0)
         mask = None if src.mask is None else torch.from_numpy(src.mask.astype(np.int64))[None].to(dev)
         c2w_t = torch.as_tensor(src.c2w, dtype=torch.float32, device=dev)[None]
         K_t = torch.as_tensor(src.K, dtype=torch.float32, device=dev)[None]
