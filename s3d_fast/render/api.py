@@ -305,6 +305,11 @@ class Identity:
                 start = time.perf_counter()
                 out = model.render_frames(self.baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
                 t_model = time.perf_counter()
+                if tuple(out["rgb"].shape) != (j - i, 3, out_res, out_res):
+                    raise RenderError(
+                        f"the model returned images of shape {tuple(out['rgb'].shape)}, "
+                        f"expected {(j - i, 3, out_res, out_res)} (a checkpoint/config mismatch?)"
+                    )
                 frames = _to_uint8(out["rgb"], size)  # copies to the host: synchronises
                 done = time.perf_counter()
                 for name, sec in out.get("timings", {}).items():
