@@ -112,3 +112,12 @@ def test_package_import_stays_light():
         "R = s3d_fast.Renderer; assert 'torch' in sys.modules and R.__name__ == 'Renderer'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_inference_mode_does_not_leak_into_the_caller_between_frames(identity):
+    import torch
+
+    frames = identity.render(np.zeros(1600, np.float32), batch=1)
+    next(frames)
+    assert not torch.is_inference_mode_enabled()
+    assert len(list(frames)) == 2  # 0.1 s = 2.5 frames -> 3, one taken

@@ -277,7 +277,7 @@ class Identity:
             poses = np.asarray(pose, np.float64)
             if poses.shape == (4, 4):
                 poses = np.repeat(poses[None], n, 0)
-            poses = cameras._check_c2w(poses, "pose")
+            poses = cameras.check_c2w(poses, "pose")
             if poses.shape[0] != n:
                 raise RenderError(f"pose has {poses.shape[0]} cameras for {n} frames of speech")
         return self._frames(speech, poses, int(batch), size)
@@ -291,17 +291,20 @@ class Identity:
         K = np.asarray(self.source.K, np.float64).copy()
         K[:2] *= out_res / float(self.source.resolution)
         n = speech.n_frames
+        # Inference mode is entered per step, never held across a ``yield``: it is
+        # thread-global state and would leak into the caller's code between frames.
         with torch.inference_mode():
             start = time.perf_counter()
             tokens = model.audio_tokens(torch.from_numpy(speech.mel).to(dev))
             _sync(dev)
             stats.setup["audio tokens"] = time.perf_counter() - start
-            if tokens.shape[0] != n:
-                raise RenderError(f"the model made {tokens.shape[0]} audio tokens for {n} frames")
             c2w_all = torch.as_tensor(poses, dtype=torch.float32, device=dev)
             K_all = torch.as_tensor(K, dtype=torch.float32, device=dev)[None].expand(n, 3, 3)
-            for i in range(0, n, batch):
-                j = min(n, i + batch)
+        if tokens.shape[0] != n:
+            raise RenderError(f"the model made {tokens.shape[0]} audio tokens for {n} frames")
+        for i in range(0, n, batch):
+            j = min(n, i + batch)
+            with torch.inference_mode():
                 start = time.perf_counter()
                 out = model.render_frames(self.baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
                 t_model = time.perf_counter()
@@ -312,16 +315,17 @@ class Identity:
                     )
                 frames = _to_uint8(out["rgb"], size)  # copies to the host: synchronises
                 done = time.perf_counter()
-                for name, sec in out.get("timings", {}).items():
-                    stats.add_stage(name, sec)
-                # Whatever the model did not itemise (launch gaps, glue) stays visible.
-                unaccounted = (t_model - start) - sum(out.get("timings", {}).values())
-                if unaccounted > 0:
-                    stats.add_stage("other", unaccounted)
-                stats.add_stage("resize + to uint8" if size not in (None, out_res) else "to uint8", done - t_model)
-                stats.render_seconds += done - start
-                stats.frames += j - i
-                yield from frames
+            timings = out.get("timings", {})
+            for name, sec in timings.items():
+                stats.add_stage(name, sec)
+            # Whatever the model did not itemise (launch gaps, glue) stays visible.
+            unaccounted = (t_model - start) - sum(timings.values())
+            if unaccounted > 0:
+                stats.add_stage("other", unaccounted)
+            stats.add_stage("resize + to uint8" if size not in (None, out_res) else "to uint8", done - t_model)
+            stats.render_seconds += done - start
+            stats.frames += j - i
+            yield from frames
 
 
 def _to_uint8(rgb: torch.Tensor, size: Optional[int]) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..data.synthtalk import camera as _camera
 from .errors import CameraError
 
 
-def _check_c2w(c2w, where: str) -> np.ndarray:
+def check_c2w(c2w, where: str) -> np.ndarray:
     c2w = np.asarray(c2w, dtype=np.float64)
     if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or c2w.shape[0] < 1:
         raise CameraError(f"{where}: expected camera-to-head matrices of shape (T, 4, 4), got {c2w.shape}")
@@ -32,7 +32,7 @@ def _check_c2w(c2w, where: str) -> np.ndarray:
 
 def static(c2w: np.ndarray, n: int) -> np.ndarray:
     """The source camera held still for ``n`` frames: (n, 4, 4)."""
-    c2w = _check_c2w(np.asarray(c2w)[None], "source camera")[0]
+    c2w = check_c2w(np.asarray(c2w)[None], "source camera")[0]
     return np.repeat(c2w[None], int(n), 0)
 
 
@@ -72,7 +72,7 @@ def load_pose_sequence(path) -> np.ndarray:
         raise
     except (OSError, ValueError) as exc:
         raise CameraError(f"{path}: cannot read pose file ({exc})") from None
-    return _check_c2w(c2w, path)
+    return check_c2w(c2w, path)
 
 
 def orbit_offsets(n: int, degrees: float, pitch_wobble: float | None = None) -> np.ndarray:
