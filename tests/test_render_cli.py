@@ -196,3 +196,19 @@ def test_failure_mid_render_leaves_no_partial_file(inputs, monkeypatch):
     rc, _ = _render(inputs, "--batch", "2")
     assert rc == 130 and len(calls) == 2
     assert _no_leftovers(inputs["dir"]) == []
+
+
+def test_image_alone_speaks_the_demo_sentence(inputs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "--image", inputs["image"], "--checkpoint", inputs["ckpt"], "--quiet"]) == 0
+    assert video.read_video(tmp_path / "out.mp4").frames.shape[0] == 100  # 4 s of demo speech
+
+
+def test_missing_demo_checkpoint_is_a_clear_error(inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(api, "DEMO_IMAGE", inputs["image"])
+    monkeypatch.setattr(api, "DEMO_CHECKPOINT", str(tmp_path / "not-installed"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bundled demo checkpoint is not installed" in err[0]
+    assert _no_leftovers(tmp_path) == []
