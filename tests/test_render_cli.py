@@ -212,3 +212,15 @@ def test_missing_demo_checkpoint_is_a_clear_error(inputs, tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bundled demo checkpoint is not installed" in err[0]
     assert _no_leftovers(tmp_path) == []
+
+
+def test_speech_from_a_video_file(inputs, tmp_path):
+    clip = tmp_path / "talk.mp4"
+    video.write_video(clip, np.zeros((13, 16, 16, 3), np.uint8), 25, inputs["samples"], 16000)
+    rc, out = _render({**inputs, "audio": str(clip)})
+    assert rc == 0 and video.read_video(out).frames.shape[0] == 13
+    silent = tmp_path / "silent.mp4"
+    video.write_video(silent, np.zeros((5, 16, 16, 3), np.uint8), 25)
+    assert main(["render", "--image", inputs["image"], "--audio", str(silent), "--checkpoint", inputs["ckpt"],
+                 "--out", str(tmp_path / "x.mp4"), "--quiet"]) == 1
+    assert not (tmp_path / "x.mp4").exists()

@@ -123,6 +123,27 @@ class Speech:
         return int(self.mel.shape[0])
 
 
+def read_speech(path) -> "audio_mod.Audio":
+    """Speech from a sound file (libsndfile: wav, flac, ogg, mp3) or, failing that, from
+    the audio track of anything FFmpeg decodes (mp4, m4a, mov, webm...)."""
+    from ..data.errors import AudioFileError, VideoError
+
+    try:
+        return audio_mod.load_audio(path)
+    except AudioFileError as sound_error:
+        if not os.path.isfile(os.fspath(path)):
+            raise
+        from ..data import video
+
+        try:
+            track = video.read_audio_track(path)
+        except VideoError:
+            raise sound_error from None
+        if track is None:
+            raise AudioFileError(f"{os.fspath(path)}: the file has no audio track") from None
+        return audio_mod.prepare(track[0], track[1], where=os.fspath(path))
+
+
 def _check_fps(fps) -> int:
     if int(fps) != fps or not MIN_FPS <= int(fps) <= MAX_FPS:
         raise RenderError(f"--fps must be an integer in [{MIN_FPS}, {MAX_FPS}], got {fps}")
@@ -136,7 +157,7 @@ def load_speech(speech, fps: int = audio_mod.FPS) -> Speech:
     if isinstance(speech, Speech):
         return speech
     if isinstance(speech, (str, os.PathLike)):
-        audio = audio_mod.load_audio(speech)
+        audio = read_speech(speech)
     else:
         arr = np.asarray(speech)
         if arr.ndim == 3:

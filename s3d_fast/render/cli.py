@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
                         help="source portrait: a photo (the face is found, cropped and aligned) or an aligned "
                              "data-set frame with a <stem>.npz camera sidecar (default: the bundled demo image)")
     parser.add_argument("--audio", metavar="SPEECH",
-                        help="speech recording, any format libsndfile reads, resampled to 16 kHz mono "
-                             "(default: the bundled demo sentence)")
+                        help="speech: a sound file (wav, flac, ogg, mp3) or the audio track of a video (mp4, m4a, "
+                             "mov...), resampled to 16 kHz mono (default: the bundled demo sentence)")
     parser.add_argument("--checkpoint", metavar="CKPT", help="trained model (default: the bundled small demo checkpoint)")
     parser.add_argument("--out", metavar="MP4",
                         help=f"output video (default: {DEMO_OUT} for the demo, out.mp4 otherwise)")
