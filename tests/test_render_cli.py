@@ -182,6 +182,17 @@ def test_bad_input_is_one_clear_line_and_no_output(kind, inputs, monkeypatch, ca
     assert _no_leftovers(inputs["dir"]) == []
 
 
+def test_bad_pose_file_fails_before_the_model_loads(inputs, monkeypatch, capsys):
+    np.savez(inputs["dir"] / "clip.npz", c2w=np.ones((3, 4, 4)))
+
+    def no_model(*a):
+        raise AssertionError("the model was loaded before the pose file was checked")
+
+    monkeypatch.setattr(api, "_load_model", no_model)
+    rc, _ = _render(inputs, "--pose-from", str(inputs["dir"] / "clip.npz"))
+    assert rc == 1 and "rigid" in capsys.readouterr().err
+
+
 def test_failure_mid_render_leaves_no_partial_file(inputs, monkeypatch):
     calls = []
 

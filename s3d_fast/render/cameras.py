@@ -109,9 +109,10 @@ def camera_sequence(
 ) -> np.ndarray:
     """The (n, 4, 4) float32 camera-to-head matrices of a render.
 
-    Base: ``pose_from`` (a clip's head-pose sequence, looped or truncated to ``n``) or
-    the source camera held still. Offset: ``orbit`` degrees, or the fixed yaw/pitch/roll;
-    the two kinds of offset are exclusive.
+    Base: ``pose_from`` (a clip's head-pose sequence: its meta.npz / folder, or the
+    (T, 4, 4) array itself; looped or truncated to ``n``) or the source camera held
+    still. Offset: ``orbit`` degrees, or the fixed yaw/pitch/roll; the two kinds of
+    offset are exclusive.
     """
     n = int(n)
     if n < 1:
@@ -123,6 +124,11 @@ def camera_sequence(
             raise CameraError(f"--{name} must be a finite number of degrees, got {value}")
     if orbit is not None and not 0.0 <= abs(orbit) <= 180.0:
         raise CameraError(f"--orbit must be within [0, 180] degrees, got {orbit}")
-    base = fit_length(load_pose_sequence(pose_from), n) if pose_from is not None else static(source_c2w, n)
+    if pose_from is None:
+        base = static(source_c2w, n)
+    elif isinstance(pose_from, (str, os.PathLike)):
+        base = fit_length(load_pose_sequence(pose_from), n)
+    else:
+        base = fit_length(check_c2w(pose_from, "pose_from"), n)
     offsets = orbit_offsets(n, orbit) if orbit is not None else np.array([yaw, pitch, roll], np.float64)
     return apply_offsets(base, offsets).astype(np.float32)

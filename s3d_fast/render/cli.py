@@ -78,7 +78,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..data import video
-    from . import api
+    from . import api, cameras
     from .errors import RenderError
 
     demo = args.image is None and args.audio is None
@@ -97,8 +97,10 @@ def run(args) -> int:
         if not os.path.exists(path):
             bundled = " (the bundled demo asset is missing from this install)" if path in (api.DEMO_IMAGE, api.DEMO_SPEECH) else ""
             raise RenderError(f"--{what} {path}: no such file{bundled}")
+    pose_from = None
     if args.pose_from is not None:
         _check_file(args.pose_from, "pose-from")
+        pose_from = cameras.load_pose_sequence(args.pose_from)
     _check_output(out)
     orbit = args.orbit
     if orbit is None and demo and not offsets and args.pose_from is None:
@@ -109,14 +111,16 @@ def run(args) -> int:
     identity = renderer.bake(image)
     poses = identity.cameras(
         speech.n_frames, yaw=args.yaw or 0.0, pitch=args.pitch or 0.0, roll=args.roll or 0.0,
-        orbit=orbit, pose_from=args.pose_from,
+        orbit=orbit, pose_from=pose_from,
     )
     frames = identity.render(speech, pose=poses, batch=args.batch, size=args.size, fps=args.fps)
     bar = tqdm(frames, total=speech.n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr)
     start = time.perf_counter()
-    video.write_video(out, bar, fps=args.fps, audio=speech.samples, sample_rate=speech.sample_rate)
+    try:
+        video.write_video(out, bar, fps=args.fps, audio=speech.samples, sample_rate=speech.sample_rate)
+    finally:
+        bar.close()
     total = time.perf_counter() - start
-    bar.close()
 
     stats = identity.stats
     side = args.size or renderer.output_resolution
