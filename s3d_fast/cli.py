@@ -13,6 +13,7 @@ from .errors import S3DError
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
+    "render": ("s3d_fast.render.cli", "image + speech -> lip-synced free-view talking-head video (no arguments: the demo)"),
     "doctor": ("s3d_fast.doctor", "report the torch setup and which kernel backends are built"),
     "synth": ("s3d_fast.data.synthtalk.cli", "generate a SynthTalk data set of procedural talking heads"),
     "preprocess": ("s3d_fast.data.preprocess.cli", "turn real talking-head videos into a data set (mediapipe face mesh)"),

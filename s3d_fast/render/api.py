@@ -1,0 +1,357 @@
+"""The rendering API: ``Renderer(checkpoint).bake(image) -> Identity``, then
+``identity.render(speech, pose=...)`` yields uint8 frames, batch by batch.
+
+This is the real-time path of DESIGN 4 seen from outside the model: per source image the
+model *bakes* once (tri-planes, the canonical occupancy grid); per render the audio tokens
+of every frame are computed once up front; then frames are rendered ``batch`` at a time
+from the baked state. Timings of every stage are collected in :class:`RenderStats`.
+
+The model is reached only through this interface (``s3d_fast.model``)::
+
+    model = load_model(checkpoint_path, device)
+    model.config.model.output_resolution, model.config.model.nerf_resolution
+    model.input_resolution
+    src = model.prepare_source(image (1,3,R,R) f32 [0,1], mask (1,R,R) int64 | None,
+                               c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
+    baked = model.bake(src)
+    tokens = model.audio_tokens(mel (T,80,16) f32)             # -> (T, D)
+    out = model.render_frames(baked, tokens[i:j], c2w (B,4,4), K (B,3,3))
+    out["rgb"] (B,3,Rout,Rout) in [0,1]; out["timings"] {stage: seconds}
+
+All tensors handed to the model are torch tensors on the model's device; ``K`` for
+``render_frames`` is in pixels of the model's output resolution.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+import torch
+
+from ..data import audio as audio_mod
+from . import cameras
+from .errors import RenderError
+from .source import Source, load_source
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
+DEMO_CHECKPOINT = os.path.join(ASSETS, "checkpoint")
+DEMO_IMAGE = os.path.join(ASSETS, "image.png")
+DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
+MIN_SIZE, MAX_SIZE = 64, 1024
+MIN_FPS, MAX_FPS = 1, 60
+MEL_PER_SECOND = audio_mod.SAMPLE_RATE // audio_mod.HOP  # 80
+
+
+def _load_model(path: str, device: torch.device):
+    """The one seam between rendering and the model package (tests replace it)."""
+    from ..model import load_model
+
+    return load_model(path, device)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def resolve_device(device="auto") -> torch.device:
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise RenderError(f"--device {device}: CUDA is not available ({why}); use --device cpu or auto")
+        return torch.device(device)
+    raise RenderError(f"--device must be auto, cpu or cuda, got {device!r}")
+
+
+def resolve_checkpoint(checkpoint=None) -> str:
+    if checkpoint is None:
+        if not os.path.exists(DEMO_CHECKPOINT):
+            raise RenderError(
+                f"the bundled demo checkpoint is not installed ({DEMO_CHECKPOINT} is missing); "
+                "pass --checkpoint with one you trained (s3d-fast train)"
+            )
+        return DEMO_CHECKPOINT
+    path = os.fspath(checkpoint)
+    if not os.path.exists(path):
+        raise RenderError(f"{path}: no such checkpoint")
+    return path
+
+
+def frame_count(n_samples: int, sample_rate: int = audio_mod.SAMPLE_RATE, fps: int = audio_mod.FPS) -> int:
+    """Video frames for ``n_samples`` of speech: round(duration * fps), integer arithmetic.
+
+    Rounding (not flooring) makes the video end within half a frame of the speech, so the
+    first frame starts with the audio and the last frame is the one showing its end.
+    """
+    return (2 * int(n_samples) * int(fps) + int(sample_rate)) // (2 * int(sample_rate))
+
+
+def mel_windows(mel: np.ndarray, n_frames: int, fps: int = audio_mod.FPS) -> np.ndarray:
+    """(T, 80, 16) windows centred on each video frame's time at ``fps``.
+
+    At 25 fps this is exactly :func:`s3d_fast.data.audio.mel_windows` (round(3.2 i) - 8);
+    other rates put the same 0.2 s window at round(80 i / fps) - 8.
+    """
+    if int(fps) == audio_mod.FPS:
+        return audio_mod.mel_windows(mel, n_frames)
+    i = np.arange(int(n_frames), dtype=np.int64)
+    starts = (2 * MEL_PER_SECOND * i + int(fps)) // (2 * int(fps)) - audio_mod.MEL_STEP // 2
+    idx = np.clip(starts[:, None] + np.arange(audio_mod.MEL_STEP)[None, :], 0, mel.shape[0] - 1)
+    return np.ascontiguousarray(np.asarray(mel, np.float32)[idx].transpose(0, 2, 1))
+
+
+@dataclass
+class Speech:
+    """Speech prepared for a render: ``mel`` (T, 80, 16) windows, one per video frame;
+    ``samples`` 16 kHz mono float32 (None when built from precomputed windows)."""
+
+    mel: np.ndarray
+    fps: int
+    samples: Optional[np.ndarray] = None
+    sample_rate: int = audio_mod.SAMPLE_RATE
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.mel.shape[0])
+
+
+def read_speech(path) -> "audio_mod.Audio":
+    """Speech from a sound file (libsndfile: wav, flac, ogg, mp3) or, failing that, from
+    the audio track of anything FFmpeg decodes (mp4, m4a, mov, webm...)."""
+    from ..data.errors import AudioFileError, VideoError
+
+    try:
+        return audio_mod.load_audio(path)
+    except AudioFileError as sound_error:
+        if not os.path.isfile(os.fspath(path)):
+            raise
+        from ..data import video
+
+        try:
+            track = video.read_audio_track(path)
+        except VideoError:
+            raise sound_error from None
+        if track is None:
+            raise AudioFileError(f"{os.fspath(path)}: the file has no audio track") from None
+        return audio_mod.prepare(track[0], track[1], where=os.fspath(path))
+
+
+def _check_fps(fps) -> int:
+    if int(fps) != fps or not MIN_FPS <= int(fps) <= MAX_FPS:
+        raise RenderError(f"--fps must be an integer in [{MIN_FPS}, {MAX_FPS}], got {fps}")
+    return int(fps)
+
+
+def load_speech(speech, fps: int = audio_mod.FPS) -> Speech:
+    """A wav path (anything libsndfile reads), 16 kHz float samples, precomputed mel
+    windows (T, 80, 16), or a :class:`Speech` -> :class:`Speech`."""
+    fps = _check_fps(fps)
+    if isinstance(speech, Speech):
+        return speech
+    if isinstance(speech, (str, os.PathLike)):
+        audio = read_speech(speech)
+    else:
+        arr = np.asarray(speech)
+        if arr.ndim == 3:
+            if arr.shape[1:] != (audio_mod.N_MELS, audio_mod.MEL_STEP) or arr.shape[0] < 1:
+                raise RenderError(f"mel windows must be (T, {audio_mod.N_MELS}, {audio_mod.MEL_STEP}), got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise RenderError("the mel windows contain NaN or infinite values")
+            return Speech(np.ascontiguousarray(arr, np.float32), fps)
+        audio = audio_mod.prepare(arr, audio_mod.SAMPLE_RATE, where="the speech samples")
+    n = frame_count(audio.samples.shape[0], audio.sample_rate, fps)
+    if n < 1:  # prepare() already refuses less than a 25 fps frame; lower --fps may need more
+        raise audio_mod.AudioTooShortError(f"{audio.duration * 1000:.1f} ms of speech is shorter than one frame at {fps} fps")
+    mel = mel_windows(audio_mod.log_mel(audio.samples, audio.sample_rate), n, fps)
+    return Speech(mel, fps, audio.samples, audio.sample_rate)
+
+
+def check_size(size) -> Optional[int]:
+    if size is None:
+        return None
+    if int(size) != size or not MIN_SIZE <= int(size) <= MAX_SIZE or int(size) % 2:
+        raise RenderError(f"--size must be an even number of pixels in [{MIN_SIZE}, {MAX_SIZE}], got {size}")
+    return int(size)
+
+
+# ----------------------------------------------------------------------------- timings
+
+
+@dataclass
+class RenderStats:
+    """Where the time went. ``render_seconds`` covers rendering alone (the model's
+    per-frame work plus conversion to uint8), not audio, baking, encoding or disk."""
+
+    frames: int = 0
+    render_seconds: float = 0.0
+    stages: Dict[str, float] = field(default_factory=OrderedDict)
+    setup: Dict[str, float] = field(default_factory=OrderedDict)  # once per render / identity
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.render_seconds if self.render_seconds > 0 else float("nan")
+
+    def add_stage(self, name: str, seconds: float) -> None:
+        self.stages[name] = self.stages.get(name, 0.0) + float(seconds)
+
+    def summary(self) -> str:
+        lines = [f"rendering alone: {self.frames_per_second:.2f} frames/s ({self.frames} frames in {self.render_seconds:.2f} s)"]
+        if self.frames:
+            lines.append("per frame, by stage:")
+            for name, sec in self.stages.items():
+                share = 100.0 * sec / self.render_seconds if self.render_seconds > 0 else 0.0
+                lines.append(f"  {name:<18} {1000.0 * sec / self.frames:8.2f} ms  {share:5.1f} %")
+        if self.setup:
+            lines.append("once: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.setup.items()))
+        return "\n".join(lines)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- renderer
+
+
+class Renderer:
+    """A loaded model on a device. ``checkpoint=None`` is the bundled demo checkpoint."""
+
+    def __init__(self, checkpoint=None, device="auto"):
+        self.device = resolve_device(device)
+        self.checkpoint = resolve_checkpoint(checkpoint)
+        start = time.perf_counter()
+        self.model = _load_model(self.checkpoint, self.device)
+        self.load_seconds = time.perf_counter() - start
+
+    @property
+    def input_resolution(self) -> int:
+        return int(self.model.input_resolution)
+
+    @property
+    def output_resolution(self) -> int:
+        return int(self.model.config.model.output_resolution)
+
+    def source(self, image, **sidecar) -> Source:
+        """Load and align a source image (see :mod:`s3d_fast.render.source`)."""
+        return load_source(image, self.input_resolution, **sidecar)
+
+    @torch.inference_mode()
+    def bake(self, image, *, c2w=None, K=None, mask=None) -> "Identity":
+        """Bake one identity: ``image`` is a path, a uint8 (H, W, 3) array, or a
+        :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
+        frame given as an array."""
+        src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask)
+        if src.resolution != self.input_resolution:
+            raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")
+        dev = self.device
+        pixels = torch.tensor(src.image, device=dev).permute(2, 0, 1)[None].float().div_(255.0)
+        mask = None if src.mask is None else torch.from_numpy(src.mask.astype(np.int64))[None].to(dev)
+        c2w_t = torch.as_tensor(src.c2w, dtype=torch.float32, device=dev)[None]
+        K_t = torch.as_tensor(src.K, dtype=torch.float32, device=dev)[None]
+        start = time.perf_counter()
+        baked = self.model.bake(self.model.prepare_source(pixels, mask, c2w_t, K_t))
+        _sync(dev)
+        return Identity(self, src, baked, time.perf_counter() - start)
+
+
+class Identity:
+    """One baked source image; renders it speaking any number of times."""
+
+    def __init__(self, renderer: Renderer, source: Source, baked, bake_seconds: float):
+        self.renderer = renderer
+        self.source = source
+        self.baked = baked
+        self.bake_seconds = bake_seconds
+        self.stats = RenderStats()
+
+    def cameras(self, n: int, **kwargs) -> np.ndarray:
+        """(n, 4, 4) cameras around this identity's source pose; see
+        :func:`s3d_fast.render.cameras.camera_sequence` for ``yaw/pitch/roll/orbit/pose_from``."""
+        return cameras.camera_sequence(self.source.c2w, n, **kwargs)
+
+    def render(self, speech, pose=None, batch: int = 4, size: Optional[int] = None, fps: int = audio_mod.FPS) -> Iterator[np.ndarray]:
+        """Yield uint8 (H, W, 3) frames, one per video frame of ``speech``.
+
+        ``speech``: a wav path, 16 kHz float samples, mel windows (T, 80, 16), or a
+        :class:`Speech`. ``pose``: None (the source camera held still), (4, 4), or
+        (T, 4, 4) camera-to-head matrices. ``size``: output side in pixels (None: the
+        model's own); other sizes are resampled with an antialiased bicubic filter.
+        ``self.stats`` fills in as frames are produced.
+        """
+        if int(batch) != batch or batch < 1:
+            raise RenderError(f"--batch must be a positive integer, got {batch}")
+        speech = load_speech(speech, fps)
+        size = check_size(size)
+        n = speech.n_frames
+        if pose is None:
+            poses = cameras.static(self.source.c2w, n)
+        else:
+            poses = np.asarray(pose, np.float64)
+            if poses.shape == (4, 4):
+                poses = np.repeat(poses[None], n, 0)
+            poses = cameras.check_c2w(poses, "pose")
+            if poses.shape[0] != n:
+                raise RenderError(f"pose has {poses.shape[0]} cameras for {n} frames of speech")
+        return self._frames(speech, poses, int(batch), size)
+
+    def _frames(self, speech: Speech, poses: np.ndarray, batch: int, size: Optional[int]) -> Iterator[np.ndarray]:
+        model, dev = self.renderer.model, self.renderer.device
+        out_res = self.renderer.output_resolution
+        stats = self.stats = RenderStats()
+        stats.setup["bake"] = self.bake_seconds
+        # Intrinsics follow the source camera, in pixels of the output resolution.
+        K = np.asarray(self.source.K, np.float64).copy()
+        K[:2] *= out_res / float(self.source.resolution)
+        n = speech.n_frames
+        # Inference mode is entered per step, never held across a ``yield``: it is
+        # thread-global state and would leak into the caller's code between frames.
+        with torch.inference_mode():
+            start = time.perf_counter()
+            tokens = model.audio_tokens(torch.from_numpy(speech.mel).to(dev))
+            _sync(dev)
+            stats.setup["audio tokens"] = time.perf_counter() - start
+            c2w_all = torch.as_tensor(poses, dtype=torch.float32, device=dev)
+            K_all = torch.as_tensor(K, dtype=torch.float32, device=dev)[None].expand(n, 3, 3)
+        if tokens.shape[0] != n:
+            raise RenderError(f"the model made {tokens.shape[0]} audio tokens for {n} frames")
+        for i in range(0, n, batch):
+            j = min(n, i + batch)
+            with torch.inference_mode():
+                start = time.perf_counter()
+                out = model.render_frames(self.baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
+                t_model = time.perf_counter()
+                if tuple(out["rgb"].shape) != (j - i, 3, out_res, out_res):
+                    raise RenderError(
+                        f"the model returned images of shape {tuple(out['rgb'].shape)}, "
+                        f"expected {(j - i, 3, out_res, out_res)} (a checkpoint/config mismatch?)"
+                    )
+                frames = _to_uint8(out["rgb"], size)  # copies to the host: synchronises
+                done = time.perf_counter()
+            timings = out.get("timings", {})
+            for name, sec in timings.items():
+                stats.add_stage(name, sec)
+            # Whatever the model did not itemise (launch gaps, glue) stays visible.
+            unaccounted = (t_model - start) - sum(timings.values())
+            if unaccounted > 0:
+                stats.add_stage("other", unaccounted)
+            stats.add_stage("resize + to uint8" if size not in (None, out_res) else "to uint8", done - t_model)
+            stats.render_seconds += done - start
+            stats.frames += j - i
+            yield from frames
+
+
+def _to_uint8(rgb: torch.Tensor, size: Optional[int]) -> np.ndarray:
+    rgb = rgb.float()
+    if size is not None and (rgb.shape[-2], rgb.shape[-1]) != (size, size):
+        # Antialiased bicubic: sharp when enlarging, no aliasing when shrinking.
+        rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    return rgb.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -1,0 +1,134 @@
+"""Per-frame camera-to-head sequences for rendering (DESIGN 5a conventions).
+
+A render's cameras are a *base* sequence (the source image's own pose held still, or a
+head-pose sequence taken from a preprocessed clip) with a free-view *offset* per frame
+(a fixed yaw / pitch / roll, or an orbit). Offsets rotate the camera about the head's
+centre (the origin of head space), exactly as SynthTalk's extra views do
+(:func:`s3d_fast.data.synthtalk.camera.free_view`), so a model trained on those views sees
+the same kind of camera here.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..data.synthtalk import camera as _camera
+from .errors import CameraError
+
+
+def check_c2w(c2w, where: str) -> np.ndarray:
+    c2w = np.asarray(c2w, dtype=np.float64)
+    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or c2w.shape[0] < 1:
+        raise CameraError(f"{where}: expected camera-to-head matrices of shape (T, 4, 4), got {c2w.shape}")
+    if not np.isfinite(c2w).all():
+        raise CameraError(f"{where}: the cameras contain NaN or infinite values")
+    rot = c2w[:, :3, :3]
+    # A camera-to-head matrix is rigid: its 3x3 block is a rotation.
+    if np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max() > 1e-3 or (np.linalg.det(rot) < 0).any():
+        raise CameraError(f"{where}: the cameras are not rigid transforms (their 3x3 blocks are not rotations)")
+    return c2w
+
+
+def static(c2w: np.ndarray, n: int) -> np.ndarray:
+    """The source camera held still for ``n`` frames: (n, 4, 4)."""
+    c2w = check_c2w(np.asarray(c2w)[None], "source camera")[0]
+    return np.repeat(c2w[None], int(n), 0)
+
+
+def fit_length(c2w: np.ndarray, n: int) -> np.ndarray:
+    """Truncate or loop a (T, 4, 4) sequence to ``n`` frames.
+
+    Looping plays the sequence forwards then backwards (ping-pong), so a clip shorter than
+    the speech never jumps from its last head pose back to its first.
+    """
+    c2w = np.asarray(c2w)
+    t = c2w.shape[0]
+    if t >= n or t == 1:
+        return c2w[np.minimum(np.arange(n), t - 1)]
+    period = 2 * t - 2
+    k = np.arange(n) % period
+    return c2w[np.where(k < t, k, period - k)]
+
+
+def load_pose_sequence(path) -> np.ndarray:
+    """The ``c2w`` (T, 4, 4) camera-to-head sequence of a preprocessed clip.
+
+    ``path`` is a clip's ``meta.npz`` (DESIGN 5a per-clip arrays, as written by
+    ``s3d-fast preprocess`` and ``s3d-fast synth``) or the clip folder holding it.
+    Frames a preprocessor marked ``valid = False`` keep their interpolated pose.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "meta.npz")
+    if not os.path.isfile(path):
+        raise CameraError(f"{path}: no such pose file (expected a clip's meta.npz or its folder)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "c2w" not in npz.files:
+                raise CameraError(f"{path}: has no 'c2w' camera-to-head array (not a preprocessed clip?)")
+            c2w = npz["c2w"]
+    except CameraError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise CameraError(f"{path}: cannot read pose file ({exc})") from None
+    return check_c2w(c2w, path)
+
+
+def orbit_offsets(n: int, degrees: float, pitch_wobble: float | None = None) -> np.ndarray:
+    """(n, 3) yaw, pitch, roll offsets: yaw sweeps -deg -> +deg -> -deg over the video.
+
+    yaw(u) = -deg cos(2 pi u) with u = i / n (one full sweep, so a looping player never
+    jumps), and a small pitch wobble at twice that rate (default a quarter of the orbit,
+    at most 5 degrees) so the head is seen a little from above and below as well.
+    """
+    if pitch_wobble is None:
+        pitch_wobble = min(5.0, 0.25 * abs(degrees))
+    u = np.arange(int(n)) / max(int(n), 1)
+    out = np.zeros((int(n), 3))
+    out[:, 0] = -float(degrees) * np.cos(2 * np.pi * u)
+    out[:, 1] = float(pitch_wobble) * np.sin(4 * np.pi * u)
+    return out
+
+
+def apply_offsets(c2w: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Rotate each camera of (n, 4, 4) about the head centre by its (yaw, pitch, roll)."""
+    offsets = np.broadcast_to(np.asarray(offsets, np.float64), (c2w.shape[0], 3))
+    return np.stack([_camera.free_view(c, *o) for c, o in zip(c2w, offsets)])
+
+
+def camera_sequence(
+    source_c2w: np.ndarray,
+    n: int,
+    *,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    roll: float = 0.0,
+    orbit: float | None = None,
+    pose_from=None,
+) -> np.ndarray:
+    """The (n, 4, 4) float32 camera-to-head matrices of a render.
+
+    Base: ``pose_from`` (a clip's head-pose sequence: its meta.npz / folder, or the
+    (T, 4, 4) array itself; looped or truncated to ``n``) or the source camera held
+    still. Offset: ``orbit`` degrees, or the fixed yaw/pitch/roll; the two kinds of
+    offset are exclusive.
+    """
+    n = int(n)
+    if n < 1:
+        raise CameraError(f"a render needs at least one frame, got {n}")
+    if orbit is not None and (yaw or pitch or roll):
+        raise CameraError("--orbit sweeps the yaw itself; do not combine it with --yaw/--pitch/--roll")
+    for name, value in (("yaw", yaw), ("pitch", pitch), ("roll", roll), ("orbit", orbit)):
+        if value is not None and not np.isfinite(value):
+            raise CameraError(f"--{name} must be a finite number of degrees, got {value}")
+    if orbit is not None and not 0.0 <= abs(orbit) <= 180.0:
+        raise CameraError(f"--orbit must be within [0, 180] degrees, got {orbit}")
+    if pose_from is None:
+        base = static(source_c2w, n)
+    elif isinstance(pose_from, (str, os.PathLike)):
+        base = fit_length(load_pose_sequence(pose_from), n)
+    else:
+        base = fit_length(check_c2w(pose_from, "pose_from"), n)
+    offsets = orbit_offsets(n, orbit) if orbit is not None else np.array([yaw, pitch, roll], np.float64)
+    return apply_offsets(base, offsets).astype(np.float32)

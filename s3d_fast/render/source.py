@@ -1,0 +1,178 @@
+"""The source image of a render: pixels, face mask and camera at the model's resolution.
+
+Two kinds of source, told apart by one explicit rule:
+
+* **A data-set frame** is an image with a *sidecar* next to it: ``<image stem>.npz``
+  (e.g. ``face.png`` + ``face.npz``) holding ``c2w`` (4, 4) camera-to-head, ``K`` (3, 3)
+  intrinsics in pixels of the image, and optionally ``mask`` (H, W) uint8 labels
+  (0 background, 1 face, 2 lips, 3 mouth interior), as in DESIGN 5a. It is already an
+  aligned crop with a known camera, so it is used as it is (only resized, with its
+  intrinsics scaled, if its resolution is not the model's). The bundled demo image is one
+  (``tools/make_demo_assets.py`` writes it from a SynthTalk held-out identity).
+  ``write_sidecar`` writes one, e.g. for a frame taken out of a preprocessed clip.
+* **Any other image is a photo**: it goes through the preprocessing pipeline's pieces
+  (``s3d_fast.data.preprocess``): mediapipe face mesh -> FFHQ-style aligned crop ->
+  landmark-hull masks -> head pose from the 3-D landmarks, placed in the same nominal
+  front camera that ``s3d-fast preprocess`` gives real videos. No face: :class:`NoFaceError`.
+
+A sidecar is never guessed from the pixels: a face that merely looks aligned still goes
+through detection, which on an aligned crop is close to the identity anyway.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .errors import NoFaceError, SourceImageError
+
+SIDECAR_SUFFIX = ".npz"
+_MIN_PHOTO_SIDE = 32
+
+
+@dataclass
+class Source:
+    """A prepared source at ``resolution``: ``image`` (R, R, 3) uint8 RGB, ``mask`` (R, R)
+    uint8 labels or None, ``c2w`` (4, 4) camera-to-head, ``K`` (3, 3) in pixels of R."""
+
+    image: np.ndarray
+    mask: Optional[np.ndarray]
+    c2w: np.ndarray
+    K: np.ndarray
+    kind: str  # "dataset-frame" | "photo"
+    name: str = "image"
+
+    @property
+    def resolution(self) -> int:
+        return int(self.image.shape[0])
+
+
+def sidecar_path(image_path) -> str:
+    stem, _ = os.path.splitext(os.fspath(image_path))
+    return stem + SIDECAR_SUFFIX
+
+
+def read_image(path) -> np.ndarray:
+    """Any image PIL reads, as uint8 (H, W, 3) RGB (alpha dropped, grey expanded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SourceImageError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")  # also forces the decode, so truncated files fail here
+            return np.asarray(img, np.uint8).copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise SourceImageError(f"{path}: cannot read image ({exc})") from None
+
+
+def write_sidecar(image_path, c2w: np.ndarray, K: np.ndarray, mask: Optional[np.ndarray] = None) -> str:
+    """Write ``<image stem>.npz`` marking ``image_path`` as an aligned data-set frame."""
+    path = sidecar_path(image_path)
+    arrays = {"c2w": np.asarray(c2w, np.float32), "K": np.asarray(K, np.float32)}
+    if mask is not None:
+        arrays["mask"] = np.asarray(mask, np.uint8)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read_sidecar(path: str, image_shape) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise SourceImageError(f"{path}: cannot read the image's camera sidecar ({exc})") from None
+    for key, shape in (("c2w", (4, 4)), ("K", (3, 3))):
+        if key not in data:
+            raise SourceImageError(f"{path}: the camera sidecar lacks '{key}'")
+        if data[key].shape != shape or not np.isfinite(data[key]).all():
+            raise SourceImageError(f"{path}: '{key}' must be a finite {shape} array, got {data[key].shape}")
+    mask = data.get("mask")
+    if mask is not None and mask.shape != tuple(image_shape[:2]):
+        raise SourceImageError(f"{path}: 'mask' is {mask.shape}, the image is {tuple(image_shape[:2])}")
+    return data
+
+
+def _resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(image).resize((size, size), resample))
+
+
+def from_dataset_frame(image: np.ndarray, c2w, K, mask, resolution: int, name: str = "image") -> Source:
+    """An aligned crop with a known camera, resized to ``resolution`` if needed."""
+    h, w = image.shape[:2]
+    if h != w:
+        raise SourceImageError(f"{name}: a data-set frame must be square, got {w}x{h}")
+    K = np.asarray(K, np.float64).copy()
+    K[:2] *= resolution / float(h)  # pixels of the new resolution
+    mask = None if mask is None else _resize(np.asarray(mask, np.uint8), resolution, nearest=True)
+    return Source(_resize(image, resolution), mask, np.asarray(c2w, np.float64), K, "dataset-frame", name)
+
+
+def from_photo(image: np.ndarray, resolution: int, name: str = "image") -> Source:
+    """Detect, align, mask and pose a face in a photo (the preprocessing pipeline's steps)."""
+    from ..data.preprocess import align, geometry, landmarks
+    from ..data.synthtalk import camera
+
+    h, w = image.shape[:2]
+    if min(h, w) < _MIN_PHOTO_SIDE:
+        raise NoFaceError(f"no face found in {name} (the image is only {w}x{h} pixels)")
+    lm, found = landmarks.detect(image[None])
+    if not found[0]:
+        raise NoFaceError(f"no face found in {name}")
+    lm = lm[0]
+    centre, axis = align.square_from_landmarks(lm)
+    m = align.similarity(centre, axis, resolution)
+    crop = align.warp(image, m, resolution)
+    scale = np.linalg.norm(m[0, :2])
+    lm_crop = np.concatenate([lm[:, :2] @ m[:, :2].T + m[:, 2], lm[:, 2:] * scale], 1)
+    mask = geometry.masks_from_landmarks(lm_crop, resolution)
+    # As in pipeline.process_video: the pose is measured in the aligned (virtual) camera,
+    # and that camera is the nominal front camera, so camera-to-head = inv(head pose) @ cam.
+    cam_world = camera.front_camera()
+    head_pose = np.eye(4)
+    head_pose[:3, :3] = cam_world[:3, :3] @ geometry.head_rotation(lm_crop)
+    c2w = np.linalg.inv(head_pose) @ cam_world
+    return Source(crop, mask, c2w, camera.intrinsics(resolution), "photo", name)
+
+
+def load_source(image, resolution: int, *, c2w=None, K=None, mask=None) -> Source:
+    """A :class:`Source` at ``resolution`` from a path or a uint8 (H, W, 3) array.
+
+    With a path, a sidecar ``<stem>.npz`` makes it a data-set frame; with an array,
+    passing ``c2w`` and ``K`` does. Otherwise the image is treated as a photo.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        name = os.fspath(image)
+        pixels = read_image(name)
+        side = sidecar_path(name)
+        if c2w is None and os.path.isfile(side):
+            data = _read_sidecar(side, pixels.shape)
+            c2w, K, mask = data["c2w"], data["K"], data.get("mask")
+    else:
+        name = "the source image"
+        pixels = np.asarray(image)
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[..., None], 3, 2)
+        if pixels.ndim != 3 or pixels.shape[2] not in (3, 4) or pixels.dtype != np.uint8:
+            raise SourceImageError(f"the source image must be uint8 (H, W, 3) RGB, got {pixels.dtype} {pixels.shape}")
+        pixels = np.ascontiguousarray(pixels[..., :3])
+    if (c2w is None) != (K is None):
+        raise SourceImageError("give both c2w and K for a data-set frame, or neither for a photo")
+    if c2w is not None:
+        return from_dataset_frame(pixels, c2w, K, mask, resolution, name)
+    return from_photo(pixels, resolution, name)
