@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "render": ("s3d_fast.render.cli", "image + speech -> lip-synced free-view talking-head video (no arguments: the demo)"),
     "doctor": ("s3d_fast.doctor", "report the torch setup and which kernel backends are built"),
     "synth": ("s3d_fast.data.synthtalk.cli", "generate a SynthTalk data set of procedural talking heads"),
+    "train": ("s3d_fast.train", "train the S^3D-NeRF model on a data set (lip-sync expert, then generator)"),
     "preprocess": ("s3d_fast.data.preprocess.cli", "turn real talking-head videos into a data set (mediapipe face mesh)"),
 }
 

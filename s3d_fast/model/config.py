@@ -1,0 +1,126 @@
+"""Model and training configurations (DESIGN 4): ``small`` trains on a 2-core CPU,
+``paper`` follows S^3D-NeRF's sizes. Plain dataclasses, so a config prints, round-trips
+through JSON (checkpoints) and takes ``key=value`` overrides from the command line."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Tuple
+
+
+@dataclass
+class ModelConfig:
+    input_resolution: int = 256  # source images (aligned crops) are this square size
+    nerf_resolution: int = 64  # the volume-rendered feature image
+    output_resolution: int = 256  # the super-resolution network's output
+
+    # Hierarchical appearance encoder: one tri-plane per pyramid level, coarse to fine.
+    encoder_width: int = 32
+    plane_resolutions: Tuple[int, ...] = (16, 32, 64)
+    plane_channels: int = 16
+    feature_channels: int = 32  # rendered feature image; the first 3 channels are colour
+
+    # Audio encoder: per-frame tokens from a 16-frame log-mel window, temporal context.
+    audio_dim: int = 64
+    audio_tokens_per_frame: int = 4
+    audio_context: int = 2  # frames of context on each side of the temporal convolution
+
+    # Cross-modal facial deformation field.
+    n_slots: int = 6
+    slot_dim: int = 64
+    slot_iterations: int = 3
+    attention_heads: int = 4
+    hash_levels: int = 8
+    hash_features: int = 2
+    hash_log2_size: int = 15
+    hash_base_resolution: int = 8
+    hash_per_level_scale: float = 1.5
+    deform_hidden: int = 64
+    max_offset: float = 0.25  # |dx| bound in box units (the box is [-1, 1]^3)
+
+    decoder_hidden: int = 64
+    sr_width: int = 32
+
+    # Training-style rendering: stratified coarse samples, then importance samples.
+    n_coarse: int = 8
+    n_fine: int = 16
+    # Baked real-time rendering: occupancy grid over the box, marching step.
+    bake_resolution: int = 64
+    bake_threshold: float = 0.5  # density above which a cell is occupied
+    march_steps: int = 96  # samples across the box diagonal of 2 (step = 2 / march_steps)
+    early_stop_eps: float = 1e-3
+
+
+@dataclass
+class LossConfig:
+    photometric: float = 1.0  # at output resolution
+    photometric_low: float = 1.0  # colour channels of the feature image vs the target at NeRF resolution
+    sync: float = 0.5
+    deformation: float = 0.001
+    mask: float = 0.1  # rendered opacity vs the head mask
+    perceptual: float = 0.01  # only when the user supplies VGG weights (none ship)
+    adversarial: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 1  # identities per step; each contributes ``frames`` consecutive targets
+    frames: int = 2  # consecutive target frames per identity and step
+    sync_frames: int = 5  # frames per identity once the sync loss is on (the expert sees 5)
+    lr: float = 2e-3
+    lr_min_ratio: float = 0.1  # cosine decay to lr * this
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    view_probability: float = 0.3  # chance a step's targets come from an extra (free-view) camera
+    sync_start: int = 500  # generator step at which the sync loss switches on
+    sync_steps: int = 1500  # stage 1: lip-sync discriminator steps
+    sync_batch: int = 16
+    sync_lr: float = 1e-3
+    log_every: int = 10
+    checkpoint_every: int = 250
+    eval_every: int = 500
+    eval_items: int = 8
+    seed: int = 0
+    workers: int = 0
+
+
+@dataclass
+class Config:
+    name: str = "small"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def small() -> Config:
+    return Config()
+
+
+def paper() -> Config:
+    return Config(
+        name="paper",
+        model=ModelConfig(
+            nerf_resolution=128, output_resolution=512, input_resolution=512, encoder_width=64,
+            plane_resolutions=(32, 64, 128, 256), plane_channels=32, feature_channels=32,
+            audio_dim=128, n_slots=8, slot_dim=128, hash_levels=16, hash_log2_size=19,
+            hash_base_resolution=16, hash_per_level_scale=1.447, deform_hidden=128, decoder_hidden=128,
+            sr_width=64, n_coarse=48, n_fine=48, bake_resolution=128, march_steps=192,
+        ),
+        train=TrainConfig(steps=200_000, batch_size=4, lr=5e-4),
+    )
+
+
+CONFIGS = {"small": small, "paper": paper}
+
+
+def get_config(name: str) -> Config:
+    from ..errors import S3DError
+
+    if name not in CONFIGS:
+        raise S3DError(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]()
+
+
+def replace(cfg, **changes):
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,36 @@
+"""Decoder: the aggregated multi-scale tri-plane feature of a canonical point to a
+density and a feature vector whose first 3 channels are colour."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops import triplane_sample
+from .config import ModelConfig
+from .layers import MLP
+
+DENSITY_SCALE = 10.0  # softplus units -> density per box unit; a surface stops a ray within ~0.1
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cin = cfg.plane_channels * len(cfg.plane_resolutions)
+        self.feature_channels = cfg.feature_channels
+        self.mlp = MLP(cin, cfg.decoder_hidden, 1 + cfg.feature_channels, layers=2)
+        with torch.no_grad():
+            self.mlp[-1].bias[0] = -3.0  # start nearly empty rather than as an opaque fog
+
+    def sample(self, planes, x: torch.Tensor) -> torch.Tensor:
+        """planes: per scale (B, 3, H, W, C); x (B, N, 3) canonical points -> (B, N, C * scales)."""
+        return triplane_sample(planes, x, plane_reduce="sum", scale_reduce="concat")
+
+    def forward(self, planes, x: torch.Tensor):
+        out = self.mlp(self.sample(planes, x))
+        sigma = F.softplus(out[..., 0]) * DENSITY_SCALE
+        colour = torch.sigmoid(out[..., 1:4])
+        return sigma, torch.cat([colour, out[..., 4:]], -1)
+
+    def density(self, planes, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(planes, x)[0]

@@ -1,0 +1,57 @@
+"""Cross-modal facial deformation field: per observed point, a backward offset into the
+canonical (source) face and a correlation score saying how much the audio moves it.
+
+The point's hash-grid encoding is a query over the audio-conditioned region slots; its
+soft assignment pools them, and a small head maps (encoding, pooled slot) to the offset
+and score. The offset is gated by the score, so the score is exactly the share of the
+audio-driven motion a point takes: rendered as a heat map it shows the moving regions
+(the lower face), and the deformation regulariser pushes it to zero elsewhere.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn import HashGrid
+from .config import ModelConfig
+from .layers import MLP
+
+
+class DeformationField(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.max_offset = cfg.max_offset
+        self.encoding = HashGrid(
+            3, cfg.hash_levels, cfg.hash_features, cfg.hash_log2_size, cfg.hash_base_resolution,
+            cfg.hash_per_level_scale, backend="s3d",
+        )
+        e, d = self.encoding.n_output_dims, cfg.slot_dim
+        self.query = nn.Linear(e, d)
+        self.key = nn.Linear(d, d)
+        self.value = nn.Linear(d, d)
+        self.head = MLP(e + d, cfg.deform_hidden, 4, layers=2)
+        # Start as the identity map: zero offset, low score.
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.constant_(self.head[-1].bias, 0.0)
+        with torch.no_grad():
+            self.head[-1].bias[3] = -2.0
+
+    def forward(self, x: torch.Tensor, slots: torch.Tensor, group_frame=None):
+        """x (G, N, 3) observed points in [-1, 1]^3, in G groups (a frame, or a ray);
+        slots (F, S, D) per frame; ``group_frame`` (G,) names each group's frame
+        (default: group g is frame g).
+
+        Returns offsets (G, N, 3), scores (G, N) in (0, 1) and assignments (G, N, S).
+        """
+        h = self.encoding(((x + 1) * 0.5).reshape(-1, 3)).view(*x.shape[:-1], -1)
+        q = self.query(h)
+        # Project the few slots once per frame, then hand each group its frame's.
+        k, v = self.key(slots), self.value(slots)
+        if group_frame is not None:
+            k, v = k[group_frame], v[group_frame]
+        assign = torch.softmax(torch.einsum("gnd,gsd->gns", q, k) * q.shape[-1] ** -0.5, dim=-1)
+        pooled = torch.einsum("gns,gsd->gnd", assign, v)
+        out = self.head(torch.cat([h, pooled], -1))
+        score = torch.sigmoid(out[..., 3])
+        offset = torch.tanh(out[..., :3]) * self.max_offset * score.unsqueeze(-1)
+        return offset, score, assign

@@ -1,0 +1,24 @@
+"""Generator checkpoints: build the model a checkpoint describes and load its weights."""
+from __future__ import annotations
+
+from ..checkpoint import CheckpointFormatError, load_checkpoint, load_model_state, resolve_checkpoint
+from ..configuration import config_from_dict
+from .config import Config
+from .s3d import S3DNeRF
+
+KIND = "generator"
+
+
+def load_model(path, device="cpu") -> S3DNeRF:
+    """A trained generator in eval mode; ``path`` is a checkpoint folder or a run folder
+    (its newest checkpoint). ``model.config`` holds the whole run config."""
+    ckpt = load_checkpoint(resolve_checkpoint(path), map_location=device)
+    kind = ckpt.extra.get("kind")
+    if kind != KIND:
+        raise CheckpointFormatError(f"{ckpt.path}: holds a {kind or 'unknown'} model, not an s3d-fast generator")
+    cfg = config_from_dict(Config, ckpt.config)
+    model = S3DNeRF(cfg.model).to(device)
+    load_model_state(model, ckpt.model_state)
+    model.config = cfg
+    model.checkpoint_step = ckpt.step
+    return model.eval()

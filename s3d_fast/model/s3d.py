@@ -1,0 +1,244 @@
+"""The assembled S^3D-NeRF generator (DESIGN 4): source image + audio + camera -> frame.
+
+``prepare_source`` encodes an identity once (tri-planes, region slots, the pyramid that
+conditions super-resolution); ``audio_tokens`` encodes a whole utterance once; ``render``
+draws frames in the training style (stratified + importance samples); ``bake`` and
+``render_frames`` are the real-time path (an occupancy grid of the canonical head, then
+marching only occupied cells).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from ..nn import OccupancyGrid
+from .appearance import AppearanceEncoder, SourceFeatures
+from .audio import AudioEncoder
+from .config import ModelConfig
+from .decoder import Decoder
+from .deformation import DeformationField
+from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
+from .slots import RegionSlots
+from .superres import MOTION_CHANNELS, SuperResolution
+
+
+@dataclass
+class Source:
+    """One encoded identity (or a batch of B): everything per-frame rendering reuses."""
+
+    features: SourceFeatures
+    slots: torch.Tensor  # (B, S, D) region slots
+    slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took
+    image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
+    background: torch.Tensor  # (B, 3, r, r) the source at NeRF resolution, behind the render
+
+
+@dataclass
+class Baked:
+    source: Source
+    grid: OccupancyGrid
+    occupied_fraction: float
+
+
+def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) label map -> (B, 1, H, W) float, 1 on face, lips and mouth."""
+    if mask is None:
+        return torch.ones_like(like[:, :1])
+    return (mask > 0).to(like.dtype).unsqueeze(1)
+
+
+class S3DNeRF(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.input_resolution = cfg.input_resolution
+        self.encoder = AppearanceEncoder(cfg)
+        self.audio = AudioEncoder(cfg)
+        self.regions = RegionSlots(cfg, self.encoder.token_channels)
+        self.deformation = DeformationField(cfg)
+        self.decoder = Decoder(cfg)
+        self.superres = SuperResolution(cfg, self.encoder.token_channels)
+
+    # -- per identity / per utterance -------------------------------------------------
+    def prepare_source(self, image, mask=None, c2w=None, K=None) -> Source:
+        """image (B, 3, R, R) in [0, 1]; mask (B, R, R) labels or None (whole image is face).
+        The source camera is accepted for API symmetry: the encoder works in the image
+        plane and the tri-planes it writes are in canonical head space by training."""
+        R = self.input_resolution
+        if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
+            raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
+        feats = self.encoder(image, face_mask(mask, image))
+        slots, attn = self.regions.regions(feats.tokens, feats.token_size)
+        r = self.cfg.nerf_resolution
+        bg = F.interpolate(image, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+        return Source(feats, slots, attn, image, bg)
+
+    def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
+        if mel.dim() == 3:
+            return self.audio(mel.unsqueeze(0))[0]
+        return self.audio(mel)
+
+    # -- the radiance field --------------------------------------------------------------
+    def field(self, source: Source, slots: torch.Tensor, x: torch.Tensor, ray_frame: torch.Tensor,
+              ray_source: torch.Tensor):
+        """x (A, n, 3) observed points along A rays; slots (F, S, D) audio-conditioned
+        per frame; ray_frame / ray_source (A,) each ray's frame and source, sorted by
+        source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)."""
+        offset, score, _ = self.deformation(x, slots, ray_frame)
+        canonical = x + offset
+        B = source.slots.shape[0]
+        counts = torch.bincount(ray_source, minlength=B).tolist()
+        sigmas, feats = [], []
+        for b, part in enumerate(torch.split(canonical, counts)):
+            planes = [p[b:b + 1] for p in source.features.planes]
+            sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
+            sigmas.append(sigma.view(part.shape[:2]))
+            feats.append(feat.view(*part.shape[:2], -1))
+        return torch.cat(sigmas), torch.cat(feats), offset, score
+
+    def render(self, source: Source, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
+               stratified: bool = True, ray_mask: Optional[torch.Tensor] = None) -> dict:
+        """Training-style rendering of T frames per source.
+
+        tokens (B, T, t, D); c2w (B, T, 4, 4) camera-to-head; K (B, 3, 3) at the input
+        resolution; ray_mask (B, T, r, r) bool: the rays to render (training renders the
+        head and a sample of the background; the rest is background). Returns rgb
+        (B, T, 3, Ro, Ro), rgb_low (B, T, 3, r, r), opacity (B, T, r, r), score
+        (B, T, r, r) (the correlation heat map), offset_sq (mean squared offset).
+        """
+        cfg = self.cfg
+        B, T = c2w.shape[:2]
+        r = cfg.nerf_resolution
+        R = r * r
+        slots = self.regions.condition(source.slots, tokens).reshape(B * T, *source.slots.shape[1:])
+        Kr = scaled_intrinsics(K, cfg.input_resolution, r).repeat_interleave(T, 0)
+        o, d = camera_rays(c2w.reshape(B * T, 4, 4), Kr, r)
+        o, d = o.reshape(-1, 3), d.reshape(-1, 3)
+        near, far = box_intersection(o, d)
+        active = far > near
+        if ray_mask is not None:
+            active = active & ray_mask.reshape(-1)
+        rays = torch.nonzero(active).squeeze(1)
+        o, d, near, far = o[rays], d[rays], near[rays], far[rays]
+        ray_frame = rays // R
+        ray_source = ray_frame // T
+
+        def points(edges):
+            mids = 0.5 * (edges[:, 1:] + edges[:, :-1])
+            return o[:, None, :] + d[:, None, :] * mids[..., None]
+
+        edges = stratified_edges(near, far, cfg.n_coarse, jitter=stratified)
+        with torch.no_grad():
+            sigma_c = self.field(source, slots, points(edges), ray_frame, ray_source)[0]
+            w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c)
+            edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
+        sigma, feat, offset, score = self.field(source, slots, points(edges), ray_frame, ray_source)
+        values = torch.cat([feat, offset / cfg.max_offset, score.unsqueeze(-1)], -1)
+        colors, opacity, _ = ops.composite(
+            sigma, values, t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
+        )
+        C = values.shape[-1]
+        full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
+        full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
+        offset_sq = offset.square().sum(-1).mean() if offset.numel() else offset.new_zeros(())
+        return self._finish(source, full, full_opacity, B, T, offset_sq)
+
+    def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq) -> dict:
+        r = self.cfg.nerf_resolution
+        C = self.cfg.feature_channels
+        img = rendered.view(B * T, r, r, C + MOTION_CHANNELS).permute(0, 3, 1, 2)
+        alpha = opacity.view(B * T, 1, r, r)
+        score = img[:, -1:]
+        bg = source.background.repeat_interleave(T, 0)
+        rgb_low = img[:, :3] + (1 - alpha) * bg
+        features = torch.cat([rgb_low, img[:, 3:]], 1)
+        rgb = self.superres(features, source.features.pyramid, source.image, T)
+        Ro = rgb.shape[-1]
+        return {
+            "rgb": rgb.view(B, T, 3, Ro, Ro),
+            "rgb_low": rgb_low.view(B, T, 3, r, r),
+            "opacity": alpha.view(B, T, r, r),
+            "score": score.view(B, T, r, r),
+            "offset_sq": offset_sq,
+        }
+
+    def forward(self, image, mask, tokens, c2w, K, stratified: bool = True, ray_mask=None) -> dict:
+        return self.render(self.prepare_source(image, mask), tokens, c2w, K, stratified, ray_mask)
+
+    # -- the real-time path -------------------------------------------------------------
+    @torch.no_grad()
+    def bake(self, source: Source) -> Baked:
+        """Occupancy grid of each canonical head, dilated by the largest deformation
+        offset so that every observed point whose canonical point is occupied is kept."""
+        cfg = self.cfg
+        B = source.slots.shape[0]
+        res = cfg.bake_resolution
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=B).to(source.image.device)
+        cells = (torch.arange(res, device=source.image.device, dtype=source.image.dtype) + 0.5) / res * 2 - 1
+        x = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).view(1, -1, 3).expand(B, -1, 3)
+        density = torch.cat(
+            [self.decoder.density(source.features.planes, x[:, i:i + 65536].contiguous()) for i in range(0, x.shape[1], 65536)], 1
+        )
+        dilate = math.ceil(cfg.max_offset / (2.0 / res))
+        grid.from_density(density.view(B, 1, res, res, res), threshold=cfg.bake_threshold, dilate=dilate)
+        return Baked(source, grid, float(grid.binaries.float().mean()))
+
+    @torch.no_grad()
+    def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> dict:
+        """Frames of one baked identity: tokens (F, t, D), c2w (F, 4, 4), K (F, 3, 3) or (3, 3).
+        Returns rgb (F, 3, Ro, Ro) and per-stage timings in seconds."""
+        cfg = self.cfg
+        source = baked.source
+        if source.slots.shape[0] != 1:
+            raise ValueError("render_frames renders one identity at a time; bake one source image")
+        Fn = c2w.shape[0]
+        if K.dim() == 2:
+            K = K.expand(Fn, 3, 3)
+        times = {}
+        clock = time.perf_counter()
+
+        def lap(name):
+            nonlocal clock
+            now = time.perf_counter()
+            times[name] = times.get(name, 0.0) + now - clock
+            clock = now
+
+        r = cfg.nerf_resolution
+        slots = self.regions.condition(source.slots, tokens.unsqueeze(0))[0]  # (F, S, D)
+        o, d = camera_rays(c2w, scaled_intrinsics(K[0:1], cfg.input_resolution, r).expand(Fn, 3, 3), r)
+        near, far = box_intersection(o, d)
+        lap("audio")
+        step = 2.0 / cfg.march_steps
+        C = cfg.feature_channels
+        rendered = o.new_zeros(Fn, r * r, C + MOTION_CHANNELS)
+        opacity = o.new_zeros(Fn, r * r, 1)
+        for f in range(Fn):
+            ray_idx, t0, t1 = baked.grid.sampling(
+                o[f].contiguous(), d[f].contiguous(), t_min=near[f], t_max=far[f], render_step_size=step,
+                early_stop_eps=0.0, grid_indices=torch.zeros(r * r, dtype=torch.long, device=o.device),
+            )
+            lap("marching")
+            if ray_idx.numel() == 0:  # nothing occupied in view: background only
+                continue
+            x = o[f, ray_idx] + d[f, ray_idx] * (0.5 * (t0 + t1))[:, None]
+            offset, score, _ = self.deformation(x.unsqueeze(0), slots[f:f + 1])
+            lap("deformation")
+            sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
+            lap("decoder")
+            values = torch.cat([feat[0], offset[0] / cfg.max_offset, score[0, :, None]], -1)
+            rendered[f], opacity[f], _ = ops.composite(
+                sigma[0], values, ray_indices=ray_idx, n_rays=r * r, t_starts=t0, t_ends=t1,
+                early_stop_eps=cfg.early_stop_eps,
+            )
+            lap("compositing")
+        out = self._finish(source, rendered.view(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn, o.new_zeros(()))
+        lap("super-resolution")
+        return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
