@@ -31,14 +31,15 @@ class AppearanceEncoder(nn.Module):
         w = cfg.encoder_width
         self.resolutions = tuple(cfg.plane_resolutions)
         self.channels = cfg.plane_channels
+        self.encoder_resolution = cfg.encoder_resolution
         n_down = 0
-        r = cfg.input_resolution
+        r = cfg.encoder_resolution
         while r > min(self.resolutions):
             r //= 2
             n_down += 1
-        if r != min(self.resolutions) or any(cfg.input_resolution % p for p in self.resolutions):
+        if r != min(self.resolutions) or any(cfg.encoder_resolution % p for p in self.resolutions):
             raise ValueError(
-                f"plane resolutions {self.resolutions} must be the input resolution {cfg.input_resolution} halved k times"
+                f"plane resolutions {self.resolutions} must be the encoder resolution {cfg.encoder_resolution} halved k times"
             )
         widths = [min(w * 2 ** i, 4 * w) for i in range(n_down)]
         # RGB of the masked face plus the mask itself, so the encoder knows where the face ends.
@@ -47,7 +48,7 @@ class AppearanceEncoder(nn.Module):
         for cout in widths:
             self.down.append(ConvBlock(cin, cout, stride=2))
             cin = cout
-        self.level_sizes = [cfg.input_resolution // 2 ** (i + 1) for i in range(n_down)]
+        self.level_sizes = [cfg.encoder_resolution // 2 ** (i + 1) for i in range(n_down)]
         fpn = 2 * w
         self.lateral = nn.ModuleDict({str(s): conv(c, fpn, 1) for s, c in zip(self.level_sizes, widths)})
         self.smooth = nn.ModuleDict({str(s): conv(fpn, fpn) for s in self.level_sizes})
@@ -56,6 +57,9 @@ class AppearanceEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor, face_mask: torch.Tensor) -> SourceFeatures:
         x = torch.cat([image * face_mask, face_mask], 1)
+        if x.shape[-1] != self.encoder_resolution:
+            size = (self.encoder_resolution, self.encoder_resolution)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         skips = []
         for block in self.down:
             x = block(x)

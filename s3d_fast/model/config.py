@@ -15,6 +15,7 @@ class ModelConfig:
     output_resolution: int = 256  # the super-resolution network's output
 
     # Hierarchical appearance encoder: one tri-plane per pyramid level, coarse to fine.
+    encoder_resolution: int = 128  # the source is encoded at this size (planes are coarser still)
     encoder_width: int = 32
     plane_resolutions: Tuple[int, ...] = (16, 32, 64)
     plane_channels: int = 16
@@ -101,7 +102,7 @@ def paper() -> Config:
     return Config(
         name="paper",
         model=ModelConfig(
-            nerf_resolution=128, output_resolution=512, input_resolution=512, encoder_width=64,
+            nerf_resolution=128, output_resolution=512, input_resolution=512, encoder_resolution=256, encoder_width=64,
             plane_resolutions=(32, 64, 128, 256), plane_channels=32, feature_channels=32,
             audio_dim=128, n_slots=8, slot_dim=128, hash_levels=16, hash_log2_size=19,
             hash_base_resolution=16, hash_per_level_scale=1.447, deform_hidden=128, decoder_hidden=128,

@@ -30,8 +30,9 @@ class DeformationField(nn.Module):
         self.key = nn.Linear(d, d)
         self.value = nn.Linear(d, d)
         self.head = MLP(e + d, cfg.deform_hidden, 4, layers=2)
-        # Start as the identity map: zero offset, low score.
-        nn.init.zeros_(self.head[-1].weight)
+        # Start near the identity map (tiny offsets, low score), but not exactly at it:
+        # a zero last layer would block every gradient to the slots and the audio path.
+        nn.init.normal_(self.head[-1].weight, std=1e-2)
         nn.init.constant_(self.head[-1].bias, 0.0)
         with torch.no_grad():
             self.head[-1].bias[3] = -2.0

@@ -64,7 +64,7 @@ class S3DNeRF(nn.Module):
         self.regions = RegionSlots(cfg, self.encoder.token_channels)
         self.deformation = DeformationField(cfg)
         self.decoder = Decoder(cfg)
-        self.superres = SuperResolution(cfg, self.encoder.token_channels)
+        self.superres = SuperResolution(cfg, self.encoder.token_channels, self.encoder.level_sizes)
 
     # -- per identity / per utterance -------------------------------------------------
     def prepare_source(self, image, mask=None, c2w=None, K=None) -> Source:

@@ -1,6 +1,12 @@
 """Super-resolution: the volume-rendered feature image to RGB at the output resolution,
-conditioned on the source image (its pyramid features and, at full size, its pixels),
-which carry texture (skin, teeth, hair) that the low-resolution render cannot."""
+conditioned on the source image.
+
+Convolutions run up to half the output resolution; a pixel-shuffle head then predicts,
+per output pixel, a colour and a blend weight with the source image itself. Static
+texture (skin, hair, background) is thus taken from the source at full detail, and the
+network only paints what moves (mouth, teeth, a turned head) - which is also why full-
+resolution convolutions, most of the cost of such a network on a CPU, are not needed.
+"""
 from __future__ import annotations
 
 import torch
@@ -10,41 +16,41 @@ from torch import nn
 from .config import ModelConfig
 from .layers import ConvBlock, conv
 
-MOTION_CHANNELS = 4
+MOTION_CHANNELS = 4  # rendered expected offset (3) and correlation score (1)
 
 
 class SuperResolution(nn.Module):
-    def __init__(self, cfg: ModelConfig, pyramid_channels: int):
+    def __init__(self, cfg: ModelConfig, pyramid_channels: int, pyramid_sizes):
         super().__init__()
         self.sizes = []
         r = cfg.nerf_resolution
-        while r <= cfg.output_resolution:
+        while r < cfg.output_resolution:
             self.sizes.append(r)
             r *= 2
-        if self.sizes[-1] != cfg.output_resolution:
-            raise ValueError(f"output_resolution {cfg.output_resolution} must be nerf_resolution {cfg.nerf_resolution} x 2^k")
-        self.input_resolution = cfg.input_resolution
+        if r != cfg.output_resolution or not self.sizes:
+            raise ValueError(
+                f"output_resolution {cfg.output_resolution} must be nerf_resolution {cfg.nerf_resolution} x 2^k, k >= 1"
+            )
+        self.output_resolution = cfg.output_resolution
         w = cfg.sr_width
         self.blocks = nn.ModuleList()
-        # The feature image plus the rendered motion (expected offset, 3) and correlation
-        # score (1): the super-resolution network sees where and how the audio moves the face.
+        # The feature image plus the rendered motion: the network sees where and how the
+        # audio moves the face, not only the colours that result.
         cin = cfg.feature_channels + MOTION_CHANNELS
+        self.pyramid_sizes = set(pyramid_sizes)
         for i, size in enumerate(self.sizes):
             cout = max(w // 2 ** i, 16)
-            extra = pyramid_channels if size < cfg.input_resolution else 3
-            # At full resolution one conv: most of the cost of the network lives there.
-            last = size == self.sizes[-1] and len(self.sizes) > 1
-            self.blocks.append(nn.Sequential(conv(cin + extra, cout), nn.SiLU()) if last else ConvBlock(cin + extra, cout))
+            extra = 3 + (pyramid_channels if size in self.pyramid_sizes else 0)
+            self.blocks.append(ConvBlock(cin + extra, cout))
             cin = cout
-        self.to_rgb = conv(cin, 3)
+        self.head = nn.Sequential(conv(cin, 4 * 4), nn.PixelShuffle(2))
 
     def _condition(self, pyramid: dict, image: torch.Tensor, size: int) -> torch.Tensor:
-        if size in pyramid:
-            return pyramid[size]
-        if size >= self.input_resolution:
-            return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        nearest = min(pyramid, key=lambda s: abs(s - size))
-        return F.interpolate(pyramid[nearest], size=(size, size), mode="bilinear", align_corners=False)
+        """The source image at ``size``, with the encoder's pyramid features where it has that level."""
+        img = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if size in self.pyramid_sizes:
+            return torch.cat([pyramid[size], img], 1)
+        return img
 
     def forward(self, features: torch.Tensor, pyramid: dict, image: torch.Tensor, frames_per_source: int) -> torch.Tensor:
         """features (F, C, r, r) with F = B * frames_per_source; pyramid/image per source."""
@@ -54,4 +60,12 @@ class SuperResolution(nn.Module):
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             cond = self._condition(pyramid, image, size).repeat_interleave(frames_per_source, 0)
             x = block(torch.cat([x, cond], 1))
-        return torch.sigmoid(self.to_rgb(x))
+        out = self.head(x)  # (F, 4, 2s, 2s): blend logit, colour logits
+        R = self.output_resolution
+        if out.shape[-1] != R:
+            out = F.interpolate(out, size=(R, R), mode="bilinear", align_corners=False)
+        source = image if image.shape[-1] == R else F.interpolate(
+            image, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
+        source = source.repeat_interleave(frames_per_source, 0)
+        blend = torch.sigmoid(out[:, :1])
+        return blend * source + (1 - blend) * torch.sigmoid(out[:, 1:])

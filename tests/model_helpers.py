@@ -1,0 +1,16 @@
+"""A tiny model configuration for tests: the real architecture at toy sizes."""
+from s3d_fast.model.config import Config, ModelConfig, TrainConfig
+
+TINY_MODEL = dict(
+    input_resolution=64, encoder_resolution=32, encoder_width=8, plane_resolutions=(4, 8, 16), plane_channels=8,
+    nerf_resolution=16, output_resolution=64, feature_channels=8, audio_dim=16, audio_tokens_per_frame=2,
+    n_slots=3, slot_dim=16, slot_iterations=2, attention_heads=2, hash_levels=4, hash_log2_size=10,
+    hash_base_resolution=4, deform_hidden=16, decoder_hidden=16, sr_width=16, n_coarse=4, n_fine=4,
+    bake_resolution=16, march_steps=32,
+)
+
+TINY_OVERRIDES = [f"model.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in TINY_MODEL.items()]
+
+
+def tiny_config() -> Config:
+    return Config(name="tiny", model=ModelConfig(**TINY_MODEL), train=TrainConfig(steps=4, warmup_steps=1))

@@ -1,0 +1,187 @@
+"""The assembled S^3D-NeRF generator at toy sizes: shapes, gradients, the audio path,
+the baked real-time path against training-style rendering, checkpoints."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from s3d_fast.data.synthtalk import camera
+from s3d_fast.model import S3DNeRF
+from s3d_fast.model.rays import box_intersection, camera_rays, importance_edges, stratified_edges
+
+from model_helpers import tiny_config
+
+
+def _inputs(cfg, B=1, T=2):
+    R = cfg.input_resolution
+    img = torch.rand(B, 3, R, R)
+    mask = torch.zeros(B, R, R, dtype=torch.long)
+    mask[:, R // 4: 3 * R // 4, R // 4: 3 * R // 4] = 1
+    c2w = torch.from_numpy(camera.front_camera()).float().expand(B, T, 4, 4).contiguous()
+    K = torch.from_numpy(camera.intrinsics(R)).float().expand(B, 3, 3).contiguous()
+    mel = torch.randn(B, T, 80, 16)
+    return img, mask, c2w, K, mel
+
+
+def test_render_shapes_and_every_parameter_learns():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg)
+    img, mask, c2w, K, mel = _inputs(cfg, B=2, T=3)
+    out = model(img, mask, model.audio_tokens(mel), c2w, K)
+    r, Ro = cfg.nerf_resolution, cfg.output_resolution
+    assert out["rgb"].shape == (2, 3, 3, Ro, Ro)
+    assert out["rgb_low"].shape == (2, 3, 3, r, r)
+    assert out["opacity"].shape == out["score"].shape == (2, 3, r, r)
+    assert out["rgb"].min() >= 0 and out["rgb"].max() <= 1
+    assert (out["opacity"] >= 0).all() and (out["opacity"] <= 1 + 1e-5).all()
+    loss = out["rgb"].mean() + out["rgb_low"].mean() + out["opacity"].mean() + out["score"].mean() + out["offset_sq"]
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not no_grad, f"parameters without a finite gradient: {no_grad[:5]}"
+    dead = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not dead, dead
+
+
+def test_deformation_starts_small_and_is_bounded():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg)
+    x = torch.rand(2, 50, 3) * 2 - 1
+    slots = torch.randn(2, cfg.n_slots, cfg.slot_dim)
+    offset, score, assign = model.deformation(x, slots)
+    assert offset.abs().max() < 0.02 * cfg.max_offset  # near the identity map at initialisation
+    assert torch.allclose(assign.sum(-1), torch.ones(2, 50))
+    with torch.no_grad():
+        model.deformation.head[-1].weight.normal_(0, 10.0)
+    offset, score, _ = model.deformation(x, slots)
+    assert offset.norm(dim=-1).max() <= cfg.max_offset * math.sqrt(3) + 1e-6
+    assert ((score > 0) & (score < 1)).all()
+
+
+def test_audio_changes_the_render_only_through_the_deformation():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg).eval()
+    with torch.no_grad():
+        model.deformation.head[-1].weight.normal_(0, 10.0)
+        model.deformation.head[-1].bias[3] = 5.0  # every point fully audio-driven
+        model.decoder.mlp[-1].weight.mul_(30)  # a dense, textured volume for the offsets to move
+        for conv in model.encoder.to_planes.values():
+            conv.weight.mul_(100)
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    src = model.prepare_source(img, mask)
+    with torch.no_grad():
+        a = model.render(src, model.audio_tokens(mel), c2w, K, stratified=False)
+        b = model.render(src, model.audio_tokens(torch.zeros_like(mel)), c2w, K, stratified=False)
+        assert (a["rgb_low"] - b["rgb_low"]).abs().max() > 1e-2
+        assert (a["rgb"] - b["rgb"]).abs().max() > 0
+        # With the deformation off, the audio cannot reach the image.
+        model.deformation.head[-1].weight.zero_()
+        model.deformation.head[-1].bias[:3].zero_()
+        a = model.render(src, model.audio_tokens(mel), c2w, K, stratified=False)
+        b = model.render(src, model.audio_tokens(torch.zeros_like(mel)), c2w, K, stratified=False)
+    torch.testing.assert_close(a["rgb_low"], b["rgb_low"], atol=1e-5, rtol=0)
+
+
+def test_audio_tokens_take_whole_utterances():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg)
+    mel = torch.randn(7, 80, 16)
+    tokens = model.audio_tokens(mel)
+    assert tokens.shape == (7, cfg.audio_tokens_per_frame, cfg.audio_dim)
+    # Temporal context: a frame's tokens depend on its neighbours, not on distant frames.
+    mel2 = mel.clone()
+    mel2[6] = torch.randn(80, 16)
+    t2 = model.audio_tokens(mel2)
+    assert torch.allclose(tokens[:6 - cfg.audio_context], t2[:6 - cfg.audio_context], atol=1e-6)
+    assert not torch.allclose(tokens[5], t2[5])
+    with pytest.raises(ValueError, match="mel"):
+        model.audio(torch.randn(80, 16))
+
+
+def test_ray_mask_renders_background_elsewhere():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg)
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    r = cfg.nerf_resolution
+    ray_mask = torch.zeros(1, 1, r, r, dtype=torch.bool)
+    ray_mask[..., : r // 2, :] = True
+    out = model(img, mask, model.audio_tokens(mel), c2w, K, ray_mask=ray_mask)
+    assert out["opacity"][0, 0, r // 2:].abs().max() == 0
+    assert out["opacity"][0, 0, : r // 2].max() > 0
+    bg = torch.nn.functional.interpolate(img, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+    torch.testing.assert_close(out["rgb_low"][0, 0, :, r // 2:], bg[0, :, r // 2:], atol=1e-6, rtol=0)
+
+
+def test_rays_and_sample_placement():
+    c2w = torch.from_numpy(camera.front_camera()).float()[None]
+    K = torch.from_numpy(camera.intrinsics(8)).float()[None]
+    o, d = camera_rays(c2w, K, 8)
+    assert o.shape == d.shape == (1, 64, 3)
+    torch.testing.assert_close(d.norm(dim=-1), torch.ones(1, 64))
+    near, far = box_intersection(o[0], d[0])
+    hits = far > near
+    entry = o[0] + d[0] * near[:, None]
+    assert (entry[hits].abs().max(-1).values - 1).abs().max() < 1e-4
+    miss = torch.tensor([[0.0, 5.0, 4.0]]), torch.tensor([[0.0, 0.0, -1.0]])
+    n, f = box_intersection(*miss)
+    assert n.item() == f.item()
+    edges = stratified_edges(near, far, 6, jitter=True)
+    assert (edges[:, 1:] >= edges[:, :-1]).all()
+    w = torch.zeros(64, 6)
+    w[:, 2] = 1
+    fine = importance_edges(edges, w, 10, deterministic=True)
+    assert fine.shape == (64, 17) and (fine[:, 1:] >= fine[:, :-1]).all()
+    inside = ((fine >= edges[:, 2:3]) & (fine <= edges[:, 3:4])).sum(-1)
+    assert (inside[hits] >= 10).all()  # the new edges all land in the weighted interval
+
+
+def test_baked_path_matches_training_style_render():
+    cfg = tiny_config().model
+    cfg.march_steps = 256
+    cfg.bake_resolution = 32
+    cfg.early_stop_eps = 0.0
+    cfg.n_coarse, cfg.n_fine = 64, 64
+    model = S3DNeRF(cfg).eval()
+    # A head-like density: a ball, written into the decoder's bias path through the planes.
+    with torch.no_grad():
+        model.decoder.mlp[-1].bias[0] = 2.0
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    src = model.prepare_source(img, mask)
+    tokens = model.audio_tokens(mel)
+    baked = model.bake(src)
+    assert 0 < baked.occupied_fraction <= 1
+    frames = model.render_frames(baked, tokens[0], c2w[0], K[0])
+    ref = model.render(src, tokens, c2w, K, stratified=False)
+    assert frames["rgb"].shape == ref["rgb"][0].shape
+    assert set(frames["timings"]) >= {"marching", "deformation", "decoder", "compositing", "super-resolution"}
+    err = (frames["rgb"] - ref["rgb"][0]).abs().mean()
+    assert err < 0.02, err
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    from s3d_fast.checkpoint import save_checkpoint
+    from s3d_fast.configuration import config_to_dict
+    from s3d_fast.errors import S3DError
+    from s3d_fast.model import load_model
+
+    cfg = tiny_config()
+    model = S3DNeRF(cfg.model)
+    save_checkpoint(tmp_path / "ckpt", model_state=model.state_dict(), config=config_to_dict(cfg), step=3,
+                    extra={"kind": "generator"})
+    loaded = load_model(tmp_path / "ckpt")
+    assert loaded.config.model == cfg.model and loaded.checkpoint_step == 3 and not loaded.training
+    for (n, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), n
+    save_checkpoint(tmp_path / "sync", model_state=model.state_dict(), config=config_to_dict(cfg), step=1,
+                    extra={"kind": "syncnet"})
+    with pytest.raises(S3DError, match="not an s3d-fast generator"):
+        load_model(tmp_path / "sync")
+    with pytest.raises(S3DError):
+        load_model(tmp_path / "missing")
+
+
+def test_source_image_shape_is_checked():
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg)
+    with pytest.raises(ValueError, match="source image"):
+        model.prepare_source(torch.rand(1, 3, 32, 32))
