@@ -66,25 +66,23 @@ def run(args) -> int:
     if args.nproc > 1:
         from .distributed import launch_with_torchrun
 
-        argv = [a for a in sys.argv[2:]] if sys.argv[1:2] == ["train"] else sys.argv[1:]
-        argv = _drop_option(argv, "--nproc")
+        argv = _argv_for_workers(args)
         return launch_with_torchrun(args.nproc, "s3d_fast.train", argv)
     return Trainer(cfg, args).fit()
 
 
-def _drop_option(argv, name):
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == name:
-            skip = True
-            continue
-        if a.startswith(name + "="):
-            continue
-        out.append(a)
-    return out
+def _argv_for_workers(args) -> list:
+    """The worker processes' command line: this one's options, minus --nproc."""
+    argv = ["--data", str(args.data), "--out", str(args.out), "--config", args.config, "--device", args.device]
+    for o in args.overrides:
+        argv += ["--set", o]
+    for flag, value in (("--steps", args.steps), ("--minutes", args.minutes)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)):
+        if on:
+            argv.append(flag)
+    return argv
 
 
 class Trainer:
@@ -230,6 +228,10 @@ class Generator:
         load_model_state(self.model, ckpt.model_state)
         self.optimizer.load_state_dict(ckpt.optimizers["generator"])
         self.scheduler.load_state_dict(ckpt.schedulers["generator"])
+        # The schedule follows this run's train.steps: resuming with a larger --steps
+        # stretches the cosine from here on instead of keeping the old, finished one.
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * self._lr_factor(self.scheduler.last_epoch)
         self.step = ckpt.step
         if self.t.dist.is_main and not self.t.quiet:
             print(f"resumed from {path} at step {self.step}")
@@ -342,8 +344,26 @@ class Generator:
                 break
         if bar is not None:
             bar.close()
+        if t.dist.distributed:
+            divergence = self.replica_divergence()
+            if t.log is not None:
+                t.log.log(self.step, "replicas", replica_divergence=divergence)
+            if divergence != 0 and t.dist.is_main:
+                print(f"warning: the {t.dist.world_size} replicas' weights differ by {divergence:g}", file=sys.stderr)
         if t.dist.is_main:
             self.write_profile()
+
+    def replica_divergence(self) -> float:
+        """Largest difference between the replicas' weight fingerprints (0: in sync).
+        DDP keeps replicas identical only if every rank took the same steps; this checks it."""
+        import torch
+        import torch.distributed as dist
+
+        fp = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in self.model.parameters()])
+        hi, lo = fp.clone(), fp.clone()
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        return float((hi - lo).abs().max())
 
     def evaluate(self) -> None:
         import torch
