@@ -1,0 +1,38 @@
+"""Training stage 1: the lip-sync expert, trained on the training split's in-sync and
+time-shifted pairs, then frozen for the generator's sync loss. Saved once per run as
+RUN/syncnet.safetensors, so a resumed run (or ``s3d-fast eval``) reuses it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SYNCNET_FILE = "syncnet.safetensors"
+
+
+def syncnet_path(run_dir) -> Path:
+    return Path(run_dir) / SYNCNET_FILE
+
+
+def run_sync_stage(trainer, train_set):
+    from .distributed import barrier
+    from .model.syncnet import freeze, load_syncnet, save_syncnet
+    from .model.sync_training import train_syncnet
+
+    cfg, t = trainer.cfg, trainer
+    path = syncnet_path(t.run.root)
+    if not path.is_file() and t.dist.is_main:
+        def log(step, record):
+            if t.log is not None and ("loss" in record or any(k.startswith("heldout") for k in record)):
+                numbers = {k: v for k, v in record.items() if isinstance(v, (int, float))}
+                if step % cfg.train.log_every == 0 or any(k.startswith("heldout") for k in numbers):
+                    t.log.log(step, "sync", **{f"sync_{k}": v for k, v in numbers.items()})
+
+        syncnet, stats = train_syncnet(
+            train_set, steps=cfg.train.sync_steps, batch_size=cfg.train.sync_batch, lr=cfg.train.sync_lr,
+            seed=cfg.train.seed, progress=not t.quiet, log_fn=log,
+        )
+        save_syncnet(path, syncnet)
+        if not t.quiet:
+            print(f"lip-sync expert: held-out accuracy {stats['heldout_accuracy']:.3f} "
+                  f"after {stats['steps']} steps ({stats['seconds']:.0f} s) -> {path}")
+    barrier()
+    return freeze(load_syncnet(path).to(t.device))
