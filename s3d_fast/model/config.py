@@ -56,6 +56,7 @@ class ModelConfig:
 class LossConfig:
     photometric: float = 1.0  # at output resolution
     photometric_low: float = 1.0  # colour channels of the feature image vs the target at NeRF resolution
+    mouth_emphasis: float = 10.0  # extra photometric weight on lips and mouth pixels (1% of a portrait, all of lip sync)
     sync: float = 0.5
     deformation: float = 0.001
     mask: float = 0.1  # rendered opacity vs the head mask

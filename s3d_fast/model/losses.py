@@ -22,6 +22,19 @@ def head_coverage(masks: torch.Tensor, size: int) -> torch.Tensor:
     return resize((masks > 0).float().unsqueeze(-3), size).squeeze(-3)
 
 
+def mouth_region(masks: torch.Tensor, grow: int = 2) -> torch.Tensor:
+    """Lips and mouth interior (labels >= 2), grown by ``grow`` pixels, as float (..., H, W)."""
+    m = (masks >= 2).float().reshape(-1, 1, *masks.shape[-2:])
+    m = F.max_pool2d(m, 2 * grow + 1, stride=1, padding=grow)
+    return m.view(masks.shape)
+
+
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of weight * |pred - target|, normalised by the mean weight so the loss keeps its scale."""
+    w = weight.expand_as(pred)
+    return (w * (pred - target).abs()).sum() / w.sum()
+
+
 def generator_losses(
     out: dict, target: torch.Tensor, masks: torch.Tensor, weights: LossConfig,
     sync_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -29,9 +42,11 @@ def generator_losses(
     """out: the model's render dict; target (B, T, 3, H, W); masks (B, T, H, W) labels.
     ``sync_fn(rgb (B, T, 3, H, W)) -> loss`` is the frozen lip-sync expert, when on."""
     r = out["rgb_low"].shape[-1]
+    emphasis = 1.0 + weights.mouth_emphasis * mouth_region(masks).unsqueeze(-3)
+    low_emphasis = resize(emphasis, r)
     losses = {
-        "photometric": F.l1_loss(out["rgb"], target),
-        "photometric_low": F.l1_loss(out["rgb_low"], resize(target, r)),
+        "photometric": weighted_l1(out["rgb"], target, emphasis),
+        "photometric_low": weighted_l1(out["rgb_low"], resize(target, r), low_emphasis),
         "mask": F.l1_loss(out["opacity"], head_coverage(masks, r)),
         "deformation": out["offset_sq"],
     }
