@@ -259,7 +259,6 @@ class Generator:
         import torch
 
         from .model.losses import generator_losses
-        from .model.syncnet import sync_loss
 
         cfg, tc, dev = self.cfg, self.cfg.train, self.t.device
         torch.manual_seed(hash((tc.seed, self.step, self.t.dist.rank)) & 0x7FFFFFFF)
@@ -290,7 +289,11 @@ class Generator:
             tokens = self.model.audio_tokens(mel)
             out = self.module(batch["source"].to(dev), batch["source_mask"].to(dev), tokens, c2w,
                               batch["K"].to(dev), stratified=True, ray_mask=ray_mask)
-            sync_fn = (lambda rgb: sync_loss(self.syncnet, rgb, mel)) if sync_on else None
+            sync_fn = None
+            if sync_on:
+                from .model.syncnet import sync_loss
+
+                sync_fn = lambda rgb: sync_loss(self.syncnet, rgb, mel)  # noqa: E731
             losses = generator_losses(out, target, masks, cfg.loss, sync_fn)
         clock = self._timed("forward", clock)
         self.optimizer.zero_grad(set_to_none=True)
