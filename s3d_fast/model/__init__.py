@@ -1,0 +1,7 @@
+"""The S^3D-NeRF model."""
+
+# Lip-sync expert (stage 1) -- s3d_fast/model/syncnet.py, sync_training.py
+from .syncnet import (  # noqa: F401,E402
+    SyncNet, SyncNetConfig, freeze, load_syncnet, lower_face, save_syncnet, sync_loss, sync_probability,
+)
+from .sync_training import train_syncnet  # noqa: F401,E402
