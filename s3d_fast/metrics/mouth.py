@@ -110,7 +110,8 @@ def pearson(a, b) -> float:
         raise ValueError(f"need two series of the same length >= 2, got {a.size} and {b.size}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("series must be finite")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:  # exact test: a - mean(a) leaves rounding residue
+        return 0.0
     a = a - a.mean()
     b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else 0.0
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
