@@ -39,5 +39,5 @@ def trained_syncnet():
     from s3d_fast.model.syncnet import SyncNetConfig, freeze
 
     config = SyncNetConfig(face_size=32, face_channels=(16, 32, 48, 64), audio_channels=(16, 32, 48, 64), embed_dim=64)
-    net, stats = train_syncnet(sync_set(), config, steps=150, batch_size=32, lr=1e-3, seed=0, progress=False)
+    net, stats = train_syncnet(sync_set(), config, steps=600, batch_size=32, lr=1e-3, seed=0, progress=False, num_threads=1)
     return freeze(net), stats

@@ -180,12 +180,17 @@ def gather(arrays: SyncArrays, v: np.ndarray, audio: np.ndarray) -> Tuple[torch.
 
 
 def _augment(crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample brightness/contrast jitter and horizontal flips (a mirrored mouth speaks alike).
+    """Per-sample brightness/contrast jitter, shifts of up to 1/16 of the crop, and
+    horizontal flips (a mirrored mouth speaks alike).
 
-    Identities differ in skin, light and shape; jitter keeps the expert on the mouth's
-    motion rather than on one identity's colours, and so closer to generator output.
+    Identities differ in skin, light, shape and where exactly the mouth sits; jitter keeps
+    the expert on the mouth's motion rather than on one identity's look, and so closer to
+    generator output.
     """
-    b = crops.shape[0]
+    b, s = crops.shape[0], crops.shape[-1]
+    m = max(1, s // 16)
+    dy, dx = torch.randint(-m, m + 1, (2,), generator=gen).tolist()  # one shift per batch: a cheap roll
+    crops = torch.roll(crops, (dy, dx), dims=(-2, -1))
     gain = 1.0 + 0.3 * (torch.rand(b, 1, 1, 1, 1, generator=gen) - 0.5)
     bias = 0.1 * (torch.rand(b, 1, 1, 1, 1, generator=gen) - 0.5)
     out = (crops * gain + bias).clamp_(0.0, 1.0)
@@ -206,7 +211,11 @@ def evaluate(syncnet: SyncNet, arrays: SyncArrays, v, audio, labels, batch: int 
     syncnet.train(was_training)
     p = torch.cat(probs)
     y = torch.from_numpy(labels)
+    # AUC: the chance a random in-sync pair outscores a random shifted one (threshold-free).
+    pos, neg = p[y == 1], p[y == 0]
+    auc = float(((pos[:, None] > neg[None, :]).float() + 0.5 * (pos[:, None] == neg[None, :]).float()).mean())
     return {
+        "auc": auc,
         "accuracy": float(((p > 0.5).float() == y).float().mean()),
         "loss": float(sync_bce(p, y)),
         "p_pos": float(p[y == 1].mean()),
@@ -249,6 +258,8 @@ def train_syncnet(
     holdout_fraction: float = 0.15,
     augment: bool = True,
     time_limit_s: Optional[float] = None,
+    num_threads: Optional[int] = None,
+    weight_decay: float = 0.01,
 ) -> Tuple[SyncNet, dict]:
     """Train a :class:`SyncNet` from scratch; returns (syncnet in eval mode, stats).
 
@@ -256,11 +267,26 @@ def train_syncnet(
     ``train``-split clips are trained on). Deterministic given ``seed`` (same machine and
     thread count). ``log_fn(step, record)`` receives the training loss every step and the
     held-out metrics every ``eval_every`` steps (0: only at the end). ``time_limit_s`` stops
-    early (the stats say how many steps ran). Stats: ``heldout_accuracy``, ``heldout_loss``,
-    ``heldout_p_pos`` / ``heldout_p_neg``, ``train_accuracy`` (same-size set of training
+    early (the stats say how many steps ran). ``num_threads`` sets torch's intra-op threads
+    for the call (restored after): on a shared, busy CPU one thread can be an order of
+    magnitude faster than two for convolutions this small, because OpenMP workers
+    spin-wait on each other. Stats: ``heldout_accuracy``, ``heldout_loss``,
+    ``heldout_p_pos`` / ``heldout_p_neg``, ``heldout_auc``, ``train_accuracy`` (same-size set of training
     pairs), ``steps``, ``seconds``, ``steps_per_s``, ``train_windows``, ``heldout_windows``,
     ``heldout_source``, ``loss_curve``.
     """
+    if num_threads is not None:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(num_threads))
+        try:
+            return train_syncnet(
+                source, config, steps, batch_size, lr, seed, progress, log_fn, min_offset=min_offset,
+                other_clip_prob=other_clip_prob, clips_per_batch=clips_per_batch, eval_pairs=eval_pairs,
+                eval_every=eval_every, holdout_fraction=holdout_fraction, augment=augment,
+                time_limit_s=time_limit_s, num_threads=None, weight_decay=weight_decay,
+            )
+        finally:
+            torch.set_num_threads(previous)
     from tqdm import tqdm
 
     config = config or SyncNetConfig()
@@ -282,7 +308,7 @@ def train_syncnet(
         torch.manual_seed(seed)
         net = SyncNet(config)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     warmup = max(1, min(100, steps // 20))
 
     def lr_at(step):  # linear warm-up, cosine decay to 10 %
@@ -337,3 +363,66 @@ def train_syncnet(
     if log_fn is not None:
         log_fn(done, {k: x for k, x in stats.items() if k != "loss_curve"})
     return net, stats
+
+
+def main(argv=None) -> int:
+    """Stage 1 alone: ``python -m s3d_fast.model.sync_training --data DIR --out FILE.safetensors``.
+
+    Trains the expert (``--steps``, stopped early at ``--minutes``), saves it, prints the
+    held-out accuracy and, per held-out clip, LSE-D / LSE-C of the ground-truth video with
+    its own audio and with the audio shifted by ``--shift`` frames, as JSON.
+    """
+    import argparse
+    import json
+
+    from ..metrics.sync import shift_audio, sync_scores
+    from .syncnet import freeze, save_syncnet
+
+    ap = argparse.ArgumentParser(prog="python -m s3d_fast.model.sync_training", description=main.__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True, help="weights file (.safetensors)")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--minutes", type=float, default=None, help="stop training after this wall time")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=25, help="audio shift (frames) for the off-sync reference")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is fastest on a busy CPU)")
+    args = ap.parse_args(argv)
+
+    def log(step, rec):
+        if "heldout_accuracy" in rec:
+            print(json.dumps({"step": step, **{k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}}),
+                  flush=True)
+
+    net, stats = train_syncnet(
+        args.data, SyncNetConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        progress=False, log_fn=log, eval_every=args.eval_every,
+        time_limit_s=None if args.minutes is None else 60.0 * args.minutes, num_threads=args.threads,
+    )
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    freeze(net)
+    save_syncnet(args.out, net)
+    from ..data.dataset import ClipStore, load_manifest
+
+    m = load_manifest(args.data)
+    store = ClipStore(m, capacity=1)
+    rows = []
+    for clip in m.clips_in("heldout") or m.clips_in("train")[-2:]:
+        data = store.get(clip)
+        true = sync_scores(net, data["frames"], data["mel"])
+        off = sync_scores(net, data["frames"], shift_audio(data["mel"], args.shift))
+        rows.append({"clip": clip["id"], "lse_d": true["lse_d"], "lse_c": true["lse_c"], "offset": true["offset"],
+                     "shifted_lse_d": off["lse_d"], "shifted_lse_c": off["lse_c"], "shifted_offset": off["offset"],
+                     "dist_at_zero": true["dist_at_zero"], "shifted_dist_at_zero": off["dist_at_zero"]})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("clip",)}
+    report = {k: v for k, v in stats.items() if k != "loss_curve"}
+    report.update(lse_clips=rows, lse_mean=mean, weights=args.out)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
