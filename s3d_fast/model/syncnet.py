@@ -48,7 +48,10 @@ FORMAT_VERSION = 1  # of the safetensors file written by save_syncnet
 
 @dataclass(frozen=True)
 class SyncNetConfig:
-    """Sizes of the sync expert. Defaults: ~1.0 M parameters; a training step of 64 windows takes ~0.2-0.3 s on one CPU core."""
+    """Sizes of the sync expert.
+
+    Defaults: ~1.0 M parameters; a training step of 64 windows takes ~0.2-0.3 s on one CPU core.
+    """
 
     face_size: int = 48  # side of the square lower-face crop after resizing
     crop_rows: Tuple[float, float] = (0.5, 1.0)  # fraction of frame height kept (lower half)
