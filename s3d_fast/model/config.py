@@ -66,7 +66,7 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 4000
+    steps: int = 2200
     batch_size: int = 1  # identities per step; each contributes ``frames`` consecutive targets
     frames: int = 2  # consecutive target frames per identity and step
     sync_frames: int = 5  # frames per identity once the sync loss is on (the expert sees 5)
@@ -75,14 +75,14 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     view_probability: float = 0.3  # chance a step's targets come from an extra (free-view) camera
-    sync_start: int = 500  # generator step at which the sync loss switches on
+    sync_start: int = 1000  # generator step at which the sync loss switches on
     sync_steps: int = 1500  # stage 1: lip-sync discriminator steps
-    sync_batch: int = 16
+    sync_batch: int = 32
     sync_lr: float = 1e-3
     log_every: int = 10
     checkpoint_every: int = 250
-    eval_every: int = 500
-    eval_items: int = 8
+    eval_every: int = 250
+    eval_items: int = 4
     seed: int = 0
     workers: int = 0
 
