@@ -19,7 +19,7 @@ The model is reached only through this interface (``s3d_fast.model``)::
     out["rgb"] (B,3,Rout,Rout) in [0,1]; out["timings"] {stage: seconds}
 
 All tensors handed to the model are torch tensors on the model's device; ``K`` for
-``render_frames`` is in pixels of the model's output resolution.
+``render_frames`` is in pixels of the model's input resolution, like the source's.
 """
 from __future__ import annotations
 
@@ -308,9 +308,10 @@ class Identity:
         out_res = self.renderer.output_resolution
         stats = self.stats = RenderStats()
         stats.setup["bake"] = self.bake_seconds
-        # Intrinsics follow the source camera, in pixels of the output resolution.
+        # Intrinsics follow the source camera, in pixels of the model's input resolution
+        # (the model scales them to its NeRF resolution itself).
         K = np.asarray(self.source.K, np.float64).copy()
-        K[:2] *= out_res / float(self.source.resolution)
+        K[:2] *= model.input_resolution / float(self.source.resolution)
         n = speech.n_frames
         # Inference mode is entered per step, never held across a ``yield``: it is
         # thread-global state and would leak into the caller's code between frames.
