@@ -303,6 +303,7 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
 
     g_lm, o_lm, rule_lm = mouth_landmarks(gt_u8, ours, masks, real)
     row["lmd"], row["lmd_frames"] = landmark_distance(g_lm, o_lm, scored)
+    row["lmd_method"] = "mediapipe" if real else "masks vs pixel rule"
     if rule_lm is not None:
         row["lmd_rule_on_gt"], _ = landmark_distance(g_lm, rule_lm, scored)
 
@@ -347,7 +348,7 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
 def summarise(rows: List[dict]) -> Dict[str, float]:
     """Mean over clips of every numeric metric (NaN-skipping); frames/s as total frames
     over total render time."""
-    keys = [k for k in rows[0] if not k.startswith("_") and k not in ("clip", "identity")]
+    keys = [k for k in rows[0] if not k.startswith("_") and k not in ("clip", "identity", "lmd_method")]
     for r in rows[1:]:
         keys += [k for k in r if k not in keys and not k.startswith("_")]
     mean = {}

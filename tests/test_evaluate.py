@@ -211,3 +211,29 @@ def test_eval_errors_are_one_line(data, run, tmp_path, capsys):
     fails(["--checkpoint", str(run), "--data", str(empty)], "no clips in split 'heldout'")
     fails(["--checkpoint", str(run), "--data", str(data), "--syncnet", str(tmp_path / "nosync.safetensors")], "nosync")
     assert not (tmp_path / "out").exists()
+
+
+def test_real_data_uses_mediapipe_landmarks_on_both(data, run, tmp_path, monkeypatch):
+    """A clip without visemes is real video: mouth landmarks come from mediapipe's face
+    mesh on the ground truth and on our frames (here a stand-in that records its input),
+    and the rule-on-ground-truth figures do not apply."""
+    real = tmp_path / "real"
+    shutil.copytree(data, real)
+    for npz in real.glob("clips/*/*.npz"):
+        with np.load(npz) as f:
+            arrays = {k: f[k] for k in f.files if k != "visemes"}
+        np.savez(npz, **arrays)
+    seen = []
+
+    def fake_mediapipe(frames):
+        f = lm._as_hwc_float(frames)
+        seen.append(f.shape)
+        return np.tile(np.arange(12.0).reshape(1, 6, 2), (f.shape[0], 1, 1)) + f.mean((1, 2, 3))[:, None, None]
+
+    monkeypatch.setattr(lm, "landmarks_mediapipe", fake_mediapipe)
+    out = tmp_path / "out"
+    assert main(["eval", "--checkpoint", str(run), "--data", str(real), "--frames", "6", "--out", str(out), "--quiet"]) == 0
+    [row] = json.loads((out / "metrics.json").read_text())["clips"]
+    assert seen == [(6, 64, 64, 3), (6, 64, 64, 3)]
+    assert row["lmd_method"] == "mediapipe" and row["lmd_frames"] == 5 and row["lmd"] > 0
+    assert "lmd_rule_on_gt" not in row and "mouth_corr_gt" not in row and np.isfinite(row["mouth_corr"])
