@@ -17,6 +17,8 @@ COLUMNS = [
     ("SSIM", "ssim", "{:.3f}"),
     ("mouth PSNR", "mouth_psnr", "{:.2f}"),
     ("mouth SSIM", "mouth_ssim", "{:.3f}"),
+    ("PSNR copy", "psnr_copy", "{:.2f}"),
+    ("mouth PSNR copy", "mouth_psnr_copy", "{:.2f}"),
     ("LMD px", "lmd", "{:.2f}"),
     ("LMD rule on GT", "lmd_rule_on_gt", "{:.2f}"),
     ("mouth r", "mouth_corr", "{:.3f}"),

@@ -300,6 +300,9 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     scored[src] = False
     lips_box = mouth_region(masks)
     row.update(image_metrics(gt, ours, lips_box, scored))
+    # The baseline every model must beat: the source frame itself, unmoved, as every frame.
+    copy = image_metrics(gt, gt[src:src + 1].expand_as(gt), lips_box, scored)
+    row.update({f"{k}_copy": v for k, v in copy.items()})
 
     g_lm, o_lm, rule_lm = mouth_landmarks(gt_u8, ours, masks, real)
     row["lmd"], row["lmd_frames"] = landmark_distance(g_lm, o_lm, scored)

@@ -81,7 +81,7 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
     assert row["clip"] == clip["id"] and row["frames"] == int(FRAMES)
     assert row["source_frame"] == int(np.argmin(clip_data["visemes"][: int(FRAMES), 0]))
     mean = result["mean"]
-    for key in ("psnr", "ssim", "mouth_psnr", "mouth_ssim", "lmd", "lmd_rule_on_gt", "mouth_corr", "mouth_corr_silent",
+    for key in ("psnr", "ssim", "mouth_psnr", "mouth_ssim", "psnr_copy", "mouth_psnr_copy", "lmd", "lmd_rule_on_gt", "mouth_corr", "mouth_corr_silent",
                 "mouth_corr_gt", "lse_d_ours", "lse_c_ours", "lse_d_gt", "lse_d_gt_shifted", "view_psnr", "view_ssim",
                 "fps", "training_fps"):
         assert isinstance(mean[key], float) and np.isfinite(mean[key]), key
