@@ -25,7 +25,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-from ..model.syncnet import N_FRAMES, SyncNet
+from ..model.syncnet import N_FRAMES, SyncNet, lower_face
 
 
 def _frames_tensor(frames) -> torch.Tensor:
@@ -62,8 +62,6 @@ def clip_embeddings(syncnet: SyncNet, frames, mel, batch: int = 128):
     was_training = syncnet.training
     syncnet.eval()
     c = syncnet.config
-    from ..model.syncnet import lower_face
-
     crops = torch.cat([lower_face(f[a : a + batch], c.face_size, c.crop_rows, c.crop_cols) for a in range(0, t, batch)])
     windows = crops.unfold(0, N_FRAMES, 1).permute(0, 4, 1, 2, 3)  # (T-4, 5, 3, S, S)
     video = torch.cat([syncnet.embed_crops(windows[a : a + batch].contiguous()) for a in range(0, t - N_FRAMES + 1, batch)])

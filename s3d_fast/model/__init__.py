@@ -7,4 +7,5 @@ from .io import load_model  # noqa: F401,E402
 from .syncnet import (  # noqa: F401,E402
     SyncNet, SyncNetConfig, freeze, load_syncnet, lower_face, save_syncnet, sync_loss, sync_probability,
 )
-from .sync_training import train_syncnet  # noqa: F401,E402
+# Stage-1 training: s3d_fast.model.sync_training.train_syncnet (not imported here, so that
+# `python -m s3d_fast.model.sync_training` runs it as a fresh module).

@@ -2,15 +2,21 @@
 
 Every clip is decoded once; its lower-face crops (uint8, ``face_size``^2) and per-frame mel
 windows are kept in memory, and batches are index arithmetic on those arrays, so a step
-costs only the network. A sample is a 5-frame window (frames s..s+4, all ``valid``) and an
-audio window: its own (the middle frame's, label 1), or, for a negative (label 0), the
-window of a frame at least ``min_offset`` frames away in the same clip (the hard case: same
-voice, same face, wrong time) or, with probability ``other_clip_prob``, from another clip.
-Every batch is half positives, half negatives.
+costs only the network.
 
-Held-out accuracy is measured on a fixed, seeded set of pairs from clips the expert never
-trains on: the data set's ``heldout`` split (identities never seen), or, if it has none,
-the last ``1/holdout_fraction`` of the training identities set aside.
+A training batch holds ``batch_size`` 5-frame windows (frames s..s+4, all ``valid``) from
+``clips_per_batch`` clips, each with its own audio window (the middle frame's). Every
+(video i, audio j) pair of the batch is scored (SigLIP-style, :func:`all_pairs_loss`):
+(i, i) is in sync (label 1); (i, j) with j's audio at least ``min_offset`` frames away in
+the same clip is a negative (label 0): audio shifted in time, same voice and face. That
+gives ~B^2/k negatives per step for the price of B embeddings, with positives and
+negatives weighted equally. Pairs across clips are not used (see :func:`all_pairs_loss`).
+
+Held-out accuracy (threshold p = 0.5) and AUC are measured on a fixed, seeded, balanced
+set of explicit pairs (:func:`sample_pairs`: in sync, or audio shifted by >= ``min_offset``
+frames in the same clip) from clips the expert never trains on: the data set's
+``heldout`` split (identities never seen), or, if it has none, a ``holdout_fraction`` of
+the training identities set aside.
 """
 from __future__ import annotations
 
