@@ -11,7 +11,6 @@ log-mel of silence, and, where the data set has extra cameras, from the first ex
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -106,7 +105,7 @@ def load_setup(args) -> Setup:
 
         try:
             setup.syncnet = load_syncnet(sync_path).to(device)
-        except (ValueError, KeyError, OSError) as exc:
+        except Exception as exc:  # any unreadable weights file is bad input, said in one line
             raise S3DError(f"{sync_path}: cannot load the lip-sync expert: {exc}") from None
     elif args.syncnet:
         raise S3DError(f"--syncnet {sync_path}: no such file")

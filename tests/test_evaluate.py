@@ -7,7 +7,6 @@ tens of seconds here and test_train covers it; these tests check the evaluation 
 """
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,6 +209,9 @@ def test_eval_errors_are_one_line(data, run, tmp_path, capsys):
     (empty / "manifest.json").write_text(json.dumps(manifest))
     fails(["--checkpoint", str(run), "--data", str(empty)], "no clips in split 'heldout'")
     fails(["--checkpoint", str(run), "--data", str(data), "--syncnet", str(tmp_path / "nosync.safetensors")], "nosync")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    fails(["--checkpoint", str(run), "--data", str(data), "--syncnet", str(junk)], "cannot load the lip-sync expert")
     assert not (tmp_path / "out").exists()
 
 
