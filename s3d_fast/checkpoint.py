@@ -688,7 +688,8 @@ def resolve_checkpoint(path: PathLike) -> Path:
     """A checkpoint directory, or a run directory's newest complete checkpoint
     (``s3d-fast eval --checkpoint RUN`` accepts either)."""
     root = Path(path)
-    if root.is_dir() and not (root / CONFIG_FILE).exists():
+    # A run folder holds its own config.json (the run's config) beside checkpoints/.
+    if root.is_dir() and (not (root / CONFIG_FILE).exists() or (root / "checkpoints").is_dir()):
         run = RunDirectory(root)
         latest = run.latest()
         if latest is not None:

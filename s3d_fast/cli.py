@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "synth": ("s3d_fast.data.synthtalk.cli", "generate a SynthTalk data set of procedural talking heads"),
     "train": ("s3d_fast.train", "train the S^3D-NeRF model on a data set (lip-sync expert, then generator)"),
     "preprocess": ("s3d_fast.data.preprocess.cli", "turn real talking-head videos into a data set (mediapipe face mesh)"),
+    "eval": ("s3d_fast.evaluate", "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps"),
 }
 
 
