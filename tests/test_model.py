@@ -185,3 +185,23 @@ def test_source_image_shape_is_checked():
     model = S3DNeRF(cfg)
     with pytest.raises(ValueError, match="source image"):
         model.prepare_source(torch.rand(1, 3, 32, 32))
+
+
+def test_bake_carves_the_interior_and_dilates_by_the_offset_budget():
+    cfg = tiny_config().model
+    cfg.bake_resolution, cfg.bake_shell, cfg.max_offset = 32, 2, 0.0
+    model = S3DNeRF(cfg).eval()
+    ball = lambda planes, x: 50.0 * (x.norm(dim=-1) < 0.6).float()  # noqa: E731
+    model.decoder.density = ball
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    src = model.prepare_source(img, mask)
+    occ = model.bake(src).grid.binaries[0, 0]
+    cells = (torch.arange(32) + 0.5) / 32 * 2 - 1
+    r = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).norm(dim=-1)
+    # Erosion is by a cube: diagonal neighbours reach 2 * sqrt(3) cells deep.
+    assert not occ[r < 0.6 - 4 * 2 / 32].any()  # deep inside: carved
+    assert occ[(r < 0.6) & (r > 0.6 - 1 * 2 / 32)].all()  # the surface layer: kept
+    assert not occ[r > 0.6 + 1e-6].any()
+    model.cfg.max_offset = 0.25  # 4 cells of offset budget: the shell grows both ways
+    occ = model.bake(src).grid.binaries[0, 0]
+    assert occ[(r > 0.6) & (r < 0.6 + 3 * 2 / 32)].all()

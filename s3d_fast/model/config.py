@@ -48,6 +48,7 @@ class ModelConfig:
     # Baked real-time rendering: occupancy grid over the box, marching step.
     bake_resolution: int = 64
     bake_threshold: float = 0.5  # density above which a cell is occupied
+    bake_shell: int = 3  # cells kept inside the surface; deeper ones are carved out (0: keep all)
     march_steps: int = 96  # samples across the box diagonal of 2 (step = 2 / march_steps)
     early_stop_eps: float = 1e-3
 

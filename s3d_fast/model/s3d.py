@@ -176,19 +176,33 @@ class S3DNeRF(nn.Module):
     # -- the real-time path -------------------------------------------------------------
     @torch.no_grad()
     def bake(self, source: Source) -> Baked:
-        """Occupancy grid of each canonical head, dilated by the largest deformation
-        offset so that every observed point whose canonical point is occupied is kept."""
+        """Occupancy grid of each canonical head for the real-time path.
+
+        Occupied: canonical cells whose decoded density exceeds ``bake_threshold``. The
+        deep interior is carved out (cells more than ``bake_shell`` cells inside the
+        surface: a ray has stopped before it gets there), then what is left is dilated by
+        the largest deformation offset, so every observed point whose canonical point is
+        on the shell is kept.
+        """
         cfg = self.cfg
         B = source.slots.shape[0]
         res = cfg.bake_resolution
-        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=B).to(source.image.device)
-        cells = (torch.arange(res, device=source.image.device, dtype=source.image.dtype) + 0.5) / res * 2 - 1
+        dev, dt = source.image.device, source.image.dtype
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=B).to(dev)
+        cells = (torch.arange(res, device=dev, dtype=dt) + 0.5) / res * 2 - 1
         x = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).view(1, -1, 3).expand(B, -1, 3)
+        chunk = 1 << 16
         density = torch.cat(
-            [self.decoder.density(source.features.planes, x[:, i:i + 65536].contiguous()) for i in range(0, x.shape[1], 65536)], 1
-        )
+            [self.decoder.density(source.features.planes, x[:, i:i + chunk].contiguous()) for i in range(0, x.shape[1], chunk)], 1
+        ).view(B, 1, res, res, res)
+        occupied = (density > cfg.bake_threshold).float()
+        if cfg.bake_shell > 0:
+            k = cfg.bake_shell
+            interior = -F.max_pool3d(-F.pad(occupied, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
+            occupied = occupied * (1 - interior)
         dilate = math.ceil(cfg.max_offset / (2.0 / res))
-        grid.from_density(density.view(B, 1, res, res, res), threshold=cfg.bake_threshold, dilate=dilate)
+        grid.from_density(occupied.view(B, 1, res, res, res), threshold=0.5, dilate=dilate)
+        grid.occs.copy_(density.view_as(grid.occs))  # keep the densities for inspection
         return Baked(source, grid, float(grid.binaries.float().mean()))
 
     @torch.no_grad()
