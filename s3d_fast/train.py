@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--nproc", type=int, default=1, help="processes (DistributedDataParallel through torchrun)")
+    parser.add_argument("--profile-steps", type=int, default=0, metavar="N",
+                        help="after training, profile N more forward+backward passes (no update) and write the "
+                             "share of each model stage to RUN/profile.txt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -76,13 +79,18 @@ def _argv_for_workers(args) -> list:
     argv = ["--data", str(args.data), "--out", str(args.out), "--config", args.config, "--device", args.device]
     for o in args.overrides:
         argv += ["--set", o]
-    for flag, value in (("--steps", args.steps), ("--minutes", args.minutes)):
+    for flag, value in (("--steps", args.steps), ("--minutes", args.minutes), ("--profile-steps", args.profile_steps)):
         if value is not None:
             argv += [flag, str(value)]
     for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)):
         if on:
             argv.append(flag)
     return argv
+
+
+# The model's named stages (torch.profiler.record_function regions), in data-flow order.
+STAGES = ("appearance encoder", "slot attention", "audio encoder", "cross-attention", "coarse pass (no grad)",
+          "deformation", "tri-planes + decoder", "compositing", "super-resolution")
 
 
 class Trainer:
@@ -255,7 +263,9 @@ class Generator:
         self.timers[name] = self.timers.get(name, 0.0) + now - start
         return now
 
-    def train_step(self) -> dict:
+    def train_step(self, update: bool = True) -> dict:
+        """One optimisation step; ``update=False`` (profiling) runs forward and backward
+        on the unwrapped model and leaves the weights, optimizer and schedule alone."""
         import torch
 
         from .model.losses import generator_losses
@@ -287,7 +297,7 @@ class Generator:
         mel = batch["mel"].to(dev)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             tokens = self.model.audio_tokens(mel)
-            out = self.module(batch["source"].to(dev), batch["source_mask"].to(dev), tokens, c2w,
+            out = (self.module if update else self.model)(batch["source"].to(dev), batch["source_mask"].to(dev), tokens, c2w,
                               batch["K"].to(dev), stratified=True, ray_mask=ray_mask)
             sync_fn = None
             if sync_on:
@@ -300,6 +310,9 @@ class Generator:
         losses["total"].backward()
         clock = self._timed("backward", clock)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        if not update:
+            self.optimizer.zero_grad(set_to_none=True)
+            return {k: float(v.detach()) for k, v in losses.items()}
         self.optimizer.step()
         self.scheduler.step()
         self._timed("optimizer", clock)
@@ -356,6 +369,8 @@ class Generator:
                 print(f"warning: the {t.dist.world_size} replicas' weights differ by {divergence:g}", file=sys.stderr)
         if t.dist.is_main:
             self.write_profile()
+            if t.args.profile_steps > 0:
+                self.profile_stages(t.args.profile_steps)
 
     def replica_divergence(self) -> float:
         """Largest difference between the replicas' weight fingerprints (0: in sync).
@@ -392,6 +407,37 @@ class Generator:
         self.timers["eval"] = self.timers.get("eval", 0.0) + time.perf_counter() - start
         if t.log is not None:
             t.log.log(self.step, "eval", heldout_psnr=sum(scores) / len(scores))
+
+    def profile_stages(self, n: int) -> None:
+        """Share of a training step per model stage (the ``stage`` regions of
+        s3d_fast.model.s3d), from torch.profiler over ``n`` forward+backward passes."""
+        from torch.profiler import ProfilerActivity, profile
+
+        step = self.step
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            for i in range(n):
+                self.step = step + i  # fresh data each pass; the counter is restored below
+                self.train_step(update=False)
+            wall = time.perf_counter() - start
+        self.step = step
+        rows = {}
+        for event in prof.key_averages():
+            if event.key in STAGES:
+                rows[event.key] = event.cpu_time_total / 1e6  # inclusive, seconds
+        lines = [f"\nforward stages over {n} profiled steps (inclusive CPU time, % of the whole step; "
+                 f"backward and the rest make up the remainder):"]
+        for name in STAGES:
+            if name in rows:
+                lines.append(f"  {name:<24} {rows[name] / n * 1000:8.1f} ms/step  {100 * rows[name] / wall:5.1f} %")
+        lines.append(f"  {'whole step':<24} {wall / n * 1000:8.1f} ms/step")
+        text = "\n".join(lines) + "\n"
+        path = self.t.run.root / "profile.txt"
+        tmp = path.with_suffix(".txt.tmp")
+        tmp.write_text((path.read_text() if path.exists() else "") + text)
+        tmp.replace(path)
+        if not self.t.quiet:
+            print(text, end="")
 
     def write_profile(self) -> None:
         total = sum(self.timers.values()) or 1.0

@@ -28,6 +28,10 @@ from .rays import box_intersection, camera_rays, importance_edges, scaled_intrin
 from .slots import RegionSlots
 from .superres import MOTION_CHANNELS, SuperResolution
 
+# Named regions for torch.profiler (free when no profiler runs): `s3d-fast train
+# --profile-steps N` reports the share of a training step each one takes.
+stage = torch.profiler.record_function
+
 
 @dataclass
 class Source:
@@ -74,17 +78,20 @@ class S3DNeRF(nn.Module):
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
-        feats = self.encoder(image, face_mask(mask, image))
-        slots, attn = self.regions.regions(feats.tokens, feats.token_size)
+        with stage("appearance encoder"):
+            feats = self.encoder(image, face_mask(mask, image))
+        with stage("slot attention"):
+            slots, attn = self.regions.regions(feats.tokens, feats.token_size)
         r = self.cfg.nerf_resolution
         bg = F.interpolate(image, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         return Source(feats, slots, attn, image, bg)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
-        if mel.dim() == 3:
-            return self.audio(mel.unsqueeze(0))[0]
-        return self.audio(mel)
+        with stage("audio encoder"):
+            if mel.dim() == 3:
+                return self.audio(mel.unsqueeze(0))[0]
+            return self.audio(mel)
 
     # -- the radiance field --------------------------------------------------------------
     def field(self, source: Source, slots: torch.Tensor, x: torch.Tensor, ray_frame: torch.Tensor,
@@ -92,14 +99,16 @@ class S3DNeRF(nn.Module):
         """x (A, n, 3) observed points along A rays; slots (F, S, D) audio-conditioned
         per frame; ray_frame / ray_source (A,) each ray's frame and source, sorted by
         source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)."""
-        offset, score, _ = self.deformation(x, slots, ray_frame)
+        with stage("deformation"):
+            offset, score, _ = self.deformation(x, slots, ray_frame)
         canonical = x + offset
         B = source.slots.shape[0]
         counts = torch.bincount(ray_source, minlength=B).tolist()
         sigmas, feats = [], []
         for b, part in enumerate(torch.split(canonical, counts)):
             planes = [p[b:b + 1] for p in source.features.planes]
-            sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
+            with stage("tri-planes + decoder"):
+                sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
             sigmas.append(sigma.view(part.shape[:2]))
             feats.append(feat.view(*part.shape[:2], -1))
         return torch.cat(sigmas), torch.cat(feats), offset, score
@@ -118,7 +127,8 @@ class S3DNeRF(nn.Module):
         B, T = c2w.shape[:2]
         r = cfg.nerf_resolution
         R = r * r
-        slots = self.regions.condition(source.slots, tokens).reshape(B * T, *source.slots.shape[1:])
+        with stage("cross-attention"):
+            slots = self.regions.condition(source.slots, tokens).reshape(B * T, *source.slots.shape[1:])
         Kr = scaled_intrinsics(K, cfg.input_resolution, r).repeat_interleave(T, 0)
         o, d = camera_rays(c2w.reshape(B * T, 4, 4), Kr, r)
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
@@ -136,15 +146,16 @@ class S3DNeRF(nn.Module):
             return o[:, None, :] + d[:, None, :] * mids[..., None]
 
         edges = stratified_edges(near, far, cfg.n_coarse, jitter=stratified)
-        with torch.no_grad():
+        with torch.no_grad(), stage("coarse pass (no grad)"):
             sigma_c = self.field(source, slots, points(edges), ray_frame, ray_source)[0]
             w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c)
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
         sigma, feat, offset, score = self.field(source, slots, points(edges), ray_frame, ray_source)
         values = torch.cat([feat, offset / cfg.max_offset, score.unsqueeze(-1)], -1)
-        colors, opacity, _ = ops.composite(
-            sigma, values, t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
-        )
+        with stage("compositing"):
+            colors, opacity, _ = ops.composite(
+                sigma, values, t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
+            )
         C = values.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
@@ -160,7 +171,8 @@ class S3DNeRF(nn.Module):
         bg = source.background.repeat_interleave(T, 0)
         rgb_low = img[:, :3] + (1 - alpha) * bg
         features = torch.cat([rgb_low, img[:, 3:]], 1)
-        rgb = self.superres(features, source.features.pyramid, source.image, T)
+        with stage("super-resolution"):
+            rgb = self.superres(features, source.features.pyramid, source.image, T)
         Ro = rgb.shape[-1]
         return {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
