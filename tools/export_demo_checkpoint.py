@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.run))
     extra = dict(ckpt.extra, exported_from=os.path.basename(os.path.normpath(str(ckpt.path))))
-    out = save_checkpoint(args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra)
+    out = save_checkpoint(args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra,
+                          rng=False)
     load_model(out)  # it must load as a generator
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 2**20
     print(f"wrote {out} (step {ckpt.step}, {size:.1f} MB)")
