@@ -41,7 +41,7 @@ class Source:
     slots: torch.Tensor  # (B, S, D) region slots
     slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took
     image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
-    background: torch.Tensor  # (B, 3, r, r) the source at NeRF resolution, behind the render
+    background: torch.Tensor  # (B, 3, r, r) the source's background (head masked out) at NeRF resolution
 
 
 @dataclass
@@ -79,11 +79,15 @@ class S3DNeRF(nn.Module):
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
         with stage("appearance encoder"):
-            feats = self.encoder(image, face_mask(mask, image))
+            head = face_mask(mask, image)
+            feats = self.encoder(image, head)
         with stage("slot attention"):
             slots, attn = self.regions.regions(feats.tokens, feats.token_size)
         r = self.cfg.nerf_resolution
-        bg = F.interpolate(image, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+        # Behind the render: the source with its head masked out. Not the whole source,
+        # whose head would already match a target so well that the radiance field could
+        # learn to vanish (density collapsing to zero, and with it every gradient).
+        bg = F.interpolate(image * (1 - head), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         return Source(feats, slots, attn, image, bg)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
