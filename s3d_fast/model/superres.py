@@ -17,6 +17,7 @@ from .config import ModelConfig
 from .layers import ConvBlock, conv
 
 MOTION_CHANNELS = 4  # rendered expected offset (3) and correlation score (1)
+BLEND_LIMIT = 4.0
 
 
 class SuperResolution(nn.Module):
@@ -67,5 +68,9 @@ class SuperResolution(nn.Module):
         source = image if image.shape[-1] == R else F.interpolate(
             image, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
         source = source.repeat_interleave(frames_per_source, 0)
-        blend = torch.sigmoid(out[:, :1])
+        # The blend logit is bounded (|logit| <= 4, blend in [0.018, 0.982]): a free logit
+        # learns to copy the source everywhere (the target mostly is the source), grows
+        # without bound, saturates the sigmoid and cuts every gradient to the radiance
+        # field. Bounded, the network always keeps a share of each pixel to explain.
+        blend = torch.sigmoid(BLEND_LIMIT * torch.tanh(out[:, :1] / BLEND_LIMIT))
         return blend * source + (1 - blend) * torch.sigmoid(out[:, 1:])
