@@ -206,3 +206,22 @@ def test_bake_carves_the_interior_and_dilates_by_the_offset_budget():
     model.cfg.max_offset = 0.25  # 4 cells of offset budget: the shell grows both ways
     occ = model.bake(src).grid.binaries[0, 0]
     assert occ[(r > 0.6) & (r < 0.6 + 3 * 2 / 32)].all()
+
+
+def test_fit_to_audio_shrinks_the_dilation_to_the_offsets_it_sees():
+    cfg = tiny_config().model
+    cfg.bake_resolution, cfg.bake_shell, cfg.max_offset = 32, 2, 0.25
+    model = S3DNeRF(cfg).eval()
+    model.decoder.density = lambda planes, x: 50.0 * (x.norm(dim=-1) < 0.6).float()
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    src = model.prepare_source(img, mask)
+    baked = model.bake(src)
+    tokens = model.audio_tokens(torch.randn(6, 80, 16))
+    fitted = model.fit_to_audio(baked, tokens)  # offsets start tiny: one cell, plus the margin
+    assert baked.dilation == 4 and fitted.dilation == 2
+    assert fitted.occupied_fraction < baked.occupied_fraction
+    assert not (fitted.grid.binaries & ~baked.grid.binaries).any()  # a subset of the safe grid
+    with torch.no_grad():  # large offsets: the bound comes back
+        model.deformation.head[-1].weight.normal_(0, 10.0)
+        model.deformation.head[-1].bias[3] = 5.0
+    assert model.fit_to_audio(baked, tokens).dilation == baked.dilation

@@ -49,6 +49,8 @@ class Baked:
     source: Source
     grid: OccupancyGrid
     occupied_fraction: float
+    shell: Optional[torch.Tensor] = None  # (B, 1, n, n, n) the carved surface shell, before dilation
+    dilation: int = 0  # cells the shell was grown by
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -217,9 +219,38 @@ class S3DNeRF(nn.Module):
             interior = -F.max_pool3d(-F.pad(occupied, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
             occupied = occupied * (1 - interior)
         dilate = math.ceil(cfg.max_offset / (2.0 / res))
-        grid.from_density(occupied.view(B, 1, res, res, res), threshold=0.5, dilate=dilate)
-        grid.occs.copy_(density.view_as(grid.occs))  # keep the densities for inspection
-        return Baked(source, grid, float(grid.binaries.float().mean()))
+        grid.from_density(occupied, threshold=0.5, dilate=dilate)
+        return Baked(source, grid, float(grid.binaries.float().mean()), occupied, dilate)
+
+    @torch.no_grad()
+    def fit_to_audio(self, baked: Baked, tokens: torch.Tensor, probes: int = 16, margin: int = 1) -> Baked:
+        """Tighten the bake to one utterance: grow the shell by the largest offset the
+        deformation field gives its cells for these audio tokens (``probes`` frames
+        spread over the utterance) plus ``margin`` cells, instead of by ``max_offset``.
+
+        The offset budget of ``bake`` is the bound the network can reach; real speech
+        moves the lips far less, and every cell of dilation is samples on every ray.
+        """
+        cfg = self.cfg
+        if baked.shell is None or baked.source.slots.shape[0] != 1:
+            return baked
+        res = cfg.bake_resolution
+        cells = torch.nonzero(baked.shell[0, 0] > 0.5)
+        if cells.numel() == 0:
+            return baked
+        x = ((cells.to(tokens.dtype) + 0.5) / res * 2 - 1)[None]
+        frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
+        slots = self.regions.condition(baked.source.slots, tokens[frames].unsqueeze(0))[0]
+        largest = 0.0
+        for f in range(slots.shape[0]):
+            offset, _, _ = self.deformation(x, slots[f:f + 1])
+            largest = max(largest, float(offset.norm(dim=-1).max()))
+        dilate = min(math.ceil(largest / (2.0 / res)) + margin, baked.dilation)
+        if dilate >= baked.dilation:
+            return baked
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=1).to(baked.shell.device)
+        grid.from_density(baked.shell, threshold=0.5, dilate=dilate)
+        return Baked(baked.source, grid, float(grid.binaries.float().mean()), baked.shell, dilate)
 
     @torch.no_grad()
     def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> dict:

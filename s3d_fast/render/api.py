@@ -14,6 +14,7 @@ The model is reached only through this interface (``s3d_fast.model``)::
     src = model.prepare_source(image (1,3,R,R) f32 [0,1], mask (1,R,R) int64 | None,
                                c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
     baked = model.bake(src)
+    baked = model.fit_to_audio(baked, tokens)                  # optional: tighten the grid to this speech
     tokens = model.audio_tokens(mel (T,80,16) f32)             # -> (T, D)
     out = model.render_frames(baked, tokens[i:j], c2w (B,4,4), K (B,3,3))
     out["rgb"] (B,3,Rout,Rout) in [0,1]; out["timings"] {stage: seconds}
@@ -320,6 +321,12 @@ class Identity:
             tokens = model.audio_tokens(torch.from_numpy(speech.mel).to(dev))
             _sync(dev)
             stats.setup["audio tokens"] = time.perf_counter() - start
+            baked = self.baked
+            if hasattr(model, "fit_to_audio"):  # tighten the occupancy grid to this speech's motion
+                start = time.perf_counter()
+                baked = model.fit_to_audio(self.baked, tokens)
+                _sync(dev)
+                stats.setup["fit grid to audio"] = time.perf_counter() - start
             c2w_all = torch.as_tensor(poses, dtype=torch.float32, device=dev)
             K_all = torch.as_tensor(K, dtype=torch.float32, device=dev)[None].expand(n, 3, 3)
         if tokens.shape[0] != n:
@@ -328,7 +335,7 @@ class Identity:
             j = min(n, i + batch)
             with torch.inference_mode():
                 start = time.perf_counter()
-                out = model.render_frames(self.baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
+                out = model.render_frames(baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
                 t_model = time.perf_counter()
                 if tuple(out["rgb"].shape) != (j - i, 3, out_res, out_res):
                     raise RenderError(
