@@ -225,3 +225,27 @@ def test_fit_to_audio_shrinks_the_dilation_to_the_offsets_it_sees():
         model.deformation.head[-1].weight.normal_(0, 10.0)
         model.deformation.head[-1].bias[3] = 5.0
     assert model.fit_to_audio(baked, tokens).dilation == baked.dilation
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_folded_deformation_equals_the_direct_form(grouped):
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg).double()
+    with torch.no_grad():
+        model.deformation.head[-1].weight.normal_(0, 1.0)
+        model.deformation.encoding.params.uniform_(-1, 1)
+    slots = torch.randn(3, cfg.n_slots, cfg.slot_dim, dtype=torch.float64, requires_grad=True)
+    if grouped:  # one group per ray, each naming its frame
+        x = torch.rand(7, 5, 3, dtype=torch.float64) * 2 - 1
+        frames = torch.tensor([0, 0, 1, 2, 2, 2, 1])
+    else:
+        x = torch.rand(3, 11, 3, dtype=torch.float64) * 2 - 1
+        frames = None
+    fast = model.deformation(x, slots, frames)
+    ref = model.deformation.reference(x, slots, frames)
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    g_fast = torch.autograd.grad(fast[0].sum() + fast[1].sum(), [slots] + list(model.deformation.parameters()))
+    g_ref = torch.autograd.grad(ref[0].sum() + ref[1].sum(), [slots] + list(model.deformation.parameters()))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

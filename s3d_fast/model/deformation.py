@@ -45,8 +45,37 @@ class DeformationField(nn.Module):
         Returns offsets (G, N, 3), scores (G, N) in (0, 1) and assignments (G, N, S).
         """
         h = self.encoding(((x + 1) * 0.5).reshape(-1, 3)).view(*x.shape[:-1], -1)
+        # The slots are few and shared by every point of a frame, so the slot-side
+        # products are folded into per-frame matrices first (exactly the same function):
+        #   (h Wq^T + bq) k^T                 = h (Wq^T k^T) + bq k^T
+        #   W1 [h; assign v] = W1h h + assign (v W1p^T)
+        # per point that is E x S and S x hidden work instead of E x D, D x S and D x hidden.
+        k, v = self.key(slots), self.value(slots)
+        scale = k.shape[-1] ** -0.5
+        q_w, q_b = self.query.weight, self.query.bias
+        logit_w = torch.einsum("de,fsd->fes", q_w, k) * scale  # (F, E, S)
+        logit_b = torch.einsum("d,fsd->fs", q_b, k) * scale  # (F, S)
+        first = self.head[0]
+        e = h.shape[-1]
+        w_h, w_p = first.weight[:, :e], first.weight[:, e:]
+        slot_hidden = torch.einsum("fsd,od->fso", v, w_p)  # (F, S, hidden)
+        if group_frame is not None:
+            logit_w, logit_b, slot_hidden = logit_w[group_frame], logit_b[group_frame], slot_hidden[group_frame]
+        assign = torch.softmax(torch.baddbmm(logit_b.unsqueeze(1), h, logit_w), dim=-1)
+        hidden = torch.baddbmm(torch.addmm(first.bias, h.reshape(-1, e), w_h.t()).view(*h.shape[:-1], -1),
+                               assign, slot_hidden)
+        out = hidden
+        for layer in list(self.head)[1:]:
+            out = layer(out)
+        score = torch.sigmoid(out[..., 3])
+        offset = torch.tanh(out[..., :3]) * self.max_offset * score.unsqueeze(-1)
+        return offset, score, assign
+
+    def reference(self, x: torch.Tensor, slots: torch.Tensor, group_frame=None):
+        """The same field written the direct way (query, attention, pool, MLP): the
+        specification ``forward`` is tested against."""
+        h = self.encoding(((x + 1) * 0.5).reshape(-1, 3)).view(*x.shape[:-1], -1)
         q = self.query(h)
-        # Project the few slots once per frame, then hand each group its frame's.
         k, v = self.key(slots), self.value(slots)
         if group_frame is not None:
             k, v = k[group_frame], v[group_frame]
