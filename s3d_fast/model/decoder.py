@@ -24,7 +24,9 @@ class Decoder(nn.Module):
 
     def sample(self, planes, x: torch.Tensor) -> torch.Tensor:
         """planes: per scale (B, 3, H, W, C); x (B, N, 3) canonical points -> (B, N, C * scales)."""
-        return triplane_sample(planes, x, plane_reduce="sum", scale_reduce="concat")
+        # The fused sampler takes float32/64: under CUDA autocast the encoder's planes are
+        # bfloat16, so they are widened here (a no-op in float32).
+        return triplane_sample([p.float() for p in planes], x.float(), plane_reduce="sum", scale_reduce="concat")
 
     def forward(self, planes, x: torch.Tensor):
         out = self.mlp(self.sample(planes, x))

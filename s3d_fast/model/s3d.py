@@ -154,13 +154,14 @@ class S3DNeRF(nn.Module):
         edges = stratified_edges(near, far, cfg.n_coarse, jitter=stratified)
         with torch.no_grad(), stage("coarse pass (no grad)"):
             sigma_c = self.field(source, slots, points(edges), ray_frame, ray_source)[0]
-            w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c)
+            w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(),
+                                                     sigma_c.float())
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
         sigma, feat, offset, score = self.field(source, slots, points(edges), ray_frame, ray_source)
         values = torch.cat([feat, offset / cfg.max_offset, score.unsqueeze(-1)], -1)
         with stage("compositing"):
-            colors, opacity, _ = ops.composite(
-                sigma, values, t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
+            colors, opacity, _ = ops.composite(  # float32 also under CUDA autocast
+                sigma.float(), values.float(), t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
             )
         C = values.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
