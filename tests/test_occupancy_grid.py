@@ -154,6 +154,49 @@ def test_early_stop_and_alpha_threshold_follow_nerfacc():
     assert torch.equal(ri, all_ri[keep]) and torch.equal(t0, all_t0[keep]) and torch.equal(t1, all_t1[keep])
 
 
+def test_alpha_threshold_is_capped_by_each_rays_own_grid():
+    # Grid 0 holds a dense shell (mean occupancy far above alpha_thre), grid 1
+    # the same cells with faint occupancy values (mean far below): nerfacc
+    # caps alpha_thre at the mean occupancy, so grid 1's rays keep their faint
+    # samples while grid 0's drop them, exactly as when each grid runs alone.
+    grid = make_grid(n_grids=2)
+    grid.occs[1] *= 1e-5
+    means = grid.occs.mean(1)
+    alpha_thre = 1e-2
+    assert means[0] > alpha_thre > 10 * means[1]
+    o, d = make_rays(n=300, seed=9)
+    gi = torch.arange(300) % 2
+    step = 0.01
+
+    def sigma_fn(t0, t1, ri):  # alphas from ~0 to ~0.05 across the shell
+        return shell(o[ri] + ((t0 + t1) / 2)[:, None] * d[ri]) * 0.1
+
+    kw = dict(render_step_size=step, early_stop_eps=0.0)
+    batched = grid.sampling(o, d, sigma_fn=sigma_fn, alpha_thre=alpha_thre, grid_indices=gi, **kw)
+    all_ri, all_t0, all_t1 = grid.sampling(o, d, grid_indices=gi, **kw)
+    alphas = 1 - torch.exp(-sigma_fn(all_t0, all_t1, all_ri) * (all_t1 - all_t0))
+    thre = torch.clamp(means, max=alpha_thre)[gi[all_ri]]
+    keep = alphas >= thre
+    assert torch.equal(batched[0], all_ri[keep]) and torch.equal(batched[1], all_t0[keep])
+    on_1 = gi[all_ri] == 1
+    # The threshold mattered on both grids, differently.
+    assert 0 < int((keep & ~on_1).sum()) < int((~on_1).sum())
+    assert int((keep & on_1).sum()) > int(((alphas >= alpha_thre) & on_1).sum())
+    for g in range(2):
+        alone = OccupancyGrid(AABB, 32, n_grids=1)
+        alone.occs.copy_(grid.occs[g : g + 1])
+        alone.set_binaries(grid.binaries[g : g + 1])
+        rays = (gi == g).nonzero(as_tuple=True)[0]
+        o_g, d_g = o[rays], d[rays]
+
+        def sigma_g(t0, t1, ri):
+            return shell(o_g[ri] + ((t0 + t1) / 2)[:, None] * d_g[ri]) * 0.1
+
+        ri, t0, _ = alone.sampling(o_g, d_g, sigma_fn=sigma_g, alpha_thre=alpha_thre, **kw)
+        sel = gi[batched[0]] == g
+        assert torch.equal(rays[ri], batched[0][sel]) and torch.equal(t0, batched[1][sel])
+
+
 def test_update_every_n_steps_reproduces_the_ema_rule():
     torch.manual_seed(0)
     res = 8
