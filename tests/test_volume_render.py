@@ -62,11 +62,12 @@ def test_render_weight_gradcheck():
 
 @pytest.mark.parametrize("kind", ["density", "alpha", "weight"])
 @pytest.mark.parametrize("early_stop_eps", [0.0, 0.05])
-def test_composite_matches_reference(kind, early_stop_eps):
+@pytest.mark.parametrize("channels", [5, 32])  # run-time width; a compile-time one (3/16/32/64)
+def test_composite_matches_reference(kind, early_stop_eps, channels):
     ray_indices, t0, t1, sigmas = packed_samples(n_rays=11, max_per_ray=12, seed=3)
     inputs = {"density": sigmas, "alpha": torch.rand_like(sigmas) * 0.9, "weight": torch.rand_like(sigmas) * 0.2}[kind]
     inputs = inputs.clone().requires_grad_(True)
-    values = torch.randn(inputs.numel(), 5, dtype=torch.float64, requires_grad=True)
+    values = torch.randn(inputs.numel(), channels, dtype=torch.float64, requires_grad=True)
     kw = dict(ray_indices=ray_indices, n_rays=11, t_starts=t0, t_ends=t1, kind=kind, early_stop_eps=early_stop_eps)
     fused = ops.composite(inputs, values, **kw)
     ref = reference.composite(inputs, values, **kw)

@@ -114,13 +114,19 @@ struct CompositeArgs {
   T early_stop_eps;
 };
 
-template <typename T>
+// kChannels > 0 fixes the channel count at compile time: the per-ray sums
+// then live in registers (a run-time count accumulates through memory that
+// the compiler must assume may alias the values) and the channel loops are
+// unrolled vector code.
+template <int kChannels = 0, typename T>
 S3D_FN void composite_forward_ray(const CompositeArgs<T>& p, int64_t ray, T* colors, T* opacity,
                                   T* depth) {
   const int64_t begin = p.offsets[ray], end = p.offsets[ray + 1];
-  const int64_t C = p.channels;
+  const int64_t C = kChannels > 0 ? kChannels : p.channels;
   T* out = colors + ray * C;
-  for (int64_t c = 0; c < C; ++c) out[c] = T(0);
+  T local[kChannels > 0 ? kChannels : 1];
+  T* sum = kChannels > 0 ? local : out;
+  for (int64_t c = 0; c < C; ++c) sum[c] = T(0);
   T transmittance = T(1), acc = T(0), dep = T(0);
   for (int64_t i = begin; i < end; ++i) {
     T w;
@@ -132,27 +138,36 @@ S3D_FN void composite_forward_ray(const CompositeArgs<T>& p, int64_t ray, T* col
       transmittance *= T(1) - a;
     }
     const T* v = p.values + i * C;
-    for (int64_t c = 0; c < C; ++c) out[c] += w * v[c];
+    for (int64_t c = 0; c < C; ++c) sum[c] += w * v[c];
     acc += w;
     if (p.t_starts) dep += w * T(0.5) * (p.t_starts[i] + p.t_ends[i]);
     if (p.input != Input::Weight && transmittance < p.early_stop_eps) break;
   }
+  if (kChannels > 0)
+    for (int64_t c = 0; c < C; ++c) out[c] = local[c];
   opacity[ray] = acc;
   if (depth) depth[ray] = dep;
 }
 
 // Re-walks the ray front to back, recomputing T_i and w_i; the suffix sum
 // sum_{j>i} g_w_j w_j comes from the saved outputs (total minus prefix), so
-// the backward needs O(1) memory per ray and one pass. grad_in / grad_values
-// may be null when not needed. Samples past an early stop get zero gradient.
-template <typename T>
+// the backward needs O(1) memory per ray and one pass that reads each value
+// row once (for g_w_i) and writes its gradient row once (w_i g). grad_in /
+// grad_values may be null when not needed. Samples past an early stop get
+// zero gradient.
+template <int kChannels = 0, typename T>
 S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const T* colors,
                                    const T* opacity, const T* depth, const T* grad_colors,
                                    const T* grad_opacity, const T* grad_depth, T* grad_in,
                                    T* grad_values) {
   const int64_t begin = p.offsets[ray], end = p.offsets[ray + 1];
-  const int64_t C = p.channels;
+  const int64_t C = kChannels > 0 ? kChannels : p.channels;
   const T* g = grad_colors ? grad_colors + ray * C : nullptr;
+  T g_local[kChannels > 0 ? kChannels : 1];
+  if (kChannels > 0 && g) {
+    for (int64_t c = 0; c < C; ++c) g_local[c] = g[c];
+    g = g_local;
+  }
   const T g_op = grad_opacity ? grad_opacity[ray] : T(0);
   const T g_dep = (grad_depth && p.t_starts) ? grad_depth[ray] : T(0);
 
