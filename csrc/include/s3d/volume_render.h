@@ -266,7 +266,7 @@ S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const
   for (int64_t i = begin; i < end; ++i) {
     const int64_t j = (i - begin) % kSampleBlock;
     if (j == 0 && !stopped && p.input != Input::Weight) {
-      // The block's alphas first (the exp calls), then its channels.
+      // The block's alphas first (one vectorised loop for float32), then its channels.
       const int64_t n = min_i64(kSampleBlock, end - i);
       alphas_of_block(p.input, p.in, p.t_starts, p.t_ends, i, n, alphas);
     }
