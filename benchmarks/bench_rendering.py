@@ -6,7 +6,8 @@
 2 threads. Cases (DESIGN 3.3 / issue 4):
 - marching: 2^16 rays through a 128^3 grid whose occupied cells form a
   head-like shell (about 5% occupied), step 1/256 of the box; fused marcher vs
-  the dense masked PyTorch reference (every step generated, then tested).
+  the dense masked PyTorch reference (every step generated, then tested); and
+  the fused marcher alone with cone_angle = 1/256.
 - compositing: 2^20 packed samples over 2^14 rays, C = 32, forward+backward
   (gradients to densities and values): fused ``composite`` vs the packed
   PyTorch reference (cumsum plus index_add) vs nerfacc 0.5.3's batched CPU path
@@ -143,6 +144,23 @@ def test_march(benchmark, record, impl):
         rays_per_s=MARCH_RAYS / t, samples_per_s=out[0].numel() / t, samples=out[0].numel(),
         occupied_fraction=float(inputs[0].binaries.float().mean()),
     )
+
+
+def test_march_cone_angle(benchmark, record):
+    # cone_angle = 1/256 from near = 0: the steps follow t += clamp(t * cone, step, 1e10);
+    # the walk replays that recurrence across empty space without grid lookups.
+    grid, o, d, near, far = march_inputs()
+    bits, blocks, res = grid.bits, grid.block_bits, grid.resolution
+    benchmark.group = "occupancy-grid marching 2^16 rays, 128^3 shell, step 1/256, cone_angle 1/256"
+    out = benchmark.pedantic(
+        lambda: ops.occgrid_march(bits, res, AABB, o, d, near, far, STEP, 1 / 256, block_bits=blocks),
+        rounds=5, iterations=1, warmup_rounds=1,
+    )
+    t = min_seconds(benchmark)
+    if t is None:  # --benchmark-disable
+        return
+    record("occupancy-grid marching, 2^16 rays, cone_angle 1/256", "fused", MARCH_RAYS / t / 1e6, "M rays/s")
+    benchmark.extra_info.update(rays_per_s=MARCH_RAYS / t, samples=out[0].numel())
 
 
 @pytest.mark.parametrize("impl", COMPOSITE_IMPLS)

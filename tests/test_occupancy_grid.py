@@ -57,6 +57,27 @@ def test_fused_marcher_matches_dense_reference(levels, cone_angle, blocks):
     torch.testing.assert_close(fused[2], ref[2], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cone_angle", [0.0, 1 / 256, 0.05])
+def test_skipping_keeps_exactly_the_step_by_step_samples(dtype, cone_angle):
+    # res 24 with 3 levels: the finer boxes' faces cut through coarse 8^3
+    # blocks and cells, where an empty coarse region must end at the finer box.
+    # near = 0 puts a long empty stretch before the box; with cone_angle > 0
+    # the lattice is the recurrence t += clamp(t * cone_angle, step, 1e10),
+    # which the reference replays step by step and the fused walk replays
+    # without lookups across empty regions: same samples, same bits.
+    grid = make_grid(resolution=24, levels=3, n_grids=2, dilate=0)
+    o, d = make_rays(n=600, seed=8, dtype=dtype)
+    gi = torch.arange(600) % 2
+    near, far = bounds(len(o), near=0.0, far=7.0, dtype=dtype)
+    fused = ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.013, cone_angle,
+                              grid_indices=gi, block_bits=grid.block_bits)
+    ref = reference.occgrid_march(grid.binaries, AABB, o, d, near, far, 0.013, cone_angle, grid_indices=gi)
+    assert fused[0].numel() > 1000
+    for a, b in zip(fused, ref):
+        assert torch.equal(a, b)
+
+
 def test_samples_lie_in_occupied_cells_within_bounds_sorted_and_step_consistent():
     grid = make_grid(resolution=24, levels=2, n_grids=2, dilate=0)
     o, d = make_rays(n=400, seed=1, dtype=torch.float64)
@@ -131,6 +152,49 @@ def test_early_stop_and_alpha_threshold_follow_nerfacc():
     keep = (trans >= 1e-2) & (alphas >= alpha_thre)
     assert 0 < int(keep.sum()) < all_ri.numel()
     assert torch.equal(ri, all_ri[keep]) and torch.equal(t0, all_t0[keep]) and torch.equal(t1, all_t1[keep])
+
+
+def test_alpha_threshold_is_capped_by_each_rays_own_grid():
+    # Grid 0 holds a dense shell (mean occupancy far above alpha_thre), grid 1
+    # the same cells with faint occupancy values (mean far below): nerfacc
+    # caps alpha_thre at the mean occupancy, so grid 1's rays keep their faint
+    # samples while grid 0's drop them, exactly as when each grid runs alone.
+    grid = make_grid(n_grids=2)
+    grid.occs[1] *= 1e-5
+    means = grid.occs.mean(1)
+    alpha_thre = 1e-2
+    assert means[0] > alpha_thre > 10 * means[1]
+    o, d = make_rays(n=300, seed=9)
+    gi = torch.arange(300) % 2
+    step = 0.01
+
+    def sigma_fn(t0, t1, ri):  # alphas from ~0 to ~0.05 across the shell
+        return shell(o[ri] + ((t0 + t1) / 2)[:, None] * d[ri]) * 0.1
+
+    kw = dict(render_step_size=step, early_stop_eps=0.0)
+    batched = grid.sampling(o, d, sigma_fn=sigma_fn, alpha_thre=alpha_thre, grid_indices=gi, **kw)
+    all_ri, all_t0, all_t1 = grid.sampling(o, d, grid_indices=gi, **kw)
+    alphas = 1 - torch.exp(-sigma_fn(all_t0, all_t1, all_ri) * (all_t1 - all_t0))
+    thre = torch.clamp(means, max=alpha_thre)[gi[all_ri]]
+    keep = alphas >= thre
+    assert torch.equal(batched[0], all_ri[keep]) and torch.equal(batched[1], all_t0[keep])
+    on_1 = gi[all_ri] == 1
+    # The threshold mattered on both grids, differently.
+    assert 0 < int((keep & ~on_1).sum()) < int((~on_1).sum())
+    assert int((keep & on_1).sum()) > int(((alphas >= alpha_thre) & on_1).sum())
+    for g in range(2):
+        alone = OccupancyGrid(AABB, 32, n_grids=1)
+        alone.occs.copy_(grid.occs[g : g + 1])
+        alone.set_binaries(grid.binaries[g : g + 1])
+        rays = (gi == g).nonzero(as_tuple=True)[0]
+        o_g, d_g = o[rays], d[rays]
+
+        def sigma_g(t0, t1, ri):
+            return shell(o_g[ri] + ((t0 + t1) / 2)[:, None] * d_g[ri]) * 0.1
+
+        ri, t0, _ = alone.sampling(o_g, d_g, sigma_fn=sigma_g, alpha_thre=alpha_thre, **kw)
+        sel = gi[batched[0]] == g
+        assert torch.equal(rays[ri], batched[0][sel]) and torch.equal(t0, batched[1][sel])
 
 
 def test_update_every_n_steps_reproduces_the_ema_rule():

@@ -5,6 +5,9 @@
 // thread only, so the results do not depend on the schedule.
 #include "s3d/volume_render_launchers.h"
 
+#include <cstdint>
+#include <type_traits>
+
 namespace s3d {
 namespace volume_render {
 namespace cpu {
@@ -33,11 +36,31 @@ void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const
                          grad_weights, grad_trans, grad_alphas, grad_in);
 }
 
+namespace {
+
+// Calls body(std::integral_constant<int, K>) with the channel count as a
+// compile-time constant for the common widths, 0 (run time) otherwise.
+template <typename Body>
+void with_channels(int64_t channels, Body&& body) {
+  switch (channels) {
+    case 3: body(std::integral_constant<int, 3>()); break;
+    case 16: body(std::integral_constant<int, 16>()); break;
+    case 32: body(std::integral_constant<int, 32>()); break;
+    case 64: body(std::integral_constant<int, 64>()); break;
+    default: body(std::integral_constant<int, 0>()); break;
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity,
                        T* depth, int n_threads) {
+  with_channels(p.channels, [&](auto width) {
+    constexpr int K = decltype(width)::value;
 #pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
-  for (int64_t r = 0; r < n_rays; ++r) composite_forward_ray(p, r, colors, opacity, depth);
+    for (int64_t r = 0; r < n_rays; ++r) composite_forward_ray<K>(p, r, colors, opacity, depth);
+  });
 }
 
 template <typename T>
@@ -45,10 +68,13 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         const T* opacity, const T* depth, const T* grad_colors,
                         const T* grad_opacity, const T* grad_depth, T* grad_in, T* grad_values,
                         int n_threads) {
+  with_channels(p.channels, [&](auto width) {
+    constexpr int K = decltype(width)::value;
 #pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
-  for (int64_t r = 0; r < n_rays; ++r)
-    composite_backward_ray(p, r, colors, opacity, depth, grad_colors, grad_opacity, grad_depth,
-                           grad_in, grad_values);
+    for (int64_t r = 0; r < n_rays; ++r)
+      composite_backward_ray<K>(p, r, colors, opacity, depth, grad_colors, grad_opacity,
+                                grad_depth, grad_in, grad_values);
+  });
 }
 
 #define S3D_INSTANTIATE(T)                                                                      \
@@ -63,6 +89,10 @@ S3D_INSTANTIATE(float)
 S3D_INSTANTIATE(double)
 #undef S3D_INSTANTIATE
 
+// The offsets scan is one read per sample (about 1 ms per 2^20 samples on
+// one core); a parallel region only pays off for much larger inputs.
+constexpr int64_t kMinParallelSamples = int64_t(1) << 22;
+
 template <typename I>
 int ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t* offsets,
                 int n_threads) {
@@ -71,7 +101,7 @@ int ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t
     return 0;
   }
   int error = 0;
-#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : error) if (n_samples > 65536)
+#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : error) if (n_samples > kMinParallelSamples)
   for (int64_t i = 0; i < n_samples; ++i)
     error |= ray_offsets_sample(ray_indices, n_samples, n_rays, i, offsets);
   return error;

@@ -127,7 +127,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_forward_impl(
                                       early_stop_eps);
     colors = at::empty({n_rays, values.size(1)}, in.options());
     opacity = at::empty({n_rays}, in.options());
-    depth = at::zeros({n_rays}, in.options());
+    depth = at::empty({n_rays}, in.options());  // every ray writes its depth
     Backend::template composite_forward<scalar_t>(p, n_rays, colors.data_ptr<scalar_t>(),
                                                   opacity.data_ptr<scalar_t>(),
                                                   depth.data_ptr<scalar_t>());

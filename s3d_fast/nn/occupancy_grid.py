@@ -172,7 +172,8 @@ class OccupancyGrid(nn.Module):
         ray's grid (``grid_indices`` (R,); default grid 0) and before the far
         bound / the grid's box. With ``sigma_fn(t_starts, t_ends, ray_indices)``
         or ``alpha_fn`` the samples with alpha < alpha_thre (capped at the mean
-        occupancy) and those behind transmittance < early_stop_eps are dropped.
+        occupancy of the ray's own grid) and those behind transmittance <
+        early_stop_eps are dropped.
         """
         check_float("rays_o", rays_o, "OccupancyGrid.sampling")
         n = rays_o.shape[0] if rays_o.dim() == 2 else -1
@@ -196,7 +197,6 @@ class OccupancyGrid(nn.Module):
             render_step_size, cone_angle, grid_indices, self.block_bits,
         )
         if (alpha_thre > 0.0 or early_stop_eps > 0.0) and (sigma_fn is not None or alpha_fn is not None):
-            alpha_thre = min(alpha_thre, self.occs.mean().item())
             if sigma_fn is not None:
                 sigmas = sigma_fn(t_starts, t_ends, ray_indices)
                 if sigmas.shape != t_starts.shape:
@@ -211,6 +211,12 @@ class OccupancyGrid(nn.Module):
             _, trans = render_weight_from_alpha(alphas.to(t_starts.dtype).contiguous(), packed_info=packed_info)
             keep = trans >= early_stop_eps
             if alpha_thre > 0.0:
-                keep &= alphas >= alpha_thre
+                # nerfacc caps alpha_thre at the grid's mean occupancy (so a
+                # grid of faint density is not culled away); each ray's own grid.
+                thre = torch.clamp(self.occs.mean(dim=1), max=alpha_thre).to(alphas.dtype)
+                if grid_indices is None:
+                    keep &= alphas >= thre[0]
+                else:
+                    keep &= alphas >= thre[grid_indices.to(ray_indices.device).long()[ray_indices]]
             ray_indices, t_starts, t_ends = ray_indices[keep], t_starts[keep], t_ends[keep]
         return ray_indices, t_starts, t_ends

@@ -82,9 +82,17 @@ def render_weight_from_density(
 
 
 def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
-    """(weights, transmittance) from alphas, as nerfacc's (which, unlike the
-    density version, does not return the alphas again); see
-    :func:`render_weight_from_density`, also for ``prefix_trans``."""
+    """Weights and transmittance from alphas, as nerfacc's.
+
+    Returns two tensors, ``(weights, transmittance)``, not three: that is what
+    nerfacc 0.5.3's ``render_weight_from_alpha`` returns, and keeping its
+    return keeps this a drop-in replacement (``w, t = render_weight_from_alpha(...)``
+    works unchanged). Issue 4's text names ``(weights, transmittance, alphas)``
+    for both functions; here the alphas are the caller's own input, so a third
+    output would only repeat it. :func:`render_weight_from_density` returns
+    three, also as nerfacc does. Arguments, layouts and ``prefix_trans`` as in
+    :func:`render_weight_from_density`.
+    """
     op = "render_weight_from_alpha"
     check_float("alphas", alphas, op)
     weights, trans, _ = _render_weight(op, 1, alphas, "alphas", None, None, ray_indices, n_rays, packed_info, prefix_trans)

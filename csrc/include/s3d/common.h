@@ -18,6 +18,16 @@
 
 #define S3D_FN S3D_HOST_DEVICE S3D_INLINE
 
+// For a body the host compiler would otherwise outline from a hot loop (a
+// call per step costs more than the body: e.g. the marcher's grid lookup).
+#if defined(__CUDACC__)
+#define S3D_HOT_FN S3D_HOST_DEVICE __forceinline__
+#elif defined(__GNUC__) || defined(__clang__)
+#define S3D_HOT_FN inline __attribute__((always_inline))
+#else
+#define S3D_HOT_FN inline
+#endif
+
 namespace s3d {
 
 // Scatter-add used by backward passes. CUDA threads race on the same output,

@@ -13,7 +13,12 @@
 // cell, or of the empty kBlock^3 block around it, so the cost follows the
 // empty regions crossed plus the samples kept, not the steps.
 // With cone_angle > 0 the step grows with t (dt = clamp(t * cone_angle,
-// step, 1e10), as nerfacc) and the walk steps through empty cells instead.
+// step, 1e10), as nerfacc): the lattice is that recurrence, t_{k+1} = t_k +
+// dt(t_k), which has no closed form in floating point, so the walk replays
+// it (a multiply, a clamp and an add per step) across an empty region
+// without looking anything up, and looks up the grid again only past the
+// region's exit. The samples are bit for bit those of the step-by-step walk
+// (nerfacc also replays the recurrence across empty cells).
 //
 // The same body serves both passes of the launcher: the counting pass (Emit
 // only counts) and the filling pass (Emit writes at the ray's offset).
@@ -116,12 +121,35 @@ S3D_FN T box_exit(const T* o, const T* inv_d, const T* lo, const T* size) {
   return t;
 }
 
+// An empty cell or block of level l > 0 may reach into the box of level
+// l - 1 (when the finer box's faces do not fall on the coarse cell or block
+// faces, e.g. res not a multiple of 32 with 8^3 blocks); there the finer level
+// decides, so the empty region ends where the ray enters that box.
+template <typename T>
+S3D_FN T clip_to_finer(const LevelFrame<T>* frames, int l, const T* o, const T* inv_d, T t,
+                       T t_exit) {
+  if (l == 0) return t_exit;
+  const LevelFrame<T>& f = frames[l - 1];
+  T t0 = T(-1e30), t1 = T(1e30);
+  for (int a = 0; a < 3; ++a) {
+    if (inv_d[a] == T(0)) {
+      if (o[a] < f.lo[a] || o[a] > f.lo[a] + f.extent[a]) return t_exit;  // never enters
+      continue;
+    }
+    T ta = (f.lo[a] - o[a]) * inv_d[a], tb = (f.lo[a] + f.extent[a] - o[a]) * inv_d[a];
+    t0 = max_(t0, min_(ta, tb));
+    t1 = min_(t1, max_(ta, tb));
+  }
+  // The point at t is outside the finer box; only an entry ahead matters.
+  return (t0 <= t1 && t0 > t) ? min_(t_exit, t0) : t_exit;
+}
+
 // Occupancy at point o + t d (finest level whose box holds it); through
 // t_exit, where the ray leaves the empty region around it: its block of
 // kBlock^3 cells when that block is empty, else its cell. Points outside the
 // coarsest box count as empty with t_exit = t (the caller steps on).
 template <typename T>
-S3D_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, const uint8_t* grid_bits,
+S3D_HOT_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, const uint8_t* grid_bits,
                    const uint8_t* grid_blocks, const T* o, const T* d, const T* inv_d, T t,
                    T* t_exit) {
   T x[3];
@@ -138,30 +166,50 @@ S3D_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, const u
     int c[3];
     for (int a = 0; a < 3; ++a)
       c[a] = clamp(static_cast<int>(floor_<T>(u[a] * f.inv_size[a])), 0, p.res[a] - 1);
+    // The empty region around the point: its block when that is empty,
+    // else its cell (when that is empty).
+    int first[3], span[3];
+    bool block_empty = false;
     if (grid_blocks) {
       const int64_t b = (static_cast<int64_t>(c[0] / kBlock) * p.block_res[1] + c[1] / kBlock) *
                             p.block_res[2] + c[2] / kBlock;
-      if (!((grid_blocks[l * p.block_bytes_per_level + (b >> 3)] >> (b & 7)) & 1)) {
-        T lo[3], size[3];
-        for (int a = 0; a < 3; ++a) {
-          const int first = (c[a] / kBlock) * kBlock;
-          const int last = min_(first + kBlock, p.res[a]);
-          lo[a] = f.lo[a] + T(first) * f.size[a];
-          size[a] = T(last - first) * f.size[a];
-        }
-        *t_exit = box_exit(o, inv_d, lo, size);
-        return false;
+      block_empty = !((grid_blocks[l * p.block_bytes_per_level + (b >> 3)] >> (b & 7)) & 1);
+    }
+    if (block_empty) {
+      for (int a = 0; a < 3; ++a) {
+        first[a] = (c[a] / kBlock) * kBlock;
+        span[a] = min_(first[a] + kBlock, p.res[a]) - first[a];
+      }
+    } else {
+      const int64_t idx = (static_cast<int64_t>(c[0]) * p.res[1] + c[1]) * p.res[2] + c[2];
+      if ((grid_bits[l * p.bytes_per_level + (idx >> 3)] >> (idx & 7)) & 1) return true;
+      for (int a = 0; a < 3; ++a) {
+        first[a] = c[a];
+        span[a] = 1;
       }
     }
-    const int64_t idx = (static_cast<int64_t>(c[0]) * p.res[1] + c[1]) * p.res[2] + c[2];
-    if ((grid_bits[l * p.bytes_per_level + (idx >> 3)] >> (idx & 7)) & 1) return true;
-    T lo[3];
-    for (int a = 0; a < 3; ++a) lo[a] = f.lo[a] + T(c[a]) * f.size[a];
-    *t_exit = box_exit(o, inv_d, lo, f.size);
+    T lo[3], size[3];
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = f.lo[a] + T(first[a]) * f.size[a];
+      size[a] = T(span[a]) * f.size[a];
+    }
+    const T exit = box_exit(o, inv_d, lo, size);
+    *t_exit = l == 0 ? exit : clip_to_finer(frames, l, o, inv_d, t, exit);
     return false;
   }
   *t_exit = t;
   return false;
+}
+
+// How far before the exit of an empty region the walk resumes looking up
+// the grid. The lookup rounds o + t d on its own, so a midpoint within a few
+// ulps of a cell face may land on either side; such steps are looked up
+// rather than skipped, so skipping never changes which samples are kept
+// (save for rays grazing a face at a tiny angle). `scale` bounds |t| and the
+// coordinates along the ray's stretch inside the box.
+template <typename T>
+S3D_FN T skip_margin(T scale) {
+  return (sizeof(T) == 4 ? T(1e-5) : T(1e-13)) * scale;
 }
 
 // Marches ray r; calls emit(k, t_start, t_end) for every kept sample (k
@@ -189,13 +237,20 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
   const T t_hi = min_(p.t_far[r], t_exit);
   if (!(t_enter <= t_exit) || !(t0 < t_hi)) return 0;
 
+  T scale = t_hi < T(0) ? -t_hi : t_hi;
+  for (int a = 0; a < 3; ++a) {
+    scale = max_(scale, outer.lo[a] < T(0) ? -outer.lo[a] : outer.lo[a]);
+    scale = max_(scale, hi[a] < T(0) ? -hi[a] : hi[a]);
+  }
+  const T margin = skip_margin(T(2) * scale);
+
   int64_t n = 0;
   if (p.cone_angle <= T(0)) {
     const T dt = p.step;
     // First lattice step whose midpoint is inside the box.
     int64_t k = 0;
     if (t_enter > t0) {
-      const T first = ceil_((t_enter - t0) / dt - T(0.5));
+      const T first = ceil_((t_enter - margin - t0) / dt - T(0.5));
       k = first > T(0) ? static_cast<int64_t>(first) : 0;
     }
     for (;;) {
@@ -210,21 +265,31 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
         ++k;
       } else {
         // Jump to the first step whose midpoint lies past the empty region.
-        const T next = ceil_((region_exit - t0) / dt - T(0.5));
+        const T next = ceil_((region_exit - margin - t0) / dt - T(0.5));
         k = next > T(k + 1) ? static_cast<int64_t>(next) : k + 1;
       }
     }
   } else {
+    // Midpoints before skip_to are known to be empty: before the box, then
+    // inside the last empty cell/block looked up.
+    T skip_to = min_(t_enter - margin, t_hi);
     T ts = t0;
     for (;;) {
-      const T dt = clamp(ts * p.cone_angle, p.step, T(1e10));
-      const T te = ts + dt;
+      // Replay the lattice across the known-empty stretch: the loop-carried
+      // work is one multiply, clamp and add per step.
+      T te = ts + clamp(ts * p.cone_angle, p.step, T(1e10));
+      while (T(0.5) * (ts + te) < skip_to) {
+        ts = te;
+        te = ts + clamp(ts * p.cone_angle, p.step, T(1e10));
+      }
       const T mid = T(0.5) * (ts + te);
       if (!(mid < t_hi)) break;
       T region_exit;
       if (lookup(p, frames, grid_bits, grid_blocks, o, d, inv_d, mid, &region_exit)) {
         emit(n++, ts, te);
         if (emit.done(n)) break;
+      } else {
+        skip_to = min_(region_exit - margin, t_hi);
       }
       ts = te;
     }

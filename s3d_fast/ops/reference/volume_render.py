@@ -62,6 +62,7 @@ def render_weight_from_density(t_starts, t_ends, sigmas, packed_info=None, ray_i
 
 
 def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
+    """(weights, transmittance): two outputs, as nerfacc 0.5.3 returns them."""
     op = "render_weight_from_alpha"
     lay = layout(op, alphas, ray_indices, n_rays, packed_info)
     weights, trans, _ = _weights("alpha", alphas.reshape(-1), None, None, lay.offsets)
