@@ -137,9 +137,10 @@ class Trainer:
 
     # -- stage 1 -----------------------------------------------------------------------
     def sync_stage(self, train):
-        """The frozen lip-sync expert for the sync loss, trained first (or None when the
-        sync loss is off)."""
-        if self.cfg.loss.sync <= 0 or self.cfg.train.sync_steps <= 0:
+        """The frozen lip-sync expert, trained first: the generator's sync loss (when
+        ``loss.sync`` > 0) and the sync scores of ``s3d-fast eval`` use it. None when
+        ``train.sync_steps`` is 0."""
+        if self.cfg.train.sync_steps <= 0:
             return None
         from .sync_stage import run_sync_stage
 

@@ -14,7 +14,7 @@ from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from model_helpers import TINY_OVERRIDES
 
 FAST = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=3", "train.eval_items=1",
-                         "train.checkpoint_every=2", "loss.sync=0"]
+                         "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
 
 
 def _sets(overrides):
@@ -107,3 +107,14 @@ def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
     losses = [float(r["total"]) for r in rows if r["stage"] == "generator"]
     assert len(losses) == 8
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+
+
+def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
+    out = tmp_path / "sync"
+    sets = _sets(FAST + ["train.sync_steps=20", "train.sync_batch=8", "train.sync_start=1", "loss.sync=0.5"])
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + sets) == 0
+    assert (out / "syncnet.safetensors").stat().st_size > 0
+    rows = _rows(out)
+    assert any(r["stage"] == "sync" for r in rows)
+    gen = [r for r in rows if r["stage"] == "generator"]
+    assert gen[0]["sync"] == "" and float(gen[1]["sync"]) > 0  # on from train.sync_start
