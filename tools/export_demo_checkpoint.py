@@ -26,8 +26,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run folder (its newest checkpoint) or a checkpoint folder")
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change an inference setting, e.g. model.march_steps=40 (the weights stay as trained)")
     args = parser.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.run))
+    if args.overrides:
+        from s3d_fast.configuration import apply_overrides, config_from_dict, config_to_dict
+        from s3d_fast.model.config import Config
+
+        ckpt.config = config_to_dict(apply_overrides(config_from_dict(Config, ckpt.config), args.overrides))
     extra = dict(ckpt.extra, exported_from=os.path.basename(os.path.normpath(str(ckpt.path))))
     out = save_checkpoint(args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra,
                           rng=False)

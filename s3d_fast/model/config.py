@@ -48,8 +48,11 @@ class ModelConfig:
     # Baked real-time rendering: occupancy grid over the box, marching step.
     bake_resolution: int = 64
     bake_threshold: float = 0.5  # density above which a cell is occupied
-    bake_shell: int = 3  # cells kept inside the surface; deeper ones are carved out (0: keep all)
-    march_steps: int = 96  # samples across the box diagonal of 2 (step = 2 / march_steps)
+    bake_shell: int = 2  # cells kept inside the surface; deeper ones are carved out (0: keep all)
+    # Samples across the box's side of 2 (step = 2 / march_steps, two cells of a 64^3
+    # grid). 32 renders the demo within 44.9 dB (RGB) / 34.8 dB (opacity) of the
+    # training-style path; 40 gave 44.5 / 35.1 and 96 gave 44.9 / 36.6, at 1/3 the speed.
+    march_steps: int = 32
     early_stop_eps: float = 1e-3
 
 
@@ -112,7 +115,7 @@ def paper() -> Config:
             plane_resolutions=(32, 64, 128, 256), plane_channels=32, feature_channels=32,
             audio_dim=128, n_slots=8, slot_dim=128, hash_levels=16, hash_log2_size=19,
             hash_base_resolution=16, hash_per_level_scale=1.447, deform_hidden=128, decoder_hidden=128,
-            sr_width=64, n_coarse=48, n_fine=48, bake_resolution=128, march_steps=192,
+            sr_width=64, n_coarse=48, n_fine=48, bake_resolution=128, march_steps=80,
         ),
         train=TrainConfig(steps=200_000, batch_size=4, lr=5e-4),
     )

@@ -1,0 +1,82 @@
+"""Rendering frames of the bundled demo (`small` config, 256^2 output): the baked
+real-time path (occupancy grid, marching only occupied cells) beside the training-style
+path (stratified + importance samples over the whole box), on the same identity, audio
+and cameras, with the PSNR between the two and the baked path's time per stage.
+
+Run: PYTHONPATH=. python -m pytest benchmarks/bench_render.py --benchmark-only -s
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from s3d_fast.render.api import DEMO_CHECKPOINT, DEMO_IMAGE, DEMO_SPEECH
+
+from conftest import min_seconds
+
+FRAMES = 8  # one batch of frames per call, as `s3d-fast render --batch 8`
+
+
+@pytest.fixture(scope="module")
+def demo():
+    if not os.path.isdir(DEMO_CHECKPOINT):
+        pytest.fail(f"the bundled demo checkpoint is missing ({DEMO_CHECKPOINT}); see README, 'The demo checkpoint'")
+    from s3d_fast.data import audio
+    from s3d_fast.model import load_model
+    from s3d_fast.render import cameras
+    from s3d_fast.render.source import load_source
+
+    model = load_model(DEMO_CHECKPOINT, "cpu")
+    src = load_source(DEMO_IMAGE, model.input_resolution)
+    speech = audio.load_audio(DEMO_SPEECH)
+    mel = torch.from_numpy(audio.audio_features(speech, FRAMES))
+    poses = cameras.apply_offsets(cameras.static(src.c2w, FRAMES), cameras.orbit_offsets(FRAMES, 20.0))
+    with torch.no_grad():
+        source = model.prepare_source(
+            torch.from_numpy(src.image).permute(2, 0, 1)[None].float() / 255,
+            None if src.mask is None else torch.from_numpy(src.mask.astype(np.int64))[None],
+        )
+        tokens = model.audio_tokens(mel)
+        baked = model.fit_to_audio(model.bake(source), tokens)  # as s3d-fast render does
+    c2w = torch.from_numpy(np.asarray(poses, np.float32))
+    K = torch.from_numpy(np.asarray(src.K, np.float32))
+    return model, source, baked, tokens, c2w, K
+
+
+def _psnr(a, b):
+    return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
+
+
+def test_baked_real_time_path(benchmark, record, demo):
+    model, source, baked, tokens, c2w, K = demo
+    out = benchmark.pedantic(model.render_frames, (baked, tokens, c2w, K), rounds=3, warmup_rounds=1)
+    seconds = min_seconds(benchmark)
+    with torch.no_grad():
+        ref = model.render(source, tokens[None], c2w[None], K[None], stratified=False)
+    psnr = _psnr(out["rgb"], ref["rgb"][0])
+    # The output blends in the source, so also compare what the radiance field alone renders.
+    psnr_opacity = _psnr(out["opacity"], ref["opacity"][0])
+    benchmark.extra_info["opacity_psnr_vs_training_style_db"] = psnr_opacity
+    benchmark.extra_info["psnr_vs_training_style_db"] = psnr
+    benchmark.extra_info["occupied_fraction"] = baked.occupied_fraction
+    if seconds is not None:
+        fps = FRAMES / seconds
+        benchmark.extra_info["frames_per_s"] = fps
+        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
+        record("render 256^2 small (demo)", "fused", fps, "frames/s", psnr_vs_training_style=f"{psnr:.1f} dB",
+               opacity_psnr=f"{psnr_opacity:.1f} dB",
+               **{f"per frame {k}": v for k, v in stages.items()})
+
+
+def test_training_style_path(benchmark, record, demo):
+    model, source, baked, tokens, c2w, K = demo
+
+    def render():
+        with torch.no_grad():
+            return model.render(source, tokens[None], c2w[None], K[None], stratified=False)
+
+    benchmark.pedantic(render, rounds=2, warmup_rounds=0)
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        record("render 256^2 small (demo)", "training-style", FRAMES / seconds, "frames/s")
