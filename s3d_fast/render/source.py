@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.atomic import save_npz
 from .errors import NoFaceError, SourceImageError
 
 SIDECAR_SUFFIX = ".npz"
@@ -75,14 +76,7 @@ def write_sidecar(image_path, c2w: np.ndarray, K: np.ndarray, mask: Optional[np.
     arrays = {"c2w": np.asarray(c2w, np.float32), "K": np.asarray(K, np.float32)}
     if mask is not None:
         arrays["mask"] = np.asarray(mask, np.uint8)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_npz(path, arrays)
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import audio as audio_mod
+from ..atomic import save_npz
 from ..errors import DataError
 from ..manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
 from . import camera, head, phonemes, raycast, speech, visemes
@@ -199,17 +200,6 @@ def make_clip(
     }
 
 
-def _save_npz(path: str, arrays: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_clip(folder: str, clip: dict, crf: int) -> None:
     from .. import video
 
@@ -218,7 +208,7 @@ def write_clip(folder: str, clip: dict, crf: int) -> None:
     for v, frames in enumerate(clip["view_frames"]):
         video.write_video(os.path.join(folder, f"view{v + 1}.mp4"), frames, FPS, crf=crf)
     audio_mod.write_wav(os.path.join(folder, "audio.wav"), clip["audio"])
-    _save_npz(os.path.join(folder, "meta.npz"), clip["meta"])  # last: marks the clip complete
+    save_npz(os.path.join(folder, "meta.npz"), clip["meta"])  # last: marks the clip complete
 
 
 def _clip_entry(config: SynthConfig, ident_id: str, clip_id: str, split: str) -> dict:
