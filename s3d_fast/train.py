@@ -22,8 +22,8 @@ from .errors import S3DError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="data set folder (manifest.json): SynthTalk or preprocessed video")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints, metrics.csv, curves.png")
+    parser.add_argument("--data", help="data set folder (manifest.json): SynthTalk or preprocessed video")
+    parser.add_argument("--out", help="run folder: checkpoints, metrics.csv, curves.png")
     parser.add_argument("--config", default="small", help="small | paper (default small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
@@ -60,6 +60,12 @@ def resolve_config(args):
 def run(args) -> int:
     from .configuration import format_config
 
+    if args.print_config and not args.resume:
+        print(format_config(resolve_config(args)))
+        return 0
+    missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise S3DError(f"{' and '.join(missing)} required (or --print-config to see the config)")
     cfg = resolve_config(args)
     if args.print_config:
         print(format_config(cfg))

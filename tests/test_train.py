@@ -92,9 +92,11 @@ def test_train_refuses_to_overwrite_and_explains(data, tmp_path, capsys):
 
 
 def test_print_config(capsys):
-    assert main(["train", "--data", "unused", "--out", "unused", "--print-config", "--set", "train.lr=0.5"]) == 0
+    assert main(["train", "--print-config", "--set", "train.lr=0.5"]) == 0
     text = capsys.readouterr().out
     assert "lr: 0.5" in text and "nerf_resolution: 64" in text
+    assert main(["train", "--steps", "3"]) == 1
+    assert "--data and --out required" in capsys.readouterr().err
 
 
 def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
