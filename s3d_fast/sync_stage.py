@@ -21,10 +21,12 @@ def run_sync_stage(trainer, train_set):
     path = syncnet_path(t.run.root)
     if not path.is_file() and t.dist.is_main:
         def log(step, record):
-            if t.log is not None and ("loss" in record or any(k.startswith("heldout") for k in record)):
-                numbers = {k: v for k, v in record.items() if isinstance(v, (int, float))}
-                if step % cfg.train.log_every == 0 or any(k.startswith("heldout") for k in numbers):
-                    t.log.log(step, "sync", **{f"sync_{k}": v for k, v in numbers.items()})
+            # Every log_every-th training loss, and every held-out evaluation.
+            if t.log is None:
+                return
+            numbers = {k: v for k, v in record.items() if isinstance(v, (int, float))}
+            if any(k.startswith("heldout") for k in numbers) or ("loss" in numbers and step % cfg.train.log_every == 0):
+                t.log.log(step, "sync", **{f"sync_{k}": v for k, v in numbers.items()})
 
         syncnet, stats = train_syncnet(
             train_set, steps=cfg.train.sync_steps, batch_size=cfg.train.sync_batch, lr=cfg.train.sync_lr,

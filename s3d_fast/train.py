@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args):
-    from .configuration import apply_overrides, config_from_dict, format_config  # noqa: F401
+    from .configuration import apply_overrides, config_from_dict
     from .model.config import Config, get_config
 
     cfg = get_config(args.config)
@@ -394,6 +394,8 @@ class Generator:
     def evaluate(self) -> None:
         import torch
 
+        from .metrics.image import psnr
+
         t, tc = self.t, self.cfg.train
         if not t.dist.is_main:
             return
@@ -408,8 +410,7 @@ class Generator:
                 tokens = self.model.audio_tokens(item["mel"][None].to(dev))
                 out = self.model(item["source"][None].to(dev), item["source_mask"][None].to(dev), tokens,
                                  item["target_c2w"][None].to(dev), item["K"][None].to(dev), stratified=False)
-                mse = torch.mean((out["rgb"][0].clamp(0, 1) - item["target"].to(dev)) ** 2)
-                scores.append(float(-10 * torch.log10(mse)))
+                scores.append(float(psnr(out["rgb"][0].clamp(0, 1), item["target"].to(dev))))
         self.model.train()
         self.timers["eval"] = self.timers.get("eval", 0.0) + time.perf_counter() - start
         if t.log is not None:

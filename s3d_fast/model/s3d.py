@@ -207,7 +207,6 @@ class S3DNeRF(nn.Module):
         B = source.slots.shape[0]
         res = cfg.bake_resolution
         dev, dt = source.image.device, source.image.dtype
-        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=B).to(dev)
         cells = (torch.arange(res, device=dev, dtype=dt) + 0.5) / res * 2 - 1
         x = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).view(1, -1, 3).expand(B, -1, 3)
         chunk = 1 << 16
@@ -219,9 +218,13 @@ class S3DNeRF(nn.Module):
             k = cfg.bake_shell
             interior = -F.max_pool3d(-F.pad(occupied, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
             occupied = occupied * (1 - interior)
-        dilate = math.ceil(cfg.max_offset / (2.0 / res))
-        grid.from_density(occupied, threshold=0.5, dilate=dilate)
-        return Baked(source, grid, float(grid.binaries.float().mean()), occupied, dilate)
+        return self._baked_grid(source, occupied, math.ceil(cfg.max_offset / (2.0 / res)))
+
+    def _baked_grid(self, source: Source, shell: torch.Tensor, dilate: int) -> Baked:
+        """The occupancy grid of ``shell`` (B, 1, n, n, n) grown by ``dilate`` cells."""
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], self.cfg.bake_resolution, n_grids=shell.shape[0]).to(shell.device)
+        grid.from_density(shell, threshold=0.5, dilate=dilate)
+        return Baked(source, grid, float(grid.binaries.float().mean()), shell, dilate)
 
     @torch.no_grad()
     def fit_to_audio(self, baked: Baked, tokens: torch.Tensor, probes: int = 16, margin: int = 1) -> Baked:
@@ -249,9 +252,7 @@ class S3DNeRF(nn.Module):
         dilate = min(math.ceil(largest / (2.0 / res)) + margin, baked.dilation)
         if dilate >= baked.dilation:
             return baked
-        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], res, n_grids=1).to(baked.shell.device)
-        grid.from_density(baked.shell, threshold=0.5, dilate=dilate)
-        return Baked(baked.source, grid, float(grid.binaries.float().mean()), baked.shell, dilate)
+        return self._baked_grid(baked.source, baked.shell, dilate)
 
     @torch.no_grad()
     def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> dict:
@@ -275,7 +276,7 @@ class S3DNeRF(nn.Module):
 
         r = cfg.nerf_resolution
         slots = self.regions.condition(source.slots, tokens.unsqueeze(0))[0]  # (F, S, D)
-        o, d = camera_rays(c2w, scaled_intrinsics(K[0:1], cfg.input_resolution, r).expand(Fn, 3, 3), r)
+        o, d = camera_rays(c2w, scaled_intrinsics(K, cfg.input_resolution, r), r)
         near, far = box_intersection(o, d)
         lap("audio")
         step = 2.0 / cfg.march_steps
