@@ -48,25 +48,43 @@ def test_layout_matches_tcnn_arithmetic():
     assert lay.sizes[:4] == (4096, 32768, 262144, 524288)
 
 
+def _encode_with_grads(encode, x, params, grad, args):
+    x = x.clone().requires_grad_()
+    params = params.clone().requires_grad_()
+    out = encode(x, params, **args)
+    return (out,) + torch.autograd.grad(out, (x, params), grad.to(out.dtype))
+
+
+def _assert_as_accurate(fused, ref, gold, what, floor):
+    """fused (float32) is no further from the float64 gold than the float32 reference is.
+
+    Float32 sums over many points (a coarse dense entry gathers ~900 of them)
+    round differently by summation order and by FMA contraction (-march=native
+    differs across machines), so a fixed tolerance between the two float32
+    results is either loose or flaky; their errors against float64 are not.
+    """
+    err_fused = (fused.double() - gold).abs().max().item()
+    err_ref = (ref.double() - gold).abs().max().item()
+    scale = max(1.0, gold.abs().max().item())
+    assert err_fused <= max(2.0 * err_ref, floor * scale), (what, err_fused, err_ref, scale)
+
+
 def _compare(dims, kw, interpolation, x, dtype=torch.float32, atol=1e-5):
     lay = HashGridLayout.build(dims, interpolation=interpolation, **kw)
     params = _params(lay, dtype)
     args = dict(interpolation=interpolation, **kw)
-    xa = x.clone().requires_grad_()
-    pa = params.clone().requires_grad_()
-    xb = x.clone().requires_grad_()
-    pb = params.clone().requires_grad_()
-    out_a = ops.hashgrid_encode(xa, pa, **args)
-    out_b = ops.reference.hashgrid_encode(xb, pb, **args)
-    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=atol)
-    grad = torch.randn(out_a.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
-    ga = torch.autograd.grad(out_a, (xa, pa), grad)
-    gb = torch.autograd.grad(out_b, (xb, pb), grad)
-    torch.testing.assert_close(ga[1], gb[1], rtol=1e-5, atol=atol)
-    # dx scales with the finest resolution: compare relative to its magnitude.
-    scale = max(1.0, gb[0].abs().max().item())
-    torch.testing.assert_close(ga[0] / scale, gb[0] / scale, rtol=1e-4, atol=1e-5)
-    return out_a
+    grad = torch.randn((x.shape[0], lay.n_levels * lay.n_features_per_level),
+                       generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    fused = _encode_with_grads(ops.hashgrid_encode, x.to(dtype), params, grad, args)
+    ref = _encode_with_grads(ops.reference.hashgrid_encode, x.to(dtype), params, grad, args)
+    if dtype == torch.float64:
+        for name, a, b in zip(("out", "dx", "dtable"), fused, ref):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+        return fused[0]
+    gold = _encode_with_grads(ops.reference.hashgrid_encode, x.double(), params.double(), grad, args)
+    for name, a, b, g in zip(("out", "dx", "dtable"), fused, ref, gold):
+        _assert_as_accurate(a, b, g, name, floor=atol)
+    return fused[0]
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
