@@ -159,6 +159,27 @@ def test_baked_path_matches_training_style_render():
     assert err < 0.02, err
 
 
+def test_real_time_path_stops_shading_opaque_rays_without_changing_the_frame():
+    cfg = tiny_config().model
+    cfg.march_steps, cfg.bake_resolution, cfg.early_stop_eps = 64, 32, 1e-3
+    model = S3DNeRF(cfg).eval()
+    with torch.no_grad():  # a dense fog: optical depth ~1 per sample, opaque after ~7
+        model.decoder.mlp[-1].bias[0] = 3.0
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    baked = model.bake(model.prepare_source(img, mask))
+    tokens = model.audio_tokens(mel)[0]
+    shaded = []
+    hook = model.deformation.register_forward_hook(lambda mod, args, out: shaded.append(args[0].shape[1]))
+    every = model.render_frames(baked, tokens, c2w[0], K[0], shade_rounds=())
+    n_every = sum(shaded)
+    shaded.clear()
+    early = model.render_frames(baked, tokens, c2w[0], K[0])
+    hook.remove()
+    assert sum(shaded) < 0.6 * n_every, (sum(shaded), n_every)
+    for key in ("rgb", "opacity", "score"):
+        torch.testing.assert_close(early[key], every[key], rtol=0, atol=1e-5)
+
+
 def test_checkpoint_round_trip_and_errors(tmp_path):
     from s3d_fast.checkpoint import save_checkpoint
     from s3d_fast.configuration import config_to_dict

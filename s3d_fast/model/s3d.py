@@ -32,6 +32,11 @@ from .superres import MOTION_CHANNELS, SuperResolution
 # --profile-steps N` reports the share of a training step each one takes.
 stage = torch.profiler.record_function
 
+# Sample ranks along a ray at which the real-time path checks which rays are already
+# opaque (see ``S3DNeRF._shade_until_opaque``): a ray enters the dilated grid a few
+# samples before the surface, so most rays are done after the first rounds.
+SHADE_ROUNDS = (4, 8, 16)
+
 
 @dataclass
 class Source:
@@ -255,9 +260,12 @@ class S3DNeRF(nn.Module):
         return self._baked_grid(baked.source, baked.shell, dilate)
 
     @torch.no_grad()
-    def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor) -> dict:
+    def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
+                      shade_rounds=SHADE_ROUNDS) -> dict:
         """Frames of one baked identity: tokens (F, t, D), c2w (F, 4, 4), K (F, 3, 3) or (3, 3).
-        Returns rgb (F, 3, Ro, Ro) and per-stage timings in seconds."""
+        ``shade_rounds``: the sample ranks after which opaque rays stop being shaded
+        (empty: shade every marched sample). Returns rgb (F, 3, Ro, Ro) and per-stage
+        timings in seconds."""
         cfg = self.cfg
         source = baked.source
         if source.slots.shape[0] != 1:
@@ -291,17 +299,58 @@ class S3DNeRF(nn.Module):
             lap("marching")
             if ray_idx.numel() == 0:  # nothing occupied in view: background only
                 continue
-            x = o[f, ray_idx] + d[f, ray_idx] * (0.5 * (t0 + t1))[:, None]
-            offset, score, _ = self.deformation(x.unsqueeze(0), slots[f:f + 1])
-            lap("deformation")
-            sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
-            lap("decoder")
-            values = torch.cat([feat[0], offset[0] / cfg.max_offset, score[0, :, None]], -1)
+            kept, sigma, values = self._shade_until_opaque(source, slots[f:f + 1], o[f], d[f], ray_idx, t0, t1,
+                                                           r * r, lap, shade_rounds)
             rendered[f], opacity[f], _ = ops.composite(
-                sigma[0], values, ray_indices=ray_idx, n_rays=r * r, t_starts=t0, t_ends=t1,
+                sigma, values, ray_indices=ray_idx[kept], n_rays=r * r, t_starts=t0[kept], t_ends=t1[kept],
                 early_stop_eps=cfg.early_stop_eps,
             )
             lap("compositing")
         out = self._finish(source, rendered.view(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn, o.new_zeros(()))
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
+
+    def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap,
+                            rounds=SHADE_ROUNDS):
+        """Deformation + decoder for one frame's marched samples, front to back in rounds
+        of sample ranks along each ray; after each round, rays already opaque drop out.
+
+        The grid is dilated by the largest offset, so a ray crosses several cells of
+        margin in front of the surface and many behind it, where compositing's early
+        stop would discard the work. A ray drops out only when the transmittance in front
+        of its next sample is below ``early_stop_eps`` (with a margin for rounding), which
+        is exactly the test compositing applies, so the image does not change.
+
+        Returns (kept (S,) bool: the samples shaded, in order), sigma (K,), values (K, C').
+        """
+        cfg = self.cfg
+        n = ray_idx.numel()
+        counts = torch.bincount(ray_idx, minlength=n_rays)
+        rank = torch.arange(n, device=ray_idx.device) - (torch.cumsum(counts, 0) - counts)[ray_idx]
+        # Optical depth at which transmittance reaches early_stop_eps, less a rounding margin.
+        stop_depth = -math.log(cfg.early_stop_eps) * (1 + 1e-4) + 1e-4 if cfg.early_stop_eps > 0 else math.inf
+        depth = t0.new_zeros(n_rays)
+        kept = torch.zeros(n, dtype=torch.bool, device=ray_idx.device)
+        sigma_all = t0.new_empty(n)
+        values_all = t0.new_empty(n, cfg.feature_channels + MOTION_CHANNELS)
+        bounds = list(rounds) + [math.inf]
+        lo = 0
+        for hi in bounds:
+            chosen = (rank >= lo) & (depth[ray_idx] <= stop_depth)
+            if hi != math.inf:
+                chosen &= rank < hi
+            idx = torch.nonzero(chosen).squeeze(1)
+            lo = hi
+            if idx.numel() == 0:
+                continue
+            rays = ray_idx[idx]
+            x = o[rays] + d[rays] * (0.5 * (t0[idx] + t1[idx]))[:, None]
+            offset, score, _ = self.deformation(x.unsqueeze(0), slots)
+            lap("deformation")
+            sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
+            lap("decoder")
+            sigma_all[idx] = sigma[0]
+            values_all[idx] = torch.cat([feat[0], offset[0] / cfg.max_offset, score[0, :, None]], -1)
+            kept[idx] = True
+            depth.index_add_(0, rays, sigma[0] * (t1[idx] - t0[idx]))
+        return kept, sigma_all[kept], values_all[kept]
