@@ -44,7 +44,15 @@ class DeformationField(nn.Module):
 
         Returns offsets (G, N, 3), scores (G, N) in (0, 1) and assignments (G, N, S).
         """
-        h = self.encoding(((x + 1) * 0.5).reshape(-1, 3)).view(*x.shape[:-1], -1)
+        return self.from_encoding(self.encode(x), slots, group_frame)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Hash-grid encoding of observed points (..., 3) in [-1, 1]^3: the audio-free part
+        of the field, which a caller probing many frames at the same points computes once."""
+        return self.encoding(((x + 1) * 0.5).reshape(-1, 3)).view(*x.shape[:-1], -1)
+
+    def from_encoding(self, h: torch.Tensor, slots: torch.Tensor, group_frame=None):
+        """``forward`` from ``encode``'s output h (G, N, E)."""
         # The slots are few and shared by every point of a frame, so the slot-side
         # products are folded into per-frame matrices first (exactly the same function):
         #   (h Wq^T + bq) k^T                 = h (Wq^T k^T) + bq k^T

@@ -55,7 +55,8 @@ class Baked:
     grid: OccupancyGrid
     occupied_fraction: float
     shell: Optional[torch.Tensor] = None  # (B, 1, n, n, n) the carved surface shell, before dilation
-    dilation: int = 0  # cells the shell was grown by
+    solid: Optional[torch.Tensor] = None  # (B, 1, n, n, n) every cell over the density threshold, not carved
+    dilation: int = 0  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: the probes' spread)
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -218,46 +219,73 @@ class S3DNeRF(nn.Module):
         density = torch.cat(
             [self.decoder.density(source.features.planes, x[:, i:i + chunk].contiguous()) for i in range(0, x.shape[1], chunk)], 1
         ).view(B, 1, res, res, res)
-        occupied = (density > cfg.bake_threshold).float()
+        solid = (density > cfg.bake_threshold).float()
+        occupied = solid
         if cfg.bake_shell > 0:
             k = cfg.bake_shell
-            interior = -F.max_pool3d(-F.pad(occupied, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
-            occupied = occupied * (1 - interior)
-        return self._baked_grid(source, occupied, math.ceil(cfg.max_offset / (2.0 / res)))
+            interior = -F.max_pool3d(-F.pad(solid, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
+            occupied = solid * (1 - interior)
+        baked = self._baked_grid(source, occupied, math.ceil(cfg.max_offset / (2.0 / res)))
+        baked.solid = solid
+        return baked
 
     def _baked_grid(self, source: Source, shell: torch.Tensor, dilate: int) -> Baked:
         """The occupancy grid of ``shell`` (B, 1, n, n, n) grown by ``dilate`` cells."""
         grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], self.cfg.bake_resolution, n_grids=shell.shape[0]).to(shell.device)
         grid.from_density(shell, threshold=0.5, dilate=dilate)
-        return Baked(source, grid, float(grid.binaries.float().mean()), shell, dilate)
+        return Baked(source, grid, float(grid.binaries.float().mean()), shell=shell, dilation=dilate)
 
     @torch.no_grad()
     def fit_to_audio(self, baked: Baked, tokens: torch.Tensor, probes: int = 16, margin: int = 1) -> Baked:
-        """Tighten the bake to one utterance: grow the shell by the largest offset the
-        deformation field gives its cells for these audio tokens (``probes`` frames
-        spread over the utterance) plus ``margin`` cells, instead of by ``max_offset``.
+        """Tighten the bake to one utterance by asking the deformation field where the
+        head is seen from, instead of allowing for any offset it could reach.
 
-        The offset budget of ``bake`` is the bound the network can reach; real speech
-        moves the lips far less, and every cell of dilation is samples on every ray.
+        ``bake`` keeps every observed cell within ``max_offset`` of the canonical shell.
+        Here, for ``probes`` frames spread over the utterance, the corners of every grid
+        cell are mapped through the deformation; an observed cell is kept when the box
+        spanned by its corners' canonical points holds an occupied canonical cell. The
+        field can vary by several cells across one cell, which is why corners and not
+        centres. Frames between the probes are covered by growing the kept cells by the
+        largest spread of any corner's offset across the probes, plus ``margin`` cells.
+        So a large but static warp costs nothing; only the motion the speech drives
+        widens the grid. The result is never larger than the bake it tightens.
         """
         cfg = self.cfg
         if baked.shell is None or baked.source.slots.shape[0] != 1:
             return baked
         res = cfg.bake_resolution
-        cells = torch.nonzero(baked.shell[0, 0] > 0.5)
-        if cells.numel() == 0:
-            return baked
-        x = ((cells.to(tokens.dtype) + 0.5) / res * 2 - 1)[None]
+        cell = 2.0 / res
+        solid = (baked.solid if baked.solid is not None else baked.shell)[0, 0] > 0.5
+        # Summed-volume table: how many occupied canonical cells lie in any box, in O(1).
+        table = F.pad(solid.to(torch.int32).cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
+        ticks = torch.arange(res + 1, device=tokens.device, dtype=tokens.dtype) * cell - 1
+        corners = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), -1).view(1, -1, 3)
         frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
         slots = self.regions.condition(baked.source.slots, tokens[frames].unsqueeze(0))[0]
-        largest = 0.0
+        encoded = self.deformation.encode(corners)  # the audio-free part, shared by every probe
+        seen = torch.zeros_like(solid)
+        low = torch.full_like(corners[0], math.inf)
+        high = torch.full_like(corners[0], -math.inf)
         for f in range(slots.shape[0]):
-            offset, _, _ = self.deformation(x, slots[f:f + 1])
-            largest = max(largest, float(offset.norm(dim=-1).max()))
-        dilate = min(math.ceil(largest / (2.0 / res)) + margin, baked.dilation)
-        if dilate >= baked.dilation:
-            return baked
-        return self._baked_grid(baked.source, baked.shell, dilate)
+            offset = self.deformation.from_encoding(encoded, slots[f:f + 1])[0][0]
+            low, high = torch.minimum(low, offset), torch.maximum(high, offset)
+            canonical = (corners[0] + offset).t().reshape(1, 3, res + 1, res + 1, res + 1)
+            box_max = F.max_pool3d(canonical, 2, stride=1)[0]  # (3, res, res, res) over each cell's corners
+            box_min = -F.max_pool3d(-canonical, 2, stride=1)[0]
+            # Clamped to the grid: the planes still give density a little outside the box
+            # (a point below it reads the xz plane in full), so an outside point counts as
+            # the border cell nearest to it.
+            lo = torch.floor((box_min + 1) / cell).long().clamp(0, res - 1)
+            hi = (torch.floor((box_max + 1) / cell).long() + 1).clamp(1, res)  # exclusive
+            seen |= _box_count(table, lo, hi) > 0
+        # Per component: the dilation is a cube, so the widest component range is the bound.
+        spread = float((high - low).max())
+        dilate = min(math.ceil(spread / cell) + margin, baked.dilation)
+        fitted = self._baked_grid(baked.source, seen.to(baked.shell.dtype)[None, None], dilate)
+        fitted.grid.set_binaries(fitted.grid.binaries & baked.grid.binaries)
+        fitted.occupied_fraction = float(fitted.grid.binaries.float().mean())
+        fitted.shell, fitted.solid = baked.shell, baked.solid
+        return fitted
 
     @torch.no_grad()
     def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
@@ -354,3 +382,14 @@ class S3DNeRF(nn.Module):
             kept[idx] = True
             depth.index_add_(0, rays, sigma[0] * (t1[idx] - t0[idx]))
         return kept, sigma_all[kept], values_all[kept]
+
+
+def _box_count(table: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Occupied cells in the boxes [lo, hi) (lo, hi (3, ...) cell indices) from a
+    summed-volume table padded with a leading zero plane on each axis."""
+    total = torch.zeros(lo.shape[1:], dtype=table.dtype, device=table.device)
+    for corner in range(8):
+        pick = [hi[k] if corner >> k & 1 else lo[k] for k in range(3)]
+        sign = -1 if (3 - bin(corner).count("1")) % 2 else 1
+        total += sign * table[pick[0], pick[1], pick[2]]
+    return total
