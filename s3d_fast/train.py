@@ -385,7 +385,8 @@ class Generator:
         import torch
         import torch.distributed as dist
 
-        fp = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in self.model.parameters()])
+        with torch.no_grad():
+            fp = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in self.model.parameters()])
         hi, lo = fp.clone(), fp.clone()
         dist.all_reduce(hi, op=dist.ReduceOp.MAX)
         dist.all_reduce(lo, op=dist.ReduceOp.MIN)
