@@ -241,14 +241,15 @@ class S3DNeRF(nn.Module):
         head is seen from, instead of allowing for any offset it could reach.
 
         ``bake`` keeps every observed cell within ``max_offset`` of the canonical shell.
-        Here, for ``probes`` frames spread over the utterance, the corners of every grid
-        cell are mapped through the deformation; an observed cell is kept when the box
-        spanned by its corners' canonical points holds an occupied canonical cell. The
-        field can vary by several cells across one cell, which is why corners and not
-        centres. Frames between the probes are covered by growing the kept cells by the
-        largest spread of any corner's offset across the probes, plus ``margin`` cells.
-        So a large but static warp costs nothing; only the motion the speech drives
-        widens the grid. The result is never larger than the bake it tightens.
+        Here the corners of every cell go through the deformation for ``probes`` frames
+        spread over the utterance, and each corner keeps the range of offsets it showed.
+        An observed cell is kept when the box its corners can reach, over that range,
+        holds an occupied canonical cell; the kept cells then grow by ``margin`` cells.
+        Corners and not centres, because the learned offsets can change by two cells
+        within one cell. A large static warp costs nothing, and where the speech moves
+        the field only the cells it moves widen. Frames between the probes are covered
+        while each corner's offset stays in the range the probes showed (the margin is
+        the allowance for the rest). The result is never larger than the bake it tightens.
         """
         cfg = self.cfg
         if baked.shell is None or baked.source.slots.shape[0] != 1:
@@ -256,31 +257,30 @@ class S3DNeRF(nn.Module):
         res = cfg.bake_resolution
         cell = 2.0 / res
         solid = (baked.solid if baked.solid is not None else baked.shell)[0, 0] > 0.5
-        # Summed-volume table: how many occupied canonical cells lie in any box, in O(1).
-        table = F.pad(solid.to(torch.int32).cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
         ticks = torch.arange(res + 1, device=tokens.device, dtype=tokens.dtype) * cell - 1
         corners = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), -1).view(1, -1, 3)
         frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
         slots = self.regions.condition(baked.source.slots, tokens[frames].unsqueeze(0))[0]
         encoded = self.deformation.encode(corners)  # the audio-free part, shared by every probe
-        seen = torch.zeros_like(solid)
         low = torch.full_like(corners[0], math.inf)
         high = torch.full_like(corners[0], -math.inf)
         for f in range(slots.shape[0]):
             offset = self.deformation.from_encoding(encoded, slots[f:f + 1])[0][0]
             low, high = torch.minimum(low, offset), torch.maximum(high, offset)
-            canonical = (corners[0] + offset).t().reshape(1, 3, res + 1, res + 1, res + 1)
-            box_max = F.max_pool3d(canonical, 2, stride=1)[0]  # (3, res, res, res) over each cell's corners
-            box_min = -F.max_pool3d(-canonical, 2, stride=1)[0]
-            # Clamped to the grid: the planes still give density a little outside the box
-            # (a point below it reads the xz plane in full), so an outside point counts as
-            # the border cell nearest to it.
-            lo = torch.floor((box_min + 1) / cell).long().clamp(0, res - 1)
-            hi = (torch.floor((box_max + 1) / cell).long() + 1).clamp(1, res)  # exclusive
-            seen |= _box_count(table, lo, hi) > 0
-        # Per component: the dilation is a cube, so the widest component range is the bound.
-        spread = float((high - low).max())
-        dilate = min(math.ceil(spread / cell) + margin, baked.dilation)
+
+        def per_cell(values, reduce_max):  # (N corners, 3) -> (3, res, res, res) over each cell's 8 corners
+            grid = values.t().reshape(1, 3, res + 1, res + 1, res + 1)
+            return (F.max_pool3d(grid, 2, stride=1) if reduce_max else -F.max_pool3d(-grid, 2, stride=1))[0]
+
+        box_min = per_cell(corners[0] + low, False)
+        box_max = per_cell(corners[0] + high, True)
+        # Clamped to the grid: the planes still give density a little outside the box (a
+        # point below it reads the xz plane in full), so an outside point counts as the
+        # border cell nearest to it.
+        lo = torch.floor((box_min + 1) / cell).long().clamp(0, res - 1)
+        hi = (torch.floor((box_max + 1) / cell).long() + 1).clamp(1, res)  # exclusive
+        seen = _box_count(_summed_volume(solid), lo, hi) > 0
+        dilate = min(margin, baked.dilation)
         fitted = self._baked_grid(baked.source, seen.to(baked.shell.dtype)[None, None], dilate)
         fitted.grid.set_binaries(fitted.grid.binaries & baked.grid.binaries)
         fitted.occupied_fraction = float(fitted.grid.binaries.float().mean())
@@ -382,6 +382,11 @@ class S3DNeRF(nn.Module):
             kept[idx] = True
             depth.index_add_(0, rays, sigma[0] * (t1[idx] - t0[idx]))
         return kept, sigma_all[kept], values_all[kept]
+
+
+def _summed_volume(occupied: torch.Tensor) -> torch.Tensor:
+    """(n, n, n) bool -> (n+1)^3 int32 counts of occupied cells below each corner."""
+    return F.pad(occupied.to(torch.int32).cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
 
 
 def _box_count(table: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
