@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-DEMO_ORBIT = 25.0  # degrees of yaw either side in the demo's orbit
+DEMO_ORBIT = 12.0  # degrees of yaw either side; the source blend ghosts more the further the view turns (README, known limits)
 DEMO_OUT = "s3d_demo.mp4"
 
 
