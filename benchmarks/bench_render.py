@@ -33,9 +33,10 @@ def demo():
     mel = torch.from_numpy(audio.audio_features(speech, FRAMES))
     poses = cameras.apply_offsets(cameras.static(src.c2w, FRAMES), cameras.orbit_offsets(FRAMES, 20.0))
     with torch.no_grad():
-        source = model.prepare_source(
+        source = model.prepare_source(  # with its camera, as s3d-fast render does: frames reproject it
             torch.from_numpy(src.image).permute(2, 0, 1)[None].float() / 255,
             None if src.mask is None else torch.from_numpy(src.mask.astype(np.int64))[None],
+            torch.from_numpy(np.asarray(src.c2w, np.float32))[None], torch.from_numpy(np.asarray(src.K, np.float32))[None],
         )
         tokens = model.audio_tokens(mel)
         baked = model.fit_to_audio(model.bake(source), tokens)  # as s3d-fast render does

@@ -276,7 +276,10 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     with torch.inference_mode():
         _sync(dev)
         start = time.perf_counter()
-        source = model.prepare_source(image, mask)
+        # The source frame's own camera: rendering reprojects the source into each frame's view.
+        src_c2w = torch.as_tensor(np.asarray(data["c2w"][src]), dtype=torch.float32, device=dev)[None]
+        src_K = torch.as_tensor(np.asarray(data["K"]), dtype=torch.float32, device=dev)[None]
+        source = model.prepare_source(image, mask, src_c2w, src_K)
         baked = model.bake(source) if args.baked else None
         _sync(dev)
         row["source_seconds"] = time.perf_counter() - start

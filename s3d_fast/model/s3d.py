@@ -24,6 +24,7 @@ from .audio import AudioEncoder
 from .config import ModelConfig
 from .decoder import Decoder
 from .deformation import DeformationField
+from .reproject import reproject_source
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .slots import RegionSlots
 from .superres import MOTION_CHANNELS, SuperResolution
@@ -47,6 +48,7 @@ class Source:
     slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took
     image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
     background: torch.Tensor  # (B, 3, r, r) the source's background (head masked out) at NeRF resolution
+    camera: Optional[tuple] = None  # (c2w (B, 4, 4), K (B, 3, 3)) of the source, when known: reprojection
 
 
 @dataclass
@@ -81,8 +83,10 @@ class S3DNeRF(nn.Module):
     # -- per identity / per utterance -------------------------------------------------
     def prepare_source(self, image, mask=None, c2w=None, K=None) -> Source:
         """image (B, 3, R, R) in [0, 1]; mask (B, R, R) labels or None (whole image is face).
-        The source camera is accepted for API symmetry: the encoder works in the image
-        plane and the tri-planes it writes are in canonical head space by training."""
+        The encoder works in the image plane and the tri-planes it writes are in canonical
+        head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
+        given, lets rendering reproject the source into each frame's view for the
+        super-resolution blend (``reproject.py``); training leaves it out."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
@@ -96,7 +100,8 @@ class S3DNeRF(nn.Module):
         # whose head would already match a target so well that the radiance field could
         # learn to vanish (density collapsing to zero, and with it every gradient).
         bg = F.interpolate(image * (1 - head), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-        return Source(feats, slots, attn, image, bg)
+        camera = (c2w, K) if c2w is not None and K is not None else None
+        return Source(feats, slots, attn, image, bg, camera)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -143,6 +148,7 @@ class S3DNeRF(nn.Module):
             slots = self.regions.condition(source.slots, tokens).reshape(B * T, *source.slots.shape[1:])
         Kr = scaled_intrinsics(K, cfg.input_resolution, r).repeat_interleave(T, 0)
         o, d = camera_rays(c2w.reshape(B * T, 4, 4), Kr, r)
+        all_o, all_d = o, d
         o, d = o.reshape(-1, 3), d.reshape(-1, 3)
         near, far = box_intersection(o, d)
         active = far > near
@@ -166,16 +172,20 @@ class S3DNeRF(nn.Module):
         sigma, feat, offset, score = self.field(source, slots, points(edges), ray_frame, ray_source)
         values = torch.cat([feat, offset / cfg.max_offset, score.unsqueeze(-1)], -1)
         with stage("compositing"):
-            colors, opacity, _ = ops.composite(  # float32 also under CUDA autocast
+            colors, opacity, depth = ops.composite(  # float32 also under CUDA autocast
                 sigma.float(), values.float(), t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
             )
         C = values.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
+        full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
         offset_sq = offset.square().sum(-1).mean() if offset.numel() else offset.new_zeros(())
-        return self._finish(source, full, full_opacity, B, T, offset_sq)
+        view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
+        return self._finish(source, full, full_opacity, B, T, offset_sq, view)
 
-    def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq) -> dict:
+    def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None) -> dict:
+        """``view``: (origins, directions (B*T, r*r, 3), depth (B*T, r*r)) of the rendered
+        rays, with which a source that knows its camera is reprojected into each frame."""
         r = self.cfg.nerf_resolution
         C = self.cfg.feature_channels
         img = rendered.view(B * T, r, r, C + MOTION_CHANNELS).permute(0, 3, 1, 2)
@@ -184,8 +194,13 @@ class S3DNeRF(nn.Module):
         bg = source.background.repeat_interleave(T, 0)
         rgb_low = img[:, :3] + (1 - alpha) * bg
         features = torch.cat([rgb_low, img[:, 3:]], 1)
+        frame_images = None
+        if source.camera is not None and view is not None:
+            with stage("reproject source"):
+                frame_images = reproject_source(source.image, *source.camera, view[0], view[1], view[2],
+                                                alpha.view(B * T, -1), T)
         with stage("super-resolution"):
-            rgb = self.superres(features, source.features.pyramid, source.image, T)
+            rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images)
         Ro = rgb.shape[-1]
         return {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
@@ -319,6 +334,7 @@ class S3DNeRF(nn.Module):
         C = cfg.feature_channels
         rendered = o.new_zeros(Fn, r * r, C + MOTION_CHANNELS)
         opacity = o.new_zeros(Fn, r * r, 1)
+        depth = o.new_zeros(Fn, r * r, 1)
         for f in range(Fn):
             ray_idx, t0, t1 = baked.grid.sampling(
                 o[f].contiguous(), d[f].contiguous(), t_min=near[f], t_max=far[f], render_step_size=step,
@@ -329,12 +345,13 @@ class S3DNeRF(nn.Module):
                 continue
             kept, sigma, values = self._shade_until_opaque(source, slots[f:f + 1], o[f], d[f], ray_idx, t0, t1,
                                                            r * r, lap, shade_rounds)
-            rendered[f], opacity[f], _ = ops.composite(
+            rendered[f], opacity[f], depth[f] = ops.composite(
                 sigma, values, ray_indices=ray_idx[kept], n_rays=r * r, t_starts=t0[kept], t_ends=t1[kept],
                 early_stop_eps=cfg.early_stop_eps,
             )
             lap("compositing")
-        out = self._finish(source, rendered.view(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn, o.new_zeros(()))
+        out = self._finish(source, rendered.view(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn, o.new_zeros(()),
+                           (o, d, depth.view(Fn, -1)))
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
 

@@ -53,21 +53,31 @@ class SuperResolution(nn.Module):
             return torch.cat([pyramid[size], img], 1)
         return img
 
-    def forward(self, features: torch.Tensor, pyramid: dict, image: torch.Tensor, frames_per_source: int) -> torch.Tensor:
-        """features (F, C, r, r) with F = B * frames_per_source; pyramid/image per source."""
+    def forward(self, features: torch.Tensor, pyramid: dict, image: torch.Tensor, frames_per_source: int,
+                frame_images: torch.Tensor = None) -> torch.Tensor:
+        """features (F, C, r, r) with F = B * frames_per_source; pyramid/image per source;
+        frame_images (F, 3, R, R), when given, the source as each frame sees it
+        (``reproject.py``): it replaces the source image in the conditioning and the blend."""
         x = features
         for size, block in zip(self.sizes, self.blocks):
             if x.shape[-1] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            cond = self._condition(pyramid, image, size).repeat_interleave(frames_per_source, 0)
+            if frame_images is None:
+                cond = self._condition(pyramid, image, size).repeat_interleave(frames_per_source, 0)
+            else:
+                cond = self._condition({k: v.repeat_interleave(frames_per_source, 0) for k, v in pyramid.items()
+                                        if k == size}, frame_images, size)
             x = block(torch.cat([x, cond], 1))
         out = self.head(x)  # (F, 4, 2s, 2s): blend logit, colour logits
         R = self.output_resolution
         if out.shape[-1] != R:
             out = F.interpolate(out, size=(R, R), mode="bilinear", align_corners=False)
-        source = image if image.shape[-1] == R else F.interpolate(
-            image, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
-        source = source.repeat_interleave(frames_per_source, 0)
+        per_frame = frame_images is not None
+        source = frame_images if per_frame else image
+        source = source if source.shape[-1] == R else F.interpolate(
+            source, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
+        if not per_frame:
+            source = source.repeat_interleave(frames_per_source, 0)
         # The blend logit is bounded (|logit| <= 4, blend in [0.018, 0.982]): a free logit
         # learns to copy the source everywhere (the target mostly is the source), grows
         # without bound, saturates the sigmoid and cuts every gradient to the radiance
