@@ -58,7 +58,7 @@ class Baked:
     occupied_fraction: float
     shell: Optional[torch.Tensor] = None  # (B, 1, n, n, n) the carved surface shell, before dilation
     solid: Optional[torch.Tensor] = None  # (B, 1, n, n, n) every cell over the density threshold, not carved
-    dilation: int = 0  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: the probes' spread)
+    dilation: int = 0  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: its margin)
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
