@@ -1,4 +1,5 @@
-"""A tiny model configuration for tests: the real architecture at toy sizes."""
+"""A tiny model configuration for tests (the real architecture at toy sizes) and the tiny
+SynthTalk set the training and evaluation tests run it on."""
 from s3d_fast.model.config import Config, ModelConfig, TrainConfig
 
 TINY_MODEL = dict(
@@ -14,3 +15,11 @@ TINY_OVERRIDES = [f"model.{k}={','.join(map(str, v)) if isinstance(v, tuple) els
 
 def tiny_config() -> Config:
     return Config(name="tiny", model=ModelConfig(**TINY_MODEL), train=TrainConfig(steps=4, warmup_steps=1))
+
+
+def make_tiny_synthtalk(out) -> None:
+    """3 identities (1 held out), one 0.6 s clip each, 64^2, one extra view."""
+    from s3d_fast.cli import main
+
+    assert main(["synth", "--out", str(out), "--identities", "3", "--heldout", "1", "--clips", "1", "--seconds", "0.6",
+                 "--size", "64", "--views", "1", "--quiet", "--workers", "1"]) == 0

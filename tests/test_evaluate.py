@@ -24,7 +24,7 @@ from s3d_fast.model import S3DNeRF
 from s3d_fast.model.io import KIND
 from s3d_fast.model.syncnet import SyncNet, SyncNetConfig, save_syncnet
 
-from model_helpers import tiny_config
+from model_helpers import make_tiny_synthtalk, tiny_config
 
 FRAMES = "8"
 
@@ -32,8 +32,7 @@ FRAMES = "8"
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "ds"
-    assert main(["synth", "--out", str(out), "--identities", "3", "--heldout", "1", "--clips", "1", "--seconds", "0.6",
-                 "--size", "64", "--views", "1", "--quiet", "--workers", "1"]) == 0
+    make_tiny_synthtalk(out)
     return out
 
 

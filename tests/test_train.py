@@ -11,7 +11,7 @@ import torch
 from s3d_fast.cli import main
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 
-from model_helpers import TINY_OVERRIDES
+from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
 
 FAST = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=3", "train.eval_items=1",
                          "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
@@ -27,8 +27,7 @@ def _sets(overrides):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "ds"
-    assert main(["synth", "--out", str(out), "--identities", "3", "--heldout", "1", "--clips", "1", "--seconds", "0.6",
-                 "--size", "64", "--views", "1", "--quiet", "--workers", "1"]) == 0
+    make_tiny_synthtalk(out)
     return out
 
 
