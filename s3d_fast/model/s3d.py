@@ -55,10 +55,13 @@ class Source:
 class Baked:
     source: Source
     grid: OccupancyGrid
-    occupied_fraction: float
-    shell: Optional[torch.Tensor] = None  # (B, 1, n, n, n) the carved surface shell, before dilation
-    solid: Optional[torch.Tensor] = None  # (B, 1, n, n, n) every cell over the density threshold, not carved
-    dilation: int = 0  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: its margin)
+    shell: torch.Tensor  # (B, 1, n, n, n) the carved surface shell, before dilation
+    solid: torch.Tensor  # (B, 1, n, n, n) every cell over the density threshold, not carved
+    dilation: int  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: its margin)
+
+    @property
+    def occupied_fraction(self) -> float:
+        return float(self.grid.binaries.float().mean())
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -178,9 +181,11 @@ class S3DNeRF(nn.Module):
         C = values.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
-        full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
         offset_sq = offset.square().sum(-1).mean() if offset.numel() else offset.new_zeros(())
-        view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
+        view = None
+        if source.camera is not None:  # training gives no source camera: nothing to reproject
+            full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
+            view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
         return self._finish(source, full, full_opacity, B, T, offset_sq, view)
 
     def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None) -> dict:
@@ -240,15 +245,17 @@ class S3DNeRF(nn.Module):
             k = cfg.bake_shell
             interior = -F.max_pool3d(-F.pad(solid, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
             occupied = solid * (1 - interior)
-        baked = self._baked_grid(source, occupied, math.ceil(cfg.max_offset / (2.0 / res)))
-        baked.solid = solid
-        return baked
+        dilate = math.ceil(cfg.max_offset / (2.0 / res))
+        return Baked(source, self._grid(occupied, dilate), shell=occupied, solid=solid, dilation=dilate)
 
-    def _baked_grid(self, source: Source, shell: torch.Tensor, dilate: int) -> Baked:
-        """The occupancy grid of ``shell`` (B, 1, n, n, n) grown by ``dilate`` cells."""
-        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], self.cfg.bake_resolution, n_grids=shell.shape[0]).to(shell.device)
-        grid.from_density(shell, threshold=0.5, dilate=dilate)
-        return Baked(source, grid, float(grid.binaries.float().mean()), shell=shell, dilation=dilate)
+    def _grid(self, cells: torch.Tensor, dilate: int, within: Optional[OccupancyGrid] = None) -> OccupancyGrid:
+        """The occupancy grid of ``cells`` (B, 1, n, n, n) grown by ``dilate`` cells, kept
+        inside ``within`` when given."""
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], self.cfg.bake_resolution, n_grids=cells.shape[0]).to(cells.device)
+        grid.from_density(cells, threshold=0.5, dilate=dilate)
+        if within is not None:
+            grid.set_binaries(grid.binaries & within.binaries)
+        return grid
 
     @torch.no_grad()
     def fit_to_audio(self, baked: Baked, tokens: torch.Tensor, probes: int = 16, margin: int = 1) -> Baked:
@@ -267,11 +274,11 @@ class S3DNeRF(nn.Module):
         the allowance for the rest). The result is never larger than the bake it tightens.
         """
         cfg = self.cfg
-        if baked.shell is None or baked.source.slots.shape[0] != 1:
+        if baked.source.slots.shape[0] != 1:
             return baked
         res = cfg.bake_resolution
         cell = 2.0 / res
-        solid = (baked.solid if baked.solid is not None else baked.shell)[0, 0] > 0.5
+        solid = baked.solid[0, 0] > 0.5
         ticks = torch.arange(res + 1, device=tokens.device, dtype=tokens.dtype) * cell - 1
         corners = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), -1).view(1, -1, 3)
         frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
@@ -296,11 +303,8 @@ class S3DNeRF(nn.Module):
         hi = (torch.floor((box_max + 1) / cell).long() + 1).clamp(1, res)  # exclusive
         seen = _box_count(_summed_volume(solid), lo, hi) > 0
         dilate = min(margin, baked.dilation)
-        fitted = self._baked_grid(baked.source, seen.to(baked.shell.dtype)[None, None], dilate)
-        fitted.grid.set_binaries(fitted.grid.binaries & baked.grid.binaries)
-        fitted.occupied_fraction = float(fitted.grid.binaries.float().mean())
-        fitted.shell, fitted.solid = baked.shell, baked.solid
-        return fitted
+        grid = self._grid(seen.to(baked.shell.dtype)[None, None], dilate, within=baked.grid)
+        return Baked(baked.source, grid, shell=baked.shell, solid=baked.solid, dilation=dilate)
 
     @torch.no_grad()
     def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,

@@ -46,12 +46,15 @@ class SuperResolution(nn.Module):
             cin = cout
         self.head = nn.Sequential(conv(cin, 4 * 4), nn.PixelShuffle(2))
 
-    def _condition(self, pyramid: dict, image: torch.Tensor, size: int) -> torch.Tensor:
-        """The source image at ``size``, with the encoder's pyramid features where it has that level."""
-        img = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        if size in self.pyramid_sizes:
-            return torch.cat([pyramid[size], img], 1)
-        return img
+    @staticmethod
+    def _source_at(image: torch.Tensor, frame_images, size: int, frames_per_source: int) -> torch.Tensor:
+        """The source at ``size``, one per frame: as each frame sees it (``frame_images``)
+        when given, else each source image repeated for its frames."""
+        per_frame = frame_images is not None
+        img = frame_images if per_frame else image
+        if img.shape[-1] != size:
+            img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return img if per_frame else img.repeat_interleave(frames_per_source, 0)
 
     def forward(self, features: torch.Tensor, pyramid: dict, image: torch.Tensor, frames_per_source: int,
                 frame_images: torch.Tensor = None) -> torch.Tensor:
@@ -62,22 +65,15 @@ class SuperResolution(nn.Module):
         for size, block in zip(self.sizes, self.blocks):
             if x.shape[-1] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            if frame_images is None:
-                cond = self._condition(pyramid, image, size).repeat_interleave(frames_per_source, 0)
-            else:
-                cond = self._condition({k: v.repeat_interleave(frames_per_source, 0) for k, v in pyramid.items()
-                                        if k == size}, frame_images, size)
+            cond = self._source_at(image, frame_images, size, frames_per_source)
+            if size in self.pyramid_sizes:  # the encoder's features where it has this level
+                cond = torch.cat([pyramid[size].repeat_interleave(frames_per_source, 0), cond], 1)
             x = block(torch.cat([x, cond], 1))
         out = self.head(x)  # (F, 4, 2s, 2s): blend logit, colour logits
         R = self.output_resolution
         if out.shape[-1] != R:
             out = F.interpolate(out, size=(R, R), mode="bilinear", align_corners=False)
-        per_frame = frame_images is not None
-        source = frame_images if per_frame else image
-        source = source if source.shape[-1] == R else F.interpolate(
-            source, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
-        if not per_frame:
-            source = source.repeat_interleave(frames_per_source, 0)
+        source = self._source_at(image, frame_images, R, frames_per_source)
         # The blend logit is bounded (|logit| <= 4, blend in [0.018, 0.982]): a free logit
         # learns to copy the source everywhere (the target mostly is the source), grows
         # without bound, saturates the sigmoid and cuts every gradient to the radiance
