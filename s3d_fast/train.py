@@ -304,8 +304,9 @@ class Generator:
         mel = batch["mel"].to(dev)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             tokens = self.model.audio_tokens(mel)
+            source_c2w = batch["source_c2w"].to(dev) if tc.reproject_source else None
             out = (self.module if update else self.model)(batch["source"].to(dev), batch["source_mask"].to(dev), tokens, c2w,
-                              batch["K"].to(dev), stratified=True, ray_mask=ray_mask)
+                              batch["K"].to(dev), stratified=True, ray_mask=ray_mask, source_c2w=source_c2w)
             sync_fn = None
             if sync_on:
                 from .model.syncnet import sync_loss
@@ -409,8 +410,10 @@ class Generator:
                 item = self.heldout[index]
                 dev = t.device
                 tokens = self.model.audio_tokens(item["mel"][None].to(dev))
+                source_c2w = item["source_c2w"][None].to(dev) if tc.reproject_source else None
                 out = self.model(item["source"][None].to(dev), item["source_mask"][None].to(dev), tokens,
-                                 item["target_c2w"][None].to(dev), item["K"][None].to(dev), stratified=False)
+                                 item["target_c2w"][None].to(dev), item["K"][None].to(dev), stratified=False,
+                                 source_c2w=source_c2w)
                 scores.append(float(psnr(out["rgb"][0].clamp(0, 1), item["target"].to(dev))))
         self.model.train()
         self.timers["eval"] = self.timers.get("eval", 0.0) + time.perf_counter() - start

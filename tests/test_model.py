@@ -82,6 +82,31 @@ def test_audio_changes_the_render_only_through_the_deformation():
     torch.testing.assert_close(a["rgb_low"], b["rgb_low"], atol=1e-5, rtol=0)
 
 
+def test_the_source_camera_reaches_the_render_only_through_reprojection():
+    """Training gives the model the source camera (``train.reproject_source``): seen from
+    the source's own camera the reprojected source is the source, so the frame is the
+    one rendered without a camera; from a turned camera the blended texture moves."""
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg).eval()
+    with torch.no_grad():
+        model.decoder.mlp[-1].weight.mul_(30)  # an opaque head, so pixels have a surface to reproject
+        for conv in model.encoder.to_planes.values():
+            conv.weight.mul_(100)
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    tokens = model.audio_tokens(mel)
+    source_c2w = c2w[:, 0]
+    turned = torch.from_numpy(camera.free_view(c2w[0, 0].numpy(), 20.0, 5.0)).float().expand_as(c2w).contiguous()
+    with torch.no_grad():
+        same = model(img, mask, tokens, c2w, K, stratified=False, source_c2w=source_c2w)
+        plain = model(img, mask, tokens, c2w, K, stratified=False)
+        assert (same["opacity"] > 0.5).float().mean() > 0.1  # the check below has surface pixels to see
+        torch.testing.assert_close(same["rgb"], plain["rgb"], atol=1e-4, rtol=0)
+        moved = model(img, mask, tokens, turned, K, stratified=False, source_c2w=source_c2w)
+        moved_plain = model(img, mask, tokens, turned, K, stratified=False)
+        assert (moved["rgb"] - moved_plain["rgb"]).abs().max() > 1e-2
+        torch.testing.assert_close(moved["rgb_low"], moved_plain["rgb_low"])  # the field itself never sees it
+
+
 def test_audio_tokens_take_whole_utterances():
     cfg = tiny_config().model
     model = S3DNeRF(cfg)

@@ -78,6 +78,11 @@ class TrainConfig:
     lr_min_ratio: float = 0.1  # cosine decay to lr * this
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    # Give the model the source's camera, so super-resolution is trained on the source
+    # reprojected into each target's view, as rendering and eval see it (``reproject.py``).
+    # Without it the blend learns from a source a few degrees off the target and keeps
+    # little of it: eyes and lips blur (README).
+    reproject_source: bool = True
     view_probability: float = 0.3  # chance a step's targets come from an extra (free-view) camera
     sync_start: int = 1800  # generator step at which the sync loss switches on
     sync_steps: int = 1500  # stage 1: lip-sync discriminator steps

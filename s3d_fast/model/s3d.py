@@ -89,7 +89,8 @@ class S3DNeRF(nn.Module):
         The encoder works in the image plane and the tri-planes it writes are in canonical
         head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
         given, lets rendering reproject the source into each frame's view for the
-        super-resolution blend (``reproject.py``); training leaves it out."""
+        super-resolution blend (``reproject.py``); training gives it unless
+        ``train.reproject_source`` is off."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
@@ -183,7 +184,7 @@ class S3DNeRF(nn.Module):
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
         offset_sq = offset.square().sum(-1).mean() if offset.numel() else offset.new_zeros(())
         view = None
-        if source.camera is not None:  # training gives no source camera: nothing to reproject
+        if source.camera is not None:  # no source camera, nothing to reproject: no depth image
             full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
             view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
         return self._finish(source, full, full_opacity, B, T, offset_sq, view)
@@ -215,8 +216,10 @@ class S3DNeRF(nn.Module):
             "offset_sq": offset_sq,
         }
 
-    def forward(self, image, mask, tokens, c2w, K, stratified: bool = True, ray_mask=None) -> dict:
-        return self.render(self.prepare_source(image, mask), tokens, c2w, K, stratified, ray_mask)
+    def forward(self, image, mask, tokens, c2w, K, stratified: bool = True, ray_mask=None, source_c2w=None) -> dict:
+        """``source_c2w`` (B, 4, 4), the source's camera when known: it is then reprojected
+        into each frame for super-resolution, as rendering does (``reproject.py``)."""
+        return self.render(self.prepare_source(image, mask, source_c2w, K), tokens, c2w, K, stratified, ray_mask)
 
     # -- the real-time path -------------------------------------------------------------
     @torch.no_grad()
