@@ -8,6 +8,7 @@ import torch
 
 from s3d_fast.data.synthtalk import camera
 from s3d_fast.model import S3DNeRF
+from s3d_fast.model.s3d import mouth_keep_out
 from s3d_fast.model.rays import box_intersection, camera_rays, importance_edges, stratified_edges
 
 from model_helpers import tiny_config
@@ -105,6 +106,66 @@ def test_the_source_camera_reaches_the_render_only_through_reprojection():
         moved_plain = model(img, mask, tokens, turned, K, stratified=False)
         assert (moved["rgb"] - moved_plain["rgb"]).abs().max() > 1e-2
         torch.testing.assert_close(moved["rgb_low"], moved_plain["rgb_low"])  # the field itself never sees it
+
+
+def test_mouth_keep_out_is_the_lips_grown_and_nothing_without_them():
+    R = 32
+    mask = torch.ones(1, R, R, dtype=torch.long)
+    mask[0, 20:22, 12:20] = 2  # lips
+    like = torch.zeros(1, 3, R, R)
+    keep = mouth_keep_out(mask, like, grow=2 / R)
+    assert keep.shape == (1, 1, R, R)
+    rows, cols = torch.nonzero(keep[0, 0], as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (18, 23, 10, 21)  # two pixels on every side
+    assert set(keep.unique().tolist()) == {0.0, 1.0}
+    assert mouth_keep_out(mask, like, grow=0.0) is None
+    assert mouth_keep_out(None, like, grow=0.1) is None
+    assert mouth_keep_out(torch.ones_like(mask), like, grow=0.1) is None  # a face without lip labels
+
+
+def test_super_resolution_paints_the_keep_out_region_itself():
+    """Inside the keep-out region the frame is the network's own colour, never the source."""
+    cfg = tiny_config().model
+    model = S3DNeRF(cfg).eval()
+    sr = model.superres
+    with torch.no_grad():
+        sr.head[0].bias[:4].fill_(4.0)  # the blend logit (PixelShuffle takes channels 0-3 to output channel 0)
+    F_, R = 2, cfg.output_resolution
+    features = torch.rand(F_, cfg.feature_channels + 4, cfg.nerf_resolution, cfg.nerf_resolution)
+    img = torch.rand(1, 3, cfg.input_resolution, cfg.input_resolution)
+    pyramid = model.prepare_source(img).features.pyramid
+    keep = torch.zeros(F_, 1, R, R)
+    keep[:, :, R // 2:, :] = 1.0
+    captured = {}
+    sr.head.register_forward_hook(lambda mod, args, out: captured.update(out=out))
+    with torch.no_grad():
+        out = sr(features, pyramid, img, F_, keep_out=keep)
+        colour = torch.sigmoid(captured["out"][:, 1:])
+        if colour.shape[-1] != R:
+            colour = torch.nn.functional.interpolate(colour, size=(R, R), mode="bilinear", align_corners=False)
+        free = sr(features, pyramid, img, F_)
+    torch.testing.assert_close(out[..., R // 2:, :], colour[..., R // 2:, :])
+    torch.testing.assert_close(out[..., :R // 2, :], free[..., :R // 2, :])
+    assert (free[..., R // 2:, :] - colour[..., R // 2:, :]).abs().mean() > 0.05  # without it, the source shows
+
+
+def test_the_keep_out_region_follows_the_source_into_each_view():
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config().model, mouth_keep_out=0.05)
+    model = S3DNeRF(cfg).eval()
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    R = cfg.input_resolution
+    mask[:, R // 2:R // 2 + 4, R // 3:2 * R // 3] = 2
+    tokens = model.audio_tokens(mel)
+    turned = torch.from_numpy(camera.free_view(c2w[0, 0].numpy(), 15.0, 0.0)).float().expand_as(c2w).contiguous()
+    with torch.no_grad():
+        kept = model(img, mask, tokens, turned, K, stratified=False, source_c2w=c2w[:, 0])
+        model.cfg = dataclasses.replace(cfg, mouth_keep_out=0.0)
+        free = model(img, mask, tokens, turned, K, stratified=False, source_c2w=c2w[:, 0])
+    changed = (kept["rgb"] - free["rgb"]).abs().amax(dim=(0, 1, 2)) > 1e-6  # (H, W) pixels it changed
+    rows = torch.nonzero(changed.any(1)).squeeze(1)
+    assert rows.numel() > 0 and rows.min() >= R // 2 - 8 and rows.max() <= R // 2 + 12  # only around the lips
 
 
 def test_audio_tokens_take_whole_utterances():

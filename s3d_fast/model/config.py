@@ -41,6 +41,10 @@ class ModelConfig:
 
     decoder_hidden: int = 64
     sr_width: int = 32
+    # Super-resolution may not blend in the source's lips and mouth (labels >= 2 of the
+    # source mask), grown by this fraction of the image: the jaw's reach. 0 lets it (as
+    # checkpoints made before this option do); ``small`` and ``paper`` set it.
+    mouth_keep_out: float = 0.0
 
     # Training-style rendering: stratified coarse samples, then importance samples.
     n_coarse: int = 8
@@ -110,7 +114,7 @@ def small() -> Config:
     # switching on, gradient norm 130 against 0.1). At 0.01 from step 1800, once the
     # radiance field renders the head, it stayed stable and is what made the mouth follow
     # the speech (held-out mouth-opening correlation 0.07 -> 0.43; README).
-    return Config(loss=LossConfig(sync=0.01))
+    return Config(model=ModelConfig(mouth_keep_out=0.07), loss=LossConfig(sync=0.01))
 
 
 def paper() -> Config:
@@ -121,7 +125,7 @@ def paper() -> Config:
             plane_resolutions=(32, 64, 128, 256), plane_channels=32, feature_channels=32,
             audio_dim=128, n_slots=8, slot_dim=128, hash_levels=16, hash_log2_size=19,
             hash_base_resolution=16, hash_per_level_scale=1.447, deform_hidden=128, decoder_hidden=128,
-            sr_width=64, n_coarse=48, n_fine=48, bake_resolution=128, march_steps=80,
+            sr_width=64, n_coarse=48, n_fine=48, bake_resolution=128, march_steps=80, mouth_keep_out=0.07,
         ),
         train=TrainConfig(steps=200_000, batch_size=4, lr=5e-4),
     )

@@ -49,6 +49,9 @@ class Source:
     image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
     background: torch.Tensor  # (B, 3, r, r) the source's background (head masked out) at NeRF resolution
     camera: Optional[tuple] = None  # (c2w (B, 4, 4), K (B, 3, 3)) of the source, when known: reprojection
+    # (B, 1, R, R) in [0, 1]: the source's lips and mouth, grown (``mouth_keep_out``), where
+    # super-resolution may not copy the source. None: no lip labels, or the option is off.
+    keep_out: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -62,6 +65,16 @@ class Baked:
     @property
     def occupied_fraction(self) -> float:
         return float(self.grid.binaries.float().mean())
+
+
+def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, grow: float) -> Optional[torch.Tensor]:
+    """(B, R, R) labels -> (B, 1, R, R): lips and mouth (labels >= 2) grown by ``grow`` of
+    the image size, or None (``grow`` 0, no mask, or no lip labels in it)."""
+    if grow <= 0 or mask is None or not bool((mask >= 2).any()):
+        return None
+    g = max(1, round(grow * mask.shape[-1]))
+    lips = (mask >= 2).to(like.dtype).unsqueeze(1)
+    return F.max_pool2d(lips, 2 * g + 1, stride=1, padding=g)
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -105,7 +118,7 @@ class S3DNeRF(nn.Module):
         # learn to vanish (density collapsing to zero, and with it every gradient).
         bg = F.interpolate(image * (1 - head), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         camera = (c2w, K) if c2w is not None and K is not None else None
-        return Source(feats, slots, attn, image, bg, camera)
+        return Source(feats, slots, attn, image, bg, camera, mouth_keep_out(mask, image, self.cfg.mouth_keep_out))
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -200,13 +213,19 @@ class S3DNeRF(nn.Module):
         bg = source.background.repeat_interleave(T, 0)
         rgb_low = img[:, :3] + (1 - alpha) * bg
         features = torch.cat([rgb_low, img[:, 3:]], 1)
-        frame_images = None
+        frame_images, keep_out = None, source.keep_out
+        if keep_out is not None:
+            keep_out = keep_out.repeat_interleave(T, 0)
         if source.camera is not None and view is not None:
             with stage("reproject source"):
-                frame_images = reproject_source(source.image, *source.camera, view[0], view[1], view[2],
-                                                alpha.view(B * T, -1), T)
+                # The keep-out region moves with the source texture it covers.
+                image = source.image if source.keep_out is None else torch.cat([source.image, source.keep_out], 1)
+                warped = reproject_source(image, *source.camera, view[0], view[1], view[2], alpha.view(B * T, -1), T)
+                frame_images = warped[:, :3]
+                if source.keep_out is not None:
+                    keep_out = warped[:, 3:]
         with stage("super-resolution"):
-            rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images)
+            rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images, keep_out)
         Ro = rgb.shape[-1]
         return {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
