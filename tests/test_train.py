@@ -112,7 +112,10 @@ def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
 
 def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
     out = tmp_path / "sync"
-    sets = _sets(FAST + ["train.sync_steps=20", "train.sync_batch=8", "train.sync_start=1", "loss.sync=0.5"])
+    # With the options the demo recipe leaves off: the source reprojected in training and
+    # its mouth kept out of the blend.
+    sets = _sets(FAST + ["train.sync_steps=20", "train.sync_batch=8", "train.sync_start=1", "loss.sync=0.5",
+                         "train.reproject_source=true", "model.mouth_keep_out=0.05"])
     assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + sets) == 0
     assert (out / "syncnet.safetensors").stat().st_size > 0
     rows = _rows(out)
