@@ -11,8 +11,8 @@ Pixels with no rendered surface (opacity below one half) keep the source pixel a
 own position, as without reprojection. Filling the source's head region there with the
 surrounding background instead was tried and measured worse (held-out PSNR 23.8 -> 22.2
 dB): the radiance field's opacity is below one half on parts of the head, such as hat
-brims and hair edges, which the source shows correctly. Training does not reproject
-(the trainer gives no source camera); rendering and evaluation do.
+brims and hair edges, which the source shows correctly. Rendering and evaluation
+reproject; training does only with ``train.reproject_source`` (off in ``small``: README).
 """
 from __future__ import annotations
 

@@ -102,8 +102,8 @@ class S3DNeRF(nn.Module):
         The encoder works in the image plane and the tri-planes it writes are in canonical
         head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
         given, lets rendering reproject the source into each frame's view for the
-        super-resolution blend (``reproject.py``); training gives it unless
-        ``train.reproject_source`` is off."""
+        super-resolution blend (``reproject.py``); training gives it when
+        ``train.reproject_source`` is on."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
