@@ -108,19 +108,24 @@ def test_the_source_camera_reaches_the_render_only_through_reprojection():
         torch.testing.assert_close(moved["rgb_low"], moved_plain["rgb_low"])  # the field itself never sees it
 
 
-def test_mouth_keep_out_is_the_lips_grown_and_nothing_without_them():
-    R = 32
+def test_mouth_keep_out_is_the_lips_grown_by_the_jaws_reach_and_nothing_without_them():
+    R = 64
     mask = torch.ones(1, R, R, dtype=torch.long)
-    mask[0, 20:22, 12:20] = 2  # lips
+    mask[0, 20:22, 24:40] = 2  # lips
     like = torch.zeros(1, 3, R, R)
-    keep = mouth_keep_out(mask, like, grow=2 / R)
+    # Grown 6 pixels down and 2 up and sideways (rows 18-27, columns 22-41), then softened
+    # over 2 pixels either side of that border.
+    keep = mouth_keep_out(mask, like, reach=6 / R)
     assert keep.shape == (1, 1, R, R)
-    rows, cols = torch.nonzero(keep[0, 0], as_tuple=True)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (18, 23, 10, 21)  # two pixels on every side
-    assert set(keep.unique().tolist()) == {0.0, 1.0}
-    assert mouth_keep_out(mask, like, grow=0.0) is None
-    assert mouth_keep_out(None, like, grow=0.1) is None
-    assert mouth_keep_out(torch.ones_like(mask), like, grow=0.1) is None  # a face without lip labels
+    rows, cols = torch.nonzero(keep[0, 0] == 1, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (20, 25, 24, 39)
+    rows, cols = torch.nonzero(keep[0, 0] > 0, as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 29, 20, 43)
+    edge = keep[0, 0, 16:20, 30]
+    assert (edge > 0).all() and (edge < 1).all() and (edge.diff() > 0).all()  # rising into the region
+    assert mouth_keep_out(mask, like, reach=0.0) is None
+    assert mouth_keep_out(None, like, reach=0.1) is None
+    assert mouth_keep_out(torch.ones_like(mask), like, reach=0.1) is None  # a face without lip labels
 
 
 def test_super_resolution_paints_the_keep_out_region_itself():

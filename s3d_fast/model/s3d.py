@@ -49,8 +49,9 @@ class Source:
     image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
     background: torch.Tensor  # (B, 3, r, r) the source's background (head masked out) at NeRF resolution
     camera: Optional[tuple] = None  # (c2w (B, 4, 4), K (B, 3, 3)) of the source, when known: reprojection
-    # (B, 1, R, R) in [0, 1]: the source's lips and mouth, grown (``mouth_keep_out``), where
-    # super-resolution may not copy the source. None: no lip labels, or the option is off.
+    # (B, 1, R, R) in [0, 1]: the source's lips and mouth, grown by the jaw's reach
+    # (``mouth_keep_out``), where super-resolution may not copy the source. None: no lip
+    # labels, or the option is off.
     keep_out: Optional[torch.Tensor] = None
 
 
@@ -67,14 +68,22 @@ class Baked:
         return float(self.grid.binaries.float().mean())
 
 
-def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, grow: float) -> Optional[torch.Tensor]:
-    """(B, R, R) labels -> (B, 1, R, R): lips and mouth (labels >= 2) grown by ``grow`` of
-    the image size, or None (``grow`` 0, no mask, or no lip labels in it)."""
-    if grow <= 0 or mask is None or not bool((mask >= 2).any()):
+def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: float) -> Optional[torch.Tensor]:
+    """(B, R, R) labels -> (B, 1, R, R) in [0, 1]: where super-resolution may not copy the
+    source. The lips and mouth (labels >= 2) grown down by ``reach`` of the image, how far
+    the jaw drops, and by a third of that up and sideways, with edges softened over the
+    same third so the painted region leaves no seam. None when ``reach`` is 0, there is no
+    mask, or it has no lip labels."""
+    if reach <= 0 or mask is None or not bool((mask >= 2).any()):
         return None
-    g = max(1, round(grow * mask.shape[-1]))
+    size = mask.shape[-1]
+    down = max(1, round(reach * size))
+    side = max(1, round(reach * size / 3))
     lips = (mask >= 2).to(like.dtype).unsqueeze(1)
-    return F.max_pool2d(lips, 2 * g + 1, stride=1, padding=g)
+    # Output row y takes input rows y - down .. y + side: lips up to ``down`` above a pixel
+    # (the jaw's reach below the mouth) or up to ``side`` below it.
+    grown = F.max_pool2d(F.pad(lips, (side, side, down, side)), (down + side + 1, 2 * side + 1), stride=1)
+    return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
