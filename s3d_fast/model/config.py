@@ -42,7 +42,8 @@ class ModelConfig:
     decoder_hidden: int = 64
     sr_width: int = 32
     # Super-resolution may not blend in the source's lips and mouth (labels >= 2 of the
-    # source mask), grown by this fraction of the image: the jaw's reach. 0 lets it.
+    # source mask), grown down by this fraction of the image (the jaw's reach) and by a
+    # third of it elsewhere (``s3d.mouth_keep_out``). 0 lets it.
     # Trained at 0.07 with ``train.reproject_source`` (README): the lip-sync expert's
     # score rose (LSE-C 0.44 -> 0.52) but the region shows as a blurred red patch and the
     # pixel-rule mouth opening does not follow the jaw (correlation -0.14), so it is off.

@@ -26,10 +26,11 @@ def reproject_source(
     image: torch.Tensor, src_c2w: torch.Tensor, src_K: torch.Tensor, origins: torch.Tensor,
     directions: torch.Tensor, depth: torch.Tensor, opacity: torch.Tensor, frames_per_source: int,
 ) -> torch.Tensor:
-    """image (B, C, R, R) source images (extra channels, such as a mask, move with them); src_c2w (B, 4, 4) camera-to-head (OpenCV) and
-    src_K (B, 3, 3) in pixels of R; origins, directions (F, r*r, 3) of the rendered rays
-    (F = B * frames_per_source); depth (F, r*r) the composited depth (weighted sum of
-    sample distances, not divided by opacity); opacity (F, r*r).
+    """image (B, C, R, R) source images (extra channels, such as a mask, move with them);
+    src_c2w (B, 4, 4) camera-to-head (OpenCV) and src_K (B, 3, 3) in pixels of R;
+    origins, directions (F, r*r, 3) of the rendered rays (F = B * frames_per_source);
+    depth (F, r*r) the composited depth (weighted sum of sample distances, not divided by
+    opacity); opacity (F, r*r).
 
     Returns (F, C, R, R): the source sampled where each frame's surface points appear in it.
     """

@@ -223,16 +223,14 @@ class S3DNeRF(nn.Module):
         rgb_low = img[:, :3] + (1 - alpha) * bg
         features = torch.cat([rgb_low, img[:, 3:]], 1)
         frame_images, keep_out = None, source.keep_out
-        if keep_out is not None:
-            keep_out = keep_out.repeat_interleave(T, 0)
         if source.camera is not None and view is not None:
             with stage("reproject source"):
-                # The keep-out region moves with the source texture it covers.
-                image = source.image if source.keep_out is None else torch.cat([source.image, source.keep_out], 1)
-                warped = reproject_source(image, *source.camera, view[0], view[1], view[2], alpha.view(B * T, -1), T)
-                frame_images = warped[:, :3]
-                if source.keep_out is not None:
-                    keep_out = warped[:, 3:]
+                # The keep-out region travels as a fourth channel: it moves with the texture it covers.
+                stacked = source.image if keep_out is None else torch.cat([source.image, keep_out], 1)
+                warped = reproject_source(stacked, *source.camera, view[0], view[1], view[2], alpha.view(B * T, -1), T)
+                frame_images, keep_out = warped[:, :3], (None if keep_out is None else warped[:, 3:])
+        elif keep_out is not None:
+            keep_out = keep_out.repeat_interleave(T, 0)
         with stage("super-resolution"):
             rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images, keep_out)
         Ro = rgb.shape[-1]
