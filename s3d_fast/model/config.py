@@ -44,9 +44,10 @@ class ModelConfig:
     # Super-resolution may not blend in the source's lips and mouth (labels >= 2 of the
     # source mask), grown down by this fraction of the image (the jaw's reach) and by a
     # third of it elsewhere (``s3d.mouth_keep_out``). 0 lets it.
-    # Trained at 0.07 with ``train.reproject_source`` (README): the lip-sync expert's
-    # score rose (LSE-C 0.44 -> 0.52) but the region shows as a blurred red patch and the
-    # pixel-rule mouth opening does not follow the jaw (correlation -0.14), so it is off.
+    # Trained at 0.07 with ``train.reproject_source`` (README): PSNR 25.8 dB and the
+    # lip-sync expert's score up (LSE-C 0.44 -> 0.49), but the painted mouth is too
+    # blurred for the pixel rule to follow the jaw (correlation 0.14 against the demo's
+    # 0.47), so it is off.
     mouth_keep_out: float = 0.0
 
     # Training-style rendering: stratified coarse samples, then importance samples.
