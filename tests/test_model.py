@@ -173,6 +173,22 @@ def test_the_keep_out_region_follows_the_source_into_each_view():
     assert rows.numel() > 0 and rows.min() >= R // 2 - 8 and rows.max() <= R // 2 + 12  # only around the lips
 
 
+def test_the_keep_out_region_meets_an_output_resolution_other_than_the_input():
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config().model, mouth_keep_out=0.05)
+    cfg = dataclasses.replace(cfg, output_resolution=cfg.nerf_resolution * 2)
+    assert cfg.output_resolution != cfg.input_resolution
+    model = S3DNeRF(cfg).eval()
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    R = cfg.input_resolution
+    mask[:, R // 2:R // 2 + 4, R // 3:2 * R // 3] = 2
+    with torch.no_grad():
+        for source_c2w in (None, c2w[:, 0]):
+            out = model(img, mask, model.audio_tokens(mel), c2w, K, stratified=False, source_c2w=source_c2w)
+            assert out["rgb"].shape[-1] == cfg.output_resolution
+
+
 def test_audio_tokens_take_whole_utterances():
     cfg = tiny_config().model
     model = S3DNeRF(cfg)

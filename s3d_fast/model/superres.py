@@ -81,6 +81,8 @@ class SuperResolution(nn.Module):
         # field. Bounded, the network always keeps a share of each pixel to explain.
         blend = torch.sigmoid(BLEND_LIMIT * torch.tanh(out[:, :1] / BLEND_LIMIT))
         if keep_out is not None:
+            if keep_out.shape[-1] != R:  # made at the input resolution, as the source is
+                keep_out = F.interpolate(keep_out, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
             # The source's mouth is one moment of it (a closed mouth, usually). Copied,
             # it is the cheapest answer to most frames and leaves the audio nothing to
             # move: aligned by reprojection, the blend took it over and the held-out
