@@ -126,11 +126,13 @@ class Trainer:
         # Clips are seconds long and decoding one costs far more than keeping it: keep all.
         tc = self.cfg.train
         n_targets = max(tc.frames, tc.sync_frames if self.cfg.loss.sync > 0 else 1)
+        q = tc.source_mouth_quantile
         train = TalkingHeadDataset(self.args.data, "train", n_targets=n_targets, seed=self.cfg.train.seed,
-                                   cache_clips=n_clips, views=with_views)
+                                   cache_clips=n_clips, views=with_views, source_quantile=q)
         heldout = None
         if manifest.clips_in("heldout"):
-            heldout = TalkingHeadDataset(self.args.data, "heldout", n_targets=1, seed=self.cfg.train.seed, cache_clips=n_clips)
+            heldout = TalkingHeadDataset(self.args.data, "heldout", n_targets=1, seed=self.cfg.train.seed,
+                                         cache_clips=n_clips, source_quantile=q)
         return train, heldout
 
     def _batch(self, dataset, step: int, size: int):
@@ -202,6 +204,21 @@ class Trainer:
         return int(read_checkpoint_meta(path)["step"])
 
 
+def freeze_all_but(model, train_only: str) -> None:
+    """Train only the named top-level modules of the generator (comma-separated, e.g.
+    "superres"); the rest keep their weights and, holding no gradient, cost no backward
+    pass. An empty string trains everything."""
+    names = [n.strip() for n in train_only.split(",") if n.strip()]
+    if not names:
+        return
+    children = dict(model.named_children())
+    unknown = [n for n in names if n not in children]
+    if unknown:
+        raise S3DError(f"train.train_only: no module {unknown[0]!r} in the generator; choose from {', '.join(children)}")
+    for name, child in children.items():
+        child.requires_grad_(name in names)
+
+
 class Generator:
     """Stage 2: the generator's optimisation loop, checkpoints, evaluation and profile."""
 
@@ -214,6 +231,7 @@ class Generator:
         cfg = trainer.cfg
         self.cfg = cfg
         self.model = S3DNeRF(cfg.model).to(trainer.device)
+        freeze_all_but(self.model, cfg.train.train_only)  # before DDP, which syncs only trained weights
         self.syncnet = syncnet
         self.module = self.model
         if trainer.dist.distributed:

@@ -7,7 +7,7 @@ import pytest
 
 from s3d_fast.cli import main
 from s3d_fast.data import audio
-from s3d_fast.data.dataset import TalkingHeadDataset, load_manifest
+from s3d_fast.data.dataset import TalkingHeadDataset, _source_frames, load_manifest
 from s3d_fast.data.synthtalk import camera, head, phonemes, speech, visemes
 from s3d_fast.data.synthtalk.generate import SynthConfig, clip_timeline, identity_seed, light_direction, render_view
 from s3d_fast.data.synthtalk.identity import sample_identity
@@ -82,6 +82,41 @@ def test_dataset_items(tiny):
     assert free["view_masks"].shape == (3, 48, 48) and free["view_index"] == 0
     # The extra view really is another camera on the same frames.
     assert not np.allclose(free["view_c2w"].numpy(), free["target_c2w"].numpy())
+
+
+def test_source_frames_keep_the_least_open_mouths():
+    valid = np.array([True, True, True, False, True, True, True, True])
+    interior = np.array([0, 9, 4, 0, 0, 30, 2, 12])  # mouth-interior pixels per frame
+    masks = np.zeros((8, 6, 6), np.uint8)
+    for t, n in enumerate(interior):
+        masks[t].flat[:n] = 3
+    masks[:, -1, :] = 2  # lips do not count as an open mouth
+    np.testing.assert_array_equal(_source_frames(valid, masks, 1.0), [0, 1, 2, 4, 5, 6, 7])
+    np.testing.assert_array_equal(_source_frames(valid, None, 0.25), [0, 1, 2, 4, 5, 6, 7])
+    # Valid interiors 0, 9, 4, 0, 30, 2, 12: the quarter quantile is 1.0, so the two shut
+    # frames; frame 3 (invalid, shut) is never a source.
+    np.testing.assert_array_equal(_source_frames(valid, masks, 0.25), [0, 4])
+    np.testing.assert_array_equal(_source_frames(valid, masks, 0.5), [0, 2, 4, 6])
+    # Ties are kept: a clip shut in most frames offers every shut frame.
+    shut = np.zeros((5, 6, 6), np.uint8)
+    np.testing.assert_array_equal(_source_frames(np.ones(5, bool), shut, 0.1), np.arange(5))
+
+
+def test_dataset_draws_sources_with_closed_mouths(tiny):
+    _, out = tiny
+    m = load_manifest(out)
+    clip = m.clips_in("train")[0]
+    with np.load(m.path(clip["meta"])) as z:
+        interior = (z["masks"] == 3).sum(axis=(1, 2))
+    assert interior.max() > interior.min()  # the tiny clip's mouth does open
+    ds = TalkingHeadDataset(out, split="train", n_targets=2, source_quantile=0.3)
+    sources = {ds[i]["source_index"] for i in range(len(ds))}
+    assert all(interior[s] <= np.quantile(interior, 0.3) for s in sources)
+    anywhere = TalkingHeadDataset(out, split="train", n_targets=2)
+    assert {anywhere[i]["source_index"] for i in range(len(anywhere))} - sources  # the default draws wider
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="source_quantile"):
+            TalkingHeadDataset(out, split="train", source_quantile=bad)
 
 
 def _project(c2w, K, p):

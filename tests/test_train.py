@@ -112,13 +112,31 @@ def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
 
 def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
     out = tmp_path / "sync"
-    # With the options the demo recipe leaves off: the source reprojected in training and
-    # its mouth kept out of the blend.
+    # With the options the demo recipe leaves off: the source reprojected in training, its
+    # mouth kept out of the blend, and drawn from the frames with the least open mouths.
     sets = _sets(FAST + ["train.sync_steps=20", "train.sync_batch=8", "train.sync_start=1", "loss.sync=0.5",
-                         "train.reproject_source=true", "model.mouth_keep_out=0.05"])
+                         "train.reproject_source=true", "model.mouth_keep_out=0.05",
+                         "train.source_mouth_quantile=0.5"])
     assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + sets) == 0
     assert (out / "syncnet.safetensors").stat().st_size > 0
     rows = _rows(out)
     assert any(r["stage"] == "sync" for r in rows)
     gen = [r for r in rows if r["stage"] == "generator"]
     assert gen[0]["sync"] == "" and float(gen[1]["sync"]) > 0  # on from train.sync_start
+
+
+def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
+    out = tmp_path / "sr_only"
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST)) == 0
+    # Resumed with only super-resolution trained: it changes, the radiance field does not.
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "4", "--quiet", "--resume"]
+                + _sets(FAST + ["train.train_only=superres"])) == 0
+    before = load_checkpoint(RunDirectory(out).checkpoint_path(2)).model_state
+    after = load_checkpoint(RunDirectory(out).checkpoint_path(4)).model_state
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"superres"}
+
+    bad = tmp_path / "bad"
+    assert main(["train", "--data", str(data), "--out", str(bad), "--steps", "1", "--quiet"]
+                + _sets(FAST + ["train.train_only=superres,nerf"])) == 1
+    assert "no module 'nerf'" in capsys.readouterr().err

@@ -81,6 +81,17 @@ class ClipStore:
         return meta
 
 
+def _source_frames(valid: np.ndarray, masks: Optional[np.ndarray], quantile: float) -> np.ndarray:
+    """The frames a training source may be: valid ones, and with ``masks`` (T, H, W) and
+    ``quantile`` < 1 only those whose mouth interior is no larger than that quantile of
+    the clip's (ties kept: a clip whose mouth is shut in half its frames offers all of them)."""
+    frames = np.flatnonzero(valid)
+    if masks is None or quantile >= 1.0 or frames.size == 0:
+        return frames
+    interior = (masks[frames] == 3).sum(axis=(1, 2))
+    return frames[interior <= np.quantile(interior, quantile)]
+
+
 class TalkingHeadDataset(_TorchDataset):
     """Items over (clip, target frame) pairs of one split.
 
@@ -91,6 +102,11 @@ class TalkingHeadDataset(_TorchDataset):
     where the data set has them (NaN otherwise). ``n`` = ``n_targets`` consecutive frames
     (the lip-sync loss wants 5).
 
+    ``source_quantile`` < 1 draws the source only from a clip's frames with the least open
+    mouths: those whose mouth-interior area (mask label 3) is at most that quantile of the
+    clip's. A one-shot portrait has a closed mouth (evaluation takes the most closed frame),
+    so the model should learn to open a closed mouth, not to close an open one.
+
     With ``views=True`` (data sets with extra cameras, e.g. SynthTalk ``--views``), an
     item also holds the same target frames seen from one extra view chosen at random:
     ``view_target`` (n, 3, H, W), ``view_masks``, ``view_c2w`` and ``view_index``.
@@ -98,12 +114,14 @@ class TalkingHeadDataset(_TorchDataset):
 
     def __init__(
         self, root, split: Optional[str] = "train", n_targets: int = 1, seed: int = 0, cache_clips: int = 4,
-        views: bool = False,
+        views: bool = False, source_quantile: float = 1.0,
     ):
         import torch  # noqa: F401  (fail early with the import error if torch is absent)
 
         if n_targets < 1:
             raise ValueError(f"n_targets must be >= 1, got {n_targets}")
+        if not 0.0 < source_quantile <= 1.0:
+            raise ValueError(f"source_quantile must be in (0, 1], got {source_quantile}")
         self.manifest = load_manifest(root)
         self.clips = self.manifest.clips_in(split)
         if not self.clips:
@@ -118,12 +136,14 @@ class TalkingHeadDataset(_TorchDataset):
         self.store = ClipStore(self.manifest, cache_clips, views)
         # Index: every start frame whose n_targets frames all hold a usable face (`valid`),
         # so frames a preprocessor found no face in are never training targets.
-        self._starts = []
+        self._starts, self._sources = [], []
         for clip in self.clips:
             with np.load(self.manifest.path(clip["meta"]), allow_pickle=False) as npz:
                 if "valid" not in npz.files:
                     raise ManifestError(f"{self.manifest.path(clip['meta'])}: lacks valid")
                 valid = np.asarray(npz["valid"][: clip["n_frames"]], bool)
+                masks = npz["masks"][: clip["n_frames"]] if source_quantile < 1.0 and "masks" in npz.files else None
+            self._sources.append(_source_frames(valid, masks, source_quantile))
             runs = np.convolve(valid.astype(np.int64), np.ones(n_targets, np.int64), mode="valid")
             self._starts.append(np.flatnonzero(runs == n_targets))
         self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in self._starts])])
@@ -141,8 +161,8 @@ class TalkingHeadDataset(_TorchDataset):
         start = int(self._starts[ci][index - int(self._offsets[ci])])
         data = self.store.get(clip)
         rng = np.random.default_rng((self.seed, index))
-        valid = np.flatnonzero(data["valid"][: clip["n_frames"]])
-        src = int(rng.choice(valid)) if valid.size else start
+        sources = self._sources[ci]
+        src = int(rng.choice(sources)) if sources.size else start
         tgt = slice(start, start + self.n_targets)
 
         def img(x):

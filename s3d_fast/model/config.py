@@ -92,6 +92,15 @@ class TrainConfig:
     # eyes, but the aligned blend then copies the closed source mouth into every frame
     # (mouth-opening correlation 0.47 -> -0.13). Off until the mouth is kept from it.
     reproject_source: bool = False
+    # Draw each training source from the clip's frames with the least open mouths (mouth
+    # interior area at most this quantile of the clip's; 1: any frame). Evaluation and a
+    # user's portrait give a closed mouth; from a random frame the model spends half its
+    # steps closing open mouths, a task it never meets.
+    source_mouth_quantile: float = 1.0
+    # Comma-separated top-level generator modules to train (encoder, audio, regions,
+    # deformation, decoder, superres); empty: all. "superres" fine-tunes how the rendered
+    # features and motion are painted, with no backward pass through the radiance field.
+    train_only: str = ""
     view_probability: float = 0.3  # chance a step's targets come from an extra (free-view) camera
     sync_start: int = 1800  # generator step at which the sync loss switches on
     sync_steps: int = 1500  # stage 1: lip-sync discriminator steps
