@@ -69,6 +69,9 @@ class LossConfig:
     photometric: float = 1.0  # at output resolution
     photometric_low: float = 1.0  # colour channels of the feature image vs the target at NeRF resolution
     mouth_emphasis: float = 10.0  # extra photometric weight on lips and mouth pixels (1% of a portrait, all of lip sync)
+    # Extra weight on the open mouth's interior (label 3) on top of ``mouth_emphasis``: the
+    # dark pixels that show an open mouth, which a blurred painting leaves too light.
+    interior_emphasis: float = 0.0
     sync: float = 0.5
     deformation: float = 0.001
     mask: float = 0.1  # rendered opacity vs the head mask

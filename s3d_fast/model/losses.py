@@ -22,9 +22,10 @@ def head_coverage(masks: torch.Tensor, size: int) -> torch.Tensor:
     return resize((masks > 0).float().unsqueeze(-3), size).squeeze(-3)
 
 
-def mouth_region(masks: torch.Tensor, grow: int = 2) -> torch.Tensor:
-    """Lips and mouth interior (labels >= 2), grown by ``grow`` pixels, as float (..., H, W)."""
-    m = (masks >= 2).float().reshape(-1, 1, *masks.shape[-2:])
+def mouth_region(masks: torch.Tensor, grow: int = 2, labels: int = 2) -> torch.Tensor:
+    """Pixels with labels >= ``labels`` (2: lips and mouth interior; 3: the interior alone),
+    grown by ``grow`` pixels, as float (..., H, W)."""
+    m = (masks >= labels).float().reshape(-1, 1, *masks.shape[-2:])
     m = F.max_pool2d(m, 2 * grow + 1, stride=1, padding=grow)
     return m.view(masks.shape)
 
@@ -43,6 +44,8 @@ def generator_losses(
     ``sync_fn(rgb (B, T, 3, H, W)) -> loss`` is the frozen lip-sync expert, when on."""
     r = out["rgb_low"].shape[-1]
     emphasis = 1.0 + weights.mouth_emphasis * mouth_region(masks).unsqueeze(-3)
+    if weights.interior_emphasis > 0:
+        emphasis = emphasis + weights.interior_emphasis * mouth_region(masks, grow=1, labels=3).unsqueeze(-3)
     low_emphasis = resize(emphasis, r)
     losses = {
         "photometric": weighted_l1(out["rgb"], target, emphasis),

@@ -1,0 +1,66 @@
+"""tools/mouth_probe.py: the jaw followed through a checkpoint, at toy sizes."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s3d_fast.checkpoint import RunDirectory, save_checkpoint
+from s3d_fast.configuration import config_to_dict
+from s3d_fast.data.dataset import ClipStore, load_manifest
+from s3d_fast.model import S3DNeRF
+from s3d_fast.model.io import KIND, load_model
+
+from model_helpers import make_tiny_synthtalk, tiny_config
+
+_spec = importlib.util.spec_from_file_location("mouth_probe", Path(__file__).parent.parent / "tools" / "mouth_probe.py")
+mouth_probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mouth_probe)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe")
+    make_tiny_synthtalk(root / "ds")
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    path = RunDirectory(root / "run").checkpoint_path(3)
+    save_checkpoint(path, model_state=S3DNeRF(cfg.model).state_dict(), config=config_to_dict(cfg), step=3,
+                    extra={"kind": KIND})
+    return root / "ds", path
+
+
+def test_ridge_probe_reads_a_linear_signal_and_not_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 12))
+    y = x @ rng.normal(size=12) + 0.05 * rng.normal(size=400)
+    read = mouth_probe.ridge_probe(x[:300], y[:300])
+    assert np.corrcoef(read(x[300:]), y[300:])[0, 1] > 0.99
+    noise = rng.normal(size=400)
+    assert abs(np.corrcoef(mouth_probe.ridge_probe(x[:300], noise[:300])(x[300:]), noise[300:])[0, 1]) < 0.3
+
+
+def test_features_are_what_super_resolution_saw(setup):
+    data_dir, path = setup
+    model = load_model(path)
+    manifest = load_manifest(data_dir)
+    data = ClipStore(manifest).get(manifest.clips_in("heldout")[0])
+    rgb, features = mouth_probe.render_with_features(model, data, 7, batch=3)
+    cfg = model.cfg
+    assert rgb.shape == (7, 3, cfg.output_resolution, cfg.output_resolution)
+    assert features.shape == (7, cfg.feature_channels + 4, cfg.nerf_resolution, cfg.nerf_resolution)
+    # The offset channel is the rendered offset over max_offset: within [-1, 1].
+    assert features[:, mouth_probe.OFFSET_Y].abs().max() <= 1.0
+    # The hook is gone: super-resolution runs alone again.
+    assert not model.superres._forward_pre_hooks
+
+
+def test_main_prints_a_row_per_clip_and_refuses_bad_arguments(setup, capsys):
+    data_dir, path = setup
+    assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--frames", "8"]) == 0
+    out = capsys.readouterr().out
+    held = [c["id"] for c in load_manifest(data_dir).clips_in("heldout")]
+    assert all(f"| {cid} |" in out for cid in held) and "**mean**" in out
+    assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--clips", "1"]) == 1
+    assert "at least 2" in capsys.readouterr().err
