@@ -127,6 +127,8 @@ class Trainer:
         tc = self.cfg.train
         n_targets = max(tc.frames, tc.sync_frames if self.cfg.loss.sync > 0 else 1)
         q = tc.source_mouth_quantile
+        if not 0.0 < q <= 1.0:
+            raise S3DError(f"train.source_mouth_quantile must be in (0, 1] (1: any frame), got {q}")
         train = TalkingHeadDataset(self.args.data, "train", n_targets=n_targets, seed=self.cfg.train.seed,
                                    cache_clips=n_clips, views=with_views, source_quantile=q)
         heldout = None

@@ -140,3 +140,6 @@ def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(bad), "--steps", "1", "--quiet"]
                 + _sets(FAST + ["train.train_only=superres,nerf"])) == 1
     assert "no module 'nerf'" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad_q"), "--steps", "1", "--quiet"]
+                + _sets(FAST + ["train.source_mouth_quantile=0"])) == 1
+    assert "source_mouth_quantile must be in (0, 1]" in capsys.readouterr().err
