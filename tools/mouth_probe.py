@@ -60,10 +60,9 @@ def render_with_features(model, data, frames: int, batch: int = 5):
     seen = []
     hook = model.superres.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     try:
-        rgb = [model.render(source, tokens[a:a + batch][None],
-                            torch.as_tensor(data["c2w"][a:a + batch], dtype=torch.float32)[None], K,
+        rgb = [model.render(source, tokens[a:b][None], torch.as_tensor(data["c2w"][a:b], dtype=torch.float32)[None], K,
                             stratified=False)["rgb"][0]
-               for a in range(0, frames, batch)]
+               for a, b in ((a, min(a + batch, frames)) for a in range(0, frames, batch))]
     finally:
         hook.remove()
     return torch.cat(rgb).clamp(0, 1), torch.cat(seen)
