@@ -136,14 +136,14 @@ class TalkingHeadDataset(_TorchDataset):
         self.store = ClipStore(self.manifest, cache_clips, views)
         # Index: every start frame whose n_targets frames all hold a usable face (`valid`),
         # so frames a preprocessor found no face in are never training targets.
-        self._starts, self._sources = [], []
+        self.source_quantile = source_quantile
+        self._starts = []
+        self._sources: Dict[int, np.ndarray] = {}  # per clip, from its masks once it is loaded
         for clip in self.clips:
             with np.load(self.manifest.path(clip["meta"]), allow_pickle=False) as npz:
                 if "valid" not in npz.files:
                     raise ManifestError(f"{self.manifest.path(clip['meta'])}: lacks valid")
                 valid = np.asarray(npz["valid"][: clip["n_frames"]], bool)
-                masks = npz["masks"][: clip["n_frames"]] if source_quantile < 1.0 and "masks" in npz.files else None
-            self._sources.append(_source_frames(valid, masks, source_quantile))
             runs = np.convolve(valid.astype(np.int64), np.ones(n_targets, np.int64), mode="valid")
             self._starts.append(np.flatnonzero(runs == n_targets))
         self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in self._starts])])
@@ -161,6 +161,9 @@ class TalkingHeadDataset(_TorchDataset):
         start = int(self._starts[ci][index - int(self._offsets[ci])])
         data = self.store.get(clip)
         rng = np.random.default_rng((self.seed, index))
+        if ci not in self._sources:
+            n, q = clip["n_frames"], self.source_quantile
+            self._sources[ci] = _source_frames(np.asarray(data["valid"][:n], bool), data["masks"][:n] if q < 1.0 else None, q)
         sources = self._sources[ci]
         src = int(rng.choice(sources)) if sources.size else start
         tgt = slice(start, start + self.n_targets)
