@@ -242,6 +242,18 @@ def source_frame(data: dict, n: int) -> int:
     return int(np.argmin(jaw))
 
 
+def one_shot_source(model, data: dict, src: int, device):
+    """The clip's frame ``src`` encoded as the source, with its mask and its own camera
+    (rendering reprojects the source into each frame's view)."""
+    import torch
+
+    image = _to_tensor(data["frames"][src:src + 1]).to(device)
+    mask = torch.from_numpy(data["masks"][src:src + 1].astype(np.int64)).to(device)
+    c2w = torch.as_tensor(np.asarray(data["c2w"][src]), dtype=torch.float32, device=device)[None]
+    K = torch.as_tensor(np.asarray(data["K"]), dtype=torch.float32, device=device)[None]
+    return model.prepare_source(image, mask, c2w, K)
+
+
 def mouth_landmarks(gt_u8, ours, masks, real: bool):
     """(gt landmarks, our landmarks, the pixel rule on gt (None on real data))."""
     from .metrics import landmarks as lm
@@ -271,15 +283,10 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     src = source_frame(data, T)
     row = {"clip": clip["id"], "identity": clip["identity"], "frames": T, "source_frame": src}
 
-    image = _to_tensor(gt_u8[src:src + 1]).to(dev)
-    mask = torch.from_numpy(masks[src:src + 1].astype(np.int64)).to(dev)
     with torch.inference_mode():
         _sync(dev)
         start = time.perf_counter()
-        # The source frame's own camera: rendering reprojects the source into each frame's view.
-        src_c2w = torch.as_tensor(np.asarray(data["c2w"][src]), dtype=torch.float32, device=dev)[None]
-        src_K = torch.as_tensor(np.asarray(data["K"]), dtype=torch.float32, device=dev)[None]
-        source = model.prepare_source(image, mask, src_c2w, src_K)
+        source = one_shot_source(model, data, src, dev)
         baked = model.bake(source) if args.baked else None
         _sync(dev)
         row["source_seconds"] = time.perf_counter() - start

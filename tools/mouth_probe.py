@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.errors import S3DError
-from s3d_fast.evaluate import source_frame
+from s3d_fast.evaluate import one_shot_source, render_clip, source_frame
 from s3d_fast.metrics import mouth_opening, mouth_region, pearson
 from s3d_fast.model.io import load_model
 from s3d_fast.model.superres import MOTION_CHANNELS
@@ -48,24 +48,18 @@ def audio_tokens(model, data, frames: int) -> np.ndarray:
     return model.audio_tokens(mel).flatten(1).numpy()
 
 
-@torch.no_grad()
 def render_with_features(model, data, frames: int, batch: int = 5):
-    """Frames (T, 3, Ro, Ro) and the rendered feature image (T, C, r, r) super-resolution saw."""
-    src = source_frame(data, frames)
-    image = torch.from_numpy(data["frames"][src:src + 1]).permute(0, 3, 1, 2).float() / 255
-    mask = torch.from_numpy(data["masks"][src:src + 1].astype(np.int64))
-    K = torch.as_tensor(data["K"], dtype=torch.float32)[None]
-    source = model.prepare_source(image, mask, torch.as_tensor(data["c2w"][src], dtype=torch.float32)[None], K)
-    tokens = model.audio_tokens(torch.as_tensor(data["mel"][:frames], dtype=torch.float32))
+    """Frames (T, 3, Ro, Ro) rendered as ``s3d-fast eval`` renders them, and the feature
+    image (T, C, r, r) super-resolution saw."""
+    with torch.inference_mode():
+        source = one_shot_source(model, data, source_frame(data, frames), "cpu")
     seen = []
     hook = model.superres.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     try:
-        rgb = [model.render(source, tokens[a:b][None], torch.as_tensor(data["c2w"][a:b], dtype=torch.float32)[None], K,
-                            stratified=False)["rgb"][0]
-               for a, b in ((a, min(a + batch, frames)) for a in range(0, frames, batch))]
+        rgb = render_clip(model, source, data["mel"][:frames], data["c2w"][:frames], data["K"], batch)["rgb"]
     finally:
         hook.remove()
-    return torch.cat(rgb).clamp(0, 1), torch.cat(seen)
+    return rgb, torch.cat(seen)
 
 
 def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
