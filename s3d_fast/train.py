@@ -206,6 +206,34 @@ class Trainer:
         return int(read_checkpoint_meta(path)["step"])
 
 
+def parameters_added(saved_config: dict, cfg, model) -> set:
+    """Names of the parameters that ``cfg`` adds to a run saved with ``saved_config``:
+    options that grow the model (``model.mouth_cavity``) may be switched on when a run is
+    resumed, and what they add starts from its initialisation."""
+    was_on = bool(saved_config.get("model", {}).get("mouth_cavity", False))
+    if was_on or not cfg.model.mouth_cavity:
+        return set()
+    return {name for name, _ in model.named_parameters() if "cavity" in name}
+
+
+def _optimizer_state_with_new_parameters(state: dict, model, added: set) -> dict:
+    """An Adam state saved for the model without ``added`` -> the same state for the model
+    with them: torch numbers parameters by their place in ``model.parameters()``, and the
+    new ones sit among the old. The new ones get no moments (Adam starts them afresh)."""
+    names = [name for name, _ in model.named_parameters()]
+    old_to_new = [i for i, name in enumerate(names) if name not in added]
+    (group,) = state["param_groups"]
+    if len(group["params"]) != len(old_to_new):
+        from .errors import S3DError
+
+        raise S3DError(f"the saved optimizer holds {len(group['params'])} parameters, the model without "
+                       f"{sorted(added)} has {len(old_to_new)}")
+    return {
+        "state": {old_to_new[int(i)]: s for i, s in state["state"].items()},
+        "param_groups": [{**group, "params": list(range(len(names)))}],
+    }
+
+
 def freeze_all_but(model, train_only: str) -> None:
     """Train only the named top-level modules of the generator (comma-separated, e.g.
     "superres"); the rest keep their weights and, holding no gradient, cost no backward
@@ -260,8 +288,21 @@ class Generator:
         if path is None:
             return
         ckpt = load_checkpoint(path, map_location=self.t.device, with_training=True)
-        load_model_state(self.model, ckpt.model_state)
-        self.optimizer.load_state_dict(ckpt.optimizers["generator"])
+        added = parameters_added(ckpt.config, self.cfg, self.model)
+        missing, unexpected = load_model_state(self.model, ckpt.model_state, strict=not added)
+        if added and (unexpected or set(missing) - added):
+            from .checkpoint import StateDictMismatchError
+
+            raise StateDictMismatchError(
+                f"{path}: the weights do not fit this config beyond the parameters it adds "
+                f"(missing {sorted(set(missing) - added)[:3]}, unexpected {unexpected[:3]})")
+        optimizer_state = ckpt.optimizers["generator"]
+        if added:
+            optimizer_state = _optimizer_state_with_new_parameters(optimizer_state, self.model, added)
+            if self.t.dist.is_main and not self.t.quiet:
+                print(f"resumed into a larger model: {len(added)} new parameter tensors start from their "
+                      f"initialisation ({', '.join(sorted(added))})")
+        self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(ckpt.schedulers["generator"])
         # The schedule follows this run's train.steps: resuming with a larger --steps
         # stretches the cosine from here on instead of keeping the old, finished one.

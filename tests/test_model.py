@@ -49,12 +49,13 @@ def test_deformation_starts_small_and_is_bounded():
     model = S3DNeRF(cfg)
     x = torch.rand(2, 50, 3) * 2 - 1
     slots = torch.randn(2, cfg.n_slots, cfg.slot_dim)
-    offset, score, assign = model.deformation(x, slots)
+    offset, score, assign, cavity = model.deformation(x, slots)
+    assert cavity is None  # off by default
     assert offset.abs().max() < 0.02 * cfg.max_offset  # near the identity map at initialisation
     assert torch.allclose(assign.sum(-1), torch.ones(2, 50))
     with torch.no_grad():
         model.deformation.head[-1].weight.normal_(0, 10.0)
-    offset, score, _ = model.deformation(x, slots)
+    offset, score, _, _ = model.deformation(x, slots)
     assert offset.norm(dim=-1).max() <= cfg.max_offset * math.sqrt(3) + 1e-6
     assert ((score > 0) & (score < 1)).all()
 
@@ -359,7 +360,7 @@ def _static_warp(model, shift):
 
     def from_encoding(h, slots, group_frame=None):
         offset = h.new_tensor(shift).expand(*h.shape[:-1], 3)
-        return offset, h.new_ones(h.shape[:-1]), h.new_zeros(*h.shape[:-1], slots.shape[1])
+        return offset, h.new_ones(h.shape[:-1]), h.new_zeros(*h.shape[:-1], slots.shape[1]), None
 
     field.from_encoding = from_encoding
     field.forward = lambda x, slots, group_frame=None: from_encoding(field.encode(x), slots, group_frame)

@@ -38,6 +38,12 @@ class ModelConfig:
     hash_per_level_scale: float = 1.5
     deform_hidden: int = 64
     max_offset: float = 0.25  # |dx| bound in box units (the box is [-1, 1]^3)
+    # A learned mouth cavity: the deformation field also gives each point a share in
+    # (0, 1) of one learned dark feature that replaces what it fetches from the source.
+    # A closed-mouth source has no dark interior to warp into an opening
+    # (tools/mouth_probe.py: the field's own colour never shows one), so an opening can
+    # only be drawn with colour that is not in the source.
+    mouth_cavity: bool = False
 
     decoder_hidden: int = 64
     sr_width: int = 32
@@ -72,6 +78,11 @@ class LossConfig:
     # Extra weight on the open mouth's interior (label 3) on top of ``mouth_emphasis``: the
     # dark pixels that show an open mouth, which a blurred painting leaves too light.
     interior_emphasis: float = 0.0
+    # With ``model.mouth_cavity``: cross-entropy of the rendered cavity share against the
+    # target's open-mouth interior (label 3), weighted like ``photometric_low``. The
+    # photometric loss alone is too weak a teacher: over 370 steps from the demo the share
+    # stayed at its initial 2 % everywhere (the interior is a few pixels at NeRF size).
+    cavity: float = 1.0
     sync: float = 0.5
     deformation: float = 0.001
     mask: float = 0.1  # rendered opacity vs the head mask

@@ -21,6 +21,11 @@ class Decoder(nn.Module):
         self.mlp = MLP(cin, cfg.decoder_hidden, 1 + cfg.feature_channels, layers=2)
         with torch.no_grad():
             self.mlp[-1].bias[0] = -3.0  # start nearly empty rather than as an opaque fog
+        # The mouth cavity's one feature vector, shared by every face (``mouth_cavity``):
+        # colour logits start dark (sigmoid(-3) = 0.05), the other channels at 0.
+        self.cavity = None
+        if cfg.mouth_cavity:
+            self.cavity = nn.Parameter(torch.cat([torch.full((3,), -3.0), torch.zeros(cfg.feature_channels - 3)]))
 
     def sample(self, planes, x: torch.Tensor) -> torch.Tensor:
         """planes: per scale (B, 3, H, W, C); x (B, N, 3) canonical points -> (B, N, C * scales)."""
@@ -33,6 +38,14 @@ class Decoder(nn.Module):
         sigma = F.softplus(out[..., 0]) * DENSITY_SCALE
         colour = torch.sigmoid(out[..., 1:4])
         return sigma, torch.cat([colour, out[..., 4:]], -1)
+
+    def blend_cavity(self, feature: torch.Tensor, share) -> torch.Tensor:
+        """feature (..., C) from ``forward``; share (...) in (0, 1) from the deformation
+        field, or None: the feature with that share of it replaced by the cavity's."""
+        if share is None or self.cavity is None:
+            return feature
+        cavity = torch.cat([torch.sigmoid(self.cavity[:3]), self.cavity[3:]]).to(feature.dtype)
+        return torch.lerp(feature, cavity.expand_as(feature), share.unsqueeze(-1).to(feature.dtype))
 
     def density(self, planes, x: torch.Tensor) -> torch.Tensor:
         return self.forward(planes, x)[0]

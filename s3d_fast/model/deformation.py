@@ -36,13 +36,22 @@ class DeformationField(nn.Module):
         nn.init.constant_(self.head[-1].bias, 0.0)
         with torch.no_grad():
             self.head[-1].bias[3] = -2.0
+        # The cavity share reads the head's hidden layer, which already holds the point
+        # and its audio-conditioned slot. It starts near 0 (bias -4: 2 %), not at 0, so
+        # the gradient reaches it.
+        self.cavity_head = None
+        if cfg.mouth_cavity:
+            self.cavity_head = nn.Linear(cfg.deform_hidden, 1)
+            nn.init.zeros_(self.cavity_head.weight)
+            nn.init.constant_(self.cavity_head.bias, -4.0)
 
     def forward(self, x: torch.Tensor, slots: torch.Tensor, group_frame=None):
         """x (G, N, 3) observed points in [-1, 1]^3, in G groups (a frame, or a ray);
         slots (F, S, D) per frame; ``group_frame`` (G,) names each group's frame
         (default: group g is frame g).
 
-        Returns offsets (G, N, 3), scores (G, N) in (0, 1) and assignments (G, N, S).
+        Returns offsets (G, N, 3), scores (G, N) in (0, 1), assignments (G, N, S) and the
+        mouth-cavity share (G, N) in (0, 1), or None without ``mouth_cavity``.
         """
         return self.from_encoding(self.encode(x), slots, group_frame)
 
@@ -72,12 +81,17 @@ class DeformationField(nn.Module):
         assign = torch.softmax(torch.baddbmm(logit_b.unsqueeze(1), h, logit_w), dim=-1)
         hidden = torch.baddbmm(torch.addmm(first.bias, h.reshape(-1, e), w_h.t()).view(*h.shape[:-1], -1),
                                assign, slot_hidden)
-        out = hidden
-        for layer in list(self.head)[1:]:
-            out = layer(out)
+        for layer in list(self.head)[1:-1]:
+            hidden = layer(hidden)
+        return self._outputs(hidden, assign)
+
+    def _outputs(self, hidden: torch.Tensor, assign: torch.Tensor):
+        """The head's last hidden layer (..., hidden) -> offset, score, assign, cavity."""
+        out = self.head[-1](hidden)
         score = torch.sigmoid(out[..., 3])
         offset = torch.tanh(out[..., :3]) * self.max_offset * score.unsqueeze(-1)
-        return offset, score, assign
+        cavity = None if self.cavity_head is None else torch.sigmoid(self.cavity_head(hidden)[..., 0])
+        return offset, score, assign, cavity
 
     def reference(self, x: torch.Tensor, slots: torch.Tensor, group_frame=None):
         """The same field written the direct way (query, attention, pool, MLP): the
@@ -89,7 +103,7 @@ class DeformationField(nn.Module):
             k, v = k[group_frame], v[group_frame]
         assign = torch.softmax(torch.einsum("gnd,gsd->gns", q, k) * q.shape[-1] ** -0.5, dim=-1)
         pooled = torch.einsum("gns,gsd->gnd", assign, v)
-        out = self.head(torch.cat([h, pooled], -1))
-        score = torch.sigmoid(out[..., 3])
-        offset = torch.tanh(out[..., :3]) * self.max_offset * score.unsqueeze(-1)
-        return offset, score, assign
+        hidden = torch.cat([h, pooled], -1)
+        for layer in list(self.head)[:-1]:
+            hidden = layer(hidden)
+        return self._outputs(hidden, assign)

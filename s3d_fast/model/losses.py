@@ -36,6 +36,15 @@ def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     return (w * (pred - target).abs()).sum() / w.sum()
 
 
+def weighted_bce(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of probabilities ``pred`` against soft ``target``, weighted and
+    normalised like ``weighted_l1``."""
+    # Written out: torch's binary_cross_entropy refuses to run under CUDA autocast.
+    w = weight.expand_as(pred)
+    bce = -(target * pred.log() + (1 - target) * (1 - pred).log())
+    return (w * bce).sum() / w.sum()
+
+
 def generator_losses(
     out: dict, target: torch.Tensor, masks: torch.Tensor, weights: LossConfig,
     sync_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -53,6 +62,10 @@ def generator_losses(
         "mask": F.l1_loss(out["opacity"], head_coverage(masks, r)),
         "deformation": out["offset_sq"],
     }
+    if "cavity" in out:
+        interior = resize((masks == 3).float().unsqueeze(-3), r).squeeze(-3)
+        share = out["cavity"].clamp(1e-4, 1 - 1e-4)
+        losses["cavity"] = weighted_bce(share, interior, low_emphasis.squeeze(-3))
     if sync_fn is not None:
         losses["sync"] = sync_fn(out["rgb"])
     total = sum(getattr(weights, name) * value for name, value in losses.items())

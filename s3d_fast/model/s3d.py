@@ -141,9 +141,10 @@ class S3DNeRF(nn.Module):
               ray_source: torch.Tensor):
         """x (A, n, 3) observed points along A rays; slots (F, S, D) audio-conditioned
         per frame; ray_frame / ray_source (A,) each ray's frame and source, sorted by
-        source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)."""
+        source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)
+        and the mouth-cavity share (A, n), or None without ``mouth_cavity``."""
         with stage("deformation"):
-            offset, score, _ = self.deformation(x, slots, ray_frame)
+            offset, score, _, cavity = self.deformation(x, slots, ray_frame)
         canonical = x + offset
         B = source.slots.shape[0]
         counts = torch.bincount(ray_source, minlength=B).tolist()
@@ -154,7 +155,7 @@ class S3DNeRF(nn.Module):
                 sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
             sigmas.append(sigma.view(part.shape[:2]))
             feats.append(feat.view(*part.shape[:2], -1))
-        return torch.cat(sigmas), torch.cat(feats), offset, score
+        return torch.cat(sigmas), self.decoder.blend_cavity(torch.cat(feats), cavity), offset, score, cavity
 
     def render(self, source: Source, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
                stratified: bool = True, ray_mask: Optional[torch.Tensor] = None) -> dict:
@@ -164,7 +165,8 @@ class S3DNeRF(nn.Module):
         resolution; ray_mask (B, T, r, r) bool: the rays to render (training renders the
         head and a sample of the background; the rest is background). Returns rgb
         (B, T, 3, Ro, Ro), rgb_low (B, T, 3, r, r), opacity (B, T, r, r), score
-        (B, T, r, r) (the correlation heat map), offset_sq (mean squared offset).
+        (B, T, r, r) (the correlation heat map), offset_sq (mean squared offset), and with
+        ``mouth_cavity`` cavity (B, T, r, r), the rendered share of the cavity feature.
         """
         cfg = self.cfg
         B, T = c2w.shape[:2]
@@ -195,13 +197,20 @@ class S3DNeRF(nn.Module):
             w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(),
                                                      sigma_c.float())
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
-        sigma, feat, offset, score = self.field(source, slots, points(edges), ray_frame, ray_source)
-        values = torch.cat([feat, offset / cfg.max_offset, score.unsqueeze(-1)], -1)
+        sigma, feat, offset, score, cavity = self.field(source, slots, points(edges), ray_frame, ray_source)
+        channels = [feat, offset / cfg.max_offset, score.unsqueeze(-1)]
+        if cavity is not None:  # rendered for its loss, not shown to super-resolution
+            channels.append(cavity.unsqueeze(-1))
+        values = torch.cat(channels, -1)
         with stage("compositing"):
             colors, opacity, depth = ops.composite(  # float32 also under CUDA autocast
                 sigma.float(), values.float(), t_starts=edges[:, :-1].contiguous(), t_ends=edges[:, 1:].contiguous()
             )
-        C = values.shape[-1]
+        cavity_image = None
+        if cavity is not None:
+            cavity_image = colors.new_zeros(B * T * R).index_copy(0, rays, colors[:, -1]).view(B, T, r, r)
+            colors = colors[:, :-1]
+        C = colors.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
         offset_sq = offset.square().sum(-1).mean() if offset.numel() else offset.new_zeros(())
@@ -209,7 +218,10 @@ class S3DNeRF(nn.Module):
         if source.camera is not None:  # no source camera, nothing to reproject: no depth image
             full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
             view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
-        return self._finish(source, full, full_opacity, B, T, offset_sq, view)
+        out = self._finish(source, full, full_opacity, B, T, offset_sq, view)
+        if cavity_image is not None:
+            out["cavity"] = cavity_image
+        return out
 
     def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None) -> dict:
         """``view``: (origins, directions (B*T, r*r, 3), depth (B*T, r*r)) of the rendered
@@ -423,9 +435,10 @@ class S3DNeRF(nn.Module):
                 continue
             rays = ray_idx[idx]
             x = o[rays] + d[rays] * (0.5 * (t0[idx] + t1[idx]))[:, None]
-            offset, score, _ = self.deformation(x.unsqueeze(0), slots)
+            offset, score, _, cavity = self.deformation(x.unsqueeze(0), slots)
             lap("deformation")
             sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
+            feat = self.decoder.blend_cavity(feat, cavity)
             lap("decoder")
             sigma_all[idx] = sigma[0]
             values_all[idx] = torch.cat([feat[0], offset[0] / cfg.max_offset, score[0, :, None]], -1)
