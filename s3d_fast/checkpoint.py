@@ -560,12 +560,14 @@ def restore_rng(ckpt: Union[Checkpoint, Dict[str, Any]]) -> None:
 
 
 def load_model_state(module: torch.nn.Module, state: Dict[str, torch.Tensor],
-                     strict: bool = True) -> Tuple[List[str], List[str]]:
+                     strict: bool = True, may_miss=frozenset()) -> Tuple[List[str], List[str]]:
     """``module.load_state_dict(state)`` with one clear error on a mismatch.
 
     DDP / DataParallel wrappers are looked through, and a state saved from such a wrapper
     (every key prefixed ``module.``) loads into the bare module. Shape mismatches always
-    raise; missing / unexpected keys raise when ``strict``. Returns (missing, unexpected).
+    raise; missing / unexpected keys raise when ``strict``, except missing keys named in
+    ``may_miss`` (parameters a config option adds, which keep their initialisation).
+    Returns (missing, unexpected).
     """
     target = module.module if isinstance(
         module, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)) else module
@@ -584,9 +586,10 @@ def load_model_state(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
         problems.append(f"{len(mismatched)} shape mismatch{'es' if len(mismatched) > 1 else ''}"
                         f" (checkpoint vs model: {shown}{more})")
-    if strict and missing:
-        problems.append(f"{len(missing)} missing key{'s' if len(missing) > 1 else ''} "
-                        f"({_few(missing)})")
+    unexcused = [k for k in missing if k not in may_miss]
+    if strict and unexcused:
+        problems.append(f"{len(unexcused)} missing key{'s' if len(unexcused) > 1 else ''} "
+                        f"({_few(unexcused)})")
     if strict and unexpected:
         problems.append(f"{len(unexpected)} unexpected key{'s' if len(unexpected) > 1 else ''} "
                         f"({_few(unexpected)})")
@@ -594,7 +597,7 @@ def load_model_state(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         raise StateDictMismatchError(f"checkpoint weights do not fit this "
                                      f"{type(target).__name__}: " + "; ".join(problems)
                                      + " - was it saved with a different config?")
-    target.load_state_dict(state, strict=strict)
+    target.load_state_dict(state, strict=strict and not missing)
     return missing, unexpected
 
 

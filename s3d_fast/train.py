@@ -289,13 +289,7 @@ class Generator:
             return
         ckpt = load_checkpoint(path, map_location=self.t.device, with_training=True)
         added = parameters_added(ckpt.config, self.cfg, self.model)
-        missing, unexpected = load_model_state(self.model, ckpt.model_state, strict=not added)
-        if added and (unexpected or set(missing) - added):
-            from .checkpoint import StateDictMismatchError
-
-            raise StateDictMismatchError(
-                f"{path}: the weights do not fit this config beyond the parameters it adds "
-                f"(missing {sorted(set(missing) - added)[:3]}, unexpected {unexpected[:3]})")
+        load_model_state(self.model, ckpt.model_state, may_miss=added)
         optimizer_state = ckpt.optimizers["generator"]
         if added:
             optimizer_state = _optimizer_state_with_new_parameters(optimizer_state, self.model, added)
