@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_config(args):
     from .configuration import apply_overrides, config_from_dict
-    from .model.config import Config, get_config
+    from .model.config import Config, check_model_config, get_config
 
     cfg = get_config(args.config)
     overrides = list(args.overrides)
@@ -54,7 +54,9 @@ def resolve_config(args):
         import json
 
         cfg = config_from_dict(Config, json.loads(saved.read_text())["config"])
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    check_model_config(cfg.model)
+    return cfg
 
 
 def run(args) -> int:

@@ -1,5 +1,6 @@
 """``model.mouth_cavity``: a learned dark feature the deformation field can blend in where
-a mouth opens, and switching it on when a run saved without it is resumed."""
+a mouth opens, switching it on when a run saved without it is resumed, and
+``model.cavity_opening``: the source opened where the cavity renders."""
 import dataclasses
 
 import pytest
@@ -7,18 +8,20 @@ import torch
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
+from s3d_fast.configuration import ConfigError
 from s3d_fast.model import S3DNeRF
 from s3d_fast.model.config import LossConfig
 from s3d_fast.model.losses import generator_losses
+from s3d_fast.model.s3d import OPENING_FROM, OPENING_FULL, open_mouth
 from s3d_fast.train import _optimizer_state_with_new_parameters, parameters_added
 
 from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config
 from test_model import _inputs
 
 
-def _cavity_config():
+def _cavity_config(opening: bool = False):
     cfg = tiny_config()
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mouth_cavity=True))
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mouth_cavity=True, cavity_opening=opening))
 
 
 def test_off_by_default_and_adds_three_tensors():
@@ -162,3 +165,68 @@ def test_resume_switches_the_cavity_on_and_trains_it(data, tmp_path, capsys):
     fresh = S3DNeRF(_cavity_config().model).state_dict()
     assert not torch.equal(after.model_state["decoder.cavity"], fresh["decoder.cavity"])  # it trained
     assert not torch.equal(after.model_state["deformation.cavity_head.bias"], fresh["deformation.cavity_head.bias"])
+
+
+def test_the_opening_needs_the_cavity_and_adds_no_parameters():
+    cfg = tiny_config().model
+    with pytest.raises(ConfigError, match="cavity_opening needs model.mouth_cavity"):
+        S3DNeRF(dataclasses.replace(cfg, cavity_opening=True))
+    plain, opening = S3DNeRF(_cavity_config().model), S3DNeRF(_cavity_config(opening=True).model)
+    assert plain.state_dict().keys() == opening.state_dict().keys()
+
+
+def test_open_mouth_darkens_by_the_share_and_passes_gradients_in_between():
+    images = torch.rand(2, 3, 4, 5, dtype=torch.float64)
+    share = torch.tensor([0.0, OPENING_FROM, 0.2, 0.3, OPENING_FULL, 0.9, 1.0, 0.45, 0.15, 0.05], dtype=torch.float64)
+    share = share.view(2, 1, 1, 5).expand(2, 1, 4, 5).contiguous()  # at the images' size: no resampling
+    opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
+    torch.testing.assert_close(open_mouth(images, share), images * (1 - opened))
+    assert torch.equal(open_mouth(images, torch.zeros_like(share)), images)  # closed: the source untouched
+    assert open_mouth(images, torch.ones_like(share)).abs().max() == 0  # open: black
+    # Inside the ramp the share is taught by what the frame shows.
+    ramp = (0.12 + 0.36 * torch.rand(2, 1, 4, 5, dtype=torch.float64)).requires_grad_(True)
+    torch.autograd.gradcheck(open_mouth, (images.clone().requires_grad_(True), ramp))
+    # A share at NeRF resolution is upsampled to the images'.
+    assert open_mouth(torch.rand(1, 3, 16, 16), torch.full((1, 1, 4, 4), 0.3)).shape == (1, 3, 16, 16)
+
+
+def test_the_opening_shows_where_the_cavity_renders_in_both_render_paths():
+    cfg = _cavity_config(opening=True).model
+    model = S3DNeRF(cfg).eval()
+    with torch.no_grad():
+        model.decoder.mlp[-1].weight.mul_(30)  # an opaque head
+        for conv in model.encoder.to_planes.values():
+            conv.weight.mul_(100)
+        model.superres.head[0].bias[:4].fill_(4.0)  # super-resolution blends in the source
+        model.deformation.cavity_head.bias.fill_(30.0)  # share 1 everywhere
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    src = model.prepare_source(img, mask)
+    tokens = model.audio_tokens(mel)
+    r = cfg.nerf_resolution
+    left = torch.zeros(1, 1, r, r, dtype=torch.bool)
+    left[..., : r // 2] = True  # the right half renders nothing: background, no cavity
+    with torch.no_grad():
+        out = model.render(src, tokens, c2w, K, stratified=False, ray_mask=left)
+        baked = model.render_frames(model.bake(src), tokens[0], c2w[0], K[0])
+        model.cfg.cavity_opening = False
+        shut = model.render(src, tokens, c2w, K, stratified=False, ray_mask=left)
+    R = cfg.output_resolution
+    share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear",
+                                            align_corners=False)[0, 0]
+    solid, clear = share > OPENING_FULL, share < OPENING_FROM
+    assert solid.sum() > 100 and clear.sum() > 100 and shut["rgb"][0, 0][:, solid].mean() > 0.2
+    # Where the head renders the cavity in full the frame is black, in both render paths.
+    assert out["rgb"][0, 0][:, solid].max() == 0 and baked["rgb"][0][:, solid].max() < 0.01
+    # Where it renders none, the source is blended in untouched: only super-resolution's
+    # own 2 % of the colour, which sees the opening nearby, may change.
+    assert (out["rgb"][0, 0][:, clear] - shut["rgb"][0, 0][:, clear]).abs().max() < 0.03
+
+
+def test_train_refuses_an_opening_without_the_cavity_in_one_line(data, tmp_path, capsys):
+    sets = [a for o in TINY_OVERRIDES + ["model.cavity_opening=true"] for a in ("--set", o)]
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "1", "--quiet"] + sets) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("s3d-fast train: error: ") and "cavity_opening needs model.mouth_cavity" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not run.exists()  # refused before the run folder, and before the expert's stage

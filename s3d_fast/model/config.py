@@ -44,6 +44,12 @@ class ModelConfig:
     # (tools/mouth_probe.py: the field's own colour never shows one), so an opening can
     # only be drawn with colour that is not in the source.
     mouth_cavity: bool = False
+    # With ``mouth_cavity``: the source image super-resolution is conditioned on and blends
+    # in, and the frame it paints, are opened (darkened to black) where the rendered cavity
+    # share says the ray looks into the mouth (``s3d.open_mouth``). The share followed the
+    # jaw on held-out faces (r 0.75), but super-resolution, shown the source's closed lips,
+    # painted them over it (README).
+    cavity_opening: bool = False
 
     decoder_hidden: int = 64
     sr_width: int = 32
@@ -134,6 +140,15 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Options that only work together: one clear error before a run starts, not after
+    the lip-sync expert's stage."""
+    from ..configuration import ConfigError
+
+    if cfg.cavity_opening and not cfg.mouth_cavity:
+        raise ConfigError("model.cavity_opening needs model.mouth_cavity: the opening is cut where the cavity renders")
 
 
 def small() -> Config:
