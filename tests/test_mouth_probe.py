@@ -64,3 +64,25 @@ def test_main_prints_a_row_per_clip_and_refuses_bad_arguments(setup, capsys):
     assert all(f"| {cid} |" in out for cid in held) and "**mean**" in out
     assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--clips", "1"]) == 1
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_a_model_with_the_cavity_gets_its_column(setup, tmp_path, capsys):
+    import dataclasses
+
+    data_dir, _ = setup
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mouth_cavity=True))
+    torch.manual_seed(0)
+    model = S3DNeRF(cfg.model)
+    with torch.no_grad():
+        model.deformation.cavity_head.weight.normal_(0, 1.0)  # a share that varies with the audio
+    path = RunDirectory(tmp_path / "run").checkpoint_path(3)
+    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg), step=3, extra={"kind": KIND})
+    manifest = load_manifest(data_dir)
+    data = ClipStore(manifest).get(manifest.clips_in("heldout")[0])
+    share = mouth_probe.cavity_share(load_model(path), data, 7, batch=3)
+    r = cfg.model.nerf_resolution
+    assert share.shape == (7, r, r) and 0 <= share.min() and share.max() < 1 and share.std() > 0
+    assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--frames", "8"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == "| clip | tokens | motion | field | cavity | output |"

@@ -8,6 +8,8 @@ Pearson correlation of the jaw viseme with
   the clip's mouth box at NeRF resolution (does the speech move the radiance field?);
 - ``field``: the pixel rule (``metrics.mouth_opening``) on the radiance field's own colour
   image, upsampled (does the moved field show an open mouth?);
+- ``cavity`` (models with ``mouth_cavity``): the rendered cavity share summed over the
+  mouth box at NeRF resolution (does the field say where it looks into the mouth?);
 - ``output``: the pixel rule on the super-resolved frame, the figure ``s3d-fast eval``
   reports as the mouth-opening correlation.
 
@@ -62,6 +64,19 @@ def render_with_features(model, data, frames: int, batch: int = 5):
     return rgb, torch.cat(seen)
 
 
+@torch.no_grad()
+def cavity_share(model, data, frames: int, batch: int = 5) -> np.ndarray:
+    """(T, r, r) the rendered cavity share of each frame, rendered as ``s3d-fast eval``
+    renders (training-style, no jitter)."""
+    source = one_shot_source(model, data, source_frame(data, frames), "cpu")
+    tokens = model.audio_tokens(torch.as_tensor(data["mel"][:frames], dtype=torch.float32))
+    c2w = torch.as_tensor(data["c2w"][:frames], dtype=torch.float32)
+    K = torch.as_tensor(data["K"], dtype=torch.float32)[None]
+    shares = [model.render(source, tokens[a:a + batch][None], c2w[a:a + batch][None], K, stratified=False)["cavity"][0]
+              for a in range(0, frames, batch)]
+    return torch.cat(shares).numpy()
+
+
 def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
     store = ClipStore(manifest, capacity=1)
     fit = sorted(manifest.clips_in("train"), key=lambda c: c["id"])
@@ -89,13 +104,16 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
         y0, y1, x0, x1 = (int(v * r / H) for v in box)
         motion = features[:, OFFSET_Y, y0:y1 + 1, x0:x1 + 1].mean((1, 2)).numpy()
         field = F.interpolate(features[:, :3].clamp(0, 1), size=(H, H), mode="bilinear", align_corners=False)
-        rows.append({
+        row = {
             "clip": clip["id"],
             "tokens": pearson(read_jaw(audio_tokens(model, data, n)), jaw),
             "motion": pearson(motion, jaw),
             "field": pearson(mouth_opening(field, box), jaw),
-            "output": pearson(mouth_opening(rgb, box), jaw),
-        })
+        }
+        if model.cfg.mouth_cavity:
+            row["cavity"] = pearson(cavity_share(model, data, n)[:, y0:y1 + 1, x0:x1 + 1].sum((1, 2)), jaw)
+        row["output"] = pearson(mouth_opening(rgb, box), jaw)
+        rows.append(row)
     return rows
 
 
@@ -114,7 +132,7 @@ def main(argv=None) -> int:
     except S3DError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    keys = ("tokens", "motion", "field", "output")
+    keys = tuple(k for k in rows[0] if k != "clip")
     print("| clip | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     for row in rows:
         print(f"| {row['clip']} | " + " | ".join(f"{row[k]:.2f}" for k in keys) + " |")
