@@ -47,7 +47,7 @@ class ModelConfig:
     # With ``mouth_cavity``: the source image super-resolution is conditioned on and blends
     # in, and the frame it paints, are opened (darkened to black) where the rendered cavity
     # share says the ray looks into the mouth (``s3d.open_mouth``). The share followed the
-    # jaw on held-out faces (r 0.75), but super-resolution, shown the source's closed lips,
+    # jaw on held-out faces (r 0.81), but super-resolution, shown the source's closed lips,
     # painted them over it (README).
     cavity_opening: bool = False
 
