@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from s3d_fast import ops
-from s3d_fast.bench.triplane import CASES, eg3d_sample_from_planes, make_inputs, runner
+from s3d_fast.bench.triplane import CASES, differentiable_runner, make_inputs, runner
 from s3d_fast.ops import reference
 from s3d_fast.ops._hashgrid_spec import HashGridLayout
 
@@ -70,13 +70,7 @@ def test_cuda_triplane_forward(benchmark, record, case, impl):
 @pytest.mark.parametrize("case", list(CASES))
 def test_cuda_triplane_forward_backward(benchmark, record, case, impl):
     planes, points = _triplane_inputs(case)
-    points.requires_grad_()
-    if impl == "eg3d":
-        leaves = [p.permute(0, 1, 4, 2, 3).contiguous().requires_grad_() for p in planes]
-        forward = lambda: eg3d_sample_from_planes(leaves, points)  # noqa: E731
-    else:
-        leaves = [p.requires_grad_() for p in planes]
-        forward = runner(impl, leaves, points)
+    forward, leaves = differentiable_runner(impl, planes, points)
     grad_out = torch.randn_like(forward())
     benchmark.group = f"cuda triplane forward+backward {case}"
     _timed(benchmark, lambda: torch.autograd.grad(forward(), [points, *leaves], grad_out), rounds=30, warmup=3)

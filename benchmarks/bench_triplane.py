@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from s3d_fast.bench import memory
-from s3d_fast.bench.triplane import CASES, IMPLS, eg3d_sample_from_planes, make_inputs, runner
+from s3d_fast.bench.triplane import CASES, IMPLS, differentiable_runner, make_inputs, runner
 
 from conftest import min_seconds
 
@@ -44,14 +44,7 @@ def test_triplane_forward(benchmark, record, case, impl):
 @pytest.mark.parametrize("case", list(CASES))
 def test_triplane_forward_backward(benchmark, record, case, impl):
     planes, points = make_inputs(case)
-    if impl == "eg3d":
-        # The peer differentiates through its own (B, 3, C, H, W) planes.
-        leaves = [p.permute(0, 1, 4, 2, 3).contiguous().requires_grad_() for p in planes]
-        points.requires_grad_()
-        forward = lambda: eg3d_sample_from_planes(leaves, points)  # noqa: E731
-    else:
-        leaves = [p.requires_grad_() for p in planes]
-        forward = runner(impl, leaves, points.requires_grad_())
+    forward, leaves = differentiable_runner(impl, planes, points)
     grad_out = torch.randn_like(forward())
 
     def step():

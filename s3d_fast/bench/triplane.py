@@ -64,6 +64,18 @@ def runner(impl: str, planes, points):
     raise ValueError(f"unknown impl {impl!r}; choose from {IMPLS}")
 
 
+def differentiable_runner(impl: str, planes, points):
+    """(forward, leaves): IMPL's forward with ``points`` and the planes as gradient leaves.
+    The EG3D peer differentiates through its own (B, 3, C, H, W) planes, so its leaves are
+    those; the others' are the channels-last planes themselves."""
+    points.requires_grad_()
+    if impl == "eg3d":
+        leaves = [p.permute(0, 1, 4, 2, 3).contiguous().requires_grad_() for p in planes]
+        return (lambda: eg3d_sample_from_planes(leaves, points)), leaves
+    leaves = [p.requires_grad_() for p in planes]
+    return runner(impl, leaves, points), leaves
+
+
 def _main(argv) -> int:
     from . import memory
 
