@@ -135,8 +135,9 @@ def _sync(device) -> None:
 
 def render_clip(model, source, mel, c2w, K, batch: int, baked=None, keep_score: bool = False) -> dict:
     """Every frame of a clip: rgb (T, 3, Ro, Ro) float on the CPU, score (T, r, r) when
-    asked, and ``seconds`` of model time (audio encoder + rendering; the source encoding
-    and baking are timed by the caller)."""
+    asked, cavity (T, r, r) the rendered mouth-cavity share when the training-style render
+    gives one (else None), and ``seconds`` of model time (audio encoder + rendering; the
+    source encoding and baking are timed by the caller)."""
     import torch
 
     dev = source.image.device
@@ -144,7 +145,7 @@ def render_clip(model, source, mel, c2w, K, batch: int, baked=None, keep_score: 
     c2w = torch.as_tensor(c2w, dtype=torch.float32, device=dev)
     K = torch.as_tensor(K, dtype=torch.float32, device=dev)
     T = mel.shape[0]
-    rgb, score = [], []
+    rgb, score, cavity = [], [], []
     with torch.inference_mode():
         _sync(dev)
         start = time.perf_counter()
@@ -159,11 +160,14 @@ def render_clip(model, source, mel, c2w, K, batch: int, baked=None, keep_score: 
                 out = model.render(source, tokens[a:b][None], c2w[a:b][None], K[None], stratified=False)
                 rgb.append(out["rgb"][0].float().cpu())
                 score.append(out["score"][0].float().cpu() if keep_score else None)
+                if "cavity" in out:
+                    cavity.append(out["cavity"][0].float().cpu())
         _sync(dev)
         seconds = time.perf_counter() - start
     return {
         "rgb": torch.cat(rgb).clamp_(0, 1),
         "score": torch.cat(score) if keep_score else None,
+        "cavity": torch.cat(cavity) if cavity else None,
         "seconds": seconds,
     }
 

@@ -46,12 +46,13 @@ def test_features_are_what_super_resolution_saw(setup):
     model = load_model(path)
     manifest = load_manifest(data_dir)
     data = ClipStore(manifest).get(manifest.clips_in("heldout")[0])
-    rgb, features = mouth_probe.render_with_features(model, data, 7, batch=3)
+    rgb, features, cavity = mouth_probe.render_with_features(model, data, 7, batch=3)
     cfg = model.cfg
     assert rgb.shape == (7, 3, cfg.output_resolution, cfg.output_resolution)
     assert features.shape == (7, cfg.feature_channels + 4, cfg.nerf_resolution, cfg.nerf_resolution)
     # The offset channel is the rendered offset over max_offset: within [-1, 1].
     assert features[:, mouth_probe.OFFSET_Y].abs().max() <= 1.0
+    assert cavity is None  # this model has no mouth cavity
     # The hook is gone: super-resolution runs alone again.
     assert not model.superres._forward_pre_hooks
 
@@ -80,7 +81,7 @@ def test_a_model_with_the_cavity_gets_its_column(setup, tmp_path, capsys):
     save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg), step=3, extra={"kind": KIND})
     manifest = load_manifest(data_dir)
     data = ClipStore(manifest).get(manifest.clips_in("heldout")[0])
-    share = mouth_probe.cavity_share(load_model(path), data, 7, batch=3)
+    share = mouth_probe.render_with_features(load_model(path), data, 7, batch=3)[2].numpy()
     r = cfg.model.nerf_resolution
     assert share.shape == (7, r, r) and 0 <= share.min() and share.max() < 1 and share.std() > 0
     assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--frames", "8"]) == 0

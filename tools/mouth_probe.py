@@ -51,30 +51,18 @@ def audio_tokens(model, data, frames: int) -> np.ndarray:
 
 
 def render_with_features(model, data, frames: int, batch: int = 5):
-    """Frames (T, 3, Ro, Ro) rendered as ``s3d-fast eval`` renders them, and the feature
-    image (T, C, r, r) super-resolution saw."""
+    """Frames (T, 3, Ro, Ro) rendered as ``s3d-fast eval`` renders them, the feature
+    image (T, C, r, r) super-resolution saw, and the rendered cavity share (T, r, r), or
+    None for a model without ``mouth_cavity``."""
     with torch.inference_mode():
         source = one_shot_source(model, data, source_frame(data, frames), "cpu")
     seen = []
     hook = model.superres.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     try:
-        rgb = render_clip(model, source, data["mel"][:frames], data["c2w"][:frames], data["K"], batch)["rgb"]
+        out = render_clip(model, source, data["mel"][:frames], data["c2w"][:frames], data["K"], batch)
     finally:
         hook.remove()
-    return rgb, torch.cat(seen)
-
-
-@torch.no_grad()
-def cavity_share(model, data, frames: int, batch: int = 5) -> np.ndarray:
-    """(T, r, r) the rendered cavity share of each frame, rendered as ``s3d-fast eval``
-    renders (training-style, no jitter)."""
-    source = one_shot_source(model, data, source_frame(data, frames), "cpu")
-    tokens = model.audio_tokens(torch.as_tensor(data["mel"][:frames], dtype=torch.float32))
-    c2w = torch.as_tensor(data["c2w"][:frames], dtype=torch.float32)
-    K = torch.as_tensor(data["K"], dtype=torch.float32)[None]
-    shares = [model.render(source, tokens[a:a + batch][None], c2w[a:a + batch][None], K, stratified=False)["cavity"][0]
-              for a in range(0, frames, batch)]
-    return torch.cat(shares).numpy()
+    return out["rgb"], torch.cat(seen), out["cavity"]
 
 
 def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
@@ -99,7 +87,7 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
         n = min(frames, clip["n_frames"])
         jaw = data["visemes"][:n, 0]
         box = mouth_region(data["masks"][:n])
-        rgb, features = render_with_features(model, data, n)
+        rgb, features, cavity = render_with_features(model, data, n)
         H, r = data["frames"].shape[1], features.shape[-1]
         y0, y1, x0, x1 = (int(v * r / H) for v in box)
         motion = features[:, OFFSET_Y, y0:y1 + 1, x0:x1 + 1].mean((1, 2)).numpy()
@@ -110,8 +98,8 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
             "motion": pearson(motion, jaw),
             "field": pearson(mouth_opening(field, box), jaw),
         }
-        if model.cfg.mouth_cavity:
-            row["cavity"] = pearson(cavity_share(model, data, n)[:, y0:y1 + 1, x0:x1 + 1].sum((1, 2)), jaw)
+        if cavity is not None:
+            row["cavity"] = pearson(cavity[:, y0:y1 + 1, x0:x1 + 1].sum((1, 2)).numpy(), jaw)
         row["output"] = pearson(mouth_opening(rgb, box), jaw)
         rows.append(row)
     return rows
