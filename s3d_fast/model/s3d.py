@@ -406,8 +406,7 @@ class S3DNeRF(nn.Module):
         lap("audio")
         step = 2.0 / cfg.march_steps
         C = cfg.feature_channels
-        width = C + MOTION_CHANNELS + int(cfg.cavity_opening)  # the cavity share last, when it opens the mouth
-        rendered = o.new_zeros(Fn, r * r, width)
+        rendered = o.new_zeros(Fn, r * r, self._shaded_channels)
         opacity = o.new_zeros(Fn, r * r, 1)
         depth = o.new_zeros(Fn, r * r, 1)
         for f in range(Fn):
@@ -434,6 +433,12 @@ class S3DNeRF(nn.Module):
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
 
+    @property
+    def _shaded_channels(self) -> int:
+        """What the real-time path composites per sample: feature, offset, score and, when
+        it opens the mouth, the cavity share last."""
+        return self.cfg.feature_channels + MOTION_CHANNELS + int(self.cfg.cavity_opening)
+
     def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap,
                             rounds=SHADE_ROUNDS):
         """Deformation + decoder for one frame's marched samples, front to back in rounds
@@ -457,7 +462,7 @@ class S3DNeRF(nn.Module):
         depth = t0.new_zeros(n_rays)
         kept = torch.zeros(n, dtype=torch.bool, device=ray_idx.device)
         sigma_all = t0.new_empty(n)
-        values_all = t0.new_empty(n, cfg.feature_channels + MOTION_CHANNELS + int(cfg.cavity_opening))
+        values_all = t0.new_empty(n, self._shaded_channels)
         bounds = list(rounds) + [math.inf]
         lo = 0
         for hi in bounds:
