@@ -174,9 +174,26 @@ def barrier() -> None:
             dist.barrier()
 
 
-def cleanup() -> None:
-    """Leave the process group (safe to call when none was joined)."""
+def any_rank(flag: bool) -> bool:
+    """True on every process when it is true on any (a decision all must take together,
+    such as stopping at a step). The flag itself when single-process."""
+    if not _active():
+        return bool(flag)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    packed = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(packed, op=dist.ReduceOp.MAX)
+    return bool(packed.item() > 0)
+
+
+def cleanup(synchronize: bool = False) -> None:
+    """Leave the process group (safe to call when none was joined). ``synchronize``: wait
+    for every process first, so none tears down its connections while another is still
+    finishing (writing the curves, say): a gloo rank that left early was seen to abort
+    with "terminate called without an active exception". Only on a normal finish; after
+    an error, the others may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            barrier()
         dist.destroy_process_group()
 
 

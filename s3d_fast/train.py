@@ -183,9 +183,11 @@ class Trainer:
         self.log = MetricLog(run.root, resume_step=self._step_of(latest) if latest else None) if self.dist.is_main else None
         syncnet = self.sync_stage(train)
         gen = Generator(self, train, heldout, syncnet)
+        finished = False
         try:
             gen.restore(latest)
             gen.loop()
+            finished = True
         except KeyboardInterrupt:
             if self.dist.is_main:
                 print(f"\ninterrupted at step {gen.step}: saving a checkpoint", file=sys.stderr)
@@ -198,7 +200,7 @@ class Trainer:
                     plot_curves(run.metrics_path, run.curves_path)
                 except Exception as exc:  # a plotting failure must not cost the run its exit code
                     print(f"warning: could not draw {run.curves_path}: {exc}", file=sys.stderr)
-            cleanup()
+            cleanup(synchronize=finished)
         return 0
 
     @staticmethod
@@ -390,7 +392,7 @@ class Generator:
     def loop(self) -> None:
         import torch
 
-        from .distributed import all_reduce_mean
+        from .distributed import all_reduce_mean, any_rank
 
         tc, t = self.cfg.train, self.t
         bar = None
@@ -419,6 +421,10 @@ class Generator:
             if self.heldout is not None and (self.step % tc.eval_every == 0 or self.step == tc.steps):
                 self.evaluate()
             out_of_time = deadline is not None and time.perf_counter() > deadline
+            if deadline is not None:
+                # Each process reads its own clock: without agreeing, one could stop while
+                # the others step on into a collective it never joins.
+                out_of_time = any_rank(out_of_time)
             if self.step % tc.checkpoint_every == 0 or self.step == tc.steps or out_of_time:
                 if t.dist.is_main:
                     self.save()

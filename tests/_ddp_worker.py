@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from s3d_fast.distributed import (all_reduce_mean, barrier, cleanup, init_distributed,
+from s3d_fast.distributed import (all_reduce_mean, any_rank, cleanup, init_distributed,
                                   seed_everything, unwrap_model)
 
 
@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     (out / f"rank{ctx.rank}.json").write_text(json.dumps({
         "rank": ctx.rank, "world_size": ctx.world_size, "backend": ctx.backend,
         "is_main": ctx.is_main, "threads": torch.get_num_threads(),
-        "omp": os.environ.get("OMP_NUM_THREADS"), "losses": losses}))
-    barrier()
-    cleanup()
+        "omp": os.environ.get("OMP_NUM_THREADS"), "losses": losses,
+        "any_rank": [any_rank(ctx.rank == 1), any_rank(False)]}))
+    cleanup(synchronize=True)
     return 0
 
 

@@ -13,6 +13,7 @@ from s3d_fast.distributed import (
     DistContext,
     DistributedError,
     all_reduce_mean,
+    any_rank,
     barrier,
     cleanup,
     init_distributed,
@@ -60,6 +61,8 @@ def test_two_gloo_processes_train_identical_replicas(tmp_path):
     assert logs[0]["losses"] == logs[1]["losses"]
     losses = logs[0]["losses"]
     assert len(losses) == 20 and losses[-1] < 0.5 * losses[0]
+    # One rank's flag is every rank's (the stop-on-the-clock decision); none is none.
+    assert [lg["any_rank"] for lg in logs] == [[True, False], [True, False]]
     # Each child got its share of the cores.
     share = threads_per_process(2)
     assert all(lg["threads"] == share and lg["omp"] == str(share) for lg in logs)
@@ -88,8 +91,9 @@ def test_single_process_context(no_torchrun_env):
     out = all_reduce_mean(t)
     assert torch.equal(out, t) and out is not t
     assert all_reduce_mean({"a": torch.tensor(2.0), "b": 3}) == {"a": 2.0, "b": 3.0}
+    assert any_rank(True) is True and any_rank(False) is False
     barrier()
-    cleanup()
+    cleanup(synchronize=True)
     with pytest.raises(TypeError):
         all_reduce_mean([1.0])
 
