@@ -1,7 +1,8 @@
 """s3d_fast: one-shot speech-driven talking-head NeRF on fused CPU/CUDA kernels."""
-__version__ = "0.1.0"
+from .errors import S3DError
+from .version import __version__
 
-from .errors import S3DError  # noqa: F401
+__all__ = ["S3DError", "__version__", "Renderer", "Identity"]
 
 
 def __getattr__(name):

@@ -16,14 +16,14 @@ SUBCOMMANDS = {
     "render": ("s3d_fast.render.cli", "image + speech -> lip-synced free-view talking-head video (no arguments: the demo)"),
     "doctor": ("s3d_fast.doctor", "report the torch setup and which kernel backends are built"),
     "synth": ("s3d_fast.data.synthtalk.cli", "generate a SynthTalk data set of procedural talking heads"),
-    "train": ("s3d_fast.train", "train the S^3D-NeRF model on a data set (lip-sync expert, then generator)"),
+    "train": ("s3d_fast.training.cli", "train the S^3D-NeRF model on a data set (lip-sync expert, then generator)"),
     "preprocess": ("s3d_fast.data.preprocess.cli", "turn real talking-head videos into a data set (mediapipe face mesh)"),
-    "eval": ("s3d_fast.evaluate", "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps"),
+    "eval": ("s3d_fast.evaluation.cli", "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(
         prog="s3d-fast",

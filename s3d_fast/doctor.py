@@ -16,7 +16,8 @@ def add_arguments(parser) -> None:
 def collect(build: bool = True) -> dict:
     import torch
 
-    from . import __version__, _ext
+    from . import _ext
+    from .version import __version__
     from ._ext import build as ext_build
 
     report = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from s3d_fast.distributed import (all_reduce_mean, any_rank, cleanup, init_distributed,
+from s3d_fast.training.distributed import (all_reduce_mean, any_rank, cleanup, init_distributed,
                                   seed_everything, unwrap_model)
 
 

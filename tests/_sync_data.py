@@ -35,7 +35,7 @@ def mouth_set() -> str:
 @functools.lru_cache(maxsize=None)
 def trained_syncnet():
     """(frozen syncnet, stats) after a short training on :func:`sync_set`."""
-    from s3d_fast.model.sync_training import train_syncnet
+    from s3d_fast.training.syncnet import train_syncnet
     from s3d_fast.model.syncnet import SyncNetConfig, freeze
 
     config = SyncNetConfig(face_size=32, face_channels=(16, 32, 48, 64), audio_channels=(16, 32, 48, 64), embed_dim=64)

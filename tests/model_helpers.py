@@ -1,6 +1,6 @@
 """A tiny model configuration for tests (the real architecture at toy sizes) and the tiny
 SynthTalk set the training and evaluation tests run it on."""
-from s3d_fast.model.config import Config, ModelConfig, TrainConfig
+from s3d_fast.config import Config, ModelConfig, TrainConfig
 
 TINY_MODEL = dict(
     input_resolution=64, encoder_resolution=32, encoder_width=8, plane_resolutions=(4, 8, 16), plane_channels=8,

@@ -8,7 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import s3d_fast.atomic as atomic_mod
 import s3d_fast.checkpoint as ckpt_mod
+import s3d_fast.checkpoint.format as format_mod
 from s3d_fast.checkpoint import (
     FORMAT_VERSION,
     Checkpoint,
@@ -167,27 +169,27 @@ def test_replace_existing_and_run_directory(tmp_path):
 @pytest.mark.parametrize("exchange", [True, False])
 def test_failed_write_leaves_old_checkpoint_intact(tmp_path, monkeypatch, exchange):
     if not exchange:  # exercise the rename-aside fallback too
-        monkeypatch.setattr(ckpt_mod, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic_mod, "_exchange", lambda a, b: False)
     path = tmp_path / "ck"
     save_checkpoint(path, model_state={"w": torch.ones(3)}, config={"v": 1}, step=1)
 
-    real_write = ckpt_mod._write_text
+    real_write = format_mod._write_text
 
     def failing_write(p, text):
         if p.name == "config.json":  # everything else already written
             raise OSError(28, "No space left on device")
         real_write(p, text)
 
-    monkeypatch.setattr(ckpt_mod, "_write_text", failing_write)
+    monkeypatch.setattr(format_mod, "_write_text", failing_write)
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(path, model_state={"w": torch.zeros(3)}, config={"v": 2}, step=2)
-    monkeypatch.setattr(ckpt_mod, "_write_text", real_write)
+    monkeypatch.setattr(format_mod, "_write_text", real_write)
     # A KeyboardInterrupt mid-write (Ctrl-C) cleans up too.
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt_mod, "save_file", interrupted)
+    monkeypatch.setattr(format_mod, "save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model_state={"w": torch.zeros(3)}, config={"v": 3}, step=3)
     ck = load_checkpoint(path, with_training=True)

@@ -8,7 +8,7 @@ from typing import Dict, List, Literal, Optional, Tuple
 
 import pytest
 
-from s3d_fast.configuration import (
+from s3d_fast.config import (
     ConfigError,
     apply_overrides,
     config_from_dict,

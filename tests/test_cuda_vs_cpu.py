@@ -535,7 +535,7 @@ def test_tiny_model_cuda_matches_cpu_in_float32():
 def test_small_model_forward_and_backward_under_bf16_autocast():
     # What the trainer does on CUDA: bfloat16 autocast around the forward and the losses.
     from s3d_fast.model import S3DNeRF
-    from s3d_fast.model.config import small
+    from s3d_fast.config import small
     from s3d_fast.model.losses import generator_losses
 
     cfg = small()
@@ -601,12 +601,12 @@ def test_train_on_cuda_single_process_and_resume(tiny_data, tmp_path):
 
 
 def test_train_on_cuda_under_torchrun_nccl(tiny_data, tmp_path):
-    from s3d_fast.distributed import launch_with_torchrun
+    from s3d_fast.training.distributed import launch_with_torchrun
 
     run = tmp_path / "nccl"
     env = dict(os.environ)
     tests_dir = str(Path(__file__).parent)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), tests_dir, env.get("PYTHONPATH", "")])
-    rc = launch_with_torchrun(1, "s3d_fast.train", _train_args(tiny_data, run, 3), env=env)
+    rc = launch_with_torchrun(1, "s3d_fast.training", _train_args(tiny_data, run, 3), env=env)
     assert rc == 0
     assert [r["step"] for r in _generator_rows(run)] == ["1", "2", "3"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from s3d_fast.distributed import (
+from s3d_fast.training.distributed import (
     DistContext,
     DistributedError,
     all_reduce_mean,

@@ -15,13 +15,14 @@ from PIL import Image
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
 from s3d_fast.cli import main
-from s3d_fast.configuration import config_to_dict
+from s3d_fast.config import config_to_dict
 from s3d_fast.data import audio
 from s3d_fast.data.dataset import ClipStore, load_manifest
-from s3d_fast.evaluate import image_metrics, metric_box, silent_mel, source_frame
+from s3d_fast.evaluation.rendering import silent_mel, source_frame
+from s3d_fast.evaluation.scores import image_metrics, metric_box
 from s3d_fast.metrics import landmarks as lm
 from s3d_fast.model import S3DNeRF
-from s3d_fast.model.io import KIND
+from s3d_fast.model import GENERATOR_KIND as KIND
 from s3d_fast.model.syncnet import SyncNet, SyncNetConfig, save_syncnet
 
 from model_helpers import make_tiny_synthtalk, tiny_config

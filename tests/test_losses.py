@@ -1,7 +1,7 @@
 """Generator losses: the mouth and mouth-interior emphasis of the photometric terms."""
 import torch
 
-from s3d_fast.model.config import LossConfig
+from s3d_fast.config import LossConfig
 from s3d_fast.model.losses import generator_losses, mouth_region
 
 H, r = 32, 8

@@ -290,7 +290,7 @@ def test_real_time_path_stops_shading_opaque_rays_without_changing_the_frame():
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
     from s3d_fast.checkpoint import save_checkpoint
-    from s3d_fast.configuration import config_to_dict
+    from s3d_fast.config import config_to_dict
     from s3d_fast.errors import S3DError
     from s3d_fast.model import load_model
 

@@ -8,12 +8,12 @@ import torch
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
-from s3d_fast.configuration import ConfigError
+from s3d_fast.config import ConfigError
 from s3d_fast.model import S3DNeRF
-from s3d_fast.model.config import LossConfig
+from s3d_fast.config import LossConfig
 from s3d_fast.model.losses import generator_losses
 from s3d_fast.model.s3d import OPENING_FROM, OPENING_FULL, open_mouth
-from s3d_fast.train import _optimizer_state_with_new_parameters, parameters_added
+from s3d_fast.training.resume import optimizer_state_with_new_parameters, parameters_added
 
 from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config
 from test_model import _inputs
@@ -130,7 +130,7 @@ def test_optimizer_state_moves_to_the_grown_model():
     opt.step()
     added = parameters_added({"model": {}}, _cavity_config(), grown)
     assert added == {n for n, _ in grown.named_parameters() if "cavity" in n}
-    state = _optimizer_state_with_new_parameters(opt.state_dict(), grown, added)
+    state = optimizer_state_with_new_parameters(opt.state_dict(), grown, added)
     new_opt = torch.optim.Adam(grown.parameters())
     new_opt.load_state_dict(state)
     old_state = dict(zip((n for n, _ in small.named_parameters()), (opt.state[p] for p in small.parameters())))

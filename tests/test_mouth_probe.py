@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
-from s3d_fast.configuration import config_to_dict
+from s3d_fast.config import config_to_dict
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.model import S3DNeRF
-from s3d_fast.model.io import KIND, load_model
+from s3d_fast.model import GENERATOR_KIND as KIND, load_model
 
 from model_helpers import make_tiny_synthtalk, tiny_config
 

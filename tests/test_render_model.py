@@ -7,7 +7,7 @@ import torch
 
 from s3d_fast.checkpoint import save_checkpoint
 from s3d_fast.cli import main
-from s3d_fast.configuration import config_to_dict
+from s3d_fast.config import config_to_dict
 from s3d_fast.data import video
 from s3d_fast.model import S3DNeRF
 

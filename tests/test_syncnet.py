@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from _sync_data import sync_set, trained_syncnet
-from s3d_fast.model.sync_training import load_arrays, sample_pairs, train_syncnet
+from s3d_fast.training.syncnet_pairs import load_arrays, sample_pairs
+from s3d_fast.training.syncnet import train_syncnet
 from s3d_fast.model.syncnet import (
     SyncNet, SyncNetConfig, freeze, load_syncnet, lower_face, save_syncnet, sync_loss, sync_probability,
 )

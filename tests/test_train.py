@@ -51,20 +51,20 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
 
     # Interrupt a run of the same length after 2 steps (Ctrl-C saves a checkpoint), resume it.
     halves = tmp_path / "halves"
-    from s3d_fast import train as train_module
+    from s3d_fast.training.generator_stage import GeneratorStage
 
-    original = train_module.Generator.train_step
+    original = GeneratorStage.train_step
 
     def interrupted(self):
         if self.step == 2:
             raise KeyboardInterrupt
         return original(self)
 
-    train_module.Generator.train_step = interrupted
+    GeneratorStage.train_step = interrupted
     try:
         assert main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST)) == 130
     finally:
-        train_module.Generator.train_step = original
+        GeneratorStage.train_step = original
     assert [s for s, _ in RunDirectory(halves).checkpoints()] == [2]
     assert main(["train", "--data", str(data), "--out", str(halves), "--resume", "--quiet"]) == 0
     a = load_checkpoint(run.latest(), with_training=True)

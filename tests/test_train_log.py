@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from s3d_fast.errors import S3DError
-from s3d_fast.train_log import MetricLog, metric_family, plot_curves, read_metrics
+from s3d_fast.training.metric_log import MetricLog, metric_family, plot_curves, read_metrics
 
 
 def _read(path):

@@ -31,8 +31,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.run))
     if args.overrides:
-        from s3d_fast.configuration import apply_overrides, config_from_dict, config_to_dict
-        from s3d_fast.model.config import Config
+        from s3d_fast.config import apply_overrides, config_from_dict, config_to_dict
+        from s3d_fast.config import Config
 
         ckpt.config = config_to_dict(apply_overrides(config_from_dict(Config, ckpt.config), args.overrides))
     extra = dict(ckpt.extra, exported_from=os.path.basename(os.path.normpath(str(ckpt.path))))

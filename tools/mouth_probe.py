@@ -28,9 +28,9 @@ import torch.nn.functional as F
 
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.errors import S3DError
-from s3d_fast.evaluate import one_shot_source, render_clip, source_frame
+from s3d_fast.evaluation.rendering import one_shot_source, render_clip, source_frame
 from s3d_fast.metrics import mouth_opening, mouth_region, pearson
-from s3d_fast.model.io import load_model
+from s3d_fast.model import load_model
 from s3d_fast.model.superres import MOTION_CHANNELS
 
 OFFSET_Y = -MOTION_CHANNELS + 1  # the rendered features end with offset x, y, z and the score

@@ -24,7 +24,11 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile as sf
+import soxr
+from librosa.filters import mel as mel_filters
 
+from ..atomic import atomic_path
 from .errors import AudioFileError, AudioTooShortError, EmptyAudioError
 
 SAMPLE_RATE = 16000
@@ -51,7 +55,6 @@ _SILENCE_PEAK = 3e-5
 @dataclass
 class Audio:
     """Decoded speech: ``samples`` is mono float32 in [-1, 1] at ``sample_rate``."""
-
     samples: np.ndarray
     sample_rate: int
     source_sample_rate: int
@@ -81,8 +84,6 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if int(source_rate) == int(target_rate) or samples.size == 0:
         return samples
-    import soxr
-
     return np.asarray(soxr.resample(samples, int(source_rate), int(target_rate), quality="HQ"), dtype=np.float32)
 
 
@@ -124,8 +125,6 @@ def prepare(samples: np.ndarray, sample_rate: int, *, where: str = "audio") -> A
 
 def load_audio(path) -> Audio:
     """Read anything libsndfile reads (wav, flac, ogg, ...) as 16 kHz mono float32."""
-    import soundfile as sf
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioFileError(f"{path}: no such audio file")
@@ -138,23 +137,13 @@ def load_audio(path) -> Audio:
 
 def write_wav(path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM wav to a temporary name, then rename (never a half-written file)."""
-    import soundfile as sf
-
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.wav"
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sample_rate: int) -> np.ndarray:
-    import librosa.filters
-
-    return librosa.filters.mel(
+    return mel_filters(
         sr=sample_rate, n_fft=N_FFT, n_mels=N_MELS, fmin=MEL_FMIN, fmax=MEL_FMAX
     ).astype(np.float32)
 

@@ -12,7 +12,10 @@ import collections
 from typing import Dict, Optional
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
+from . import audio, video
 from .errors import ManifestError
 from .manifest import (  # noqa: F401  (re-exported: the format and its loader)
     MANIFEST_NAME,
@@ -24,17 +27,12 @@ from .manifest import (  # noqa: F401  (re-exported: the format and its loader)
     write_manifest,
 )
 
-try:  # torch is a hard dependency of the package, but keep the format usable without it
-    from torch.utils.data import Dataset as _TorchDataset
-except ImportError:  # pragma: no cover
-    _TorchDataset = object
 
 _NPZ_REQUIRED = ("c2w", "K", "head_pose", "valid", "masks")
 
 
 class ClipStore:
     """Decoded clips (frames, meta arrays, mel windows) with a small LRU cache."""
-
     def __init__(self, manifest: Manifest, capacity: int = 4, views: bool = False):
         self.manifest = manifest
         self.capacity = capacity
@@ -53,8 +51,6 @@ class ClipStore:
         return data
 
     def _load(self, clip: dict) -> Dict[str, np.ndarray]:
-        from . import audio, video
-
         m = self.manifest
         meta_path = m.path(clip["meta"])
         with np.load(meta_path, allow_pickle=False) as npz:
@@ -92,7 +88,7 @@ def _source_frames(valid: np.ndarray, masks: Optional[np.ndarray], quantile: flo
     return frames[interior <= np.quantile(interior, quantile)]
 
 
-class TalkingHeadDataset(_TorchDataset):
+class TalkingHeadDataset(Dataset):
     """Items over (clip, target frame) pairs of one split.
 
     Each item: ``source`` (3, H, W) float32 in [0, 1], a frame of the same clip chosen at
@@ -116,8 +112,6 @@ class TalkingHeadDataset(_TorchDataset):
         self, root, split: Optional[str] = "train", n_targets: int = 1, seed: int = 0, cache_clips: int = 4,
         views: bool = False, source_quantile: float = 1.0,
     ):
-        import torch  # noqa: F401  (fail early with the import error if torch is absent)
-
         if n_targets < 1:
             raise ValueError(f"n_targets must be >= 1, got {n_targets}")
         if not 0.0 < source_quantile <= 1.0:
@@ -152,8 +146,6 @@ class TalkingHeadDataset(_TorchDataset):
         return int(self._offsets[-1])
 
     def __getitem__(self, index: int) -> dict:
-        import torch
-
         if not 0 <= index < len(self):
             raise IndexError(index)
         ci = int(np.searchsorted(self._offsets, index, side="right") - 1)

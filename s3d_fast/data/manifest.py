@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ..atomic import write_text
 from .errors import ManifestError, SchemaVersionError
 
 SCHEMA_VERSION = 1
@@ -167,13 +168,5 @@ def write_manifest(path, manifest: Manifest) -> str:
     data = manifest.to_json()
     validate(json.loads(json.dumps(data)), where="manifest to write")
     file = _manifest_file(path)
-    tmp = f"{file}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, file)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text(file, json.dumps(data, indent=1) + "\n")
     return file

@@ -13,13 +13,13 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .errors import VideoError
 
 
 @dataclass
 class Video:
     """A decoded video: ``frames`` (T, H, W, 3) uint8 RGB; ``audio`` 16 kHz mono or None."""
-
     frames: np.ndarray
     fps: float
     audio: Optional[np.ndarray]
@@ -125,15 +125,11 @@ def write_video(
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise VideoError(f"{path}: the folder {folder} does not exist")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}.mp4")
     try:
-        _write(tmp, frames, fps, audio, sample_rate, crf)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _write(tmp, frames, fps, audio, sample_rate, crf)
     except av.FFmpegError as exc:
         raise VideoError(f"{path}: cannot write video ({exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write(tmp, frames, fps, audio, sample_rate, crf) -> None:

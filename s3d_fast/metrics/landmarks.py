@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from .mouth import _BRIGHT, _DARK, _GREY, _LUMA, _as_hwc_float, mouth_region
+from ..data.preprocess.landmarks import detect
 
 MOUTH_POINTS = ("left_corner", "right_corner", "upper_outer", "lower_outer", "upper_inner", "lower_inner")
 # mediapipe face-mesh indices of the same six points (subject's right corner is image-left).
@@ -129,8 +130,6 @@ def landmarks_from_pixels(frames, masks) -> np.ndarray:
 
 def landmarks_mediapipe(frames) -> np.ndarray:
     """(T, 6, 2) mediapipe face-mesh mouth landmarks (NaN where no face was found)."""
-    from ..data.preprocess.landmarks import detect
-
     f = _as_hwc_float(frames)
     lm, _ = detect(np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8))
     return lm[:, list(MEDIAPIPE_MOUTH), :2].astype(np.float64)

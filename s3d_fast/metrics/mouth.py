@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import numpy as np
+import torch
 
 # (top, bottom, left, right) as fractions of the frame: where SynthTalk's aligned crops put
 # the lips (the union of the mask boxes of 48 clips at 256^2 is 0.60-0.78 x 0.34-0.66).
@@ -34,15 +35,10 @@ _GREY = 0.15  # ... and saturation (max - min of RGB) below this
 
 def _as_hwc_float(frames) -> np.ndarray:
     """(T, H, W, 3) uint8 or float [0, 1] numpy, or (T, 3, H, W) float torch -> (T, H, W, 3) float32."""
-    try:
-        import torch
-
-        if isinstance(frames, torch.Tensor):
-            if frames.ndim != 4 or frames.shape[1] != 3:
-                raise ValueError(f"frames as a tensor must be (T, 3, H, W), got {tuple(frames.shape)}")
-            frames = frames.detach().float().permute(0, 2, 3, 1).cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(frames, torch.Tensor):
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frames as a tensor must be (T, 3, H, W), got {tuple(frames.shape)}")
+        frames = frames.detach().float().permute(0, 2, 3, 1).cpu().numpy()
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) (or a (T, 3, H, W) tensor), got shape {frames.shape}")

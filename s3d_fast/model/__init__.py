@@ -1,10 +1,30 @@
 """The S^3D-NeRF model: encoders, deformation field, decoder, renderer, super-resolution,
-and the lip-sync expert."""
-from .config import Config, LossConfig, ModelConfig, TrainConfig, get_config  # noqa: F401
-from .s3d import Baked, S3DNeRF, Source  # noqa: F401
-from .io import load_model  # noqa: F401,E402
-from .syncnet import (  # noqa: F401,E402
-    SyncNet, SyncNetConfig, freeze, load_syncnet, lower_face, save_syncnet, sync_loss, sync_probability,
+and the lip-sync expert network (trained by ``s3d_fast.training.syncnet``)."""
+from .loading import GENERATOR_KIND, load_model
+from .s3d import Baked, S3DNeRF, Source
+from .syncnet import (
+    SyncNet,
+    SyncNetConfig,
+    freeze,
+    load_syncnet,
+    lower_face,
+    save_syncnet,
+    sync_loss,
+    sync_probability,
 )
-# Stage-1 training is s3d_fast.model.sync_training.train_syncnet (not imported here, so that
-# `python -m s3d_fast.model.sync_training` runs it as a fresh module).
+
+__all__ = [
+    "GENERATOR_KIND",
+    "Baked",
+    "S3DNeRF",
+    "Source",
+    "SyncNet",
+    "SyncNetConfig",
+    "freeze",
+    "load_model",
+    "load_syncnet",
+    "lower_face",
+    "save_syncnet",
+    "sync_loss",
+    "sync_probability",
+]

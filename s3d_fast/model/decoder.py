@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import triplane_sample
-from .config import ModelConfig
+from ..config import ModelConfig
 from .layers import MLP
 
 DENSITY_SCALE = 10.0  # softplus units -> density per box unit; a surface stops a ray within ~0.1

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..nn import HashGrid
-from .config import ModelConfig
+from ..config import ModelConfig
 from .layers import MLP
 
 

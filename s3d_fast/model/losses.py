@@ -6,7 +6,7 @@ from typing import Callable, Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from .config import LossConfig
+from ..config import LossConfig
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .. import ops
 from ..nn import OccupancyGrid
 from .appearance import AppearanceEncoder, SourceFeatures
 from .audio import AudioEncoder
-from .config import ModelConfig, check_model_config
+from ..config import ModelConfig, check_model_config
 from .decoder import Decoder
 from .deformation import DeformationField
 from .reproject import reproject_source
@@ -47,7 +47,6 @@ OPENING_FROM, OPENING_FULL = 0.1, 0.5
 @dataclass
 class Source:
     """One encoded identity (or a batch of B): everything per-frame rendering reuses."""
-
     features: SourceFeatures
     slots: torch.Tensor  # (B, S, D) region slots
     slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took

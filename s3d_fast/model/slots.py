@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .layers import MLP, positional_grid
 
 
@@ -51,7 +51,6 @@ class SlotAttention(nn.Module):
 
 class RegionSlots(nn.Module):
     """Visual tokens -> region slots; slots x audio tokens -> audio-conditioned slots."""
-
     def __init__(self, cfg: ModelConfig, token_dim: int):
         super().__init__()
         d = cfg.slot_dim

@@ -30,12 +30,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..atomic import atomic_path
 
 N_FRAMES = 5  # frames per window (0.2 s at 25 fps)
 N_MELS = 80
@@ -130,7 +135,6 @@ def _conv(cin: int, cout: int, stride=1) -> nn.Sequential:
 
 class _Residual(nn.Module):
     """conv-BN-ReLU with an identity skip: depth without the optimisation trouble."""
-
     def __init__(self, c: int):
         super().__init__()
         self.conv = nn.Conv2d(c, c, 3, 1, 1, bias=False)
@@ -252,30 +256,15 @@ def freeze(syncnet: SyncNet) -> SyncNet:
 
 def save_syncnet(path, syncnet: SyncNet) -> None:
     """safetensors weights, the config as JSON metadata; written to a temp name, then renamed."""
-    import os
-
-    from safetensors.torch import save_file
-
-    path = os.fspath(path)
     meta = {"format": "s3d_fast.syncnet", "format_version": str(FORMAT_VERSION),
             "config": json.dumps(syncnet.config.to_json())}
     state = {k: v.detach().contiguous().cpu() for k, v in syncnet.state_dict().items()}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
 
 
 def load_syncnet(path, frozen: bool = True) -> SyncNet:
     """Load a :func:`save_syncnet` file; frozen (eval, no grad) unless ``frozen=False``."""
-    import os
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such SyncNet weights file")

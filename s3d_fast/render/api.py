@@ -37,6 +37,9 @@ from ..data import audio as audio_mod
 from . import cameras
 from .errors import RenderError
 from .source import Source, load_source
+from ..model import load_model
+from ..data.errors import AudioFileError, VideoError
+from ..data import video
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
 DEMO_CHECKPOINT = os.path.join(ASSETS, "checkpoint")
@@ -49,8 +52,6 @@ MEL_PER_SECOND = audio_mod.SAMPLE_RATE // audio_mod.HOP  # 80
 
 def _load_model(path: str, device: torch.device):
     """The one seam between rendering and the model package (tests replace it)."""
-    from ..model import load_model
-
     return load_model(path, device)
 
 
@@ -127,14 +128,12 @@ class Speech:
 def read_speech(path) -> "audio_mod.Audio":
     """Speech from a sound file (libsndfile: wav, flac, ogg, mp3) or, failing that, from
     the audio track of anything FFmpeg decodes (mp4, m4a, mov, webm...)."""
-    from ..data.errors import AudioFileError, VideoError
 
     try:
         return audio_mod.load_audio(path)
     except AudioFileError as sound_error:
         if not os.path.isfile(os.fspath(path)):
             raise
-        from ..data import video
 
         try:
             track = video.read_audio_track(path)
@@ -225,7 +224,6 @@ def _sync(device: torch.device) -> None:
 
 class Renderer:
     """A loaded model on a device. ``checkpoint=None`` is the bundled demo checkpoint."""
-
     def __init__(self, checkpoint=None, device="auto"):
         self.device = resolve_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
@@ -266,7 +264,6 @@ class Renderer:
 
 class Identity:
     """One baked source image; renders it speaking any number of times."""
-
     def __init__(self, renderer: Renderer, source: Source, baked, bake_seconds: float):
         self.renderer = renderer
         self.source = source

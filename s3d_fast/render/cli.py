@@ -10,6 +10,11 @@ so a bad input or an interrupted render leaves no file under the output name.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import time
+
+from .errors import RenderError
 
 DEMO_ORBIT = 12.0  # degrees of yaw either side; the source blend ghosts more the further the view turns (README, known limits)
 DEMO_OUT = "s3d_demo.mp4"
@@ -46,10 +51,6 @@ def add_arguments(parser) -> None:
 def _check_output(path: str) -> str:
     """Fail before any work if ``path`` cannot be written (probing the folder for real,
     since permission bits say nothing to root or on read-only mounts)."""
-    import tempfile
-
-    from .errors import RenderError
-
     if os.path.isdir(path):
         raise RenderError(f"--out {path}: is a folder; give a file name such as {os.path.join(path, 'out.mp4')}")
     folder = os.path.dirname(os.path.abspath(path))
@@ -64,22 +65,17 @@ def _check_output(path: str) -> str:
 
 
 def _check_file(path: str, what: str) -> str:
-    from .errors import RenderError
-
     if not os.path.exists(path):
         raise RenderError(f"--{what} {path}: no such file")
     return path
 
 
 def run(args) -> int:
-    import sys
-    import time
 
     from tqdm import tqdm
 
     from ..data import video
     from . import api, cameras
-    from .errors import RenderError
 
     demo = args.image is None and args.audio is None
     image = args.image if args.image is not None else api.DEMO_IMAGE

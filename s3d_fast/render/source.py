@@ -26,8 +26,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..data.atomic import save_npz
+from ..data.npz import save_npz
 from .errors import NoFaceError, SourceImageError
+from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from ..data.preprocess import align, geometry, landmarks
+from ..data.synthtalk import camera
 
 SIDECAR_SUFFIX = ".npz"
 _MIN_PHOTO_SIDE = 32
@@ -57,8 +61,6 @@ def sidecar_path(image_path) -> str:
 
 def read_image(path) -> np.ndarray:
     """Any image PIL reads, as uint8 (H, W, 3) RGB (alpha dropped, grey expanded)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SourceImageError(f"{path}: no such image file")
@@ -98,7 +100,6 @@ def _read_sidecar(path: str, image_shape) -> dict:
 
 
 def _resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    from PIL import Image
 
     if image.shape[0] == size and image.shape[1] == size:
         return image
@@ -119,9 +120,6 @@ def from_dataset_frame(image: np.ndarray, c2w, K, mask, resolution: int, name: s
 
 def from_photo(image: np.ndarray, resolution: int, name: str = "image") -> Source:
     """Detect, align, mask and pose a face in a photo (the preprocessing pipeline's steps)."""
-    from ..data.preprocess import align, geometry, landmarks
-    from ..data.synthtalk import camera
-
     h, w = image.shape[:2]
     if min(h, w) < _MIN_PHOTO_SIDE:
         raise NoFaceError(f"no face found in {name} (the image is only {w}x{h} pixels)")

@@ -11,11 +11,11 @@ written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
+from ...atomic import atomic_directory
 from .. import audio as audio_mod
 from .. import video
 from ..errors import DataError
@@ -101,12 +101,5 @@ def write_processed(folder: str, clip: Processed, crf: int = 16) -> None:
 
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}")
-    try:
+    with atomic_directory(folder) as tmp:
         write_clip(tmp, {"frames": clip.frames, "audio": clip.audio, "view_frames": [], "meta": clip.meta}, crf)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)

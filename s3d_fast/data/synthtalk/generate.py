@@ -10,15 +10,19 @@ valid, smaller data set.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import audio as audio_mod
-from ..atomic import save_npz
+from .. import video
 from ..errors import DataError
+from ..npz import save_npz
 from ..manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
 from . import camera, head, phonemes, raycast, speech, visemes
 from .identity import Identity, sample_identity
@@ -201,8 +205,6 @@ def make_clip(
 
 
 def write_clip(folder: str, clip: dict, crf: int) -> None:
-    from .. import video
-
     os.makedirs(folder, exist_ok=True)
     video.write_video(os.path.join(folder, "frames.mp4"), clip["frames"], FPS, clip["audio"], audio_mod.SAMPLE_RATE, crf=crf)
     for v, frames in enumerate(clip["view_frames"]):
@@ -232,11 +234,6 @@ def generate_dataset(
 
     ``workers`` > 1 renders frames in that many processes; output is identical.
     """
-    import concurrent.futures
-    import multiprocessing
-
-    from tqdm import tqdm
-
     config.validate()
     os.makedirs(out, exist_ok=True)
     source = {"kind": "synthtalk", "config": asdict(config)}

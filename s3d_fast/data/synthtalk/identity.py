@@ -29,7 +29,6 @@ _ACCESSORY_P = np.array([0.45, 0.2, 0.35])  # hats hide the hair, so they are th
 @dataclass
 class Noise:
     """A smooth 3-D texture: a sum of random plane waves (cheap, vectorised, seeded)."""
-
     waves: np.ndarray  # (J, 3) wave vectors
     phases: np.ndarray  # (J,)
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ...atomic import atomic_path
 from . import camera, head
 from .generate import light_direction, render_view
 from .identity import Identity
@@ -41,11 +42,6 @@ def write_contact_sheet(path: str, identities: Sequence[Identity], size: int = 1
     from PIL import Image
 
     image = Image.fromarray(contact_sheet(identities, size, supersample))
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

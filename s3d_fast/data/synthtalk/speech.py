@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import List
 
 import numpy as np
+from scipy import signal
 
 from .phonemes import Segment
 
@@ -123,8 +124,6 @@ def synthesize(segments: List[Segment], seconds: float, voice: Voice, rng: np.ra
 
 
 def _shaped_noise(n: int, ctl: dict, voice: Voice, rng: np.random.Generator) -> np.ndarray:
-    from scipy import signal
-
     white = rng.standard_normal(n)
     nper, hop = 256, 64
     freqs, times, spec = signal.stft(white, fs=SAMPLE_RATE, nperseg=nper, noverlap=nper - hop, boundary="even")

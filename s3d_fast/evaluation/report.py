@@ -11,6 +11,13 @@ from typing import List
 
 import numpy as np
 
+from .. import atomic
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 # (column header, key in a row, format)
 COLUMNS = [
     ("PSNR", "psnr", "{:.2f}"),
@@ -79,22 +86,9 @@ def _json_safe(x):
     return x
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _heat_overlay(frame: np.ndarray, score: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """The correlation score (r x r), mapped [lo, hi] -> [0, 1], as a colour map blended
     over a frame (H, W, 3) float."""
-    import torch
-    import torch.nn.functional as F
-    from matplotlib import colormaps
 
     s = torch.as_tensor(score, dtype=torch.float32)[None, None]
     s = F.interpolate(s, size=frame.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
@@ -124,8 +118,6 @@ def grid_image(entries: List[dict]) -> np.ndarray:
 
 
 def write_grid(path: Path, entries: List[dict], names: List[str]) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     img = grid_image(entries)
     H = entries[0]["source"].shape[0]
@@ -142,18 +134,19 @@ def write_grid(path: Path, entries: List[dict], names: List[str]) -> None:
         labels += [f"{n}\nground truth", "ours", "heat map (score)"]
     ax.set_yticks([H / 2 + i * H for i in range(len(labels))])
     ax.set_yticklabels(labels, fontsize=8)
-    _atomic_write(path, lambda p: fig.savefig(p, format="png"))
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def write_outputs(out: Path, result: dict, grid_entries: List[dict], grid_names: List[str]) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "metrics.json", lambda p: p.write_text(json.dumps(_json_safe(result), indent=2)))
+    atomic.write_text(out / "metrics.json", json.dumps(_json_safe(result), indent=2))
     header = (
         f"# s3d-fast eval: step {result['step']}, split {result['split']}, {result['renderer']} renderer\n\n"
         f"checkpoint `{result['checkpoint']}`, data `{result['data']}`, device {result['device']}\n\n"
     )
     notes = "".join(f"\nNote: {n}\n" for n in result.get("notes", []))
-    _atomic_write(out / "metrics.md", lambda p: p.write_text(header + format_table(result) + "\n" + notes))
+    atomic.write_text(out / "metrics.md", header + format_table(result) + "\n" + notes)
     if grid_entries:
         write_grid(out / "grid.png", grid_entries, grid_names)

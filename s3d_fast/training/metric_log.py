@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .errors import S3DError
+from .. import atomic
+from ..errors import S3DError
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 __all__ = ["MetricLog", "read_metrics", "plot_curves", "metric_family", "METRICS_FILE"]
 
@@ -125,12 +128,7 @@ class MetricLog:
         writer = csv.DictWriter(buf, self.columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self._rows)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, buf.getvalue(), durable=True)
         self._file = open(self.path, "a", encoding="utf-8", newline="")
 
 
@@ -233,8 +231,6 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
     gets its own panel, grouped by family. x is the step; dashed lines mark stage changes.
     """
     # The Agg canvas directly, not pyplot: no global backend switch, no GUI, thread-safe.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     data = read_metrics(csv_path)
     steps = data["step"]
@@ -284,13 +280,8 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
 
     out = Path(png_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic.atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out
 
 

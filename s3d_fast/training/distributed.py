@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .errors import S3DError
+from ..errors import S3DError
 
 __all__ = [
     "DistContext",

@@ -3,22 +3,15 @@ time-shifted pairs, then frozen for the generator's sync loss. Saved once per ru
 RUN/syncnet.safetensors, so a resumed run (or ``s3d-fast eval``) reuses it."""
 from __future__ import annotations
 
-from pathlib import Path
-
-SYNCNET_FILE = "syncnet.safetensors"
-
-
-def syncnet_path(run_dir) -> Path:
-    return Path(run_dir) / SYNCNET_FILE
+from ..model.syncnet import freeze, load_syncnet, save_syncnet
+from .distributed import barrier
+from .syncnet import train_syncnet
 
 
-def run_sync_stage(trainer, train_set):
-    from .distributed import barrier
-    from .model.syncnet import freeze, load_syncnet, save_syncnet
-    from .model.sync_training import train_syncnet
-
+def run_syncnet_stage(trainer, train_set):
+    """The frozen expert on the trainer's device, trained first if the run has none."""
     cfg, t = trainer.cfg, trainer
-    path = syncnet_path(t.run.root)
+    path = t.run.syncnet_path
     if not path.is_file() and t.dist.is_main:
         def log(step, record):
             # Every log_every-th training loss, and every held-out evaluation.

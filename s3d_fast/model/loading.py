@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from ..checkpoint import CheckpointFormatError, load_checkpoint, load_model_state, resolve_checkpoint
-from ..configuration import config_from_dict
-from .config import Config
+from ..config import Config, config_from_dict
 from .s3d import S3DNeRF
 
-KIND = "generator"
+GENERATOR_KIND = "generator"  # a checkpoint's extra["kind"]: what it holds
 
 
 def load_model(path, device="cpu") -> S3DNeRF:
@@ -14,7 +13,7 @@ def load_model(path, device="cpu") -> S3DNeRF:
     (its newest checkpoint). ``model.config`` holds the whole run config."""
     ckpt = load_checkpoint(resolve_checkpoint(path), map_location=device)
     kind = ckpt.extra.get("kind")
-    if kind != KIND:
+    if kind != GENERATOR_KIND:
         raise CheckpointFormatError(f"{ckpt.path}: holds a {kind or 'unknown'} model, not an s3d-fast generator")
     cfg = config_from_dict(Config, ckpt.config)
     model = S3DNeRF(cfg.model).to(device)

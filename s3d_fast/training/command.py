@@ -1,0 +1,64 @@
+"""What ``s3d-fast train`` does with its arguments: resolve the config, then train in this
+process or launch one process per ``--nproc`` under torchrun."""
+from __future__ import annotations
+
+import json
+
+from ..checkpoint import RunDirectory
+from ..config import Config, ConfigError, apply_overrides, check_model_config, config_from_dict, format_config, get_config
+from ..errors import S3DError
+from .distributed import launch_with_torchrun
+from .trainer import Trainer
+
+
+def resolve_config(args) -> Config:
+    """The named config, or a resumed run's own, with ``--set`` and ``--steps`` applied."""
+    cfg = get_config(args.config)
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    if args.resume:
+        saved = RunDirectory(args.out).config_path
+        if not saved.is_file():
+            raise S3DError(f"--resume: {saved} not found; start the run without --resume")
+        try:
+            cfg = config_from_dict(Config, json.loads(saved.read_text())["config"])
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
+    cfg = apply_overrides(cfg, overrides)
+    check_model_config(cfg.model)
+    return cfg
+
+
+def train(args) -> int:
+    if args.print_config and not args.resume:
+        print(format_config(resolve_config(args)))
+        return 0
+    missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise S3DError(f"{' and '.join(missing)} required (or --print-config to see the config)")
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(format_config(cfg))
+        return 0
+    if args.nproc < 1:
+        raise S3DError("--nproc must be at least 1")
+    if args.nproc > 1:
+        return launch_with_torchrun(args.nproc, "s3d_fast.training", argv_for_workers(args))
+    return Trainer(cfg, args).fit()
+
+
+def argv_for_workers(args) -> list:
+    """The worker processes' command line: this one's options, minus --nproc."""
+    argv = ["--data", str(args.data), "--out", str(args.out), "--config", args.config, "--device", args.device]
+    for o in args.overrides:
+        argv += ["--set", o]
+    for flag, value in (("--steps", args.steps), ("--minutes", args.minutes), ("--profile-steps", args.profile_steps)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)):
+        if on:
+            argv.append(flag)
+    return argv

@@ -1,0 +1,118 @@
+"""A training run: its folder, its data, then the lip-sync expert's stage and the
+generator's, a checkpoint on Ctrl-C, and the curves and profile at the end."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import atomic
+from ..checkpoint import RunDirectory, read_checkpoint_meta
+from ..config import config_to_dict, format_config
+from ..data.dataset import TalkingHeadDataset
+from ..data.manifest import load_manifest
+from ..errors import S3DError
+from .distributed import cleanup, init_distributed, seed_everything
+from .generator_stage import GeneratorStage
+from .metric_log import MetricLog, plot_curves
+from .profiling import model_stage_report, wall_time_report, write_report
+from .syncnet_stage import run_syncnet_stage
+
+
+class Trainer:
+    def __init__(self, cfg, args):
+        self.cfg, self.args = cfg, args
+        self.dist = init_distributed(args.device)
+        self.device = self.dist.device
+        self.run = RunDirectory(args.out)
+        self.quiet = args.quiet or not self.dist.is_main
+        seed_everything(cfg.train.seed, self.dist.rank)
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+        self.start_time = time.perf_counter()
+        self.log = None
+
+    def datasets(self):
+        """The training split (every clip kept in memory), and the held-out split if any."""
+        manifest = load_manifest(self.args.data)
+        with_views = all(c.get("views") for c in manifest.clips_in("train"))
+        n_clips = len(manifest.clips)
+        # Clips are seconds long and decoding one costs far more than keeping it: keep all.
+        tc = self.cfg.train
+        n_targets = max(tc.frames, tc.sync_frames if self.cfg.loss.sync > 0 else 1)
+        q = tc.source_mouth_quantile
+        if not 0.0 < q <= 1.0:
+            raise S3DError(f"train.source_mouth_quantile must be in (0, 1] (1: any frame), got {q}")
+        train = TalkingHeadDataset(self.args.data, "train", n_targets=n_targets, seed=tc.seed,
+                                   cache_clips=n_clips, views=with_views, source_quantile=q)
+        heldout = None
+        if manifest.clips_in("heldout"):
+            heldout = TalkingHeadDataset(self.args.data, "heldout", n_targets=1, seed=tc.seed,
+                                         cache_clips=n_clips, source_quantile=q)
+        return train, heldout
+
+    def fit(self) -> int:
+        cfg, run = self.cfg, self.run
+        run.root.mkdir(parents=True, exist_ok=True)
+        latest = run.latest() if self.args.resume else None
+        if not self.args.resume and run.latest() is not None:
+            raise S3DError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
+        if self.dist.is_main:
+            atomic.write_text(run.config_path, json.dumps({"config": config_to_dict(cfg)}, indent=2))
+            if not self.quiet:
+                print(format_config(cfg))
+        train, heldout = self.datasets()
+        if self.dist.is_main:
+            resume_step = int(read_checkpoint_meta(latest)["step"]) if latest else None
+            self.log = MetricLog(run.root, resume_step=resume_step)
+        syncnet = run_syncnet_stage(self, train) if cfg.train.sync_steps > 0 else None
+        stage = GeneratorStage(cfg, self.dist, run, self.log, train, heldout, syncnet, self.quiet)
+        finished = False
+        try:
+            if latest is not None:
+                stage.restore(latest)
+            deadline = None if self.args.minutes is None else self.start_time + 60 * self.args.minutes
+            stage.loop(deadline)
+            if self.dist.is_main:
+                self.write_profiles(stage)
+            finished = True
+        except KeyboardInterrupt:
+            if self.dist.is_main:
+                print(f"\ninterrupted at step {stage.step}: saving a checkpoint", file=sys.stderr)
+                stage.save()
+            raise
+        finally:
+            if self.log is not None:
+                self.log.close()
+                try:
+                    plot_curves(run.metrics_path, run.curves_path)
+                except Exception as exc:  # a plotting failure must not cost the run its exit code
+                    print(f"warning: could not draw {run.curves_path}: {exc}", file=sys.stderr)
+            cleanup(synchronize=finished)
+        return 0
+
+    def write_profiles(self, stage: GeneratorStage) -> None:
+        """RUN/profile.txt: the loop's wall time by stage, then with ``--profile-steps N``
+        the model stages' shares over N more forward+backward passes (no update)."""
+        text = wall_time_report(stage.timers)
+        write_report(self.run.profile_path, text)
+        if not self.quiet:
+            print(text, end="")
+        n = self.args.profile_steps
+        if n <= 0:
+            return
+        step = stage.step
+
+        def step_once(i: int) -> None:
+            stage.step = step + i  # fresh data each pass; the counter is restored below
+            stage.train_step(update=False)
+
+        try:
+            text = model_stage_report(step_once, n)
+        finally:
+            stage.step = step
+        write_report(self.run.profile_path, text, append=True)
+        if not self.quiet:
+            print(text, end="")
