@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a clone without installing
 
 from s3d_fast.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint  # noqa: E402
+from s3d_fast.config import apply_overrides, config_to_dict, load_config  # noqa: E402
 from s3d_fast.model import load_model  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(HERE), "s3d_fast", "assets", "demo", "checkpoint")
@@ -31,10 +32,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.run))
     if args.overrides:
-        from s3d_fast.config import apply_overrides, config_from_dict, config_to_dict
-        from s3d_fast.config import Config
-
-        ckpt.config = config_to_dict(apply_overrides(config_from_dict(Config, ckpt.config), args.overrides))
+        ckpt.config = config_to_dict(apply_overrides(load_config(ckpt.config), args.overrides))
     extra = dict(ckpt.extra, exported_from=os.path.basename(os.path.normpath(str(ckpt.path))))
     out = save_checkpoint(args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra,
                           rng=False)

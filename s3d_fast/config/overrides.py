@@ -93,6 +93,13 @@ def _parse(tp: Any, text: str, key: str) -> Any:
                 return choice
         raise ConfigError(f"config key '{key}': expected one of "
                           f"{', '.join(str(a) for a in args)}, got {text!r}")
+    if (origin in (tuple, list) and args and dataclasses.is_dataclass(args[0])) or origin is dict or tp is dict:
+        # Structured values (``train.phases``, dicts) are written as JSON.
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"config key '{key}': expected JSON, got {text!r}") from None
+        return coerce(tp, value, key)
     if origin in (tuple, list) or tp in (tuple, list):
         body = text.strip()
         if body[:1] in "([" and body[-1:] in ")]":
@@ -109,12 +116,6 @@ def _parse(tp: Any, text: str, key: str) -> Any:
             item_tp = args[0] if args else Any
             items = [_parse(item_tp, p, key) for p in pieces]
         return tuple(items) if (origin is tuple or tp is tuple) else list(items)
-    if origin is dict or tp is dict:
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            raise ConfigError(f"config key '{key}': expected a JSON object, got {text!r}") from None
-        return coerce(tp, value, key)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         for member in tp:
             if text in (str(member.value), member.name):

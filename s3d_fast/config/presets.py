@@ -1,17 +1,33 @@
-"""The named configs: ``small`` trains on a 2-core CPU, ``paper`` follows S^3D-NeRF's sizes."""
+"""The named configs: ``small`` trains on a 2-core CPU, ``demo`` is the schedule that made the
+bundled demo checkpoint, ``paper`` follows S^3D-NeRF's sizes."""
 from __future__ import annotations
 
 from .errors import ConfigError
-from .schema import Config, LossConfig, ModelConfig, TrainConfig
+from .schema import Config, LossConfig, ModelConfig, Phase, TrainConfig
 
 
 def small() -> Config:
-    # The sync loss starts late and small. At the paper's 0.5 it overwhelmed the
-    # photometric terms with this expert (photometric L1 0.04 -> 0.46 within 20 steps of
-    # switching on, gradient norm 130 against 0.1). At 0.01 from step 1800, once the
-    # radiance field renders the head, it stayed stable and is what made the mouth follow
-    # the speech (held-out mouth-opening correlation 0.07 -> 0.43; README).
+    # The sync loss starts late and small: at the paper's 0.5 it overwhelms the photometric
+    # terms with this expert (docs/experiments.md, "The sync loss").
     return Config(loss=LossConfig(sync=0.01))
+
+
+def demo() -> Config:
+    """``small`` in three phases (docs/experiments.md, "The demo checkpoint"): the whole
+    model without the sync loss; from step 1800 the learned mouth cavity, taught by the
+    open mouths of the targets, with the sync loss on; from step 2680 super-resolution
+    alone, with the mouth opened where the cavity renders. Trained with ``--nproc 2``."""
+    cavity = Phase(1800, {
+        "loss.sync": "0.01", "loss.deformation": "0.01", "model.mouth_cavity": "true",
+        "train.source_mouth_quantile": "0.25", "loss.interior_emphasis": "30",
+        "train.lr": "9e-4", "train.lr_min_ratio": "0.32",
+    })
+    superres_alone = Phase(2680, {
+        "train.train_only": "superres", "loss.mouth_emphasis": "30", "model.cavity_opening": "true",
+        "train.lr": "6.5e-4", "train.lr_min_ratio": "0.4",
+    })
+    return Config(name="demo", loss=LossConfig(sync=0.0),
+                  train=TrainConfig(steps=3560, phases=(cavity, superres_alone)))
 
 
 def paper() -> Config:
@@ -28,7 +44,7 @@ def paper() -> Config:
     )
 
 
-CONFIGS = {"small": small, "paper": paper}
+CONFIGS = {"small": small, "demo": demo, "paper": paper}
 
 
 def get_config(name: str) -> Config:

@@ -4,7 +4,7 @@ checkpoints) and takes ``key=value`` overrides from the command line."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Tuple
+from typing import Dict, Tuple
 
 from .errors import ConfigError
 
@@ -40,27 +40,23 @@ class ModelConfig:
     deform_hidden: int = 64
     max_offset: float = 0.25  # |dx| bound in box units (the box is [-1, 1]^3)
     # A learned mouth cavity: the deformation field also gives each point a share in
-    # (0, 1) of one learned dark feature that replaces what it fetches from the source.
-    # A closed-mouth source has no dark interior to warp into an opening
-    # (tools/mouth_probe.py: the field's own colour never shows one), so an opening can
-    # only be drawn with colour that is not in the source.
+    # (0, 1) of one learned dark feature that replaces what it fetches from the source. A
+    # closed-mouth source has no dark interior to warp into an opening, so an opening can
+    # only be drawn with colour that is not in the source (docs/experiments.md, "The
+    # learned mouth cavity").
     mouth_cavity: bool = False
-    # With ``mouth_cavity``: the source image super-resolution is conditioned on and blends
-    # in, and the frame it paints, are opened (darkened to black) where the rendered cavity
-    # share says the ray looks into the mouth (``s3d.open_mouth``). The share followed the
-    # jaw on held-out faces (r 0.81), but super-resolution, shown the source's closed lips,
-    # painted them over it (README).
+    # With ``mouth_cavity``: the source super-resolution is conditioned on and blends in,
+    # and the frame it paints, are darkened where the rendered cavity share says the ray
+    # looks into the mouth (``mouth.open_mouth``), so it cannot paint closed lips over the
+    # opening (docs/experiments.md, "The cavity opening").
     cavity_opening: bool = False
 
     decoder_hidden: int = 64
     sr_width: int = 32
     # Super-resolution may not blend in the source's lips and mouth (labels >= 2 of the
     # source mask), grown down by this fraction of the image (the jaw's reach) and by a
-    # third of it elsewhere (``s3d.mouth_keep_out``). 0 lets it.
-    # Trained at 0.07 with ``train.reproject_source`` (README): PSNR 25.8 dB and the
-    # lip-sync expert's score up (LSE-C 0.44 -> 0.49), but the painted mouth is too
-    # blurred for the pixel rule to follow the jaw (correlation 0.14 against the demo's
-    # 0.47), so it is off.
+    # third of it elsewhere (``mouth.mouth_keep_out``). 0 lets it (docs/experiments.md,
+    # "Reprojection and the mouth keep-out").
     mouth_keep_out: float = 0.0
 
     # Training-style rendering: stratified coarse samples, then importance samples.
@@ -71,8 +67,7 @@ class ModelConfig:
     bake_threshold: float = 0.5  # density above which a cell is occupied
     bake_shell: int = 2  # cells kept inside the surface; deeper ones are carved out (0: keep all)
     # Samples across the box's side of 2 (step = 2 / march_steps, two cells of a 64^3
-    # grid). 32 renders the demo within 44.9 dB (RGB) / 34.8 dB (opacity) of the
-    # training-style path; 40 gave 44.5 / 35.1 and 96 gave 44.9 / 36.6, at 1/3 the speed.
+    # grid; docs/experiments.md, "Marching steps and the real-time path").
     march_steps: int = 32
     early_stop_eps: float = 1e-3
 
@@ -86,15 +81,24 @@ class LossConfig:
     # dark pixels that show an open mouth, which a blurred painting leaves too light.
     interior_emphasis: float = 0.0
     # With ``model.mouth_cavity``: cross-entropy of the rendered cavity share against the
-    # target's open-mouth interior (label 3), weighted like ``photometric_low``. The
-    # photometric loss alone is too weak a teacher: over 370 steps from the demo the share
-    # stayed at its initial 2 % everywhere (the interior is a few pixels at NeRF size).
+    # target's open-mouth interior (label 3), weighted like ``photometric_low``; the
+    # photometric loss alone is too weak a teacher for a few pixels at NeRF size.
     cavity: float = 1.0
     sync: float = 0.5
     deformation: float = 0.001
     mask: float = 0.1  # rendered opacity vs the head mask
-    perceptual: float = 0.01  # only when the user supplies VGG weights (none ship)
-    adversarial: float = 0.0
+
+
+@dataclass
+class Phase:
+    """From generator step ``start`` on, the run trains with ``settings`` (dotted keys and
+    values, as ``--set`` takes them) applied on top of the config and of earlier phases.
+    Each phase decays its own learning rate, from its ``train.lr``, by a cosine over its
+    steps; a phase may grow the model (``model.mouth_cavity``) or train only part of it
+    (``train.train_only``), as a resumed run could."""
+
+    start: int
+    settings: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,9 +113,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     # Give the model the source's camera, so super-resolution is trained on the source
     # reprojected into each target's view, as rendering and eval see it (``reproject.py``).
-    # Measured from the demo run's step 1800 (README): held-out PSNR 23.8 -> 25.7 dB, sharp
-    # eyes, but the aligned blend then copies the closed source mouth into every frame
-    # (mouth-opening correlation 0.47 -> -0.13). Off until the mouth is kept from it.
+    # Off: the blend then copies the closed source mouth into every frame
+    # (docs/experiments.md, "Reprojection and the mouth keep-out").
     reproject_source: bool = False
     # Draw each training source from the clip's frames with the least open mouths (mouth
     # interior area at most this quantile of the clip's; 1: any frame). Evaluation and a
@@ -132,7 +135,11 @@ class TrainConfig:
     eval_every: int = 250
     eval_items: int = 4
     seed: int = 0
-    workers: int = 0
+    # Later settings for the same run, each from a generator step on (see ``Phase``).
+    phases: Tuple[Phase, ...] = ()
+
+
+CONFIG_VERSION = 2  # of the config's JSON form; ``migration`` reads older ones
 
 
 @dataclass
@@ -141,6 +148,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    version: int = field(default=CONFIG_VERSION, init=False)  # written with the config, never set
 
 
 def check_model_config(cfg: ModelConfig) -> None:

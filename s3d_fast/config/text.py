@@ -58,6 +58,6 @@ def _format_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_format_value(v) for v in value) + "]"
-    if isinstance(value, dict):
+    if isinstance(value, dict) or is_dataclass_instance(value):
         return json.dumps(to_plain(value))
     return str(value)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..checkpoint import CheckpointFormatError, load_checkpoint, load_model_state, resolve_checkpoint
-from ..config import Config, config_from_dict
+from ..config import load_config
 from .s3d import S3DNeRF
 
 GENERATOR_KIND = "generator"  # a checkpoint's extra["kind"]: what it holds
@@ -15,7 +15,7 @@ def load_model(path, device="cpu") -> S3DNeRF:
     kind = ckpt.extra.get("kind")
     if kind != GENERATOR_KIND:
         raise CheckpointFormatError(f"{ckpt.path}: holds a {kind or 'unknown'} model, not an s3d-fast generator")
-    cfg = config_from_dict(Config, ckpt.config)
+    cfg = load_config(ckpt.config)
     model = S3DNeRF(cfg.model).to(device)
     load_model_state(model, ckpt.model_state)
     model.config = cfg

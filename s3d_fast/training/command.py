@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from ..checkpoint import RunDirectory
-from ..config import Config, ConfigError, apply_overrides, check_model_config, config_from_dict, format_config, get_config
+from ..config import (
+    Config, ConfigError, apply_overrides, check_model_config, check_phases, format_config, get_config, load_config,
+)
 from ..errors import S3DError
 from .distributed import launch_with_torchrun
 from .trainer import Trainer
@@ -22,13 +24,14 @@ def resolve_config(args) -> Config:
         if not saved.is_file():
             raise S3DError(f"--resume: {saved} not found; start the run without --resume")
         try:
-            cfg = config_from_dict(Config, json.loads(saved.read_text())["config"])
+            cfg = load_config(json.loads(saved.read_text())["config"])
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
             raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
     cfg = apply_overrides(cfg, overrides)
     check_model_config(cfg.model)
+    check_phases(cfg)
     return cfg
 
 

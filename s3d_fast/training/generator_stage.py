@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -47,45 +47,63 @@ def freeze_all_but(model, train_only: str) -> None:
 
 
 class GeneratorStage:
-    def __init__(self, cfg: Config, dist_context: DistContext, run: RunDirectory, log: Optional[MetricLog],
-                 train_set, heldout, syncnet, quiet: bool):
-        self.cfg, self.dist, self.run, self.log = cfg, dist_context, run, log
+    """The generator trained with one config over the steps ``span`` = [start, end): the
+    whole run, or one of its phases (``train.phases``)."""
+
+    def __init__(self, cfg: Config, span: Tuple[int, int], dist_context: DistContext, run: RunDirectory,
+                 log: Optional[MetricLog], train_set, heldout, syncnet, quiet: bool, timers: Dict[str, float]):
+        self.cfg, self.span, self.dist, self.run, self.log = cfg, span, dist_context, run, log
         self.device = dist_context.device
         self.train_set, self.heldout, self.syncnet, self.quiet = train_set, heldout, syncnet, quiet
+        self.timers = timers
         self.model = S3DNeRF(cfg.model).to(self.device)
         freeze_all_but(self.model, cfg.train.train_only)  # before DDP, which syncs only trained weights
         self.module = DistributedDataParallel(self.model) if dist_context.distributed else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
-        self.step = 0
-        self.timers = {}
+        self.step = span[0]
 
     def lr_factor(self, step: int) -> float:
-        """Linear warm-up, then a cosine decay to ``lr_min_ratio`` at ``train.steps``."""
+        """Linear warm-up from step 0, then a cosine decay to ``lr_min_ratio`` at the end of
+        the span (a later phase starts its cosine afresh, without a warm-up)."""
         tc = self.cfg.train
-        if step < tc.warmup_steps:
+        start, end = self.span
+        if start == 0 and step < tc.warmup_steps:
             return (step + 1) / tc.warmup_steps
-        progress = min(1.0, (step - tc.warmup_steps) / max(1, tc.steps - tc.warmup_steps))
+        begin = tc.warmup_steps if start == 0 else start
+        progress = min(1.0, (step - begin) / max(1, end - begin))
         return tc.lr_min_ratio + (1 - tc.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     # -- checkpoints -----------------------------------------------------------------------
     def restore(self, path) -> None:
+        """Continue from a checkpoint of this run."""
         ckpt = load_checkpoint(path, map_location=self.device, with_training=True)
-        added = parameters_added(ckpt.config, self.cfg, self.model)
-        load_model_state(self.model, ckpt.model_state, may_miss=added)
-        optimizer_state = ckpt.optimizers["generator"]
+        self.take_over(ckpt.config, ckpt.model_state, ckpt.optimizers["generator"], ckpt.schedulers["generator"],
+                       ckpt.step)
+        self._say(f"resumed from {path} at step {self.step}")
+
+    def hand_over(self) -> tuple:
+        """What the next phase's stage continues from (``take_over``), without a round trip to disk."""
+        return (config_to_dict(self.cfg), self.model.state_dict(), self.optimizer.state_dict(),
+                self.scheduler.state_dict(), self.step)
+
+    def take_over(self, config: dict, model_state, optimizer_state, scheduler_state, step: int) -> None:
+        """Weights, optimizer and schedule saved under ``config`` (an earlier phase's, or this
+        one's): parameters this config adds start from their initialisation."""
+        added = parameters_added(config, self.cfg, self.model)
+        load_model_state(self.model, model_state, may_miss=added)
         if added:
             optimizer_state = optimizer_state_with_new_parameters(optimizer_state, self.model, added)
-            self._say(f"resumed into a larger model: {len(added)} new parameter tensors start from their "
+            self._say(f"grew the model: {len(added)} new parameter tensors start from their "
                       f"initialisation ({', '.join(sorted(added))})")
         self.optimizer.load_state_dict(optimizer_state)
-        self.scheduler.load_state_dict(ckpt.schedulers["generator"])
-        # The schedule follows this run's train.steps: resuming with a larger --steps
-        # stretches the cosine from here on instead of keeping the old, finished one.
+        self.scheduler.load_state_dict(scheduler_state)
+        # The schedule follows this config: its train.lr and steps (resuming with a larger
+        # --steps stretches the cosine from here on instead of keeping the old, finished one).
+        self.scheduler.base_lrs = [self.cfg.train.lr for _ in self.optimizer.param_groups]
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
             group["lr"] = base * self.lr_factor(self.scheduler.last_epoch)
-        self.step = ckpt.step
-        self._say(f"resumed from {path} at step {self.step}")
+        self.step = step
 
     def save(self) -> None:
         save_checkpoint(
@@ -157,19 +175,22 @@ class GeneratorStage:
         return metrics
 
     # -- the loop --------------------------------------------------------------------------------
-    def loop(self, deadline: Optional[float]) -> None:
-        """Step to ``train.steps``, or until ``deadline`` (a ``time.perf_counter`` value)."""
+    def loop(self, deadline: Optional[float]) -> bool:
+        """Step to the end of the span, or until ``deadline`` (a ``time.perf_counter``
+        value); True when the deadline stopped it."""
         tc = self.cfg.train
+        end = self.span[1]
         bar = None if self.quiet else tqdm(total=tc.steps, initial=self.step, desc="generator", unit="step",
                                            dynamic_ncols=True)
         self.model.train()
         window = []
-        while self.step < tc.steps:
+        out_of_time = False
+        while self.step < end:
             start = time.perf_counter()
             metrics = self.train_step()
             self.step += 1
             window.append(time.perf_counter() - start)
-            if self.step % tc.log_every == 0 or self.step == tc.steps:
+            if self.step % tc.log_every == 0 or self.step == end:
                 metrics = all_reduce_mean(metrics)
                 metrics["steps_per_s"] = len(window) / sum(window)
                 window = []
@@ -179,14 +200,14 @@ class GeneratorStage:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['total']:.4f}", l1=f"{metrics['photometric']:.4f}",
                                 sync=f"{metrics.get('sync', float('nan')):.3f}")
-            if self.heldout is not None and (self.step % tc.eval_every == 0 or self.step == tc.steps):
+            if self.heldout is not None and (self.step % tc.eval_every == 0 or self.step == end):
                 self.evaluate()
             out_of_time = deadline is not None and time.perf_counter() > deadline
             if deadline is not None:
                 # Each process reads its own clock: without agreeing, one could stop while
                 # the others step on into a collective it never joins.
                 out_of_time = any_rank(out_of_time)
-            if (self.step % tc.checkpoint_every == 0 or self.step == tc.steps or out_of_time) and self.dist.is_main:
+            if (self.step % tc.checkpoint_every == 0 or self.step == end or out_of_time) and self.dist.is_main:
                 self.save()
             if out_of_time:
                 break
@@ -199,6 +220,7 @@ class GeneratorStage:
             if divergence != 0 and self.dist.is_main:
                 print(f"warning: the {self.dist.world_size} replicas' weights differ by {divergence:g}",
                       file=sys.stderr)
+        return out_of_time
 
     def replica_divergence(self) -> float:
         """Largest difference between the replicas' weight fingerprints (0: in sync).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
+from typing import Dict
 
 import torch
 
 from .. import atomic
 from ..checkpoint import RunDirectory, read_checkpoint_meta
-from ..config import config_to_dict, format_config
+from ..config import config_at, config_to_dict, format_config, phase_spans
 from ..data.dataset import TalkingHeadDataset
 from ..data.manifest import load_manifest
 from ..errors import S3DError
@@ -34,14 +34,15 @@ class Trainer:
         self.start_time = time.perf_counter()
         self.log = None
 
-    def datasets(self):
-        """The training split (every clip kept in memory), and the held-out split if any."""
+    def datasets(self, cfg):
+        """The training split (every clip kept in memory), and the held-out split if any,
+        as ``cfg`` draws them."""
         manifest = load_manifest(self.args.data)
         with_views = all(c.get("views") for c in manifest.clips_in("train"))
         n_clips = len(manifest.clips)
         # Clips are seconds long and decoding one costs far more than keeping it: keep all.
-        tc = self.cfg.train
-        n_targets = max(tc.frames, tc.sync_frames if self.cfg.loss.sync > 0 else 1)
+        tc = cfg.train
+        n_targets = max(tc.frames, tc.sync_frames if cfg.loss.sync > 0 else 1)
         q = tc.source_mouth_quantile
         if not 0.0 < q <= 1.0:
             raise S3DError(f"train.source_mouth_quantile must be in (0, 1] (1: any frame), got {q}")
@@ -63,23 +64,38 @@ class Trainer:
             atomic.write_text(run.config_path, json.dumps({"config": config_to_dict(cfg)}, indent=2))
             if not self.quiet:
                 print(format_config(cfg))
-        train, heldout = self.datasets()
+        step = int(read_checkpoint_meta(latest)["step"]) if latest else 0
         if self.dist.is_main:
-            resume_step = int(read_checkpoint_meta(latest)["step"]) if latest else None
-            self.log = MetricLog(run.root, resume_step=resume_step)
+            self.log = MetricLog(run.root, resume_step=step if latest else None)
+        start_cfg = config_at(cfg, step)
+        train, heldout = self.datasets(start_cfg)
         syncnet = run_syncnet_stage(self, train) if cfg.train.sync_steps > 0 else None
-        stage = GeneratorStage(cfg, self.dist, run, self.log, train, heldout, syncnet, self.quiet)
-        finished = False
+        deadline = None if self.args.minutes is None else self.start_time + 60 * self.args.minutes
+        timers: Dict[str, float] = {}
+        stage, finished = None, False
         try:
-            if latest is not None:
-                stage.restore(latest)
-            deadline = None if self.args.minutes is None else self.start_time + 60 * self.args.minutes
-            stage.loop(deadline)
-            if self.dist.is_main:
+            for start, end in phase_spans(cfg):
+                if end <= step:
+                    continue
+                phase_cfg = config_at(cfg, start)
+                if phase_cfg != start_cfg:
+                    train, heldout = self.datasets(phase_cfg)
+                    if not self.quiet:
+                        print(f"step {start}: a new phase of the run\n" + format_config(phase_cfg))
+                previous, stage = stage, GeneratorStage(phase_cfg, (start, end), self.dist, run, self.log, train,
+                                                         heldout, syncnet, self.quiet, timers)
+                if previous is not None:
+                    stage.take_over(*previous.hand_over())
+                elif latest is not None:
+                    stage.restore(latest)
+                start_cfg = phase_cfg
+                if stage.loop(deadline):
+                    break
+            if self.dist.is_main and stage is not None:
                 self.write_profiles(stage)
             finished = True
         except KeyboardInterrupt:
-            if self.dist.is_main:
+            if self.dist.is_main and stage is not None:
                 print(f"\ninterrupted at step {stage.step}: saving a checkpoint", file=sys.stderr)
                 stage.save()
             raise
