@@ -8,7 +8,7 @@ import torch
 
 from s3d_fast.data.synthtalk import camera
 from s3d_fast.model import S3DNeRF
-from s3d_fast.model.s3d import mouth_keep_out
+from s3d_fast.model.mouth import mouth_keep_out
 from s3d_fast.model.rays import box_intersection, camera_rays, importance_edges, stratified_edges
 
 from model_helpers import tiny_config

@@ -12,7 +12,7 @@ from s3d_fast.config import ConfigError
 from s3d_fast.model import S3DNeRF
 from s3d_fast.config import LossConfig
 from s3d_fast.model.losses import generator_losses
-from s3d_fast.model.s3d import OPENING_FROM, OPENING_FULL, open_mouth
+from s3d_fast.model.mouth import OPENING_FROM, OPENING_FULL, open_mouth
 from s3d_fast.training.resume import optimizer_state_with_new_parameters, parameters_added
 
 from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config

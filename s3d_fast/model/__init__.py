@@ -1,7 +1,9 @@
 """The S^3D-NeRF model: encoders, deformation field, decoder, renderer, super-resolution,
 and the lip-sync expert network (trained by ``s3d_fast.training.syncnet``)."""
 from .loading import GENERATOR_KIND, load_model
-from .s3d import Baked, S3DNeRF, Source
+from .realtime import Baked
+from .s3d import S3DNeRF
+from .source import Source
 from .syncnet import (
     SyncNet,
     SyncNetConfig,

@@ -1,0 +1,49 @@
+"""Image operations on the mouth: where super-resolution may not copy the source, and the
+opening cut where the rendered mouth cavity says the ray looks into the mouth."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+# ``cavity_opening``: the rendered cavity share at which the source starts to darken, and
+# at which it is black. Rendered at NeRF resolution and upsampled, the share is blurred at
+# the interior's edge, and the closed-mouth floor lies below the first threshold
+# (docs/experiments.md, "The cavity opening").
+OPENING_FROM, OPENING_FULL = 0.1, 0.5
+
+
+def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: float) -> Optional[torch.Tensor]:
+    """(B, R, R) labels -> (B, 1, R, R) in [0, 1]: where super-resolution may not copy the
+    source. The lips and mouth (labels >= 2) grown down by ``reach`` of the image, how far
+    the jaw drops, and by a third of that up and sideways, with edges softened over the
+    same third so the painted region leaves no seam. None when ``reach`` is 0, there is no
+    mask, or it has no lip labels."""
+    if reach <= 0 or mask is None or not bool((mask >= 2).any()):
+        return None
+    size = mask.shape[-1]
+    down = max(1, round(reach * size))
+    side = max(1, round(reach * size / 3))
+    lips = (mask >= 2).to(like.dtype).unsqueeze(1)
+    # Output row y takes input rows y - down .. y + side: lips up to ``down`` above a pixel
+    # (the jaw's reach below the mouth) or up to ``side`` below it.
+    grown = F.max_pool2d(F.pad(lips, (side, side, down, side)), (down + side + 1, 2 * side + 1), stride=1)
+    return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
+
+
+def open_mouth(images: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """images (F, 3, R, R), share (F, 1, r, r) the rendered cavity share -> the images
+    darkened to black where the share says the ray looks into the mouth: the mouth's
+    unlit interior (``cavity_opening``), cut into the source super-resolution is
+    conditioned on and blends in, and into the frame it paints."""
+    share = F.interpolate(share.to(images.dtype), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
+    return images * (1 - opened)
+
+
+def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) label map -> (B, 1, H, W) float, 1 on face, lips and mouth."""
+    if mask is None:
+        return torch.ones_like(like[:, :1])
+    return (mask > 0).to(like.dtype).unsqueeze(1)

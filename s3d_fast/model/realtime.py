@@ -1,0 +1,256 @@
+"""The real-time path of S3DNeRF (docs/design.md section 4): bake an occupancy grid of the
+canonical head once per source, tighten it to one utterance, then march only occupied
+cells and shade each ray until it is opaque."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .. import ops
+from ..nn import OccupancyGrid
+from .rays import box_intersection, camera_rays, scaled_intrinsics
+from .source import Source
+from .superres import MOTION_CHANNELS
+
+# Sample ranks along a ray at which the real-time path checks which rays are already
+# opaque (see ``RealTimeRendering._shade_until_opaque``): a ray enters the dilated grid a few
+# samples before the surface, so most rays are done after the first rounds.
+SHADE_ROUNDS = (4, 8, 16)
+
+
+@dataclass
+class Baked:
+    source: Source
+    grid: OccupancyGrid
+    shell: torch.Tensor  # (B, 1, n, n, n) the carved surface shell, before dilation
+    solid: torch.Tensor  # (B, 1, n, n, n) every cell over the density threshold, not carved
+    dilation: int  # cells the kept cells were grown by (bake: the offset budget; fit_to_audio: its margin)
+
+    @property
+    def occupied_fraction(self) -> float:
+        return float(self.grid.binaries.float().mean())
+
+
+class RealTimeRendering:
+    """The real-time path, a part of :class:`S3DNeRF` (its encoders, field and super-resolution)."""
+
+    @torch.no_grad()
+    def bake(self, source: Source) -> Baked:
+        """Occupancy grid of each canonical head for the real-time path.
+
+        Occupied: canonical cells whose decoded density exceeds ``bake_threshold``. The
+        deep interior is carved out (cells more than ``bake_shell`` cells inside the
+        surface: a ray has stopped before it gets there), then what is left is dilated by
+        the largest deformation offset, so every observed point whose canonical point is
+        on the shell is kept.
+        """
+        cfg = self.cfg
+        B = source.slots.shape[0]
+        res = cfg.bake_resolution
+        dev, dt = source.image.device, source.image.dtype
+        cells = (torch.arange(res, device=dev, dtype=dt) + 0.5) / res * 2 - 1
+        x = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).view(1, -1, 3).expand(B, -1, 3)
+        chunk = 1 << 16
+        density = torch.cat(
+            [self.decoder.density(source.features.planes, x[:, i:i + chunk].contiguous()) for i in range(0, x.shape[1], chunk)], 1
+        ).view(B, 1, res, res, res)
+        solid = (density > cfg.bake_threshold).float()
+        occupied = solid
+        if cfg.bake_shell > 0:
+            k = cfg.bake_shell
+            interior = -F.max_pool3d(-F.pad(solid, (k,) * 6, value=0.0), 2 * k + 1, stride=1)
+            occupied = solid * (1 - interior)
+        dilate = math.ceil(cfg.max_offset / (2.0 / res))
+        return Baked(source, self._grid(occupied, dilate), shell=occupied, solid=solid, dilation=dilate)
+
+    def _grid(self, cells: torch.Tensor, dilate: int, within: Optional[OccupancyGrid] = None) -> OccupancyGrid:
+        """The occupancy grid of ``cells`` (B, 1, n, n, n) grown by ``dilate`` cells, kept
+        inside ``within`` when given."""
+        grid = OccupancyGrid([-1, -1, -1, 1, 1, 1], self.cfg.bake_resolution, n_grids=cells.shape[0]).to(cells.device)
+        grid.from_density(cells, threshold=0.5, dilate=dilate)
+        if within is not None:
+            grid.set_binaries(grid.binaries & within.binaries)
+        return grid
+
+    @torch.no_grad()
+    def fit_to_audio(self, baked: Baked, tokens: torch.Tensor, probes: int = 16, margin: int = 1) -> Baked:
+        """Tighten the bake to one utterance by asking the deformation field where the
+        head is seen from, instead of allowing for any offset it could reach.
+
+        ``bake`` keeps every observed cell within ``max_offset`` of the canonical shell.
+        Here the corners of every cell go through the deformation for ``probes`` frames
+        spread over the utterance, and each corner keeps the range of offsets it showed.
+        An observed cell is kept when the box its corners can reach, over that range,
+        holds an occupied canonical cell; the kept cells then grow by ``margin`` cells.
+        Corners and not centres, because the learned offsets can change by two cells
+        within one cell. A large static warp costs nothing, and where the speech moves
+        the field only the cells it moves widen. Frames between the probes are covered
+        while each corner's offset stays in the range the probes showed (the margin is
+        the allowance for the rest). The result is never larger than the bake it tightens.
+        """
+        cfg = self.cfg
+        if baked.source.slots.shape[0] != 1:
+            return baked
+        res = cfg.bake_resolution
+        cell = 2.0 / res
+        solid = baked.solid[0, 0] > 0.5
+        ticks = torch.arange(res + 1, device=tokens.device, dtype=tokens.dtype) * cell - 1
+        corners = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), -1).view(1, -1, 3)
+        frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
+        slots = self.regions.condition(baked.source.slots, tokens[frames].unsqueeze(0))[0]
+        encoded = self.deformation.encode(corners)  # the audio-free part, shared by every probe
+        low = torch.full_like(corners[0], math.inf)
+        high = torch.full_like(corners[0], -math.inf)
+        for f in range(slots.shape[0]):
+            offset = self.deformation.from_encoding(encoded, slots[f:f + 1])[0][0]
+            low, high = torch.minimum(low, offset), torch.maximum(high, offset)
+
+        def per_cell(values, reduce_max):  # (N corners, 3) -> (3, res, res, res) over each cell's 8 corners
+            grid = values.t().reshape(1, 3, res + 1, res + 1, res + 1)
+            return (F.max_pool3d(grid, 2, stride=1) if reduce_max else -F.max_pool3d(-grid, 2, stride=1))[0]
+
+        box_min = per_cell(corners[0] + low, False)
+        box_max = per_cell(corners[0] + high, True)
+        # Clamped to the grid: the planes still give density a little outside the box (a
+        # point below it reads the xz plane in full), so an outside point counts as the
+        # border cell nearest to it.
+        lo = torch.floor((box_min + 1) / cell).long().clamp(0, res - 1)
+        hi = (torch.floor((box_max + 1) / cell).long() + 1).clamp(1, res)  # exclusive
+        seen = _box_count(_summed_volume(solid), lo, hi) > 0
+        dilate = min(margin, baked.dilation)
+        grid = self._grid(seen.to(baked.shell.dtype)[None, None], dilate, within=baked.grid)
+        return Baked(baked.source, grid, shell=baked.shell, solid=baked.solid, dilation=dilate)
+
+    @torch.no_grad()
+    def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
+                      shade_rounds=SHADE_ROUNDS) -> dict:
+        """Frames of one baked identity: tokens (F, t, D), c2w (F, 4, 4), K (F, 3, 3) or (3, 3).
+        ``shade_rounds``: the sample ranks after which opaque rays stop being shaded
+        (empty: shade every marched sample). Returns rgb (F, 3, Ro, Ro) and per-stage
+        timings in seconds."""
+        cfg = self.cfg
+        source = baked.source
+        if source.slots.shape[0] != 1:
+            raise ValueError("render_frames renders one identity at a time; bake one source image")
+        Fn = c2w.shape[0]
+        if K.dim() == 2:
+            K = K.expand(Fn, 3, 3)
+        times = {}
+        clock = time.perf_counter()
+
+        def lap(name):
+            nonlocal clock
+            now = time.perf_counter()
+            times[name] = times.get(name, 0.0) + now - clock
+            clock = now
+
+        r = cfg.nerf_resolution
+        slots = self.regions.condition(source.slots, tokens.unsqueeze(0))[0]  # (F, S, D)
+        o, d = camera_rays(c2w, scaled_intrinsics(K, cfg.input_resolution, r), r)
+        near, far = box_intersection(o, d)
+        lap("audio")
+        step = 2.0 / cfg.march_steps
+        C = cfg.feature_channels
+        rendered = o.new_zeros(Fn, r * r, self._shaded_channels)
+        opacity = o.new_zeros(Fn, r * r, 1)
+        depth = o.new_zeros(Fn, r * r, 1)
+        for f in range(Fn):
+            ray_idx, t0, t1 = baked.grid.sampling(
+                o[f].contiguous(), d[f].contiguous(), t_min=near[f], t_max=far[f], render_step_size=step,
+                early_stop_eps=0.0, grid_indices=torch.zeros(r * r, dtype=torch.long, device=o.device),
+            )
+            lap("marching")
+            if ray_idx.numel() == 0:  # nothing occupied in view: background only
+                continue
+            kept, sigma, values = self._shade_until_opaque(source, slots[f:f + 1], o[f], d[f], ray_idx, t0, t1,
+                                                           r * r, lap, shade_rounds)
+            rendered[f], opacity[f], depth[f] = ops.composite(
+                sigma, values, ray_indices=ray_idx[kept], n_rays=r * r, t_starts=t0[kept], t_ends=t1[kept],
+                early_stop_eps=cfg.early_stop_eps,
+            )
+            lap("compositing")
+        share = None
+        if cfg.cavity_opening:
+            share = rendered[..., -1].reshape(Fn, 1, r, r)
+            rendered = rendered[..., :-1]
+        out = self._finish(source, rendered.reshape(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn,
+                           o.new_zeros(()), (o, d, depth.view(Fn, -1)), share)
+        lap("super-resolution")
+        return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
+
+    @property
+    def _shaded_channels(self) -> int:
+        """What the real-time path composites per sample: feature, offset, score and, when
+        it opens the mouth, the cavity share last."""
+        return self.cfg.feature_channels + MOTION_CHANNELS + int(self.cfg.cavity_opening)
+
+    def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap,
+                            rounds=SHADE_ROUNDS):
+        """Deformation + decoder for one frame's marched samples, front to back in rounds
+        of sample ranks along each ray; after each round, rays already opaque drop out.
+
+        The grid is dilated by the largest offset, so a ray crosses several cells of
+        margin in front of the surface and many behind it, where compositing's early
+        stop would discard the work. A ray drops out only when the transmittance in front
+        of its next sample is below ``early_stop_eps`` (with a margin for rounding), which
+        is exactly the test compositing applies, so the image does not change.
+
+        Returns (kept (S,) bool: the samples shaded, in order), sigma (K,), values (K, C'):
+        feature, offset, score and, with ``cavity_opening``, the cavity share.
+        """
+        cfg = self.cfg
+        n = ray_idx.numel()
+        counts = torch.bincount(ray_idx, minlength=n_rays)
+        rank = torch.arange(n, device=ray_idx.device) - (torch.cumsum(counts, 0) - counts)[ray_idx]
+        # Optical depth at which transmittance reaches early_stop_eps, less a rounding margin.
+        stop_depth = -math.log(cfg.early_stop_eps) * (1 + 1e-4) + 1e-4 if cfg.early_stop_eps > 0 else math.inf
+        depth = t0.new_zeros(n_rays)
+        kept = torch.zeros(n, dtype=torch.bool, device=ray_idx.device)
+        sigma_all = t0.new_empty(n)
+        values_all = t0.new_empty(n, self._shaded_channels)
+        bounds = list(rounds) + [math.inf]
+        lo = 0
+        for hi in bounds:
+            chosen = (rank >= lo) & (depth[ray_idx] <= stop_depth)
+            if hi != math.inf:
+                chosen &= rank < hi
+            idx = torch.nonzero(chosen).squeeze(1)
+            lo = hi
+            if idx.numel() == 0:
+                continue
+            rays = ray_idx[idx]
+            x = o[rays] + d[rays] * (0.5 * (t0[idx] + t1[idx]))[:, None]
+            offset, score, _, cavity = self.deformation(x.unsqueeze(0), slots)
+            lap("deformation")
+            sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
+            feat = self.decoder.blend_cavity(feat, cavity)
+            lap("decoder")
+            sigma_all[idx] = sigma[0]
+            values = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]
+            if cfg.cavity_opening:
+                values.append(cavity[0, :, None])
+            values_all[idx] = torch.cat(values, -1)
+            kept[idx] = True
+            depth.index_add_(0, rays, sigma[0] * (t1[idx] - t0[idx]))
+        return kept, sigma_all[kept], values_all[kept]
+
+
+def _summed_volume(occupied: torch.Tensor) -> torch.Tensor:
+    """(n, n, n) bool -> (n+1)^3 int32 counts of occupied cells below each corner."""
+    return F.pad(occupied.to(torch.int32).cumsum(0).cumsum(1).cumsum(2), (1, 0, 1, 0, 1, 0))
+
+
+def _box_count(table: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Occupied cells in the boxes [lo, hi) (lo, hi (3, ...) cell indices) from a
+    summed-volume table padded with a leading zero plane on each axis."""
+    total = torch.zeros(lo.shape[1:], dtype=table.dtype, device=table.device)
+    for corner in range(8):
+        pick = [hi[k] if corner >> k & 1 else lo[k] for k in range(3)]
+        sign = -1 if (3 - bin(corner).count("1")) % 2 else 1
+        total += sign * table[pick[0], pick[1], pick[2]]
+    return total

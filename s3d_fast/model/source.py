@@ -1,0 +1,24 @@
+"""One encoded identity: what per-frame rendering reuses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .appearance import SourceFeatures
+
+
+@dataclass
+class Source:
+    """One encoded identity (or a batch of B): everything per-frame rendering reuses."""
+    features: SourceFeatures
+    slots: torch.Tensor  # (B, S, D) region slots
+    slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took
+    image: torch.Tensor  # (B, 3, R, R) the unmasked source, conditions super-resolution
+    background: torch.Tensor  # (B, 3, r, r) the source's background (head masked out) at NeRF resolution
+    camera: Optional[tuple] = None  # (c2w (B, 4, 4), K (B, 3, 3)) of the source, when known: reprojection
+    # (B, 1, R, R) in [0, 1]: the source's lips and mouth, grown by the jaw's reach
+    # (``mouth_keep_out``), where super-resolution may not copy the source. None: no lip
+    # labels, or the option is off.
+    keep_out: Optional[torch.Tensor] = None
