@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from s3d_fast import ops
-from s3d_fast.bench.triplane import CASES, differentiable_runner, make_inputs, runner
 from s3d_fast.ops import HashGridConfig, reference
 
+from aids.triplane import CASES, differentiable_runner, make_inputs, runner
 from conftest import median_seconds
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -16,8 +16,8 @@ import torch
 
 from s3d_fast import ops
 from s3d_fast.ops import HashGridConfig
-from s3d_fast.ops.hashgrid import random_gather_rate_probe
 
+from aids.extension import random_gather_rate_probe
 from conftest import min_seconds
 
 N = 1 << 18

@@ -353,7 +353,7 @@ def test_tcnn_backend_matches_ours_on_cuda():
 
 
 def test_random_gather_probe_reads_what_it_claims():
-    from s3d_fast.ops.hashgrid import random_gather_rate_probe
+    from aids.extension import random_gather_rate_probe
 
     table = torch.ones(1000, 2)
     assert random_gather_rate_probe(table, 4096) == 2 * 4096

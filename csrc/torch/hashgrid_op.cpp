@@ -47,15 +47,6 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
   return {grad_points, grad_table};
 }
 
-double hashgrid_random_gather_cpu(const at::Tensor& table, int64_t n) {
-  TORCH_CHECK(table.dim() == 2 && table.size(1) == 2 && table.is_contiguous() &&
-                  table.scalar_type() == at::kFloat && table.size(0) >= 1 &&
-                  table.size(0) <= 0xFFFFFFFFll,
-              "hashgrid_random_gather: table must be a contiguous (entries, 2) float32 tensor");
-  return hg::cpu::random_gather(table.data_ptr<float>(), static_cast<uint32_t>(table.size(0)), n,
-                                at::get_num_threads());
-}
-
 }  // namespace
 }  // namespace s3d_torch
 
@@ -66,11 +57,9 @@ TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
   m.def(
       "hashgrid_backward(Tensor grad_out, Tensor points, Tensor table, int[] offsets, "
       "float[] scales, int interpolation, bool points_grad, bool table_grad) -> (Tensor, Tensor)");
-  m.def("hashgrid_random_gather(Tensor table, int n) -> float");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
   m.impl("hashgrid_forward", &s3d_torch::hashgrid_forward_cpu);
   m.impl("hashgrid_backward", &s3d_torch::hashgrid_backward_cpu);
-  m.impl("hashgrid_random_gather", &s3d_torch::hashgrid_random_gather_cpu);
 }

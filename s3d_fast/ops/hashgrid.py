@@ -93,8 +93,3 @@ def check_encode_inputs(name: str, x, params, config: HashGridConfig, dtypes):
             raise ValueError(f"{name}: x holds NaN or infinite coordinates")
     return x.reshape(-1, x.shape[-1]), layout, tuple(x.shape[:-1])
 
-
-def random_gather_rate_probe(table: torch.Tensor, n: int) -> float:
-    """Benchmark helper: ``n`` random 8-byte gathers from a (entries, 2)
-    float32 CPU table (the memory roofline of the encoding). Returns a checksum."""
-    return _ext.load().hashgrid_random_gather(table, int(n))

@@ -34,10 +34,6 @@ void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T*
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
               T* grad_points, T* grad_table, int n_threads);
-
-// Roofline probe: n random 8-byte gathers from a table of `entries` float2s
-// (indices from a counter hash, no index stream). Returns a checksum.
-double random_gather(const float* table, uint32_t entries, int64_t n, int n_threads);
 }  // namespace cpu
 
 namespace cuda {
