@@ -68,8 +68,7 @@ void backward_table_range_level(const Params<T>& p, int level, const T* points, 
     const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
     chunk_corners<D, F, T>(lv, table, points, c0, m, true, entry, weight);
     for (int j = 0; j < m; ++j)
-      scatter_corners<D, F, T, ExclusiveAdd>(table, entry[j], weight[j], g + (c0 + j) * F, lo,
-                                             hi);
+      scatter_corners<D, F, T, ExclusiveAdd>(table, entry[j], weight[j], g + (c0 + j) * F, lo, hi);
   }
 }
 

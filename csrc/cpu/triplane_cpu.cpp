@@ -83,8 +83,7 @@ struct CellBuckets {
 template <typename T>
 int64_t cell_of(const Footprint<T>& fp, int height, int width) {
   if (fp.x0 < -1 || fp.x0 > width - 1 || fp.y0 < -1 || fp.y0 > height - 1) return -1;
-  if (fp.weight[0] == T(0) && fp.weight[1] == T(0) && fp.weight[2] == T(0) &&
-      fp.weight[3] == T(0))
+  if (fp.weight[0] == T(0) && fp.weight[1] == T(0) && fp.weight[2] == T(0) && fp.weight[3] == T(0))
     return -1;
   return static_cast<int64_t>(fp.y0 + 1) * (width + 1) + (fp.x0 + 1);
 }

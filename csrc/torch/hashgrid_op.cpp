@@ -37,12 +37,11 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
   at::Tensor grad_table = table_grad ? at::empty_like(table) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cpu", [&] {
     auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
-    hg::cpu::backward<scalar_t>(p, static_cast<int>(points.size(1)),
-                                static_cast<int>(table.size(1)), points.data_ptr<scalar_t>(),
-                                grad_out.data_ptr<scalar_t>(),
-                                points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
-                                table_grad ? grad_table.data_ptr<scalar_t>() : nullptr,
-                                at::get_num_threads());
+    hg::cpu::backward<scalar_t>(
+        p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
+        points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+        points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
+        table_grad ? grad_table.data_ptr<scalar_t>() : nullptr, at::get_num_threads());
   });
   return {grad_points, grad_table};
 }

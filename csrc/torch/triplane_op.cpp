@@ -45,7 +45,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cpu(
                                    padding, axes);
     check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    for (auto& g : grads.planes)
+      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
     scalar_t* grad_points = points_grad ? grads.points.data_ptr<scalar_t>() : nullptr;
     tp::cpu::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
                                 grad_points, plane_ptrs.data(), at::get_num_threads());

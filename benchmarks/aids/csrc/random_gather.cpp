@@ -39,10 +39,6 @@ double random_gather_cpu(const at::Tensor& table, int64_t n) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(s3d_fast_aids, m) {
-  m.def("random_gather(Tensor table, int n) -> float");
-}
+TORCH_LIBRARY_FRAGMENT(s3d_fast_aids, m) { m.def("random_gather(Tensor table, int n) -> float"); }
 
-TORCH_LIBRARY_IMPL(s3d_fast_aids, CPU, m) {
-  m.impl("random_gather", &random_gather_cpu);
-}
+TORCH_LIBRARY_IMPL(s3d_fast_aids, CPU, m) { m.impl("random_gather", &random_gather_cpu); }

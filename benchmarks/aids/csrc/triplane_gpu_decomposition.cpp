@@ -27,8 +27,8 @@ void backward_gpu_decomposition(const tp::Params<T>& p, const T* points, const T
     if (grad_planes[s] == nullptr) continue;
     for (int64_t i = 0; i < total; ++i)
       for (int k = 0; k < 3; ++k)
-        tp::backward_plane_point<T, s3d::AtomicAdd>(p, points, grad_out, grad_planes[s], s, k, i,
-                                                    0, p.channels);
+        tp::backward_plane_point<T, s3d::AtomicAdd>(p, points, grad_out, grad_planes[s], s, k, i, 0,
+                                                    p.channels);
   }
 }
 
@@ -44,11 +44,11 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_gpu_decomposit
                                    padding, axes);
     check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
-    backward_gpu_decomposition<scalar_t>(p, points.data_ptr<scalar_t>(),
-                                         grad_out.data_ptr<scalar_t>(),
-                                         points_grad ? grads.points.data_ptr<scalar_t>() : nullptr,
-                                         plane_ptrs.data());
+    for (auto& g : grads.planes)
+      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    backward_gpu_decomposition<scalar_t>(
+        p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+        points_grad ? grads.points.data_ptr<scalar_t>() : nullptr, plane_ptrs.data());
   });
   return {grads.points, grads.planes};
 }
