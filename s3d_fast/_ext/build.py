@@ -4,6 +4,8 @@ The first call to any fused op compiles ``csrc/`` with ninja (about a minute on
 two cores for the CPU build) into a cache folder keyed by a hash of the
 sources, the flags, the Python and torch versions and the backend, then loads
 it; later processes find the library there and load it in milliseconds.
+``side_plan`` builds another CPU library the same way (the test and benchmark
+aids, which must not ship in the extension).
 
 Environment variables:
   S3D_FAST_BUILD      ``auto`` (default): CUDA too when torch has CUDA and nvcc
