@@ -22,10 +22,9 @@ import pytest
 import torch
 
 from s3d_fast import ops
-from s3d_fast.bench.triplane import CASES, differentiable_runner, make_inputs, runner
-from s3d_fast.ops import reference
-from s3d_fast.ops._hashgrid_spec import HashGridLayout
+from s3d_fast.ops import HashGridConfig, reference
 
+from aids.triplane import CASES, differentiable_runner, make_inputs, runner
 from conftest import median_seconds
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -79,7 +78,7 @@ def test_cuda_triplane_forward_backward(benchmark, record, case, impl):
 
 # -- hash grid ------------------------------------------------------------------------------------------
 HASH_N = 1 << 18
-HASH_CONFIG = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+HASH_CONFIG = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
 
 
 HASH_IMPLS = ["fused", "reference"]
@@ -88,7 +87,7 @@ HASH_IMPLS = ["fused", "reference"]
 @pytest.fixture(scope="module")
 def hash_data():
     g = torch.Generator().manual_seed(0)
-    lay = HashGridLayout.build(3, **HASH_CONFIG)
+    lay = HASH_CONFIG.layout(3)
     x = torch.rand(HASH_N, 3, generator=g).to(DEV)
     params = torch.empty(lay.n_params).uniform_(-1e-4, 1e-4, generator=g).to(DEV)
     grad = torch.randn(HASH_N, lay.n_output_dims, generator=g).to(DEV)
@@ -97,8 +96,8 @@ def hash_data():
 
 def _hash_encoder(impl):
     if impl == "fused":
-        return lambda x, p: ops.hashgrid_encode(x, p, **HASH_CONFIG)
-    return lambda x, p: reference.hashgrid_encode(x, p, **HASH_CONFIG)
+        return lambda x, p: ops.hashgrid_encode(x, p, HASH_CONFIG)
+    return lambda x, p: reference.hashgrid_encode(x, p, HASH_CONFIG)
 
 
 @pytest.mark.parametrize("impl", HASH_IMPLS)

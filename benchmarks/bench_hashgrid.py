@@ -15,16 +15,16 @@ import pytest
 import torch
 
 from s3d_fast import ops
-from s3d_fast.ops._hashgrid_spec import HashGridLayout
-from s3d_fast.ops.hashgrid import random_gather_rate_probe
+from s3d_fast.ops import HashGridConfig
 
+from aids.extension import random_gather_rate_probe
 from conftest import min_seconds
 
 N = 1 << 18
 THREADS = 2
-CONFIG = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
-LAYOUT = HashGridLayout.build(3, **CONFIG)
-GATHERS_PER_POINT = LAYOUT.n_levels * 2**3
+CONFIG = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+LAYOUT = CONFIG.layout(3)
+GATHERS_PER_POINT = CONFIG.n_levels * 2**3
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,22 +62,22 @@ def _chunked(encode, chunk=1 << 15):
     """The reference over 2^15-point chunks: at N = 2^18 its (N, 8, 3) int64
     temporaries are tens of MB per level, and chunking is what a careful
     pure-PyTorch user would do; the conservative baseline."""
-    def run(x, params, **kw):
-        return torch.cat([encode(part, params, **kw) for part in x.split(chunk)])
+    def run(x, params, config):
+        return torch.cat([encode(part, params, config) for part in x.split(chunk)])
     return run
 
 
 def _fwd(encode, x, params):
     def fn():
         with torch.no_grad():
-            encode(x, params, **CONFIG)
+            encode(x, params, CONFIG)
     return fn
 
 
 def _fwd_bwd(encode, x, params, grad):
     def fn():
         p = params.detach().requires_grad_()
-        encode(x, p, **CONFIG).backward(grad)
+        encode(x, p, CONFIG).backward(grad)
     return fn
 
 

@@ -6,14 +6,13 @@ B = 1, N = 2^17 uniform points, C = 32, 2 threads; (a) one 256^2 scale,
 (b) three scales 64/128/256 concatenated. Forward and forward+backward
 (gradients to planes and points); throughput from the fastest round of each
 implementation (conftest.min_seconds). Peak memory of one forward pass above the
-state before it is measured in a fresh process (see s3d_fast.bench.memory).
+state before it is measured in a fresh process (see aids/memory.py).
 """
 import pytest
 import torch
 
-from s3d_fast.bench import memory
-from s3d_fast.bench.triplane import CASES, IMPLS, differentiable_runner, make_inputs, runner
-
+from aids import memory
+from aids.triplane import CASES, IMPLS, differentiable_runner, make_inputs, runner
 from conftest import min_seconds
 
 
@@ -33,7 +32,7 @@ def test_triplane_forward(benchmark, record, case, impl):
     rate = points_per_second(benchmark, points.shape[1])
     extra = {}
     if rate is not None and memory.supported():
-        m = memory.measure_in_subprocess("s3d_fast.bench.triplane", case, impl)
+        m = memory.measure_in_subprocess("aids.triplane", case, impl)
         extra["peak_extra_MB"] = round((m["peak_bytes"] - m["output_bytes"]) / 2**20, 1)
         benchmark.extra_info.update(m)
     benchmark.extra_info["Mpoints_per_s"] = rate

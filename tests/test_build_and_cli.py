@@ -73,3 +73,18 @@ def test_cli_help_and_unknown_command():
     assert done.returncode == 0 and "doctor" in done.stdout
     done = subprocess.run([sys.executable, "-m", "s3d_fast", "levitate"], capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_test_aids_build_apart_from_the_extension():
+    # The aids' library (benchmarks/aids/csrc) is built by the same machinery into
+    # its own folder and namespace; the shipped extension registers none of it.
+    from aids import extension
+
+    plan = build.side_plan(extension.NAME, extension.CSRC)
+    assert not plan.with_cuda and all(s.startswith(extension.CSRC) for s in plan.sources)
+    assert build.build_dir(plan) != build.build_dir(build.make_plan())
+    extension.load()
+    _ext.load()
+    names = torch._C._dispatch_get_all_op_names()
+    assert "s3d_fast_aids::random_gather" in names
+    assert not [n for n in names if n.startswith("s3d_fast::") and ("gather" in n or "decomposition" in n)]

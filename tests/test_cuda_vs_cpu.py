@@ -18,7 +18,7 @@ import torch
 
 from s3d_fast import ops
 from s3d_fast.nn import OccupancyGrid
-from s3d_fast.ops._hashgrid_spec import HashGridLayout
+from s3d_fast.ops import HashGridConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEV = "cuda"
@@ -208,7 +208,7 @@ LEVEL_SETS = {
 
 
 def _table(dims, kw, seed=0):
-    lay = HashGridLayout.build(dims, **kw)
+    lay = HashGridConfig(**kw).layout(dims)
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(lay.n_params, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_()
 

@@ -6,7 +6,7 @@ import torch
 
 from s3d_fast import nn as s3d_nn
 from s3d_fast import ops
-from s3d_fast.ops._hashgrid_spec import HashGridLayout
+from s3d_fast.ops import HashGridConfig
 
 # Level sets: all dense, all hashed, and dense coarse levels under hashed fine ones.
 LEVEL_SETS = {
@@ -24,15 +24,15 @@ def _params(layout, dtype=torch.float32, seed=0):
 @pytest.mark.parametrize("dims", [2, 3])
 def test_level_sets_are_what_they_claim(dims):
     for name, kw in LEVEL_SETS.items():
-        hashed = HashGridLayout.build(dims, **kw).hashed
+        hashed = HashGridConfig(**kw).layout(dims).hashed
         expect = {"dense": not any(hashed), "hashed": all(hashed), "mixed": any(hashed) and not all(hashed)}
         assert expect[name], (name, dims, hashed)
 
 
 def test_layout_matches_tcnn_arithmetic():
     # The benchmark configuration: base 16, per-level scale 1.5, 2^19 entries, 3-D.
-    lay = HashGridLayout.build(3, n_levels=16, n_features_per_level=2, log2_hashmap_size=19,
-                               base_resolution=16, per_level_scale=1.5)
+    lay = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19,
+                         base_resolution=16, per_level_scale=1.5).layout(3)
     for level in range(16):
         scale = math.ldexp(1.0, 0) * 16 * 1.5**level - 1  # float64; float32 differs in the last bits only
         assert lay.scales[level] == pytest.approx(scale, rel=1e-6)
@@ -44,7 +44,7 @@ def test_layout_matches_tcnn_arithmetic():
     assert lay.hashed[:5] == (False, False, False, False, True)
     assert lay.offsets[0] == 0 and lay.n_params == lay.offsets[-1] * 2
     # Default tcnn HashGrid (per-level scale 2): 16^3, 32^3, 64^3 dense, then 2^19.
-    lay = HashGridLayout.build(3)
+    lay = HashGridConfig().layout(3)
     assert lay.sizes[:4] == (4096, 32768, 262144, 524288)
 
 
@@ -70,10 +70,10 @@ def _assert_as_accurate(fused, ref, gold, what, floor):
 
 
 def _compare(dims, kw, interpolation, x, dtype=torch.float32, atol=1e-5):
-    lay = HashGridLayout.build(dims, interpolation=interpolation, **kw)
+    lay = HashGridConfig(interpolation=interpolation, **kw).layout(dims)
     params = _params(lay, dtype)
     args = dict(interpolation=interpolation, **kw)
-    grad = torch.randn((x.shape[0], lay.n_levels * lay.n_features_per_level),
+    grad = torch.randn((x.shape[0], lay.n_output_dims),
                        generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     fused = _encode_with_grads(ops.hashgrid_encode, x.to(dtype), params, grad, args)
     ref = _encode_with_grads(ops.reference.hashgrid_encode, x.to(dtype), params, grad, args)
@@ -120,7 +120,7 @@ def test_points_outside_unit_box_wrap_like_tcnn():
 def test_gradcheck_float64(dims, interpolation):
     kw = dict(n_levels=3, n_features_per_level=2, base_resolution=3, per_level_scale=2.0,
               log2_hashmap_size=5, interpolation=interpolation)
-    lay = HashGridLayout.build(dims, **kw)
+    lay = HashGridConfig(**kw).layout(dims)
     assert any(lay.hashed) and not all(lay.hashed)
     # Keep points away from cell faces, where linear interpolation has kinks.
     x = torch.rand(12, dims, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
@@ -132,9 +132,9 @@ def test_gradcheck_float64(dims, interpolation):
 def _hand_encode(point, params, lay):
     """One point, scalar Python: the tcnn recipe written out longhand."""
     primes = (1, 2654435761, 805459861)
-    f = lay.n_features_per_level
+    f = lay.config.n_features_per_level
     out, grad_params, grad_x = [], {}, [0.0] * len(point)
-    for level in range(lay.n_levels):
+    for level in range(lay.config.n_levels):
         scale, res, size = lay.scales[level], lay.resolutions[level], lay.sizes[level]
         pos = [c * scale + 0.5 for c in point]
         cell = [math.floor(p) for p in pos]
@@ -170,7 +170,7 @@ def test_hand_worked_case(point):
     # The coordinates are dyadic so pos = x * scale + 0.5 is exact.
     dims = len(point)
     kw = dict(n_levels=2, n_features_per_level=2, log2_hashmap_size=6, base_resolution=4, per_level_scale=4.0)
-    lay = HashGridLayout.build(dims, **kw)
+    lay = HashGridConfig(**kw).layout(dims)
     assert lay.scales == (3.0, 15.0) and lay.resolutions == (4, 16)
     assert lay.hashed == (False, True) and lay.sizes == (4**dims, 64)
     params = _params(lay, torch.float64, seed=7)
@@ -191,7 +191,7 @@ def test_hand_worked_case(point):
 def test_cpu_backward_is_deterministic_across_runs_and_thread_counts(levels):
     # "few": 2 levels, so 3 threads split each level's entries into ranges.
     kw = LEVEL_SETS["mixed"] if levels == "mixed" else dict(LEVEL_SETS["mixed"], n_levels=2)
-    lay = HashGridLayout.build(3, **kw)
+    lay = HashGridConfig(**kw).layout(3)
     # Many points per entry, so float summation order would show if it varied.
     x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(8))
     params = _params(lay)
@@ -214,7 +214,7 @@ def test_cpu_backward_is_deterministic_across_runs_and_thread_counts(levels):
 
 def test_empty_leading_dims_and_non_contiguous():
     kw = LEVEL_SETS["mixed"]
-    lay = HashGridLayout.build(3, **kw)
+    lay = HashGridConfig(**kw).layout(3)
     params = _params(lay).requires_grad_()
     empty = torch.zeros(0, 3, requires_grad=True)
     out = ops.hashgrid_encode(empty, params, **kw)
@@ -232,7 +232,7 @@ def test_empty_leading_dims_and_non_contiguous():
 
 def test_bad_inputs_get_clear_errors():
     kw = LEVEL_SETS["mixed"]
-    params = _params(HashGridLayout.build(3, **kw))
+    params = _params(HashGridConfig(**kw).layout(3))
     x = torch.rand(10, 3)
     with pytest.raises(TypeError, match="float32 or float64"):
         ops.hashgrid_encode(x.to(torch.int32), params, **kw)
@@ -264,7 +264,7 @@ def test_module_layout_init_and_forward():
     assert out.shape == (7, 11, grid.n_output_dims)
     out.square().sum().backward()
     assert grid.params.grad is not None and x.grad.shape == x.shape
-    torch.testing.assert_close(out, ops.reference.hashgrid_encode(x, grid.params, **lay.kwargs()))
+    torch.testing.assert_close(out, ops.reference.hashgrid_encode(x, grid.params, grid.config))
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
         grid(torch.rand(5, 2))
     with pytest.raises(ValueError, match="backend"):
@@ -279,15 +279,51 @@ def test_from_tcnn_config():
     assert s3d_nn.HashGrid.from_tcnn_config(3, grid.tcnn_config()).layout == grid.layout
     dense = s3d_nn.HashGrid.from_tcnn_config(2, {"otype": "DenseGrid", "n_levels": 3, "base_resolution": 8,
                                                  "interpolation": "Smoothstep"})
-    assert not any(dense.layout.hashed) and dense.layout.interpolation == "smoothstep"
+    assert not any(dense.layout.hashed) and dense.config.interpolation == "smoothstep"
     assert dense.layout.sizes[2] == 32**2  # dense grids never cap at the hash size
     by_features = s3d_nn.HashGrid.from_tcnn_config(3, {"otype": "Grid", "type": "Hash", "n_features": 8})
-    assert by_features.layout.n_levels == 4
+    assert by_features.config.n_levels == 4
     for bad in ({"otype": "Frequency"}, {"otype": "TiledGrid"}, {"otype": "Grid", "type": "Tiled"},
                 {"otype": "HashGrid", "interpolation": "Nearest"}, {"otype": "HashGrid", "bogus": 1},
                 {"otype": "HashGrid", "n_levels": 4, "n_features": 8}, {"otype": "HashGrid", "n_features": 7}):
         with pytest.raises(ValueError):
             s3d_nn.HashGrid.from_tcnn_config(3, bad)
+
+
+def test_config_is_validated_once_and_frozen():
+    config = HashGridConfig(n_levels=4, interpolation="Smoothstep", grid_type="DENSE", per_level_scale=2)
+    assert config.interpolation == "smoothstep" and config.grid_type == "dense"
+    assert config.per_level_scale == 2.0 and isinstance(config.per_level_scale, float)
+    with pytest.raises(AttributeError):
+        config.n_levels = 5
+    assert config.layout(3) is config.layout(3)  # one layout per (config, D)
+    assert HashGridConfig.from_tcnn(config.to_tcnn()) == config
+    for bad in (dict(n_levels=0), dict(n_levels=33), dict(n_features_per_level=3), dict(log2_hashmap_size=32),
+                dict(base_resolution=1.5), dict(per_level_scale=float("nan")), dict(grid_type="tiled")):
+        with pytest.raises(ValueError):
+            HashGridConfig(**bad)
+    with pytest.raises(ValueError, match="n_input_dims"):
+        config.layout(4)
+
+
+def test_ops_and_module_take_a_config_or_its_fields():
+    kw = LEVEL_SETS["mixed"]
+    config = HashGridConfig(**kw)
+    params = _params(config.layout(3))
+    x = torch.rand(100, 3, generator=torch.Generator().manual_seed(11))
+    by_config = ops.hashgrid_encode(x, params, config)
+    assert torch.equal(by_config, ops.hashgrid_encode(x, params, **kw))
+    assert torch.equal(ops.reference.hashgrid_encode(x, params, config),
+                       ops.reference.hashgrid_encode(x, params, **kw))
+    with pytest.raises(TypeError, match="not both"):
+        ops.hashgrid_encode(x, params, config, n_levels=6)
+    with pytest.raises(TypeError, match="n_level"):
+        ops.hashgrid_encode(x, params, n_level=6)
+    # nn.HashGrid keeps its positional form (n_input_dims, n_levels, F, log2 T, base, scale, ...).
+    positional = s3d_nn.HashGrid(3, 6, 2, 10, 4, 1.8, backend="s3d")
+    assert positional.config == config == s3d_nn.HashGrid(3, config=config).config
+    with pytest.raises(TypeError, match="not both"):
+        s3d_nn.HashGrid(3, 6, config=config)
 
 
 def test_tcnn_backend_refused_where_unusable():
@@ -312,12 +348,12 @@ def test_tcnn_backend_matches_ours_on_cuda():
     with torch.no_grad():
         grid.params.uniform_(-1, 1)
     x = torch.rand(4096, 3, device="cuda")
-    ours = ops.hashgrid_encode(x, grid.params, **grid.layout.kwargs())
+    ours = ops.hashgrid_encode(x, grid.params, grid.config)
     torch.testing.assert_close(grid(x), ours, rtol=1e-3, atol=1e-3)
 
 
 def test_random_gather_probe_reads_what_it_claims():
-    from s3d_fast.ops.hashgrid import random_gather_rate_probe
+    from aids.extension import random_gather_rate_probe
 
     table = torch.ones(1000, 2)
     assert random_gather_rate_probe(table, 4096) == 2 * 4096

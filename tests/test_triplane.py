@@ -177,7 +177,7 @@ def test_gpu_decomposition_of_backward_matches_reference(plane_reduce, padding):
     # The CUDA launcher scatters plane gradients per (point, plane) with
     # atomics, through bodies the CPU launcher does not use for every mode;
     # this runs that decomposition on the CPU so the GPU's code is tested here.
-    from s3d_fast import _ext
+    from aids import extension
     from s3d_fast.ops._triplane_spec import AXES, PADDINGS, PLANE_REDUCES as CODES, SCALE_REDUCES
 
     planes = make_planes(dtype=torch.float64, grad=True)
@@ -187,7 +187,7 @@ def test_gpu_decomposition_of_backward_matches_reference(plane_reduce, padding):
     grad_out = torch.randn_like(ref)
     expected = torch.autograd.grad(ref, [points, *planes], grad_out)
     codes = (CODES.index(plane_reduce), SCALE_REDUCES.index("sum"), False, PADDINGS.index(padding), AXES.index("eg3d"))
-    grad_points, grad_planes = _ext.load()._triplane_backward_gpu_decomposition(
+    grad_points, grad_planes = extension.load().triplane_backward_gpu_decomposition(
         grad_out.contiguous(), [p.detach() for p in planes], points.detach(), *codes, True, True
     )
     for got, want in zip([grad_points, *grad_planes], expected):

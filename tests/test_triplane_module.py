@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from s3d_fast.bench import memory
 from s3d_fast.nn import TriPlane
 from s3d_fast.ops import reference
+
+from aids import memory
 
 
 def test_module_trains_toward_a_target():
@@ -41,8 +42,8 @@ def test_module_rejects_bad_configuration():
 def test_fused_forward_allocates_no_per_plane_intermediate():
     # One 256^2 scale, 2^17 points, 32 channels: an (N, 3, C) float32
     # intermediate would be 48 MiB; the fused pass may only add its output.
-    fused = memory.measure_in_subprocess("s3d_fast.bench.triplane", "1x256", "fused")
-    ref = memory.measure_in_subprocess("s3d_fast.bench.triplane", "1x256", "reference")
+    fused = memory.measure_in_subprocess("aids.triplane", "1x256", "fused")
+    ref = memory.measure_in_subprocess("aids.triplane", "1x256", "reference")
     intermediate = fused["n_points"] * 3 * fused["channels"] * 4
     assert fused["peak_bytes"] - fused["output_bytes"] < intermediate / 16
     # The measurement is sensitive enough to see the reference's intermediates.

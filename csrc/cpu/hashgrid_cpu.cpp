@@ -68,8 +68,7 @@ void backward_table_range_level(const Params<T>& p, int level, const T* points, 
     const int m = static_cast<int>(std::min<int64_t>(kChunk, end - c0));
     chunk_corners<D, F, T>(lv, table, points, c0, m, true, entry, weight);
     for (int j = 0; j < m; ++j)
-      scatter_corners<D, F, T, ExclusiveAdd>(table, entry[j], weight[j], g + (c0 + j) * F, lo,
-                                             hi);
+      scatter_corners<D, F, T, ExclusiveAdd>(table, entry[j], weight[j], g + (c0 + j) * F, lo, hi);
   }
 }
 
@@ -206,27 +205,6 @@ void backward(const Params<T>& p, int n_dims, int n_features, const T* points, c
   // No early return for N = 0: the table gradient must still be zero-filled.
   dispatch_dims(n_dims, n_features,
                 Backward<T>{p, points, grad_out, grad_points, grad_table, n_threads});
-}
-
-double random_gather(const float* table, uint32_t entries, int64_t n, int n_threads) {
-  double total = 0.0;
-#pragma omp parallel num_threads(n_threads) reduction(+ : total)
-  {
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < n; ++j) {
-      // A counter hash (murmur3 finaliser): independent addresses, no index
-      // stream to read, so only the gathers touch memory.
-      uint32_t h = static_cast<uint32_t>(j) * 0x9E3779B1u;
-      h ^= h >> 16;
-      h *= 0x85EBCA6Bu;
-      h ^= h >> 13;
-      const uint32_t e = static_cast<uint32_t>((static_cast<uint64_t>(h) * entries) >> 32);
-      acc[j & 3] += table[2 * static_cast<int64_t>(e)] + table[2 * static_cast<int64_t>(e) + 1];
-    }
-    total += acc[0] + acc[1] + acc[2] + acc[3];
-  }
-  return total;
 }
 
 template void forward<float>(const Params<float>&, int, int, const float*, float*, int);

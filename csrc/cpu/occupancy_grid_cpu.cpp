@@ -12,7 +12,8 @@ constexpr int64_t kMinParallelRays = 128;
 
 template <typename T>
 void march_count(const MarchParams<T>& p, int64_t n_rays, int64_t* counts, int n_threads) {
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
   for (int64_t r = 0; r < n_rays; ++r) {
     CountEmit emit;
     counts[r] = march_ray(p, r, emit);
@@ -22,7 +23,8 @@ void march_count(const MarchParams<T>& p, int64_t n_rays, int64_t* counts, int n
 template <typename T>
 void march_fill(const MarchParams<T>& p, int64_t n_rays, const int64_t* offsets,
                 int64_t* ray_indices, T* t_starts, T* t_ends, int n_threads) {
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
   for (int64_t r = 0; r < n_rays; ++r) {
     const int64_t count = offsets[r + 1] - offsets[r];
     if (count == 0) continue;  // rays that hit nothing are not walked again

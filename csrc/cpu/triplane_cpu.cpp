@@ -83,8 +83,7 @@ struct CellBuckets {
 template <typename T>
 int64_t cell_of(const Footprint<T>& fp, int height, int width) {
   if (fp.x0 < -1 || fp.x0 > width - 1 || fp.y0 < -1 || fp.y0 > height - 1) return -1;
-  if (fp.weight[0] == T(0) && fp.weight[1] == T(0) && fp.weight[2] == T(0) &&
-      fp.weight[3] == T(0))
+  if (fp.weight[0] == T(0) && fp.weight[1] == T(0) && fp.weight[2] == T(0) && fp.weight[3] == T(0))
     return -1;
   return static_cast<int64_t>(fp.y0 + 1) * (width + 1) + (fp.x0 + 1);
 }
@@ -247,25 +246,6 @@ void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_po
     plane_grads_by_gather(p, points, grad_out, grad_planes, tasks, n_threads);
 }
 
-template <typename T>
-void backward_gpu_decomposition(const Params<T>& p, const T* points, const T* grad_out,
-                                T* grad_points, T* const* grad_planes) {
-  const int64_t total = p.batch * p.n_points;
-  if (grad_points != nullptr)
-    for (int64_t i = 0; i < total; ++i) backward_point_coords(p, points, grad_out, grad_points, i);
-  for (int s = 0; s < p.n_scales; ++s) {
-    if (grad_planes[s] == nullptr) continue;
-    for (int64_t i = 0; i < total; ++i)
-      for (int k = 0; k < 3; ++k)
-        backward_plane_point<T, AtomicAdd>(p, points, grad_out, grad_planes[s], s, k, i, 0,
-                                           p.channels);
-  }
-}
-
-template void backward_gpu_decomposition<float>(const Params<float>&, const float*, const float*,
-                                                float*, float* const*);
-template void backward_gpu_decomposition<double>(const Params<double>&, const double*,
-                                                 const double*, double*, double* const*);
 template void forward<float>(const Params<float>&, const float*, float*, int);
 template void forward<double>(const Params<double>&, const double*, double*, int);
 template void backward<float>(const Params<float>&, const float*, const float*, float*,

@@ -20,7 +20,8 @@ template <typename T>
 void weights_forward(Input input, int64_t n_rays, const int64_t* offsets, const T* in,
                      const T* t_starts, const T* t_ends, T* weights, T* trans, T* alphas,
                      int n_threads) {
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
   for (int64_t r = 0; r < n_rays; ++r)
     weights_forward_ray(input, offsets[r], offsets[r + 1], in, t_starts, t_ends, weights, trans,
                         alphas);
@@ -30,7 +31,8 @@ template <typename T>
 void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const T* t_starts,
                       const T* t_ends, const T* trans, const T* alphas, const T* grad_weights,
                       const T* grad_trans, const T* grad_alphas, T* grad_in, int n_threads) {
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
   for (int64_t r = 0; r < n_rays; ++r)
     weights_backward_ray(input, offsets[r], offsets[r + 1], t_starts, t_ends, trans, alphas,
                          grad_weights, grad_trans, grad_alphas, grad_in);
@@ -54,11 +56,12 @@ void with_channels(int64_t channels, Body&& body) {
 }  // namespace
 
 template <typename T>
-void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity,
-                       T* depth, int n_threads) {
+void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity, T* depth,
+                       int n_threads) {
   with_channels(p.channels, [&](auto width) {
     constexpr int K = decltype(width)::value;
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
     for (int64_t r = 0; r < n_rays; ++r) composite_forward_ray<K>(p, r, colors, opacity, depth);
   });
 }
@@ -70,20 +73,21 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         int n_threads) {
   with_channels(p.channels, [&](auto width) {
     constexpr int K = decltype(width)::value;
-#pragma omp parallel for schedule(dynamic, kRayBlock) num_threads(n_threads) if (n_rays > kMinParallelRays)
+#pragma omp parallel for schedule(dynamic, kRayBlock) \
+    num_threads(n_threads) if (n_rays > kMinParallelRays)
     for (int64_t r = 0; r < n_rays; ++r)
-      composite_backward_ray<K>(p, r, colors, opacity, depth, grad_colors, grad_opacity,
-                                grad_depth, grad_in, grad_values);
+      composite_backward_ray<K>(p, r, colors, opacity, depth, grad_colors, grad_opacity, grad_depth,
+                                grad_in, grad_values);
   });
 }
 
-#define S3D_INSTANTIATE(T)                                                                      \
-  template void weights_forward<T>(Input, int64_t, const int64_t*, const T*, const T*,         \
-                                   const T*, T*, T*, T*, int);                                  \
-  template void weights_backward<T>(Input, int64_t, const int64_t*, const T*, const T*,        \
-                                    const T*, const T*, const T*, const T*, const T*, T*, int); \
-  template void composite_forward<T>(const CompositeArgs<T>&, int64_t, T*, T*, T*, int);       \
-  template void composite_backward<T>(const CompositeArgs<T>&, int64_t, const T*, const T*,    \
+#define S3D_INSTANTIATE(T)                                                                        \
+  template void weights_forward<T>(Input, int64_t, const int64_t*, const T*, const T*, const T*,  \
+                                   T*, T*, T*, int);                                              \
+  template void weights_backward<T>(Input, int64_t, const int64_t*, const T*, const T*, const T*, \
+                                    const T*, const T*, const T*, const T*, T*, int);             \
+  template void composite_forward<T>(const CompositeArgs<T>&, int64_t, T*, T*, T*, int);          \
+  template void composite_backward<T>(const CompositeArgs<T>&, int64_t, const T*, const T*,       \
                                       const T*, const T*, const T*, const T*, T*, T*, int);
 S3D_INSTANTIATE(float)
 S3D_INSTANTIATE(double)
@@ -101,7 +105,8 @@ int ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_t
     return 0;
   }
   int error = 0;
-#pragma omp parallel for schedule(static) num_threads(n_threads) reduction(| : error) if (n_samples > kMinParallelSamples)
+#pragma omp parallel for schedule(static) num_threads(n_threads) \
+    reduction(| : error) if (n_samples > kMinParallelSamples)
   for (int64_t i = 0; i < n_samples; ++i)
     error |= ray_offsets_sample(ray_indices, n_samples, n_rays, i, offsets);
   return error;

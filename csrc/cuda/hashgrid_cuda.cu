@@ -29,9 +29,8 @@ __global__ void backward_table_kernel(Params<T> p, const T* points, const T* gra
   if (i >= p.n_points) return;
   const int level = blockIdx.y;
   const int64_t width = static_cast<int64_t>(p.layout.n_levels) * F;
-  backward_table_level<D, F, T, AtomicAdd>(p, level, points + i * D,
-                                           grad_out + i * width + level * F, grad_table, 0u,
-                                           0xFFFFFFFFu);
+  backward_table_level<D, F, T, AtomicAdd>(
+      p, level, points + i * D, grad_out + i * width + level * F, grad_table, 0u, 0xFFFFFFFFu);
 }
 
 template <int D, int F, typename T>
@@ -55,8 +54,8 @@ struct Forward {
   cudaStream_t stream;
   template <int D, int F>
   void operator()() const {
-    forward_kernel<D, F, T><<<grid_for(p.n_points, p.layout.n_levels), kThreads, 0, stream>>>(
-        p, points, out);
+    forward_kernel<D, F, T>
+        <<<grid_for(p.n_points, p.layout.n_levels), kThreads, 0, stream>>>(p, points, out);
     S3D_CUDA_CHECK(cudaGetLastError());
   }
 };
@@ -78,8 +77,8 @@ struct Backward {
       S3D_CUDA_CHECK(cudaGetLastError());
     }
     if (grad_points != nullptr) {
-      backward_input_kernel<D, F, T><<<grid_for(p.n_points, 1), kThreads, 0, stream>>>(
-          p, points, grad_out, grad_points);
+      backward_input_kernel<D, F, T>
+          <<<grid_for(p.n_points, 1), kThreads, 0, stream>>>(p, points, grad_out, grad_points);
       S3D_CUDA_CHECK(cudaGetLastError());
     }
   }
@@ -96,9 +95,9 @@ template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
               T* grad_points, T* grad_table, void* stream) {
   if (p.n_points == 0) return;
-  dispatch_dims(n_dims, n_features,
-                Backward<T>{p, points, grad_out, grad_points, grad_table,
-                            static_cast<cudaStream_t>(stream)});
+  dispatch_dims(
+      n_dims, n_features,
+      Backward<T>{p, points, grad_out, grad_points, grad_table, static_cast<cudaStream_t>(stream)});
 }
 
 template void forward<float>(const Params<float>&, int, int, const float*, float*, void*);

@@ -11,7 +11,9 @@ namespace cuda {
 
 constexpr int kThreads = 128;
 
-static unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+static unsigned blocks_for(int64_t n) {
+  return static_cast<unsigned>((n + kThreads - 1) / kThreads);
+}
 
 template <typename T>
 __global__ void count_kernel(MarchParams<T> p, int64_t n_rays, int64_t* counts) {
@@ -35,8 +37,8 @@ __global__ void fill_kernel(MarchParams<T> p, int64_t n_rays, const int64_t* off
 template <typename T>
 void march_count(const MarchParams<T>& p, int64_t n_rays, int64_t* counts, void* stream) {
   if (n_rays == 0) return;
-  count_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, n_rays, counts);
+  count_kernel<T>
+      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, n_rays, counts);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 

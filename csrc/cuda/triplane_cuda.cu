@@ -37,7 +37,9 @@ __global__ void backward_planes_kernel(Params<T> p, const T* points, const T* gr
                                      p.channels);
 }
 
-static unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+static unsigned blocks_for(int64_t n) {
+  return static_cast<unsigned>((n + kThreads - 1) / kThreads);
+}
 
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, void* stream) {
@@ -55,8 +57,8 @@ void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_po
   if (total == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (grad_points != nullptr) {
-    backward_points_kernel<T><<<blocks_for(total), kThreads, 0, s>>>(p, points, grad_out,
-                                                                     grad_points, total);
+    backward_points_kernel<T>
+        <<<blocks_for(total), kThreads, 0, s>>>(p, points, grad_out, grad_points, total);
     S3D_CUDA_CHECK(cudaGetLastError());
   }
   for (int scale = 0; scale < p.n_scales; ++scale) {

@@ -12,12 +12,14 @@ namespace cuda {
 
 constexpr int kThreads = 256;
 
-static unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+static unsigned blocks_for(int64_t n) {
+  return static_cast<unsigned>((n + kThreads - 1) / kThreads);
+}
 
 template <typename T>
 __global__ void weights_forward_kernel(Input input, int64_t n_rays, const int64_t* offsets,
-                                       const T* in, const T* t_starts, const T* t_ends,
-                                       T* weights, T* trans, T* alphas) {
+                                       const T* in, const T* t_starts, const T* t_ends, T* weights,
+                                       T* trans, T* alphas) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r < n_rays)
     weights_forward_ray(input, offsets[r], offsets[r + 1], in, t_starts, t_ends, weights, trans,
@@ -27,8 +29,8 @@ __global__ void weights_forward_kernel(Input input, int64_t n_rays, const int64_
 template <typename T>
 __global__ void weights_backward_kernel(Input input, int64_t n_rays, const int64_t* offsets,
                                         const T* t_starts, const T* t_ends, const T* trans,
-                                        const T* alphas, const T* grad_weights,
-                                        const T* grad_trans, const T* grad_alphas, T* grad_in) {
+                                        const T* alphas, const T* grad_weights, const T* grad_trans,
+                                        const T* grad_alphas, T* grad_in) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r < n_rays)
     weights_backward_ray(input, offsets[r], offsets[r + 1], t_starts, t_ends, trans, alphas,
@@ -36,8 +38,8 @@ __global__ void weights_backward_kernel(Input input, int64_t n_rays, const int64
 }
 
 template <typename T>
-__global__ void composite_forward_kernel(CompositeArgs<T> p, int64_t n_rays, T* colors,
-                                         T* opacity, T* depth) {
+__global__ void composite_forward_kernel(CompositeArgs<T> p, int64_t n_rays, T* colors, T* opacity,
+                                         T* depth) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r < n_rays) composite_forward_ray(p, r, colors, opacity, depth);
 }
@@ -68,18 +70,20 @@ void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const
                       const T* t_ends, const T* trans, const T* alphas, const T* grad_weights,
                       const T* grad_trans, const T* grad_alphas, T* grad_in, void* stream) {
   if (n_rays == 0) return;
-  weights_backward_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      input, n_rays, offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans,
-      grad_alphas, grad_in);
+  weights_backward_kernel<T>
+      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+          input, n_rays, offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans,
+          grad_alphas, grad_in);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
 template <typename T>
-void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity,
-                       T* depth, void* stream) {
+void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity, T* depth,
+                       void* stream) {
   if (n_rays == 0) return;
-  composite_forward_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, n_rays, colors, opacity, depth);
+  composite_forward_kernel<T>
+      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, n_rays, colors,
+                                                                               opacity, depth);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -89,20 +93,20 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         const T* grad_opacity, const T* grad_depth, T* grad_in, T* grad_values,
                         void* stream) {
   if (n_rays == 0) return;
-  composite_backward_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, n_rays, colors, opacity, depth, grad_colors, grad_opacity, grad_depth, grad_in,
-      grad_values);
+  composite_backward_kernel<T>
+      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+          p, n_rays, colors, opacity, depth, grad_colors, grad_opacity, grad_depth, grad_in,
+          grad_values);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
-#define S3D_INSTANTIATE(T)                                                                      \
-  template void weights_forward<T>(Input, int64_t, const int64_t*, const T*, const T*,         \
-                                   const T*, T*, T*, T*, void*);                                \
-  template void weights_backward<T>(Input, int64_t, const int64_t*, const T*, const T*,        \
-                                    const T*, const T*, const T*, const T*, const T*, T*,       \
-                                    void*);                                                     \
-  template void composite_forward<T>(const CompositeArgs<T>&, int64_t, T*, T*, T*, void*);     \
-  template void composite_backward<T>(const CompositeArgs<T>&, int64_t, const T*, const T*,    \
+#define S3D_INSTANTIATE(T)                                                                        \
+  template void weights_forward<T>(Input, int64_t, const int64_t*, const T*, const T*, const T*,  \
+                                   T*, T*, T*, void*);                                            \
+  template void weights_backward<T>(Input, int64_t, const int64_t*, const T*, const T*, const T*, \
+                                    const T*, const T*, const T*, const T*, T*, void*);           \
+  template void composite_forward<T>(const CompositeArgs<T>&, int64_t, T*, T*, T*, void*);        \
+  template void composite_backward<T>(const CompositeArgs<T>&, int64_t, const T*, const T*,       \
                                       const T*, const T*, const T*, const T*, T*, T*, void*);
 S3D_INSTANTIATE(float)
 S3D_INSTANTIATE(double)
@@ -125,8 +129,8 @@ void ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_
     S3D_CUDA_CHECK(cudaMemsetAsync(offsets, 0, sizeof(int64_t) * (n_rays + 1), s));
     return;
   }
-  ray_offsets_kernel<I><<<blocks_for(n_samples), kThreads, 0, s>>>(ray_indices, n_samples, n_rays,
-                                                                   offsets, error);
+  ray_offsets_kernel<I>
+      <<<blocks_for(n_samples), kThreads, 0, s>>>(ray_indices, n_samples, n_rays, offsets, error);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 

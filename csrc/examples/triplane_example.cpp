@@ -36,7 +36,8 @@ int main() {
   // plane 2 at (y, z): 0.25 + 10 * 0.5.
   const float expected[3] = {3.25f, 5.75f, 5.25f};
 
-  std::vector<float> grad_out(p.out_channels, 1.0f), grad_points(3), grad_planes(planes.size(), 0.0f);
+  std::vector<float> grad_out(p.out_channels, 1.0f), grad_points(3),
+      grad_planes(planes.size(), 0.0f);
   float* grad_plane_ptrs[1] = {grad_planes.data()};
   tp::cpu::backward(p, point, grad_out.data(), grad_points.data(), grad_plane_ptrs, 1);
   // d/dx: planes 0 and 1 give 1 * 0.5 each; d/dy: 10 * 0.5 (plane 0) + 1 * 0.5 (plane 2);

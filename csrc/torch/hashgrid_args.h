@@ -36,7 +36,8 @@ inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& ta
               "hashgrid: points and table must be contiguous");
   TORCH_CHECK(points.scalar_type() == table.scalar_type(),
               "hashgrid: points and table must share a dtype");
-  TORCH_CHECK(points.device() == table.device(), "hashgrid: points and table must be on one device");
+  TORCH_CHECK(points.device() == table.device(),
+              "hashgrid: points and table must be on one device");
 }
 
 template <typename T>

@@ -37,23 +37,13 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
   at::Tensor grad_table = table_grad ? at::empty_like(table) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cpu", [&] {
     auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
-    hg::cpu::backward<scalar_t>(p, static_cast<int>(points.size(1)),
-                                static_cast<int>(table.size(1)), points.data_ptr<scalar_t>(),
-                                grad_out.data_ptr<scalar_t>(),
-                                points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
-                                table_grad ? grad_table.data_ptr<scalar_t>() : nullptr,
-                                at::get_num_threads());
+    hg::cpu::backward<scalar_t>(
+        p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
+        points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+        points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
+        table_grad ? grad_table.data_ptr<scalar_t>() : nullptr, at::get_num_threads());
   });
   return {grad_points, grad_table};
-}
-
-double hashgrid_random_gather_cpu(const at::Tensor& table, int64_t n) {
-  TORCH_CHECK(table.dim() == 2 && table.size(1) == 2 && table.is_contiguous() &&
-                  table.scalar_type() == at::kFloat && table.size(0) >= 1 &&
-                  table.size(0) <= 0xFFFFFFFFll,
-              "hashgrid_random_gather: table must be a contiguous (entries, 2) float32 tensor");
-  return hg::cpu::random_gather(table.data_ptr<float>(), static_cast<uint32_t>(table.size(0)), n,
-                                at::get_num_threads());
 }
 
 }  // namespace
@@ -66,11 +56,9 @@ TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
   m.def(
       "hashgrid_backward(Tensor grad_out, Tensor points, Tensor table, int[] offsets, "
       "float[] scales, int interpolation, bool points_grad, bool table_grad) -> (Tensor, Tensor)");
-  m.def("hashgrid_random_gather(Tensor table, int n) -> float");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
   m.impl("hashgrid_forward", &s3d_torch::hashgrid_forward_cpu);
   m.impl("hashgrid_backward", &s3d_torch::hashgrid_backward_cpu);
-  m.impl("hashgrid_random_gather", &s3d_torch::hashgrid_random_gather_cpu);
 }

@@ -17,6 +17,4 @@ std::vector<std::string> backends() {
 
 }  // namespace
 
-TORCH_LIBRARY(s3d_fast, m) {
-  m.def("backends() -> str[]", &backends);
-}
+TORCH_LIBRARY(s3d_fast, m) { m.def("backends() -> str[]", &backends); }

@@ -15,10 +15,10 @@ namespace og = s3d::occupancy;
 // Returns (ray_indices (S,) int64, t_starts (S,), t_ends (S,), offsets (R + 1,) int64).
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
-    const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res, at::ArrayRef<double> center,
-    at::ArrayRef<double> half, const at::Tensor& rays_o, const at::Tensor& rays_d,
-    const c10::optional<at::Tensor>& grid_indices, const at::Tensor& t_near,
-    const at::Tensor& t_far, double step, double cone_angle) {
+    const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res,
+    at::ArrayRef<double> center, at::ArrayRef<double> half, const at::Tensor& rays_o,
+    const at::Tensor& rays_d, const c10::optional<at::Tensor>& grid_indices,
+    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle) {
   TORCH_CHECK(bits.dim() == 3 && bits.scalar_type() == at::kByte && bits.is_contiguous(),
               "occgrid_march: bits must be contiguous uint8 (n_grids, levels, bytes)");
   TORCH_CHECK(res.size() == 3 && center.size() == 3 && half.size() == 3,
@@ -51,8 +51,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
                     block_bits->size(1) == bits.size(1) &&
                     block_bits->size(2) * 8 >= block_res[0] * block_res[1] * block_res[2] &&
                     block_bits->device() == rays_o.device(),
-                "occgrid_march: block_bits must be uint8 (n_grids, levels, bytes) of ",
-                og::kBlock, "^3 blocks");
+                "occgrid_march: block_bits must be uint8 (n_grids, levels, bytes) of ", og::kBlock,
+                "^3 blocks");
 
   const auto long_opts = rays_o.options().dtype(at::kLong);
   at::Tensor counts = at::empty({n_rays}, long_opts);
@@ -86,10 +86,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
     t_starts = at::empty({total}, rays_o.options());
     t_ends = at::empty({total}, rays_o.options());
     if (total > 0)
-      Backend::template march_fill<scalar_t>(p, n_rays, offsets.data_ptr<int64_t>(),
-                                             ray_indices.data_ptr<int64_t>(),
-                                             t_starts.data_ptr<scalar_t>(),
-                                             t_ends.data_ptr<scalar_t>());
+      Backend::template march_fill<scalar_t>(
+          p, n_rays, offsets.data_ptr<int64_t>(), ray_indices.data_ptr<int64_t>(),
+          t_starts.data_ptr<scalar_t>(), t_ends.data_ptr<scalar_t>());
   });
   return {ray_indices, t_starts, t_ends, offsets};
 }

@@ -25,7 +25,8 @@ struct CpuBackend {
 
 TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
   m.def(
-      "occgrid_march(Tensor bits, Tensor? block_bits, int[] res, float[] center, float[] half, Tensor rays_o, "
+      "occgrid_march(Tensor bits, Tensor? block_bits, int[] res, float[] center, float[] half, "
+      "Tensor rays_o, "
       "Tensor rays_d, Tensor? grid_indices, Tensor t_near, Tensor t_far, float step, "
       "float cone_angle) -> (Tensor, Tensor, Tensor, Tensor)");
 }

@@ -35,8 +35,7 @@ inline void check_triplane_inputs(at::TensorList planes, const at::Tensor& point
 
 template <typename T>
 tp::Params<T> make_params(at::TensorList planes, const at::Tensor& points, int64_t plane_reduce,
-                          int64_t scale_reduce, bool align_corners, int64_t padding,
-                          int64_t axes) {
+                          int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes) {
   TORCH_CHECK(plane_reduce >= 0 && plane_reduce <= 3, "triplane: bad plane_reduce");
   TORCH_CHECK(scale_reduce >= 0 && scale_reduce <= 1, "triplane: bad scale_reduce");
   TORCH_CHECK(padding >= 0 && padding <= 1, "triplane: bad padding");
@@ -84,8 +83,9 @@ inline TriplaneGrads allocate_triplane_grads(at::TensorList planes, const at::Te
   TriplaneGrads grads;
   grads.points = points_grad ? at::empty_like(points) : at::Tensor();
   for (const auto& plane : planes)
-    grads.planes.push_back(!planes_grad ? at::Tensor()
-                                        : zero_planes ? at::zeros_like(plane) : at::empty_like(plane));
+    grads.planes.push_back(!planes_grad  ? at::Tensor()
+                           : zero_planes ? at::zeros_like(plane)
+                                         : at::empty_like(plane));
   return grads;
 }
 

@@ -29,15 +29,15 @@ at::Tensor triplane_forward_cpu(at::TensorList planes, const at::Tensor& points,
   return out;
 }
 
-std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
+std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cpu(
     const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
     int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
-    bool points_grad, bool planes_grad, bool gpu_decomposition) {
+    bool points_grad, bool planes_grad) {
   check_triplane_inputs(planes, points);
   // The CPU launcher zeroes the plane gradients itself, in parallel and
   // texel by texel as it fills them, after the huge-page hint.
   auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad,
-                                       /*zero_planes=*/gpu_decomposition);
+                                       /*zero_planes=*/false);
   advise_huge_pages(grads.points);
   for (const auto& g : grads.planes) advise_huge_pages(g);
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cpu", [&] {
@@ -45,34 +45,13 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
                                    padding, axes);
     check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    for (auto& g : grads.planes)
+      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
     scalar_t* grad_points = points_grad ? grads.points.data_ptr<scalar_t>() : nullptr;
-    if (gpu_decomposition)
-      tp::cpu::backward_gpu_decomposition<scalar_t>(p, points.data_ptr<scalar_t>(),
-                                                    grad_out.data_ptr<scalar_t>(), grad_points,
-                                                    plane_ptrs.data());
-    else
-      tp::cpu::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
-                                  grad_points, plane_ptrs.data(), at::get_num_threads());
+    tp::cpu::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+                                grad_points, plane_ptrs.data(), at::get_num_threads());
   });
   return {grads.points, grads.planes};
-}
-
-std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cpu(
-    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
-    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
-    bool points_grad, bool planes_grad) {
-  return triplane_backward_impl(grad_out, planes, points, plane_reduce, scale_reduce,
-                                align_corners, padding, axes, points_grad, planes_grad, false);
-}
-
-// Testing aid: the CUDA launcher's per-element decomposition, run on the CPU.
-std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_gpu_decomposition_cpu(
-    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
-    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
-    bool points_grad, bool planes_grad) {
-  return triplane_backward_impl(grad_out, planes, points, plane_reduce, scale_reduce,
-                                align_corners, padding, axes, points_grad, planes_grad, true);
 }
 
 }  // namespace
@@ -86,15 +65,9 @@ TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
       "triplane_backward(Tensor grad_out, Tensor[] planes, Tensor points, int plane_reduce, "
       "int scale_reduce, bool align_corners, int padding, int axes, bool points_grad, "
       "bool planes_grad) -> (Tensor, Tensor[])");
-  m.def(
-      "_triplane_backward_gpu_decomposition(Tensor grad_out, Tensor[] planes, Tensor points, "
-      "int plane_reduce, int scale_reduce, bool align_corners, int padding, int axes, "
-      "bool points_grad, bool planes_grad) -> (Tensor, Tensor[])");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
   m.impl("triplane_forward", &s3d_torch::triplane_forward_cpu);
   m.impl("triplane_backward", &s3d_torch::triplane_backward_cpu);
-  m.impl("_triplane_backward_gpu_decomposition",
-         &s3d_torch::triplane_backward_gpu_decomposition_cpu);
 }

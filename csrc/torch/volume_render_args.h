@@ -1,8 +1,8 @@
 // Tensor-level glue of the volume-rendering ops, shared by the CPU and CUDA
 // registrations: argument checks, allocation, and the calls into a backend's
 // raw-pointer launchers (`Backend` supplies them with its thread count or
-// stream, and prepares fresh output buffers). The Python wrappers validate user input with friendly messages;
-// these checks guard direct torch.ops callers.
+// stream, and prepares fresh output buffers). The Python wrappers validate user input with friendly
+// messages; these checks guard direct torch.ops callers.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -22,7 +22,8 @@ inline void check_samples(const char* op, const at::Tensor& offsets, const at::T
                   offsets.is_contiguous(),
               op, ": offsets must be a contiguous int64 (n_rays + 1,) tensor");
   TORCH_CHECK(offsets.device() == in.device(), op, ": offsets and samples must share a device");
-  TORCH_CHECK(in.dim() == 1 && in.is_contiguous(), op, ": per-sample input must be contiguous (S,)");
+  TORCH_CHECK(in.dim() == 1 && in.is_contiguous(), op,
+              ": per-sample input must be contiguous (S,)");
   TORCH_CHECK(input_kind >= 0 && input_kind <= 2, op, ": bad input kind");
   const bool need_t = input_kind == static_cast<int64_t>(vr::Input::Density);
   TORCH_CHECK(!need_t || (t_starts.has_value() && t_ends.has_value()), op,
@@ -71,8 +72,7 @@ at::Tensor weights_backward_impl(const at::Tensor& offsets,
                                  const at::Tensor& alphas,
                                  const c10::optional<at::Tensor>& grad_weights,
                                  const c10::optional<at::Tensor>& grad_trans,
-                                 const c10::optional<at::Tensor>& grad_alphas,
-                                 int64_t input_kind) {
+                                 const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind) {
   check_samples("render_weight", offsets, alphas, t_starts, t_ends, input_kind);
   TORCH_CHECK(trans.sizes() == alphas.sizes() && trans.is_contiguous(),
               "render_weight: trans must match alphas");
@@ -86,9 +86,9 @@ at::Tensor weights_backward_impl(const at::Tensor& offsets,
   AT_DISPATCH_FLOATING_TYPES(alphas.scalar_type(), "render_weight_backward", [&] {
     Backend::template weights_backward<scalar_t>(
         static_cast<vr::Input>(input_kind), offsets.size(0) - 1, offsets.data_ptr<int64_t>(),
-        ptr_or_null<scalar_t>(t_starts), ptr_or_null<scalar_t>(t_ends),
-        trans.data_ptr<scalar_t>(), alphas.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(gw),
-        ptr_or_null<scalar_t>(gt), ptr_or_null<scalar_t>(ga), grad_in.data_ptr<scalar_t>());
+        ptr_or_null<scalar_t>(t_starts), ptr_or_null<scalar_t>(t_ends), trans.data_ptr<scalar_t>(),
+        alphas.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(gw), ptr_or_null<scalar_t>(gt),
+        ptr_or_null<scalar_t>(ga), grad_in.data_ptr<scalar_t>());
   });
   return grad_in;
 }
@@ -139,10 +139,10 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
     const at::Tensor& offsets, const at::Tensor& in, const at::Tensor& values,
     const c10::optional<at::Tensor>& t_starts, const c10::optional<at::Tensor>& t_ends,
-    int64_t input_kind, double early_stop_eps, const at::Tensor& colors,
-    const at::Tensor& opacity, const at::Tensor& depth,
-    const c10::optional<at::Tensor>& grad_colors, const c10::optional<at::Tensor>& grad_opacity,
-    const c10::optional<at::Tensor>& grad_depth, bool input_grad, bool values_grad) {
+    int64_t input_kind, double early_stop_eps, const at::Tensor& colors, const at::Tensor& opacity,
+    const at::Tensor& depth, const c10::optional<at::Tensor>& grad_colors,
+    const c10::optional<at::Tensor>& grad_opacity, const c10::optional<at::Tensor>& grad_depth,
+    bool input_grad, bool values_grad) {
   const int64_t n_rays = offsets.size(0) - 1;
   auto gc = contiguous_or_none(grad_colors), go = contiguous_or_none(grad_opacity),
        gd = contiguous_or_none(grad_depth);

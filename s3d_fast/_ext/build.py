@@ -4,6 +4,8 @@ The first call to any fused op compiles ``csrc/`` with ninja (about a minute on
 two cores for the CPU build) into a cache folder keyed by a hash of the
 sources, the flags, the Python and torch versions and the backend, then loads
 it; later processes find the library there and load it in milliseconds.
+``side_plan`` builds another CPU library the same way (the test and benchmark
+aids, which must not ship in the extension).
 
 Environment variables:
   S3D_FAST_BUILD      ``auto`` (default): CUDA too when torch has CUDA and nvcc
@@ -34,6 +36,9 @@ from ..errors import ExtensionBuildError
 
 EXT_NAME = "s3d_fast_C"
 BACKENDS = ("auto", "cpu", "cuda")
+# -march=native is safe here: a library is compiled on, and cached for, the
+# machine that runs it.
+CPU_CFLAGS = ("-O3", "-fopenmp", "-march=native")
 
 
 def source_root() -> str:
@@ -60,6 +65,9 @@ class BuildPlan:
     cflags: tuple
     cuda_cflags: tuple
     arch_list: str
+    name: str = EXT_NAME
+    include_dirs: tuple = ()  # besides the kernels' include/
+    source_dirs: tuple = ()  # besides source_root(), fingerprinted with it
 
 
 def _cuda_home() -> str | None:
@@ -128,9 +136,7 @@ def make_plan() -> BuildPlan:
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise ExtensionBuildError(f"csrc files share a basename: {', '.join(clashes)}")
-    # -march=native is safe here: the library is compiled on, and cached for,
-    # the machine that runs it.
-    cflags = ["-O3", "-fopenmp", "-march=native"]
+    cflags = list(CPU_CFLAGS)
     cuda_cflags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     if with_cuda:
         cflags.append("-DS3D_WITH_CUDA")
@@ -145,14 +151,34 @@ def make_plan() -> BuildPlan:
     )
 
 
+def side_plan(name: str, source_dir: str, include_dirs=()) -> BuildPlan:
+    """A CPU-only library built like the extension, from the .cpp files of
+    ``source_dir``, seeing the kernels' headers: for code that must not ship in
+    the extension (the test and benchmark aids)."""
+    sources = tuple(sorted(glob.glob(os.path.join(source_dir, "*.cpp"))))
+    if not sources:
+        raise ExtensionBuildError(f"no .cpp files in {source_dir} to build {name}")
+    return BuildPlan(
+        with_cuda=False,
+        reason=f"{name} is CPU only",
+        sources=sources,
+        cflags=CPU_CFLAGS,
+        cuda_cflags=(),
+        arch_list="",
+        name=name,
+        include_dirs=tuple(include_dirs),
+        source_dirs=(source_dir,),
+    )
+
+
 def _fingerprint(plan: BuildPlan) -> str:
-    digest = hashlib.sha256()
-    root = source_root()
-    for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
-        if os.path.isfile(path):
-            digest.update(os.path.relpath(path, root).encode())
-            with open(path, "rb") as f:
-                digest.update(f.read())
+    digest = hashlib.sha256(plan.name.encode())
+    for root in (source_root(), *plan.source_dirs):
+        for path in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
+            if os.path.isfile(path):
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as f:
+                    digest.update(f.read())
     for part in (
         torch.__version__,
         str(torch.version.cuda),
@@ -184,12 +210,14 @@ def build_dir(plan: BuildPlan) -> str:
     backend = "cuda" if plan.with_cuda else "cpu"
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     name = f"{backend}-torch{torch.__version__.replace('+', '_')}-{py}-{_fingerprint(plan)}"
+    if plan.name != EXT_NAME:
+        name = f"{plan.name}-{name}"
     return os.path.join(cache_root(), name)
 
 
-def _library_path(directory: str) -> str:
+def _library_path(plan: BuildPlan, directory: str) -> str:
     suffix = sysconfig.get_config_var("SHLIB_SUFFIX") or ".so"
-    return os.path.join(directory, EXT_NAME + suffix)
+    return os.path.join(directory, plan.name + suffix)
 
 
 @contextlib.contextmanager
@@ -224,9 +252,11 @@ def compile_extension(plan: BuildPlan, directory: str) -> str:
 
     _check_toolchain(plan)
     verbose = os.environ.get("S3D_FAST_VERBOSE", "0") == "1"
-    what = "CPU + CUDA" if plan.with_cuda else "CPU"
+    what = "CPU + CUDA kernels" if plan.with_cuda else "CPU kernels"
+    if plan.name != EXT_NAME:
+        what += f" of {plan.name}"
     print(
-        f"s3d_fast: compiling the {what} kernels (first use; about "
+        f"s3d_fast: compiling the {what} (first use; about "
         f"{'5 minutes' if plan.with_cuda else 'a minute'}) into {directory} ...",
         file=sys.stderr,
         flush=True,
@@ -239,16 +269,16 @@ def compile_extension(plan: BuildPlan, directory: str) -> str:
         if cuda_home:
             os.environ["CUDA_HOME"] = cuda_home
             cpp_extension.CUDA_HOME = cuda_home
-    include = os.path.join(source_root(), "include")
+    includes = [os.path.join(source_root(), "include"), *plan.include_dirs]
     os.makedirs(directory, exist_ok=True)
     try:
         cpp_extension.load(
-            name=EXT_NAME,
+            name=plan.name,
             sources=list(plan.sources),
             extra_cflags=list(plan.cflags),
             extra_cuda_cflags=list(plan.cuda_cflags),
             extra_ldflags=["-fopenmp"],
-            extra_include_paths=[include],
+            extra_include_paths=includes,
             build_directory=directory,
             with_cuda=plan.with_cuda,
             is_python_module=False,
@@ -267,14 +297,15 @@ def compile_extension(plan: BuildPlan, directory: str) -> str:
             else:
                 os.environ["TORCH_CUDA_ARCH_LIST"] = env_backup
     print(f"s3d_fast: kernels built in {time.time() - started:.0f} s", file=sys.stderr, flush=True)
-    return _library_path(directory)
+    return _library_path(plan, directory)
 
 
-def ensure_built() -> tuple[str, BuildPlan]:
-    """Return the path of a built library for this environment, building it if needed."""
-    plan = make_plan()
+def ensure_built(plan: BuildPlan | None = None) -> tuple[str, BuildPlan]:
+    """Return the path of a built library for this environment (the extension
+    unless ``plan`` says otherwise), building it if needed."""
+    plan = plan or make_plan()
     directory = build_dir(plan)
-    library = _library_path(directory)
+    library = _library_path(plan, directory)
     if os.path.exists(library):
         return library, plan
     with _locked(directory + ".lock"):

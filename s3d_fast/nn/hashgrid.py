@@ -5,16 +5,9 @@ import torch
 from torch import nn
 
 from ..ops import hashgrid_encode
-from ..ops._hashgrid_spec import HashGridLayout
+from ..ops.hashgrid_config import HashGridConfig
 
 BACKENDS = ("auto", "s3d", "tcnn")
-
-# tcnn encoding-config keys this module understands (anything else is an error,
-# so a config that means something we do not reproduce never passes silently).
-_TCNN_KEYS = {
-    "otype", "type", "n_levels", "n_features", "n_features_per_level", "log2_hashmap_size",
-    "base_resolution", "per_level_scale", "interpolation", "stochastic_interpolation", "hash",
-}
 
 
 def _tcnn_available() -> bool:
@@ -43,22 +36,23 @@ class HashGrid(nn.Module):
     def __init__(
         self,
         n_input_dims: int = 3,
-        n_levels: int = 16,
-        n_features_per_level: int = 2,
-        log2_hashmap_size: int = 19,
-        base_resolution: int = 16,
-        per_level_scale: float = 2.0,
-        interpolation: str = "linear",
-        grid_type: str = "hash",
+        *fields,
+        config: HashGridConfig | None = None,
         backend: str = "auto",
         dtype: torch.dtype = torch.float32,
         device=None,
+        **options,
     ):
+        """``fields`` and ``options``: :class:`HashGridConfig`'s fields, positional
+        (n_levels, n_features_per_level, log2_hashmap_size, ...) or by keyword;
+        or a ``config`` instead of them."""
         super().__init__()
-        self.layout = HashGridLayout.build(
-            n_input_dims, n_levels, n_features_per_level, log2_hashmap_size, base_resolution,
-            per_level_scale, interpolation, grid_type,
-        )
+        if config is None:
+            config = HashGridConfig(*fields, **options)
+        elif fields or options:
+            raise TypeError("give a config or the grid's fields, not both")
+        self.config = HashGridConfig.coerce(config, {})
+        self.layout = self.config.layout(n_input_dims)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if dtype not in (torch.float32, torch.float64):
@@ -73,58 +67,11 @@ class HashGrid(nn.Module):
     def from_tcnn_config(cls, n_input_dims: int, config: dict, **kwargs) -> "HashGrid":
         """Build from a tiny-cuda-nn encoding config
         (``{"otype": "HashGrid" | "Grid" | "DenseGrid", ...}``), with tcnn's defaults."""
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        unknown = sorted(set(config) - _TCNN_KEYS)
-        if unknown:
-            raise ValueError(f"unsupported tiny-cuda-nn grid config keys: {', '.join(unknown)}")
-        otype = str(config.get("otype", "Grid"))
-        default_type = {"hashgrid": "Hash", "densegrid": "Dense", "grid": "Hash"}.get(otype.lower())
-        if default_type is None:
-            raise ValueError(f"otype must be HashGrid, Grid or DenseGrid, got {otype!r}")
-        grid_type = str(config.get("type", default_type)).lower()
-        if grid_type not in ("hash", "dense"):
-            raise ValueError(f"grid type {config.get('type')!r} is not supported (Hash or Dense)")
-        features = int(config.get("n_features_per_level", 2))
-        if "n_features" in config:
-            if "n_levels" in config:
-                raise ValueError("give n_features or n_levels, not both (one determines the other)")
-            if int(config["n_features"]) % features:
-                raise ValueError("n_features must be a multiple of n_features_per_level")
-            n_levels = int(config["n_features"]) // features
-        else:
-            n_levels = int(config.get("n_levels", 16))
-        interpolation = str(config.get("interpolation", "Linear")).lower()
-        if interpolation not in ("linear", "smoothstep"):
-            raise ValueError(f"interpolation {config.get('interpolation')!r} is not supported (Linear or Smoothstep)")
-        if config.get("stochastic_interpolation", False):
-            raise ValueError("stochastic_interpolation is not supported")
-        if str(config.get("hash", "CoherentPrime")).lower() != "coherentprime":
-            raise ValueError(f"hash {config['hash']!r} is not supported (CoherentPrime only)")
-        return cls(
-            n_input_dims=n_input_dims,
-            n_levels=n_levels,
-            n_features_per_level=features,
-            log2_hashmap_size=int(config.get("log2_hashmap_size", 19)),
-            base_resolution=int(config.get("base_resolution", 16)),
-            per_level_scale=float(config.get("per_level_scale", 2.0)),
-            interpolation=interpolation,
-            grid_type=grid_type,
-            **kwargs,
-        )
+        return cls(n_input_dims, config=HashGridConfig.from_tcnn(config), **kwargs)
 
     def tcnn_config(self) -> dict:
         """The tiny-cuda-nn encoding config of this grid."""
-        lay = self.layout
-        return {
-            "otype": "HashGrid" if lay.grid_type == "hash" else "DenseGrid",
-            "n_levels": lay.n_levels,
-            "n_features_per_level": lay.n_features_per_level,
-            "log2_hashmap_size": lay.log2_hashmap_size,
-            "base_resolution": lay.base_resolution,
-            "per_level_scale": lay.per_level_scale,
-            "interpolation": lay.interpolation.capitalize(),
-        }
+        return self.config.to_tcnn()
 
     @property
     def n_input_dims(self) -> int:
@@ -154,7 +101,7 @@ class HashGrid(nn.Module):
     def level_params(self, level: int) -> torch.Tensor:
         """A (entries, F) view of one level's slice of ``params``."""
         lay = self.layout
-        f = lay.n_features_per_level
+        f = self.config.n_features_per_level
         return self.params[lay.offsets[level] * f : lay.offsets[level + 1] * f].view(-1, f)
 
     def _use_tcnn(self, x: torch.Tensor) -> bool:
@@ -184,14 +131,14 @@ class HashGrid(nn.Module):
             raise ValueError(f"HashGrid: x must be (..., {self.n_input_dims}), got shape {tuple(x.shape)}")
         if self._use_tcnn(x):
             return self._tcnn_forward(x)
-        return hashgrid_encode(x, self.params, **self.layout.kwargs())
+        return hashgrid_encode(x, self.params, self.config)
 
     def extra_repr(self) -> str:
-        lay = self.layout
+        cfg, lay = self.config, self.layout
         dense = sum(not h for h in lay.hashed)
         return (
-            f"n_input_dims={lay.n_input_dims}, n_levels={lay.n_levels}, F={lay.n_features_per_level}, "
-            f"log2_hashmap_size={lay.log2_hashmap_size}, base_resolution={lay.base_resolution}, "
-            f"per_level_scale={lay.per_level_scale}, interpolation={lay.interpolation}, "
+            f"n_input_dims={lay.n_input_dims}, n_levels={cfg.n_levels}, F={cfg.n_features_per_level}, "
+            f"log2_hashmap_size={cfg.log2_hashmap_size}, base_resolution={cfg.base_resolution}, "
+            f"per_level_scale={cfg.per_level_scale}, interpolation={cfg.interpolation}, "
             f"dense_levels={dense}, params={lay.n_params}, backend={self.backend}"
         )

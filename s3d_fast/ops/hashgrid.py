@@ -5,7 +5,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .. import _ext
-from ._hashgrid_spec import INTERPOLATIONS, HashGridLayout, check_encode_inputs
+from .hashgrid_config import INTERPOLATIONS, HashGridConfig, HashGridLayout
 
 _FUSED_DTYPES = (torch.float32, torch.float64)
 
@@ -13,8 +13,8 @@ _FUSED_DTYPES = (torch.float32, torch.float64)
 class _HashGridEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, layout: HashGridLayout, x, params):
-        table = params.view(-1, layout.n_features_per_level)
-        args = (list(layout.offsets), list(layout.scales), INTERPOLATIONS.index(layout.interpolation))
+        table = params.view(-1, layout.config.n_features_per_level)
+        args = (list(layout.offsets), list(layout.scales), INTERPOLATIONS.index(layout.config.interpolation))
         ctx.args = args
         ctx.save_for_backward(x, params)
         return _ext.load().hashgrid_forward(x, table, *args)
@@ -34,15 +34,7 @@ class _HashGridEncode(torch.autograd.Function):
 
 
 def hashgrid_encode(
-    x: torch.Tensor,
-    params: torch.Tensor,
-    n_levels: int = 16,
-    n_features_per_level: int = 2,
-    log2_hashmap_size: int = 19,
-    base_resolution: int = 16,
-    per_level_scale: float = 2.0,
-    interpolation: str = "linear",
-    grid_type: str = "hash",
+    x: torch.Tensor, params: torch.Tensor, config: HashGridConfig | None = None, **options
 ) -> torch.Tensor:
     """Multi-resolution hash-grid encoding with tiny-cuda-nn's semantics.
 
@@ -53,9 +45,8 @@ def hashgrid_encode(
             so the encoding repeats/aliases there instead of failing.
         params: the flat 1-D table, level-major, then entry, then feature
             (tiny-cuda-nn's layout; ``nn.HashGrid.params``).
-        n_levels ... grid_type: as in tiny-cuda-nn's HashGrid/DenseGrid config;
-            ``grid_type`` is ``hash`` (hash levels once resolution^D exceeds
-            2^log2_hashmap_size) or ``dense``.
+        config: the grid (:class:`HashGridConfig`); or, instead of it, its
+            fields as keyword options (``n_levels=16, per_level_scale=1.5, ...``).
 
     Returns:
         (..., n_levels * n_features_per_level), feature ``l * F + f``.
@@ -63,23 +54,42 @@ def hashgrid_encode(
     Gradients flow to ``params`` and to ``x``. Float32 and float64, CPU and
     CUDA; the CPU backward is deterministic (no atomics).
     """
-    layout_kwargs = dict(
-        n_levels=n_levels,
-        n_features_per_level=n_features_per_level,
-        log2_hashmap_size=log2_hashmap_size,
-        base_resolution=base_resolution,
-        per_level_scale=per_level_scale,
-        interpolation=interpolation,
-        grid_type=grid_type,
-    )
-    x2d, layout, lead = check_encode_inputs("hashgrid_encode", x, params, layout_kwargs, _FUSED_DTYPES)
+    config = HashGridConfig.coerce(config, options)
+    x2d, layout, lead = check_encode_inputs("hashgrid_encode", x, params, config, _FUSED_DTYPES)
     if x.device.type not in ("cpu", "cuda"):
         raise ValueError(f"hashgrid_encode runs on cpu or cuda, got {x.device}")
     out = _HashGridEncode.apply(layout, x2d.contiguous(), params.contiguous())
     return out.view(*lead, layout.n_output_dims)
 
 
-def random_gather_rate_probe(table: torch.Tensor, n: int) -> float:
-    """Benchmark helper: ``n`` random 8-byte gathers from a (entries, 2)
-    float32 CPU table (the memory roofline of the encoding). Returns a checksum."""
-    return _ext.load().hashgrid_random_gather(table, int(n))
+def check_encode_inputs(name: str, x, params, config: HashGridConfig, dtypes):
+    """Validate (x, params) of a hash-grid encoding; return (x2d, layout, leading shape).
+    Shared with the reference so both refuse the same inputs with the same words."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: x must be a tensor, got {type(x).__name__}")
+    if not isinstance(params, torch.Tensor):
+        raise TypeError(f"{name}: params must be a tensor, got {type(params).__name__}")
+    if x.dtype not in dtypes:
+        raise TypeError(f"{name}: x must be float32 or float64, got {x.dtype}")
+    if params.dtype != x.dtype:
+        raise TypeError(f"{name}: params ({params.dtype}) and x ({x.dtype}) must share a dtype")
+    if x.dim() < 1 or x.shape[-1] not in (1, 2, 3):
+        raise ValueError(f"{name}: x must be (..., D) with D in 1..3, got shape {tuple(x.shape)}")
+    if params.dim() != 1:
+        raise ValueError(f"{name}: params must be 1-D (tiny-cuda-nn's flat layout), got shape {tuple(params.shape)}")
+    if params.device != x.device:
+        raise ValueError(f"{name}: params on {params.device} but x on {x.device}")
+    layout = config.layout(x.shape[-1])
+    if params.numel() != layout.n_params:
+        raise ValueError(
+            f"{name}: params has {params.numel()} values but this grid needs {layout.n_params} "
+            f"({layout.offsets[-1]} entries x {config.n_features_per_level} features)"
+        )
+    # A finite sum proves every coordinate finite at the cost of one read (an
+    # elementwise isfinite costs a third of the encoding); only a non-finite
+    # sum (NaN/inf, or huge values overflowing) takes the exact test.
+    if x.numel() and not bool(torch.isfinite(x.sum())):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: x holds NaN or infinite coordinates")
+    return x.reshape(-1, x.shape[-1]), layout, tuple(x.shape[:-1])
+

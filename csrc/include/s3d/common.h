@@ -47,11 +47,15 @@ struct AtomicAdd {
 
 struct ExclusiveAdd {
   template <typename T>
-  S3D_FN static void add(T* address, T value) { *address += value; }
+  S3D_FN static void add(T* address, T value) {
+    *address += value;
+  }
 };
 
 template <typename T>
-S3D_FN T clamp(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
+S3D_FN T clamp(T x, T lo, T hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
 
 template <typename T>
 S3D_FN T floor_(T x);

@@ -8,12 +8,12 @@
 #include <stdexcept>
 #include <string>
 
-#define S3D_CUDA_CHECK(expr)                                                              \
-  do {                                                                                    \
-    cudaError_t s3d_err_ = (expr);                                                        \
-    if (s3d_err_ != cudaSuccess)                                                          \
-      throw std::runtime_error(std::string("s3d_fast CUDA error: ") +                     \
-                               cudaGetErrorString(s3d_err_) + " at " + __FILE__ + ":" +   \
-                               std::to_string(__LINE__));                                 \
+#define S3D_CUDA_CHECK(expr)                                                            \
+  do {                                                                                  \
+    cudaError_t s3d_err_ = (expr);                                                      \
+    if (s3d_err_ != cudaSuccess)                                                        \
+      throw std::runtime_error(std::string("s3d_fast CUDA error: ") +                   \
+                               cudaGetErrorString(s3d_err_) + " at " + __FILE__ + ":" + \
+                               std::to_string(__LINE__));                               \
   } while (0)
 #endif

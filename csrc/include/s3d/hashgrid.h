@@ -136,7 +136,7 @@ S3D_FN uint32_t corner(const Cell<D, T>& c, int corner, bool hashed, uint32_t re
 template <typename T>
 struct Level {
   T scale;
-  uint32_t size;        // entries of the level
+  uint32_t size;  // entries of the level
   uint32_t resolution;
   bool hashed;
   int64_t first_entry;  // offset of the level in the table
@@ -224,8 +224,7 @@ S3D_FN void backward_table_level(const Params<T>& p, int level, const T* x, cons
 // the level's F output gradients. Summed over levels in level order by both
 // launchers, so CPU and CUDA agree and the CPU result is deterministic.
 template <int D, int F, typename T>
-S3D_FN void backward_input_level(const Params<T>& p, int level, const T* x, const T* g,
-                                 T* grad_x) {
+S3D_FN void backward_input_level(const Params<T>& p, int level, const T* x, const T* g, T* grad_x) {
   const Level<T> lv = level_of<T>(p.layout, level);
   Cell<D, T> c;
   locate<D, T>(x, lv.scale, lv.interpolation, &c);

@@ -10,13 +10,15 @@ namespace hashgrid {
 // Calls fn.template operator()<D, F>(); returns false for an unsupported pair.
 template <typename Fn>
 bool dispatch_dims(int n_dims, int n_features, Fn&& fn) {
-#define S3D_HG_CASE(D, F)                   \
-  if (n_dims == D && n_features == F) {     \
-    fn.template operator()<D, F>();         \
-    return true;                            \
+#define S3D_HG_CASE(D, F)               \
+  if (n_dims == D && n_features == F) { \
+    fn.template operator()<D, F>();     \
+    return true;                        \
   }
 #define S3D_HG_DIM(D) S3D_HG_CASE(D, 1) S3D_HG_CASE(D, 2) S3D_HG_CASE(D, 4) S3D_HG_CASE(D, 8)
-  S3D_HG_DIM(1) S3D_HG_DIM(2) S3D_HG_DIM(3)
+  S3D_HG_DIM(1)
+  S3D_HG_DIM(2)
+  S3D_HG_DIM(3)
 #undef S3D_HG_DIM
 #undef S3D_HG_CASE
   return false;
@@ -34,18 +36,13 @@ void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T*
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
               T* grad_points, T* grad_table, int n_threads);
-
-// Roofline probe: n random 8-byte gathers from a table of `entries` float2s
-// (indices from a counter hash, no index stream). Returns a checksum.
-double random_gather(const float* table, uint32_t entries, int64_t n, int n_threads);
 }  // namespace cpu
 
 namespace cuda {
 // Same contracts as the CPU launchers, except that grad_table must be
 // zero-filled (the scatter is atomicAdd into it).
 template <typename T>
-void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out,
-             void* stream);
+void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out, void* stream);
 
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,

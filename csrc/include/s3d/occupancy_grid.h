@@ -36,7 +36,7 @@ constexpr int kBlock = 8;
 
 template <typename T>
 struct MarchParams {
-  const uint8_t* bits;       // (n_grids, levels, bytes_per_level)
+  const uint8_t* bits;  // (n_grids, levels, bytes_per_level)
   int64_t bytes_per_level;
   // Coarse summary: bit set where any cell of a kBlock^3 block is occupied;
   // (n_grids, levels, block_bytes_per_level), or null.
@@ -45,23 +45,29 @@ struct MarchParams {
   int block_res[3];
   int res[3];
   int levels;
-  T center[3];               // of the ROI box (level 0)
-  T half[3];                 // half extent of the ROI box
-  const T* rays_o;           // (R, 3)
-  const T* rays_d;           // (R, 3)
-  const int64_t* grid_index; // (R,) or null (all rays on grid 0)
-  const T* t_near;           // (R,) start of each ray's lattice
-  const T* t_far;            // (R,)
+  T center[3];                // of the ROI box (level 0)
+  T half[3];                  // half extent of the ROI box
+  const T* rays_o;            // (R, 3)
+  const T* rays_d;            // (R, 3)
+  const int64_t* grid_index;  // (R,) or null (all rays on grid 0)
+  const T* t_near;            // (R,) start of each ray's lattice
+  const T* t_far;             // (R,)
   T step;
   T cone_angle;
 };
 
 template <typename T>
-S3D_FN T ceil_(T x) { return -floor_<T>(-x); }
+S3D_FN T ceil_(T x) {
+  return -floor_<T>(-x);
+}
 template <typename T>
-S3D_FN T min_(T a, T b) { return a < b ? a : b; }
+S3D_FN T min_(T a, T b) {
+  return a < b ? a : b;
+}
 template <typename T>
-S3D_FN T max_(T a, T b) { return a > b ? a : b; }
+S3D_FN T max_(T a, T b) {
+  return a > b ? a : b;
+}
 
 // Slab test of the ray against a box; [t_enter, t_exit] (empty when enter > exit).
 template <typename T>
@@ -172,7 +178,8 @@ S3D_HOT_FN bool lookup(const MarchParams<T>& p, const LevelFrame<T>* frames, con
     bool block_empty = false;
     if (grid_blocks) {
       const int64_t b = (static_cast<int64_t>(c[0] / kBlock) * p.block_res[1] + c[1] / kBlock) *
-                            p.block_res[2] + c[2] / kBlock;
+                            p.block_res[2] +
+                        c[2] / kBlock;
       block_empty = !((grid_blocks[l * p.block_bytes_per_level + (b >> 3)] >> (b & 7)) & 1);
     }
     if (block_empty) {
@@ -220,8 +227,8 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
   const T* d = p.rays_d + 3 * r;
   const int64_t g = p.grid_index ? p.grid_index[r] : 0;
   const uint8_t* grid_bits = p.bits + g * p.levels * p.bytes_per_level;
-  const uint8_t* grid_blocks =
-      p.block_bits ? p.block_bits + g * p.levels * p.block_bytes_per_level : nullptr;
+  const uint8_t* grid_blocks = p.block_bits ? p.block_bits + g * p.levels * p.block_bytes_per_level
+                                            : nullptr;
   LevelFrame<T> frames[kMaxLevels];
   make_frames(p, frames);
   T inv_d[3];

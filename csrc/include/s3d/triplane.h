@@ -231,14 +231,9 @@ S3D_FN void feature_grad(const Params<T>& p, const T* grad_row, int scale, int k
   for (int c = 0; c < n; ++c) {
     T upstream = grad_row[out_index(p, scale, k, c0 + c)];
     switch (p.plane_reduce) {
-      case PlaneReduce::Mean:
-        upstream *= T(1) / T(3);
-        break;
-      case PlaneReduce::Product:
-        upstream *= f[(k + 1) % 3][c] * f[(k + 2) % 3][c];
-        break;
-      default:
-        break;
+      case PlaneReduce::Mean: upstream *= T(1) / T(3); break;
+      case PlaneReduce::Product: upstream *= f[(k + 1) % 3][c] * f[(k + 2) % 3][c]; break;
+      default: break;
     }
     g[c] = upstream;
   }
@@ -298,7 +293,7 @@ S3D_FN void forward_scale(const Params<T>& p, int scale, int64_t b, const Footpr
     for (int k = 0; k < 3; ++k) {
       const Store store = (accumulate || (!concat && k > 0)) ? Store::Add : Store::Assign;
       blend_into<kChannels>(plane_base(p, scale, b, k), fp[k], p.channels, factor, store,
-                 out_slot(p, row, scale, k));
+                            out_slot(p, row, scale, k));
     }
     return;
   }
@@ -383,8 +378,8 @@ S3D_FN void backward_coords_scale(const Params<T>& p, int s, int64_t b, const Fo
   if (p.plane_reduce != PlaneReduce::Product) {
     const T factor = p.plane_reduce == PlaneReduce::Mean ? T(1) / T(3) : T(1);
     for (int k = 0; k < 3; ++k)
-      position_grad<kChannels>(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k),
-                               factor, p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
+      position_grad<kChannels>(plane_base(p, s, b, k), fp[k], grad_slot(p, grad_row, s, k), factor,
+                               p.channels, &grad_pixel[k][0], &grad_pixel[k][1]);
   } else {
     for (int k = 0; k < 3; ++k) grad_pixel[k][0] = grad_pixel[k][1] = T(0);
     for (int c0 = 0; c0 < p.channels; c0 += kChunk) {

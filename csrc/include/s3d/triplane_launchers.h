@@ -19,14 +19,6 @@ void forward(const Params<T>& p, const T* points, T* out, int n_threads);
 template <typename T>
 void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_points,
               T* const* grad_planes, int n_threads);
-
-// The CUDA launcher's decomposition (per-point position gradients, then one
-// scatter per point and plane over all channels), run serially; grad_planes
-// must be zero-filled. It exists so
-// that CPU tests exercise exactly the bodies the GPU runs.
-template <typename T>
-void backward_gpu_decomposition(const Params<T>& p, const T* points, const T* grad_out,
-                                T* grad_points, T* const* grad_planes);
 }  // namespace cpu
 
 namespace cuda {

@@ -98,8 +98,8 @@ inline float exp_inline(float x) {
 // Alphas of samples [i, i + n) into a[]: one vectorisable loop for float32
 // densities on the host, the per-sample path otherwise.
 template <typename T>
-S3D_FN void alphas_of_block(Input input, const T* in, const T* t_starts, const T* t_ends,
-                            int64_t i, int64_t n, T* a) {
+S3D_FN void alphas_of_block(Input input, const T* in, const T* t_starts, const T* t_ends, int64_t i,
+                            int64_t n, T* a) {
 #if !defined(__CUDA_ARCH__)
   if constexpr (sizeof(T) == 4) {
     if (input == Input::Density) {
@@ -137,8 +137,8 @@ S3D_FN void weights_forward_ray(Input input, int64_t begin, int64_t end, const T
 template <typename T>
 S3D_FN void weights_backward_ray(Input input, int64_t begin, int64_t end, const T* t_starts,
                                  const T* t_ends, const T* trans, const T* alphas,
-                                 const T* grad_weights, const T* grad_trans,
-                                 const T* grad_alphas, T* grad_in) {
+                                 const T* grad_weights, const T* grad_trans, const T* grad_alphas,
+                                 T* grad_in) {
   T suffix = T(0);  // U_i of the header
   for (int64_t i = end - 1; i >= begin; --i) {
     const T a = alphas[i];

@@ -18,8 +18,8 @@ void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const
                       const T* t_ends, const T* trans, const T* alphas, const T* grad_weights,
                       const T* grad_trans, const T* grad_alphas, T* grad_in, int n_threads);
 template <typename T>
-void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity,
-                       T* depth, int n_threads);
+void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity, T* depth,
+                       int n_threads);
 template <typename T>
 void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colors,
                         const T* opacity, const T* depth, const T* grad_colors,
@@ -42,8 +42,8 @@ void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const
                       const T* t_ends, const T* trans, const T* alphas, const T* grad_weights,
                       const T* grad_trans, const T* grad_alphas, T* grad_in, void* stream);
 template <typename T>
-void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity,
-                       T* depth, void* stream);
+void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity, T* depth,
+                       void* stream);
 template <typename T>
 void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colors,
                         const T* opacity, const T* depth, const T* grad_colors,

@@ -1,7 +1,7 @@
 // Tri-plane sampling ops: the CUDA kernels (compiled only in CUDA builds).
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>  // not ATen/cuda/CUDAContext.h: it needs cuSPARSE/cuBLAS headers
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>  // not ATen/cuda/CUDAContext.h: it needs cuSPARSE/cuBLAS headers
 #include <torch/library.h>
 
 #include <tuple>
@@ -41,7 +41,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cuda(
                                    padding, axes);
     check_triplane_grad_out(grad_out, points, p.out_channels);
     std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes) plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    for (auto& g : grads.planes)
+      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
     tp::cuda::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
                                  points_grad ? grads.points.data_ptr<scalar_t>() : nullptr,
                                  plane_ptrs.data(), c10::cuda::getCurrentCUDAStream().stream());

@@ -54,8 +54,7 @@ at::Tensor weights_backward_cuda(const at::Tensor& offsets,
                                  const at::Tensor& alphas,
                                  const c10::optional<at::Tensor>& grad_weights,
                                  const c10::optional<at::Tensor>& grad_trans,
-                                 const c10::optional<at::Tensor>& grad_alphas,
-                                 int64_t input_kind) {
+                                 const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind) {
   const c10::cuda::CUDAGuard guard(alphas.device());
   return weights_backward_impl<CudaBackend>(offsets, t_starts, t_ends, trans, alphas, grad_weights,
                                             grad_trans, grad_alphas, input_kind);
@@ -73,10 +72,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_forward_cuda(
 std::tuple<at::Tensor, at::Tensor> composite_backward_cuda(
     const at::Tensor& offsets, const at::Tensor& in, const at::Tensor& values,
     const c10::optional<at::Tensor>& t_starts, const c10::optional<at::Tensor>& t_ends,
-    int64_t input_kind, double early_stop_eps, const at::Tensor& colors,
-    const at::Tensor& opacity, const at::Tensor& depth,
-    const c10::optional<at::Tensor>& grad_colors, const c10::optional<at::Tensor>& grad_opacity,
-    const c10::optional<at::Tensor>& grad_depth, bool input_grad, bool values_grad) {
+    int64_t input_kind, double early_stop_eps, const at::Tensor& colors, const at::Tensor& opacity,
+    const at::Tensor& depth, const c10::optional<at::Tensor>& grad_colors,
+    const c10::optional<at::Tensor>& grad_opacity, const c10::optional<at::Tensor>& grad_depth,
+    bool input_grad, bool values_grad) {
   const c10::cuda::CUDAGuard guard(in.device());
   return composite_backward_impl<CudaBackend>(offsets, in, values, t_starts, t_ends, input_kind,
                                               early_stop_eps, colors, opacity, depth, grad_colors,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .._hashgrid_spec import check_encode_inputs
+from ..hashgrid import check_encode_inputs
+from ..hashgrid_config import HashGridConfig
 
 _PRIMES = (1, 2654435761, 805459861)
 _MASK32 = 0xFFFFFFFF
@@ -18,35 +19,19 @@ def _mul32(a: torch.Tensor, b: int) -> torch.Tensor:
 
 
 def hashgrid_encode(
-    x: torch.Tensor,
-    params: torch.Tensor,
-    n_levels: int = 16,
-    n_features_per_level: int = 2,
-    log2_hashmap_size: int = 19,
-    base_resolution: int = 16,
-    per_level_scale: float = 2.0,
-    interpolation: str = "linear",
-    grid_type: str = "hash",
+    x: torch.Tensor, params: torch.Tensor, config: HashGridConfig | None = None, **options
 ) -> torch.Tensor:
     """Same signature and result as :func:`s3d_fast.ops.hashgrid_encode`."""
-    layout_kwargs = dict(
-        n_levels=n_levels,
-        n_features_per_level=n_features_per_level,
-        log2_hashmap_size=log2_hashmap_size,
-        base_resolution=base_resolution,
-        per_level_scale=per_level_scale,
-        interpolation=interpolation,
-        grid_type=grid_type,
-    )
+    config = HashGridConfig.coerce(config, options)
     dtypes = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-    x2d, layout, lead = check_encode_inputs("reference.hashgrid_encode", x, params, layout_kwargs, dtypes)
+    x2d, layout, lead = check_encode_inputs("reference.hashgrid_encode", x, params, config, dtypes)
     n, dims = x2d.shape
-    feats = layout.n_features_per_level
+    feats = config.n_features_per_level
     table = params.view(-1, feats)
     # Corner k of a cell: bit d of k set = upper vertex along axis d.
     bits = torch.tensor([[(k >> d) & 1 for d in range(dims)] for k in range(1 << dims)], device=x.device)
     outs = []
-    for level in range(layout.n_levels):
+    for level in range(config.n_levels):
         scale = layout.scales[level]
         if x2d.dtype == torch.float64:
             pos = x2d * scale + 0.5
@@ -56,7 +41,7 @@ def hashgrid_encode(
             pos = (x2d.double() * scale + 0.5).to(x2d.dtype)
         lower = torch.floor(pos)
         frac = pos - lower  # d/dx = scale; floor has no gradient
-        if layout.interpolation == "smoothstep":
+        if config.interpolation == "smoothstep":
             frac = frac * frac * (3.0 - 2.0 * frac)
         cell = lower.detach().long() & _MASK32  # (int) then (uint32): negatives wrap
         vertex = (cell[:, None, :] + bits[None]) & _MASK32  # (N, 2^D, D)

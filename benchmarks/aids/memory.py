@@ -38,9 +38,13 @@ def peak_bytes_during(fn) -> tuple[int, object]:
 
 
 def measure_in_subprocess(module: str, *args: str) -> dict:
-    """Run ``python -m module args...`` and parse the JSON it prints last."""
+    """Run ``python -m module args...`` (a module of the aids, or any importable
+    one) and parse the JSON it prints last."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "2")
+    # The aids are not installed; the child finds them where this process did.
+    aids_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (aids_parent, env.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False
     )

@@ -1,8 +1,9 @@
 """Tri-plane workloads of the benchmarks: the fused op, its reference, and the
 EG3D-style peer (``grid_sample`` on planes stored (B, 3, C, H, W)).
 
-``python -m s3d_fast.bench.triplane CASE IMPL`` prints the peak extra memory of
-one forward pass of IMPL on CASE as JSON (used by benchmarks and tests).
+``python -m aids.triplane CASE IMPL`` (``benchmarks/`` on the path) prints the
+peak extra memory of one forward pass of IMPL on CASE as JSON (used by
+benchmarks and tests).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from ..ops import reference, triplane_sample
+from s3d_fast.ops import reference, triplane_sample
 
 # name -> plane sizes per scale (the issue's two configurations)
 CASES = {
@@ -84,7 +85,7 @@ def _main(argv) -> int:
     planes, points = make_inputs(case)
     forward = runner(impl, planes, points)
     if impl == "fused":
-        from .. import _ext
+        from s3d_fast import _ext
 
         _ext.load()
     # Warm up on a few points so one-time allocations are not counted.

@@ -1,1 +1,0 @@
-"""Benchmark workloads and measurement helpers shared by ``benchmarks/`` and tests."""
