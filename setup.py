@@ -6,6 +6,7 @@ pip's build isolation hides (it would fetch a second, possibly different torch
 into the build environment and produce a binary that does not load). So the
 wheel carries ``csrc/`` as package data under ``s3d_fast/_csrc``.
 """
+
 import os
 import shutil
 

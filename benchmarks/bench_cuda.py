@@ -16,16 +16,16 @@ line of each group (benchmarks/conftest.py) is from the median round.
 - compositing forward + backward: 2^20 packed samples over 2^14 rays, C = 32; fused vs
   the packed reference vs nerfacc 0.5.3's packed CUDA path.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
-
-from s3d_fast import ops
-from s3d_fast.ops import HashGridConfig, reference
+from conftest import median_seconds
 
 from aids.triplane import CASES, differentiable_runner, make_inputs, runner
-from conftest import median_seconds
+from s3d_fast import ops
+from s3d_fast.ops import HashGridConfig, reference
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEV = "cuda"
@@ -78,7 +78,9 @@ def test_cuda_triplane_forward_backward(benchmark, record, case, impl):
 
 # -- hash grid ------------------------------------------------------------------------------------------
 HASH_N = 1 << 18
-HASH_CONFIG = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+HASH_CONFIG = HashGridConfig(
+    n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5
+)
 
 
 HASH_IMPLS = ["fused", "reference"]
@@ -167,8 +169,13 @@ def test_cuda_march(benchmark, record, impl):
     benchmark.group = "cuda occupancy-grid marching 2^16 rays, 128^3 shell, step 1/256"
     out = _timed(benchmark, run, rounds=30 if impl != "reference" else 10, warmup=3)
     benchmark.extra_info["samples"] = int(out[0].numel())
-    record("cuda occupancy-grid marching, 2^16 rays", impl, _rate(benchmark, MARCH_RAYS), "M rays/s",
-           samples=int(out[0].numel()))
+    record(
+        "cuda occupancy-grid marching, 2^16 rays",
+        impl,
+        _rate(benchmark, MARCH_RAYS),
+        "M rays/s",
+        samples=int(out[0].numel()),
+    )
 
 
 @pytest.mark.parametrize("impl", RENDER_IMPLS)
@@ -178,6 +185,7 @@ def test_cuda_composite_forward_backward(benchmark, record, impl):
     ray_indices, t_starts, t_ends, sigmas, values = (x.to(DEV) for x in composite_inputs())
     sig, val, n = sigmas.clone().requires_grad_(), values.clone().requires_grad_(), COMP_RAYS
     if impl == "fused":
+
         def fwd():
             c, o, _ = ops.composite(sig, val, ray_indices, n, t_starts, t_ends)
             return c, o
@@ -188,8 +196,11 @@ def test_cuda_composite_forward_backward(benchmark, record, impl):
 
         def fwd():  # the packed path: weights, then two accumulations
             w, _, _ = lib.render_weight_from_density(t_starts, t_ends, sig, ray_indices=ray_indices, n_rays=n)
-            return (lib.accumulate_along_rays(w, val, ray_indices, n),
-                    lib.accumulate_along_rays(w, None, ray_indices, n))
+            return (
+                lib.accumulate_along_rays(w, val, ray_indices, n),
+                lib.accumulate_along_rays(w, None, ray_indices, n),
+            )
+
     gc, go = torch.randn(n, values.shape[1], device=DEV), torch.randn(n, 1, device=DEV)
 
     def step():

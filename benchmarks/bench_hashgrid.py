@@ -11,18 +11,20 @@ gives the speed-ups over the references and, as "gather roofline", the
 fraction of the random-gather bound the fused forward reaches; ratios within
 this one run.
 """
+
 import pytest
 import torch
+from conftest import min_seconds
 
+from aids.extension import random_gather_rate_probe
 from s3d_fast import ops
 from s3d_fast.ops import HashGridConfig
 
-from aids.extension import random_gather_rate_probe
-from conftest import min_seconds
-
 N = 1 << 18
 THREADS = 2
-CONFIG = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+CONFIG = HashGridConfig(
+    n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5
+)
 LAYOUT = CONFIG.layout(3)
 GATHERS_PER_POINT = CONFIG.n_levels * 2**3
 
@@ -62,8 +64,10 @@ def _chunked(encode, chunk=1 << 15):
     """The reference over 2^15-point chunks: at N = 2^18 its (N, 8, 3) int64
     temporaries are tens of MB per level, and chunking is what a careful
     pure-PyTorch user would do; the conservative baseline."""
+
     def run(x, params, config):
         return torch.cat([encode(part, params, config) for part in x.split(chunk)])
+
     return run
 
 
@@ -71,6 +75,7 @@ def _fwd(encode, x, params):
     def fn():
         with torch.no_grad():
             encode(x, params, CONFIG)
+
     return fn
 
 
@@ -78,6 +83,7 @@ def _fwd_bwd(encode, x, params, grad):
     def fn():
         p = params.detach().requires_grad_()
         encode(x, p, CONFIG).backward(grad)
+
     return fn
 
 
@@ -90,7 +96,15 @@ def test_fused_forward(benchmark, record, data):
 @pytest.mark.benchmark(group="hashgrid-forward")
 def test_reference_forward(benchmark, record, data):
     x, params, _ = data
-    _run(benchmark, record, "hashgrid forward", "reference", _fwd(ops.reference.hashgrid_encode, x, params), rounds=2, warmup=False)
+    _run(
+        benchmark,
+        record,
+        "hashgrid forward",
+        "reference",
+        _fwd(ops.reference.hashgrid_encode, x, params),
+        rounds=2,
+        warmup=False,
+    )
 
 
 @pytest.mark.benchmark(group="hashgrid-forward")
@@ -103,21 +117,43 @@ def test_reference_chunked_forward(benchmark, record, data):
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
 def test_fused_forward_backward(benchmark, record, data):
     x, params, grad = data
-    _run(benchmark, record, "hashgrid forward+backward", "fused", _fwd_bwd(ops.hashgrid_encode, x, params, grad), rounds=10)
+    _run(
+        benchmark,
+        record,
+        "hashgrid forward+backward",
+        "fused",
+        _fwd_bwd(ops.hashgrid_encode, x, params, grad),
+        rounds=10,
+    )
 
 
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
 def test_reference_forward_backward(benchmark, record, data):
     x, params, grad = data
-    _run(benchmark, record, "hashgrid forward+backward", "reference", _fwd_bwd(ops.reference.hashgrid_encode, x, params, grad),
-         rounds=2, warmup=False)
+    _run(
+        benchmark,
+        record,
+        "hashgrid forward+backward",
+        "reference",
+        _fwd_bwd(ops.reference.hashgrid_encode, x, params, grad),
+        rounds=2,
+        warmup=False,
+    )
 
 
 @pytest.mark.benchmark(group="hashgrid-forward-backward")
 def test_reference_chunked_forward_backward(benchmark, record, data):
     x, params, grad = data
     encode = _chunked(ops.reference.hashgrid_encode)
-    _run(benchmark, record, "hashgrid forward+backward", "chunked reference", _fwd_bwd(encode, x, params, grad), rounds=2, warmup=False)
+    _run(
+        benchmark,
+        record,
+        "hashgrid forward+backward",
+        "chunked reference",
+        _fwd_bwd(encode, x, params, grad),
+        rounds=2,
+        warmup=False,
+    )
 
 
 @pytest.mark.benchmark(group="hashgrid-roofline")
@@ -127,6 +163,13 @@ def test_random_gather_roofline(benchmark, record, data):
     _, params, _ = data
     table = params.view(-1, 2)
     n = N * GATHERS_PER_POINT
-    _run(benchmark, record, "hashgrid forward", "gather roofline", lambda: random_gather_rate_probe(table, n),
-         rounds=5, count=N)
+    _run(
+        benchmark,
+        record,
+        "hashgrid forward",
+        "gather roofline",
+        lambda: random_gather_rate_probe(table, n),
+        rounds=5,
+        count=N,
+    )
     benchmark.extra_info["table_MB"] = LAYOUT.n_params * 4 / 2**20

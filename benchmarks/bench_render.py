@@ -5,15 +5,15 @@ and cameras, with the PSNR between the two and the baked path's time per stage.
 
 Run: PYTHONPATH=. python -m pytest benchmarks/bench_render.py --benchmark-only -s
 """
+
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import min_seconds
 
 from s3d_fast.render.api import DEMO_CHECKPOINT, DEMO_IMAGE, DEMO_SPEECH
-
-from conftest import min_seconds
 
 FRAMES = 8  # one batch of frames per call, as `s3d-fast render --batch 8`
 
@@ -21,7 +21,10 @@ FRAMES = 8  # one batch of frames per call, as `s3d-fast render --batch 8`
 @pytest.fixture(scope="module")
 def demo():
     if not os.path.isdir(DEMO_CHECKPOINT):
-        pytest.fail(f"the bundled demo checkpoint is missing ({DEMO_CHECKPOINT}); see README, 'The demo checkpoint'")
+        pytest.fail(
+            f"the bundled demo checkpoint is missing ({DEMO_CHECKPOINT}); "
+            "see docs/experiments.md, 'The demo checkpoint'"
+        )
     from s3d_fast.data import audio
     from s3d_fast.model import load_model
     from s3d_fast.render import cameras
@@ -36,7 +39,8 @@ def demo():
         source = model.prepare_source(  # with its camera, as s3d-fast render does: frames reproject it
             torch.from_numpy(src.image).permute(2, 0, 1)[None].float() / 255,
             None if src.mask is None else torch.from_numpy(src.mask.astype(np.int64))[None],
-            torch.from_numpy(np.asarray(src.c2w, np.float32))[None], torch.from_numpy(np.asarray(src.K, np.float32))[None],
+            torch.from_numpy(np.asarray(src.c2w, np.float32))[None],
+            torch.from_numpy(np.asarray(src.K, np.float32))[None],
         )
         tokens = model.audio_tokens(mel)
         baked = model.fit_to_audio(model.bake(source), tokens)  # as s3d-fast render does
@@ -65,9 +69,15 @@ def test_baked_real_time_path(benchmark, record, demo):
         fps = FRAMES / seconds
         benchmark.extra_info["frames_per_s"] = fps
         stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
-        record("render 256^2 small (demo)", "fused", fps, "frames/s", psnr_vs_training_style=f"{psnr:.1f} dB",
-               opacity_psnr=f"{psnr_opacity:.1f} dB",
-               **{f"per frame {k}": v for k, v in stages.items()})
+        record(
+            "render 256^2 small (demo)",
+            "fused",
+            fps,
+            "frames/s",
+            psnr_vs_training_style=f"{psnr:.1f} dB",
+            opacity_psnr=f"{psnr_opacity:.1f} dB",
+            **{f"per frame {k}": v for k, v in stages.items()},
+        )
 
 
 def test_training_style_path(benchmark, record, demo):

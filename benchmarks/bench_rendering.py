@@ -3,7 +3,7 @@
     pytest benchmarks/bench_rendering.py --benchmark-only      # pytest-benchmark
     python benchmarks/bench_rendering.py                       # quick table with ratios
 
-2 threads. Cases (DESIGN 3.3 / issue 4):
+2 threads. Cases (docs/design.md section 3.3):
 - marching: 2^16 rays through a 128^3 grid whose occupied cells form a
   head-like shell (about 5% occupied), step 1/256 of the box; fused marcher vs
   the dense masked PyTorch reference (every step generated, then tested); and
@@ -13,13 +13,13 @@
   PyTorch reference (cumsum plus index_add) vs nerfacc 0.5.3's batched CPU path
   (render_weight_from_density + accumulate_along_rays on (rays, samples)).
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
 import torch
-
 from conftest import min_seconds
 
 from s3d_fast import ops
@@ -91,13 +91,17 @@ def composite_runner(impl, ray_indices, t_starts, t_ends, sigmas, values):
     val = values.clone().requires_grad_(True)
     n = COMP_RAYS
     if impl == "fused":
+
         def fwd():
             c, o, _ = ops.composite(sig, val, ray_indices, n, t_starts, t_ends)
             return c, o
     elif impl == "reference":
+
         def fwd():
             w, _, _ = reference.render_weight_from_density(t_starts, t_ends, sig, ray_indices=ray_indices, n_rays=n)
-            return reference.accumulate_along_rays(w, val, ray_indices, n), reference.accumulate_along_rays(w, None, ray_indices, n)
+            return reference.accumulate_along_rays(w, val, ray_indices, n), reference.accumulate_along_rays(
+                w, None, ray_indices, n
+            )
     elif impl == "nerfacc":
         import nerfacc
 
@@ -141,7 +145,9 @@ def test_march(benchmark, record, impl):
         return
     record("occupancy-grid marching, 2^16 rays", impl, MARCH_RAYS / t / 1e6, "M rays/s")
     benchmark.extra_info.update(
-        rays_per_s=MARCH_RAYS / t, samples_per_s=out[0].numel() / t, samples=out[0].numel(),
+        rays_per_s=MARCH_RAYS / t,
+        samples_per_s=out[0].numel() / t,
+        samples=out[0].numel(),
         occupied_fraction=float(inputs[0].binaries.float().mean()),
     )
 
@@ -154,7 +160,9 @@ def test_march_cone_angle(benchmark, record):
     benchmark.group = "occupancy-grid marching 2^16 rays, 128^3 shell, step 1/256, cone_angle 1/256"
     out = benchmark.pedantic(
         lambda: ops.occgrid_march(bits, res, AABB, o, d, near, far, STEP, 1 / 256, block_bits=blocks),
-        rounds=5, iterations=1, warmup_rounds=1,
+        rounds=5,
+        iterations=1,
+        warmup_rounds=1,
     )
     t = min_seconds(benchmark)
     if t is None:  # --benchmark-disable
@@ -189,7 +197,10 @@ def _median_time(fn, rounds):
 def main():
     print(f"threads: {torch.get_num_threads()}")
     inputs = march_inputs()
-    print(f"marching: {MARCH_RAYS} rays, {MARCH_RES}^3 grid, {100 * float(inputs[0].binaries.float().mean()):.1f}% occupied")
+    print(
+        f"marching: {MARCH_RAYS} rays, {MARCH_RES}^3 grid, "
+        f"{100 * float(inputs[0].binaries.float().mean()):.1f}% occupied"
+    )
     fused_out = march_runner("fused", *inputs)()
     ref_out = march_runner("reference", *inputs)()
     # Same samples up to midpoints that sit on a cell face within an ulp
@@ -201,7 +212,10 @@ def main():
     for impl, rounds in (("fused", 5), ("reference", 1)):
         t = _median_time(march_runner(impl, *inputs), rounds)
         rows[impl] = t
-        print(f"  {impl:10s} {t * 1e3:9.1f} ms  {MARCH_RAYS / t / 1e6:8.3f} M rays/s  {fused_out[0].numel() / t / 1e6:8.2f} M samples/s")
+        print(
+            f"  {impl:10s} {t * 1e3:9.1f} ms  {MARCH_RAYS / t / 1e6:8.3f} M rays/s  "
+            f"{fused_out[0].numel() / t / 1e6:8.2f} M samples/s"
+        )
     print(f"  fused / reference: {rows['reference'] / rows['fused']:.1f}x")
     print(f"compositing fwd+bwd: {COMP_SAMPLES} samples, {COMP_RAYS} rays, C={CHANNELS}")
     comp = composite_inputs()
@@ -209,7 +223,10 @@ def main():
     for impl in COMPOSITE_IMPLS:
         t = _median_time(composite_runner(impl, *comp), 5)
         rows[impl] = t
-        print(f"  {impl:10s} {t * 1e3:9.1f} ms  {COMP_RAYS / t / 1e6:8.3f} M rays/s  {COMP_SAMPLES / t / 1e6:8.2f} M samples/s")
+        print(
+            f"  {impl:10s} {t * 1e3:9.1f} ms  {COMP_RAYS / t / 1e6:8.3f} M rays/s  "
+            f"{COMP_SAMPLES / t / 1e6:8.2f} M samples/s"
+        )
     for impl in rows:
         if impl != "fused":
             print(f"  fused vs {impl}: {rows[impl] / rows['fused']:.1f}x")

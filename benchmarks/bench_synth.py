@@ -3,15 +3,15 @@
 Run: PYTHONPATH=. python -m pytest benchmarks/bench_synth.py --benchmark-only
 `extra_info["frames_per_s"]` is for one process; `s3d-fast synth` runs one per core.
 """
+
 import numpy as np
 import pytest
+from conftest import median_seconds
 
 from s3d_fast.data import audio
 from s3d_fast.data.synthtalk import camera, head
 from s3d_fast.data.synthtalk.generate import light_direction, render_view
 from s3d_fast.data.synthtalk.identity import sample_identity
-
-from conftest import median_seconds
 
 
 @pytest.mark.parametrize("size,supersample", [(256, 1), (256, 2)])

@@ -8,12 +8,13 @@ B = 1, N = 2^17 uniform points, C = 32, 2 threads; (a) one 256^2 scale,
 implementation (conftest.min_seconds). Peak memory of one forward pass above the
 state before it is measured in a fresh process (see aids/memory.py).
 """
+
 import pytest
 import torch
+from conftest import min_seconds
 
 from aids import memory
 from aids.triplane import CASES, IMPLS, differentiable_runner, make_inputs, runner
-from conftest import min_seconds
 
 
 def points_per_second(benchmark, n_points):

@@ -4,6 +4,7 @@ Each benchmark records its throughput with ``record(group, impl, value, unit)``;
 at the end of the run a table compares every implementation of a group with
 the fused one, so ratios come from one run on one machine.
 """
+
 from collections import defaultdict
 
 import pytest

@@ -1,4 +1,5 @@
 """s3d_fast: one-shot speech-driven talking-head NeRF on fused CPU/CUDA kernels."""
+
 from .errors import S3DError
 from .version import __version__
 

@@ -4,6 +4,7 @@ A reader (or a crash) never sees half of a file: the old one stays until the ren
 the temporary is removed on any error, Ctrl-C included. Every file the package writes
 goes through here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,9 @@ import errno
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 PathLike = Union[str, os.PathLike]
 

@@ -3,6 +3,7 @@
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``
 and is imported only when chosen, so ``s3d-fast --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,21 @@ from .errors import S3DError
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "render": ("s3d_fast.render.cli", "image + speech -> lip-synced free-view talking-head video (no arguments: the demo)"),
+    "render": (
+        "s3d_fast.render.cli",
+        "image + speech -> lip-synced free-view talking-head video (no arguments: the demo)",
+    ),
     "doctor": ("s3d_fast.doctor", "report the torch setup and which kernel backends are built"),
     "synth": ("s3d_fast.data.synthtalk.cli", "generate a SynthTalk data set of procedural talking heads"),
     "train": ("s3d_fast.training.cli", "train the S^3D-NeRF model on a data set (lip-sync expert, then generator)"),
-    "preprocess": ("s3d_fast.data.preprocess.cli", "turn real talking-head videos into a data set (mediapipe face mesh)"),
-    "eval": ("s3d_fast.evaluation.cli", "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps"),
+    "preprocess": (
+        "s3d_fast.data.preprocess.cli",
+        "turn real talking-head videos into a data set (mediapipe face mesh)",
+    ),
+    "eval": (
+        "s3d_fast.evaluation.cli",
+        "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """``s3d-fast doctor``: what this installation can run, and why not."""
+
 from __future__ import annotations
 
 import json
@@ -8,17 +9,15 @@ import sys
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--no-build", action="store_true", help="do not compile the kernels if they are not built yet"
-    )
+    parser.add_argument("--no-build", action="store_true", help="do not compile the kernels if they are not built yet")
 
 
 def collect(build: bool = True) -> dict:
     import torch
 
     from . import _ext
-    from .version import __version__
     from ._ext import build as ext_build
+    from .version import __version__
 
     report = {
         "s3d_fast": __version__,

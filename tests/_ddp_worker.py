@@ -4,6 +4,7 @@ Each rank regresses a fixed linear map with an MLP on its own data stream; DDP a
 the gradients, so every replica must end with the same weights. Each rank writes its
 final weights (safetensors) and its loss history (JSON) to --out.
 """
+
 import argparse
 import json
 import os
@@ -13,8 +14,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from s3d_fast.training.distributed import (all_reduce_mean, any_rank, cleanup, init_distributed,
-                                  seed_everything, unwrap_model)
+from s3d_fast.training.distributed import (
+    all_reduce_mean,
+    any_rank,
+    cleanup,
+    init_distributed,
+    seed_everything,
+    unwrap_model,
+)
 
 
 def main(argv=None) -> int:
@@ -48,11 +55,20 @@ def main(argv=None) -> int:
     out = Path(args.out)
     state = {k: v.detach().contiguous() for k, v in unwrap_model(model).state_dict().items()}
     save_file(state, str(out / f"rank{ctx.rank}.safetensors"))
-    (out / f"rank{ctx.rank}.json").write_text(json.dumps({
-        "rank": ctx.rank, "world_size": ctx.world_size, "backend": ctx.backend,
-        "is_main": ctx.is_main, "threads": torch.get_num_threads(),
-        "omp": os.environ.get("OMP_NUM_THREADS"), "losses": losses,
-        "any_rank": [any_rank(ctx.rank == 1), any_rank(False)]}))
+    (out / f"rank{ctx.rank}.json").write_text(
+        json.dumps(
+            {
+                "rank": ctx.rank,
+                "world_size": ctx.world_size,
+                "backend": ctx.backend,
+                "is_main": ctx.is_main,
+                "threads": torch.get_num_threads(),
+                "omp": os.environ.get("OMP_NUM_THREADS"),
+                "losses": losses,
+                "any_rank": [any_rank(ctx.rank == 1), any_rank(False)],
+            }
+        )
+    )
     cleanup(synchronize=True)
     return 0
 

@@ -3,6 +3,7 @@
 Built once per test process (lru_cache): generating and training cost most of those tests'
 time, and several tests read the same results.
 """
+
 import atexit
 import functools
 import shutil
@@ -22,22 +23,24 @@ def _make(config):
     return root
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sync_set() -> str:
     return _make(TINY_SYNC)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mouth_set() -> str:
     return _make(TINY_MOUTH)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained_syncnet():
     """(frozen syncnet, stats) after a short training on :func:`sync_set`."""
-    from s3d_fast.training.syncnet import train_syncnet
     from s3d_fast.model.syncnet import SyncNetConfig, freeze
+    from s3d_fast.training.syncnet import train_syncnet
 
     config = SyncNetConfig(face_size=32, face_channels=(16, 32, 48, 64), audio_channels=(16, 32, 48, 64), embed_dim=64)
-    net, stats = train_syncnet(sync_set(), config, steps=600, batch_size=32, lr=1e-3, seed=0, progress=False, num_threads=1)
+    net, stats = train_syncnet(
+        sync_set(), config, steps=600, batch_size=32, lr=1e-3, seed=0, progress=False, num_threads=1
+    )
     return freeze(net), stats

@@ -1,13 +1,33 @@
 """A tiny model configuration for tests (the real architecture at toy sizes) and the tiny
 SynthTalk set the training and evaluation tests run it on."""
+
 from s3d_fast.config import Config, ModelConfig, TrainConfig
 
 TINY_MODEL = dict(
-    input_resolution=64, encoder_resolution=32, encoder_width=8, plane_resolutions=(4, 8, 16), plane_channels=8,
-    nerf_resolution=16, output_resolution=64, feature_channels=8, audio_dim=16, audio_tokens_per_frame=2,
-    n_slots=3, slot_dim=16, slot_iterations=2, attention_heads=2, hash_levels=4, hash_log2_size=10,
-    hash_base_resolution=4, deform_hidden=16, decoder_hidden=16, sr_width=16, n_coarse=4, n_fine=4,
-    bake_resolution=16, march_steps=32,
+    input_resolution=64,
+    encoder_resolution=32,
+    encoder_width=8,
+    plane_resolutions=(4, 8, 16),
+    plane_channels=8,
+    nerf_resolution=16,
+    output_resolution=64,
+    feature_channels=8,
+    audio_dim=16,
+    audio_tokens_per_frame=2,
+    n_slots=3,
+    slot_dim=16,
+    slot_iterations=2,
+    attention_heads=2,
+    hash_levels=4,
+    hash_log2_size=10,
+    hash_base_resolution=4,
+    deform_hidden=16,
+    decoder_hidden=16,
+    sr_width=16,
+    n_coarse=4,
+    n_fine=4,
+    bake_resolution=16,
+    march_steps=32,
 )
 
 TINY_OVERRIDES = [f"model.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in TINY_MODEL.items()]
@@ -21,5 +41,28 @@ def make_tiny_synthtalk(out) -> None:
     """3 identities (1 held out), one 0.6 s clip each, 64^2, one extra view."""
     from s3d_fast.cli import main
 
-    assert main(["synth", "--out", str(out), "--identities", "3", "--heldout", "1", "--clips", "1", "--seconds", "0.6",
-                 "--size", "64", "--views", "1", "--quiet", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(out),
+                "--identities",
+                "3",
+                "--heldout",
+                "1",
+                "--clips",
+                "1",
+                "--seconds",
+                "0.6",
+                "--size",
+                "64",
+                "--views",
+                "1",
+                "--quiet",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )

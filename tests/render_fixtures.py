@@ -1,13 +1,14 @@
 """Shared fixtures of the render tests: the test-double model plugged into the renderer's
 single model seam (``s3d_fast.render.api._load_model``). When the real model lands, a tiny
 real checkpoint can replace ``render_checkpoint`` and the monkeypatch can go."""
+
 import numpy as np
 import pytest
-
 import render_model_double as double
+
+from s3d_fast.data.synthtalk import camera
 from s3d_fast.render import api
 from s3d_fast.render.source import write_sidecar
-from s3d_fast.data.synthtalk import camera
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ and draws frames that depend visibly on what drives them, so tests can see that:
 Its "checkpoint" is a folder holding ``double.json`` ({"format_version": 1, ...});
 another format version raises an S3DError, as the real checkpoint loader does.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,20 @@ FORMAT_VERSION = 1
 STAGES = ("deformation", "marching", "decoder", "compositing", "super-resolution")
 
 
-def write_checkpoint(folder, input_resolution=64, output_resolution=64, nerf_resolution=16, format_version=FORMAT_VERSION):
+def write_checkpoint(
+    folder, input_resolution=64, output_resolution=64, nerf_resolution=16, format_version=FORMAT_VERSION
+):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "double.json"), "w") as fh:
-        json.dump({"format_version": format_version, "input_resolution": input_resolution,
-                   "output_resolution": output_resolution, "nerf_resolution": nerf_resolution}, fh)
+        json.dump(
+            {
+                "format_version": format_version,
+                "input_resolution": input_resolution,
+                "output_resolution": output_resolution,
+                "nerf_resolution": nerf_resolution,
+            },
+            fh,
+        )
     return str(folder)
 
 
@@ -66,7 +76,9 @@ class RenderModelDouble:
     TOKEN_DIM = 8
 
     def __init__(self, input_resolution, output_resolution, nerf_resolution, device):
-        self.config = SimpleNamespace(model=SimpleNamespace(output_resolution=output_resolution, nerf_resolution=nerf_resolution))
+        self.config = SimpleNamespace(
+            model=SimpleNamespace(output_resolution=output_resolution, nerf_resolution=nerf_resolution)
+        )
         self.input_resolution = input_resolution
         self.device = device
         self.calls = {"prepare_source": 0, "bake": 0, "audio_tokens": [], "render_frames": []}

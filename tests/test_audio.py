@@ -1,4 +1,5 @@
-"""Audio decoding, resampling and log-mel windows (DESIGN 4 / 5a)."""
+"""Audio decoding, resampling and log-mel windows (docs/design.md section 4 / 5a)."""
+
 import numpy as np
 import pytest
 import soundfile as sf

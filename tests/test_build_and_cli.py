@@ -1,4 +1,5 @@
 """The extension's build decisions, its error messages, and the CLI."""
+
 import json
 import os
 import subprocess
@@ -57,9 +58,7 @@ def test_missing_compiler_gives_the_fix(tmp_path):
 
 
 def test_doctor_json():
-    done = subprocess.run(
-        [sys.executable, "-m", "s3d_fast", "doctor", "--json"], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", "s3d_fast", "doctor", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["torch"] == torch.__version__

@@ -1,4 +1,5 @@
 """Checkpoints: round trips (weights, optimizer, scheduler, RNG), atomicity, every error."""
+
 import json
 import os
 import random
@@ -19,10 +20,10 @@ from s3d_fast.checkpoint import (
     CheckpointFormatError,
     CheckpointNotFoundError,
     RunDirectory,
-    resolve_checkpoint,
     StateDictMismatchError,
     load_checkpoint,
     load_model_state,
+    resolve_checkpoint,
     restore_rng,
     save_checkpoint,
 )
@@ -56,8 +57,10 @@ def _train_steps(model, opts, scheds, n):
             o.step()
         for s in scheds:
             s.step()
-        trace.append([p.detach().clone() for p in model.parameters()]
-                     + [torch.tensor([g["lr"] for o in opts for g in o.param_groups])])
+        trace.append(
+            [p.detach().clone() for p in model.parameters()]
+            + [torch.tensor([g["lr"] for o in opts for g in o.param_groups])]
+        )
     return trace
 
 
@@ -74,11 +77,15 @@ def test_resume_is_bit_for_bit(tmp_path):
     torch.manual_seed(1), np.random.seed(1), random.seed(1)
     model, adam, sgd, onecycle, plateau = _make()
     _train_steps(model, [adam, sgd], [onecycle], 4)
-    save_checkpoint(tmp_path / "ck", model_state=model.state_dict(), config={"hidden": 8},
-                    step=4, extra={"stage": "generator", "best": 1.5},
-                    optimizers={"adam": adam.state_dict(), "sgd": sgd.state_dict()},
-                    schedulers={"onecycle": onecycle.state_dict(),
-                                "plateau": plateau.state_dict()})
+    save_checkpoint(
+        tmp_path / "ck",
+        model_state=model.state_dict(),
+        config={"hidden": 8},
+        step=4,
+        extra={"stage": "generator", "best": 1.5},
+        optimizers={"adam": adam.state_dict(), "sgd": sgd.state_dict()},
+        schedulers={"onecycle": onecycle.state_dict(), "plateau": plateau.state_dict()},
+    )
     expected = _train_steps(model, [adam, sgd], [onecycle], 5)
 
     # A different process state: other seeds, fresh objects.
@@ -104,8 +111,9 @@ def test_resume_is_bit_for_bit(tmp_path):
 
 def test_files_and_metadata(tmp_path):
     model = Net()
-    path = save_checkpoint(tmp_path / "run" / "ck", model_state=model.state_dict(),
-                           config={"a": [1, 2]}, step=7, rng=False)
+    path = save_checkpoint(
+        tmp_path / "run" / "ck", model_state=model.state_dict(), config={"a": [1, 2]}, step=7, rng=False
+    )
     assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"]
     meta = json.loads((path / "config.json").read_text())
     assert meta["format"] == "s3d-fast-checkpoint" and meta["format_version"] == FORMAT_VERSION
@@ -138,11 +146,11 @@ def test_replace_existing_and_run_directory(tmp_path):
     assert run.checkpoint_path(100).name == "step_00000100"
     assert run.checkpoint_path(100).parent == tmp_path / "run" / "checkpoints"
     for step in (100, 200, 300, 400):
-        save_checkpoint(run.checkpoint_path(step), model_state={"w": torch.full((2,), step)},
-                        config={}, step=step, rng=False)
+        save_checkpoint(
+            run.checkpoint_path(step), model_state={"w": torch.full((2,), step)}, config={}, step=step, rng=False
+        )
     # Replace step 400 in place (e.g. saved again at exit).
-    save_checkpoint(run.checkpoint_path(400), model_state={"w": torch.full((2,), 401)},
-                    config={}, step=400, rng=False)
+    save_checkpoint(run.checkpoint_path(400), model_state={"w": torch.full((2,), 401)}, config={}, step=400, rng=False)
     assert load_checkpoint(run.latest()).model_state["w"][0] == 401
     # Half-written and foreign directories are ignored.
     (run.checkpoints_dir / ".step_00000500.tmp-999999999-abcd").mkdir()
@@ -163,7 +171,11 @@ def test_replace_existing_and_run_directory(tmp_path):
     with pytest.raises(ValueError):
         run.prune(keep=0)
     assert sorted(p.name for p in run.checkpoints_dir.iterdir()) == [
-        "notes", "step_00000300", "step_00000400", "step_00000600"]
+        "notes",
+        "step_00000300",
+        "step_00000400",
+        "step_00000600",
+    ]
 
 
 @pytest.mark.parametrize("exchange", [True, False])
@@ -193,8 +205,7 @@ def test_failed_write_leaves_old_checkpoint_intact(tmp_path, monkeypatch, exchan
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model_state={"w": torch.zeros(3)}, config={"v": 3}, step=3)
     ck = load_checkpoint(path, with_training=True)
-    assert ck.step == 1 and ck.config == {"v": 1} and torch.equal(ck.model_state["w"],
-                                                                   torch.ones(3))
+    assert ck.step == 1 and ck.config == {"v": 1} and torch.equal(ck.model_state["w"], torch.ones(3))
     assert os.listdir(tmp_path) == ["ck"]  # no temp or aside directories left
     monkeypatch.undo()
     save_checkpoint(path, model_state={"w": torch.zeros(3)}, config={"v": 2}, step=2)
@@ -212,16 +223,21 @@ def test_refuses_to_replace_what_is_not_a_checkpoint(tmp_path):
         save_checkpoint(tmp_path / "file", model_state={}, config={}, step=0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(model_state={"w": 3}), r"model_state\['w'\] is a int, not a tensor"),
-    (dict(model_state=[torch.ones(1)]), "model_state must be a state_dict"),
-    (dict(step=-1), "step must be a non-negative int"),
-    (dict(config="small"), "config must be a dict"),
-    (dict(extra={"f": object()}), "checkpoint config/extra is not JSON-serialisable"),
-    (dict(extra={"x": float("nan")}), "not JSON-serialisable"),
-    (dict(optimizers={"o": {"state": {0: {"fn": print}}}}),
-     "cannot save optimizers/o/state/0/fn: values of type builtin_function_or_method"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(model_state={"w": 3}), r"model_state\['w'\] is a int, not a tensor"),
+        (dict(model_state=[torch.ones(1)]), "model_state must be a state_dict"),
+        (dict(step=-1), "step must be a non-negative int"),
+        (dict(config="small"), "config must be a dict"),
+        (dict(extra={"f": object()}), "checkpoint config/extra is not JSON-serialisable"),
+        (dict(extra={"x": float("nan")}), "not JSON-serialisable"),
+        (
+            dict(optimizers={"o": {"state": {0: {"fn": print}}}}),
+            "cannot save optimizers/o/state/0/fn: values of type builtin_function_or_method",
+        ),
+    ],
+)
 def test_save_errors(tmp_path, kwargs, message):
     args = dict(model_state={"w": torch.ones(1)}, config={}, step=0)
     args.update(kwargs)
@@ -234,8 +250,9 @@ def test_save_errors(tmp_path, kwargs, message):
 def saved(tmp_path):
     model = Net()
     opt = torch.optim.Adam(model.parameters())
-    return save_checkpoint(tmp_path / "ck", model_state=model.state_dict(), config={"x": 1},
-                           step=3, optimizers={"adam": opt.state_dict()})
+    return save_checkpoint(
+        tmp_path / "ck", model_state=model.state_dict(), config={"x": 1}, step=3, optimizers={"adam": opt.state_dict()}
+    )
 
 
 def _edit_meta(path, **changes):
@@ -265,30 +282,50 @@ def test_load_errors(saved, tmp_path):
             load_checkpoint(saved, map_location="cuda")
 
 
-@pytest.mark.parametrize("damage, error, message", [
-    (lambda p: _edit_meta(p, format_version=2), CheckpointFormatError,
-     r"checkpoint format 2 is newer than this s3d-fast \(reads 1\): upgrade s3d-fast"),
-    (lambda p: _edit_meta(p, format_version=0), CheckpointFormatError,
-     "checkpoint format 0 is not one this s3d-fast reads"),
-    (lambda p: _edit_meta(p, format_version="1"), CheckpointFormatError,
-     "is not a version number"),
-    (lambda p: _edit_meta(p, format="eg3d"), CheckpointFormatError,
-     "is not an s3d-fast checkpoint .*format is 'eg3d'"),
-    (lambda p: _edit_meta(p, step="3"), CheckpointCorruptError, "lacks a valid 'step'"),
-    (lambda p: (p / "config.json").write_text('{"format": "s3d-fa'), CheckpointCorruptError,
-     "config.json is corrupt: not valid JSON"),
-    (lambda p: (p / "config.json").write_text("[1]"), CheckpointCorruptError,
-     "expected a JSON object"),
-    (lambda p: (p / "model.safetensors").unlink(), CheckpointNotFoundError,
-     "is incomplete: model.safetensors missing"),
-    (lambda p: (p / "training.json").unlink(), CheckpointNotFoundError,
-     "is incomplete: training.json missing"),
-    (lambda p: (p / "model.safetensors").write_bytes(
-        (p / "model.safetensors").read_bytes()[:50]), CheckpointCorruptError,
-     "model.safetensors is corrupt"),
-    (lambda p: (p / "model.safetensors").write_bytes(b"\xff" * 64), CheckpointCorruptError,
-     "model.safetensors is corrupt"),
-])
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        (
+            lambda p: _edit_meta(p, format_version=2),
+            CheckpointFormatError,
+            r"checkpoint format 2 is newer than this s3d-fast \(reads 1\): upgrade s3d-fast",
+        ),
+        (
+            lambda p: _edit_meta(p, format_version=0),
+            CheckpointFormatError,
+            "checkpoint format 0 is not one this s3d-fast reads",
+        ),
+        (lambda p: _edit_meta(p, format_version="1"), CheckpointFormatError, "is not a version number"),
+        (
+            lambda p: _edit_meta(p, format="eg3d"),
+            CheckpointFormatError,
+            "is not an s3d-fast checkpoint .*format is 'eg3d'",
+        ),
+        (lambda p: _edit_meta(p, step="3"), CheckpointCorruptError, "lacks a valid 'step'"),
+        (
+            lambda p: (p / "config.json").write_text('{"format": "s3d-fa'),
+            CheckpointCorruptError,
+            "config.json is corrupt: not valid JSON",
+        ),
+        (lambda p: (p / "config.json").write_text("[1]"), CheckpointCorruptError, "expected a JSON object"),
+        (
+            lambda p: (p / "model.safetensors").unlink(),
+            CheckpointNotFoundError,
+            "is incomplete: model.safetensors missing",
+        ),
+        (lambda p: (p / "training.json").unlink(), CheckpointNotFoundError, "is incomplete: training.json missing"),
+        (
+            lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:50]),
+            CheckpointCorruptError,
+            "model.safetensors is corrupt",
+        ),
+        (
+            lambda p: (p / "model.safetensors").write_bytes(b"\xff" * 64),
+            CheckpointCorruptError,
+            "model.safetensors is corrupt",
+        ),
+    ],
+)
 def test_damaged_checkpoints(saved, damage, error, message):
     damage(saved)
     with pytest.raises(error, match=message) as info:
@@ -296,27 +333,37 @@ def test_damaged_checkpoints(saved, damage, error, message):
     _one_line(info.value)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: (p / "training.safetensors").write_bytes(b"12345678"), "training.safetensors is "
-                                                                      "corrupt"),
-    (lambda p: (p / "training.json").write_text("{"), "training.json is corrupt"),
-    (lambda p: (p / "training.json").write_text(
-        (p / "training.json").read_text().replace('"step": 3', '"step": 9')),
-     "training state of step 9 beside weights of step 3"),
-    (lambda p: (p / "training.json").write_text(
-        (p / "training.json").read_text().replace("exp_avg_sq", "exp_avg_zz")),
-     "refers to tensor .*exp_avg_zz.*which training.safetensors lacks"),
-    (lambda p: (p / "training.json").write_text(
-        (p / "training.json").read_text().replace('"format_version": 1', '"format_version": 5')),
-     "checkpoint format 5 is newer"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: (p / "training.safetensors").write_bytes(b"12345678"), "training.safetensors is corrupt"),
+        (lambda p: (p / "training.json").write_text("{"), "training.json is corrupt"),
+        (
+            lambda p: (p / "training.json").write_text(
+                (p / "training.json").read_text().replace('"step": 3', '"step": 9')
+            ),
+            "training state of step 9 beside weights of step 3",
+        ),
+        (
+            lambda p: (p / "training.json").write_text(
+                (p / "training.json").read_text().replace("exp_avg_sq", "exp_avg_zz")
+            ),
+            "refers to tensor .*exp_avg_zz.*which training.safetensors lacks",
+        ),
+        (
+            lambda p: (p / "training.json").write_text(
+                (p / "training.json").read_text().replace('"format_version": 1', '"format_version": 5')
+            ),
+            "checkpoint format 5 is newer",
+        ),
+    ],
+)
 def test_damaged_training_state(saved, damage, message):
     model = Net()
     opt = torch.optim.Adam(model.parameters())
     model(torch.ones(2, 4)).sum().backward()
     opt.step()
-    save_checkpoint(saved, model_state=model.state_dict(), config={}, step=3,
-                    optimizers={"adam": opt.state_dict()})
+    save_checkpoint(saved, model_state=model.state_dict(), config={}, step=3, optimizers={"adam": opt.state_dict()})
     load_checkpoint(saved, with_training=True)  # fine before the damage
     damage(saved)
     with pytest.raises(CheckpointError, match=message) as info:
@@ -348,9 +395,11 @@ def test_load_model_state_errors():
 
     partial = {k: v for k, v in state.items() if not k.startswith("fc2")}
     partial["extra.weight"] = torch.zeros(1)
-    with pytest.raises(StateDictMismatchError,
-                       match=r"2 missing keys \(fc2.weight, fc2.bias\); 1 unexpected key "
-                             r"\(extra.weight\)"):
+    with pytest.raises(
+        StateDictMismatchError,
+        match=r"2 missing keys \(fc2.weight, fc2.bias\); 1 unexpected key "
+        r"\(extra.weight\)",
+    ):
         load_model_state(model, partial)
     missing, unexpected = load_model_state(model, partial, strict=False)
     assert missing == ["fc2.weight", "fc2.bias"] and unexpected == ["extra.weight"]
@@ -383,8 +432,7 @@ def test_restore_rng_from_dict_and_bad_state():
 
 def test_checkpoint_dataclass_fields():
     names = set(Checkpoint.__dataclass_fields__)
-    assert {"config", "step", "extra", "model_state", "optimizers", "schedulers",
-            "rng"} <= names
+    assert {"config", "step", "extra", "model_state", "optimizers", "schedulers", "rng"} <= names
 
 
 def test_resolve_checkpoint(tmp_path):
@@ -395,8 +443,7 @@ def test_resolve_checkpoint(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="has no complete checkpoint yet"):
         resolve_checkpoint(run.root)
     for step in (5, 10):
-        save_checkpoint(run.checkpoint_path(step), model_state={}, config={}, step=step,
-                        rng=False)
+        save_checkpoint(run.checkpoint_path(step), model_state={}, config={}, step=step, rng=False)
     assert resolve_checkpoint(run.root) == run.checkpoint_path(10)
     assert resolve_checkpoint(run.checkpoint_path(5)) == run.checkpoint_path(5)
     (tmp_path / "plain").mkdir()

@@ -1,10 +1,11 @@
 """Config dataclasses <-> dicts, command-line overrides, printing."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple
+from typing import Literal, Optional
 
 import pytest
 
@@ -23,7 +24,7 @@ from s3d_fast.errors import S3DError
 @dataclass(frozen=True)
 class Planes:
     channels: int = 32
-    resolutions: Tuple[int, ...] = (64, 128)
+    resolutions: tuple[int, ...] = (64, 128)
     aggregation: Literal["sum", "mean", "concat"] = "sum"
 
 
@@ -31,7 +32,7 @@ class Planes:
 class Model:
     planes: Planes = field(default_factory=Planes)
     hidden: int = 64
-    out_size: Tuple[int, int] = (256, 256)
+    out_size: tuple[int, int] = (256, 256)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Train:
     amp: bool = False
     name: str = "run"
     eval_every: Optional[int] = None
-    loss_weights: Dict[str, float] = field(default_factory=lambda: {"photo": 1.0})
-    milestones: List[int] = field(default_factory=list)
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"photo": 1.0})
+    milestones: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -61,8 +62,7 @@ class NeedsValue:
 
 
 def test_round_trip_through_json():
-    cfg = apply_overrides(Config(), ["model.planes.channels=16", "train.eval_every=50",
-                                     "train.milestones=10,20"])
+    cfg = apply_overrides(Config(), ["model.planes.channels=16", "train.eval_every=50", "train.milestones=10,20"])
     d = config_to_dict(cfg)
     assert d["model"]["planes"]["resolutions"] == [64, 128]  # JSON-able: tuples are lists
     back = config_from_dict(Config, json.loads(json.dumps(d)))
@@ -78,24 +78,30 @@ def test_from_dict_fills_defaults_and_converts_losslessly():
     assert cfg.model == Model()
 
 
-@pytest.mark.parametrize("d, message", [
-    ({"model": {"planes": {"chanels": 3}}}, "unknown config key 'model.planes.chanels'"),
-    ({"trian": {}}, "unknown config key 'trian'; did you mean train"),
-    ({"train": {"steps": "ten"}}, "config key 'train.steps': expected an integer"),
-    ({"train": {"steps": 2.5}}, "config key 'train.steps': expected an integer"),
-    ({"train": {"amp": 1}}, "config key 'train.amp': expected true or false"),
-    ({"train": {"lr": True}}, "config key 'train.lr': expected a number"),
-    ({"train": {"name": 3}}, "config key 'train.name': expected a string"),
-    ({"model": {"out_size": [1, 2, 3]}}, "config key 'model.out_size': expected 2 values"),
-    ({"model": {"planes": {"resolutions": [64, "x"]}}},
-     "config key 'model.planes.resolutions[1]': expected an integer"),
-    ({"model": {"planes": {"aggregation": "max"}}},
-     "config key 'model.planes.aggregation': expected one of 'sum', 'mean', 'concat'"),
-    ({"model": 3}, "model: expected a mapping"),
-    ({"train": {"lr": -1.0}}, "train: lr must be positive"),
-    ({"train": {"loss_weights": {"photo": "big"}}},
-     "config key 'train.loss_weights.photo': expected a number"),
-])
+@pytest.mark.parametrize(
+    "d, message",
+    [
+        ({"model": {"planes": {"chanels": 3}}}, "unknown config key 'model.planes.chanels'"),
+        ({"trian": {}}, "unknown config key 'trian'; did you mean train"),
+        ({"train": {"steps": "ten"}}, "config key 'train.steps': expected an integer"),
+        ({"train": {"steps": 2.5}}, "config key 'train.steps': expected an integer"),
+        ({"train": {"amp": 1}}, "config key 'train.amp': expected true or false"),
+        ({"train": {"lr": True}}, "config key 'train.lr': expected a number"),
+        ({"train": {"name": 3}}, "config key 'train.name': expected a string"),
+        ({"model": {"out_size": [1, 2, 3]}}, "config key 'model.out_size': expected 2 values"),
+        (
+            {"model": {"planes": {"resolutions": [64, "x"]}}},
+            "config key 'model.planes.resolutions[1]': expected an integer",
+        ),
+        (
+            {"model": {"planes": {"aggregation": "max"}}},
+            "config key 'model.planes.aggregation': expected one of 'sum', 'mean', 'concat'",
+        ),
+        ({"model": 3}, "model: expected a mapping"),
+        ({"train": {"lr": -1.0}}, "train: lr must be positive"),
+        ({"train": {"loss_weights": {"photo": "big"}}}, "config key 'train.loss_weights.photo': expected a number"),
+    ],
+)
 def test_from_dict_errors_name_the_key(d, message):
     with pytest.raises(ConfigError) as info:
         config_from_dict(Config, d)
@@ -112,12 +118,21 @@ def test_from_dict_required_field():
 
 def test_overrides_parse_with_field_types():
     cfg = Config()
-    new = apply_overrides(cfg, [
-        "model.planes.channels=16", "train.lr=3e-4", "train.steps=100", "train.amp=true",
-        "model.planes.resolutions=32,64,128", "model.out_size=(128, 128)", "train.name=a=b",
-        "model.planes.aggregation=mean", "train.eval_every=25",
-        'train.loss_weights={"photo": 1, "sync": 0.5}',
-    ])
+    new = apply_overrides(
+        cfg,
+        [
+            "model.planes.channels=16",
+            "train.lr=3e-4",
+            "train.steps=100",
+            "train.amp=true",
+            "model.planes.resolutions=32,64,128",
+            "model.out_size=(128, 128)",
+            "train.name=a=b",
+            "model.planes.aggregation=mean",
+            "train.eval_every=25",
+            'train.loss_weights={"photo": 1, "sync": 0.5}',
+        ],
+    )
     assert cfg == Config()  # the original is untouched
     assert new.model.planes.channels == 16
     assert new.train.lr == 3e-4 and new.train.steps == 100 and new.train.amp is True
@@ -135,23 +150,25 @@ def test_overrides_parse_with_field_types():
     assert apply_overrides(cfg, ["train.steps=1e3"]).train.steps == 1000
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.planes.chanels=3", "unknown config key 'model.planes.chanels'; did you mean "
-                               "model.planes.channels"),
-    ("train.learning_rate=1", "unknown config key 'train.learning_rate'"),
-    ("channels=3", "did you mean model.planes.channels"),
-    ("model.hidden.x=3", "'model.hidden' is a value, not a section"),
-    ("model.planes=3", "config key 'model.planes' is a section"),
-    ("train.steps=ten", "config key 'train.steps': expected an integer, got 'ten'"),
-    ("train.steps=2.5", "expected an integer"),
-    ("train.amp=maybe", "config key 'train.amp': expected true or false"),
-    ("train.lr=fast", "config key 'train.lr': expected a number"),
-    ("train.lr=-1", "config key 'train.lr': lr must be positive"),
-    ("model.out_size=1,2,3", "config key 'model.out_size': expected 2 comma-separated values"),
-    ("model.planes.aggregation=max", "expected one of sum, mean, concat"),
-    ("train.eval_every=often", "cannot read 'often'"),
-    ("train.steps", "is not of the form key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.planes.chanels=3", "unknown config key 'model.planes.chanels'; did you mean model.planes.channels"),
+        ("train.learning_rate=1", "unknown config key 'train.learning_rate'"),
+        ("channels=3", "did you mean model.planes.channels"),
+        ("model.hidden.x=3", "'model.hidden' is a value, not a section"),
+        ("model.planes=3", "config key 'model.planes' is a section"),
+        ("train.steps=ten", "config key 'train.steps': expected an integer, got 'ten'"),
+        ("train.steps=2.5", "expected an integer"),
+        ("train.amp=maybe", "config key 'train.amp': expected true or false"),
+        ("train.lr=fast", "config key 'train.lr': expected a number"),
+        ("train.lr=-1", "config key 'train.lr': lr must be positive"),
+        ("model.out_size=1,2,3", "config key 'model.out_size': expected 2 comma-separated values"),
+        ("model.planes.aggregation=max", "expected one of sum, mean, concat"),
+        ("train.eval_every=often", "cannot read 'often'"),
+        ("train.steps", "is not of the form key=value"),
+    ],
+)
 def test_override_errors(override, message):
     with pytest.raises(ConfigError) as info:
         apply_overrides(Config(), [override])
@@ -203,6 +220,7 @@ def test_works_on_mutable_dataclasses_too():
     @dataclass
     class Small:
         n: int = 1
+
     s = Small()
     t = apply_overrides(s, ["n=4"])
     assert t.n == 4 and s.n == 1 and dataclasses.is_dataclass(t)

@@ -8,6 +8,7 @@ Float64 cases compare tightly (only the summation order of the CUDA atomics diff
 float32 cases ask the CUDA result to be as close to a float64 answer as the CPU's is,
 because a fixed float32 tolerance between two summation orders is loose or flaky.
 """
+
 import itertools
 import math
 import os
@@ -104,11 +105,11 @@ def assert_same(fn, inputs, rtol=1e-10, atol=1e-10, grad_rtol=1e-9, grad_atol=1e
     gpu = run_on(DEV, fn, inputs)
     assert len(cpu[0]) == len(gpu[0]) and len(cpu[1]) == len(gpu[1])
     for i, (a, b) in enumerate(zip(gpu[0], cpu[0])):
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"output {i}: {m}")
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, i=i: f"output {i}: {m}")
     for i, (a, b) in enumerate(zip(gpu[1], cpu[1])):
         assert (a is None) == (b is None), i
         if a is not None:
-            torch.testing.assert_close(a, b, rtol=grad_rtol, atol=grad_atol, msg=lambda m: f"gradient {i}: {m}")
+            torch.testing.assert_close(a, b, rtol=grad_rtol, atol=grad_atol, msg=lambda m, i=i: f"gradient {i}: {m}")
     return cpu, gpu
 
 
@@ -146,8 +147,9 @@ def _cast(x, dtype):
 def _planes(shapes=((6, 7), (9, 5), (16, 16)), batch=2, channels=11, seed=0, grad=True):
     # 11 channels: a full chunk of 8 plus a ragged tail in every kernel loop.
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 3, h, w, channels, generator=g, dtype=torch.float64).requires_grad_(grad)
-            for h, w in shapes]
+    return [
+        torch.randn(batch, 3, h, w, channels, generator=g, dtype=torch.float64).requires_grad_(grad) for h, w in shapes
+    ]
 
 
 def _points(batch=2, n=300, seed=1, spread=1.3, grad=True):
@@ -155,14 +157,16 @@ def _points(batch=2, n=300, seed=1, spread=1.3, grad=True):
     return ((torch.rand(batch, n, 3, generator=g, dtype=torch.float64) * 2 - 1) * spread).requires_grad_(grad)
 
 
-@pytest.mark.parametrize("plane_reduce,scale_reduce",
-                         list(itertools.product(("sum", "mean", "product", "concat"), ("concat", "sum"))))
+@pytest.mark.parametrize(
+    "plane_reduce,scale_reduce", list(itertools.product(("sum", "mean", "product", "concat"), ("concat", "sum")))
+)
 @pytest.mark.parametrize("align_corners", [False, True])
 @pytest.mark.parametrize("padding", ["zeros", "border"])
 @pytest.mark.parametrize("axes", ["xy_xz_yz", "eg3d"])
 def test_triplane_every_mode(plane_reduce, scale_reduce, align_corners, padding, axes):
-    kw = dict(plane_reduce=plane_reduce, scale_reduce=scale_reduce, align_corners=align_corners,
-              padding=padding, axes=axes)
+    kw = dict(
+        plane_reduce=plane_reduce, scale_reduce=scale_reduce, align_corners=align_corners, padding=padding, axes=axes
+    )
     assert_same(lambda pts, planes: ops.triplane_sample(planes, pts, **kw), (_points(), _planes()))
 
 
@@ -187,10 +191,13 @@ def test_triplane_eg3d_layout_empty_and_gradcheck():
     # EG3D keeps (B, 3, C, H, W): a permuted, non-contiguous view.
     g = torch.Generator().manual_seed(4)
     eg3d = torch.randn(2, 3, 5, 12, 10, generator=g, dtype=torch.float64).requires_grad_()
-    assert_same(lambda p, e: ops.triplane_sample(e.permute(0, 1, 3, 4, 2), p, axes="eg3d", plane_reduce="mean"),
-                (_points(), eg3d))
-    empty = ops.triplane_sample([p.detach().to(DEV) for p in _planes()], torch.zeros(2, 0, 3, dtype=torch.float64,
-                                                                                     device=DEV))
+    assert_same(
+        lambda p, e: ops.triplane_sample(e.permute(0, 1, 3, 4, 2), p, axes="eg3d", plane_reduce="mean"),
+        (_points(), eg3d),
+    )
+    empty = ops.triplane_sample(
+        [p.detach().to(DEV) for p in _planes()], torch.zeros(2, 0, 3, dtype=torch.float64, device=DEV)
+    )
     assert empty.shape == (2, 0, 33) and empty.device.type == DEV
     # Linear in the planes (also under product, per plane): finite differences are exact there.
     planes = [p.detach().to(DEV).requires_grad_() for p in _planes(shapes=((4, 5),), batch=1, channels=3)]
@@ -242,17 +249,25 @@ def test_hashgrid_one_gradient_at_a_time_and_outside_the_box(which):
 def test_hashgrid_float32_benchmark_shape(interpolation):
     # The README's configuration (16 levels, 2^19, scale 1.5) at 2^17 points: coarse dense
     # entries take thousands of atomic adds each.
-    kw = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16,
-              per_level_scale=1.5, interpolation=interpolation)
-    assert_as_accurate_float32(lambda a, b: ops.hashgrid_encode(a, b, **kw),
-                               (_unit_points(1 << 17, 3, seed=5), _table(3, kw, seed=6)))
+    kw = dict(
+        n_levels=16,
+        n_features_per_level=2,
+        log2_hashmap_size=19,
+        base_resolution=16,
+        per_level_scale=1.5,
+        interpolation=interpolation,
+    )
+    assert_as_accurate_float32(
+        lambda a, b: ops.hashgrid_encode(a, b, **kw), (_unit_points(1 << 17, 3, seed=5), _table(3, kw, seed=6))
+    )
 
 
 def test_hashgrid_module_leading_dims_empty_and_gradcheck():
     from s3d_fast.nn import HashGrid
 
-    grid = HashGrid(3, n_levels=3, n_features_per_level=2, log2_hashmap_size=5, base_resolution=3,
-                    per_level_scale=2.0).double()
+    grid = HashGrid(
+        3, n_levels=3, n_features_per_level=2, log2_hashmap_size=5, base_resolution=3, per_level_scale=2.0
+    ).double()
     x = _unit_points(48, 3, seed=7).detach().view(4, 12, 3)
     cpu = grid(x)
     gpu = grid.to(DEV)(x.to(DEV))
@@ -300,8 +315,10 @@ def test_render_weight(index_dtype, layout):
     extra = {}
     if layout == "prefix":
         extra = dict(prefix_trans=torch.rand(n, generator=g, dtype=torch.float64))
-    assert_same(lambda a, b, s, r, e: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=300, **e),
-                (t0, t1, sig, ri, extra))
+    assert_same(
+        lambda a, b, s, r, e: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=300, **e),
+        (t0, t1, sig, ri, extra),
+    )
     assert_same(lambda a, r, e: ops.render_weight_from_alpha(a, ray_indices=r, n_rays=300, **e), (alpha, ri, extra))
 
 
@@ -311,14 +328,18 @@ def test_render_weight(index_dtype, layout):
 def test_composite(kind, early_stop_eps, channels):
     ri, t0, t1, n = _packed(seed=2)
     g = torch.Generator().manual_seed(3)
-    inputs = {"density": torch.rand(n, generator=g, dtype=torch.float64) * 30,
-              "alpha": torch.rand(n, generator=g, dtype=torch.float64) * 0.9,
-              "weight": torch.rand(n, generator=g, dtype=torch.float64) * 0.05}[kind].requires_grad_()
+    inputs = {
+        "density": torch.rand(n, generator=g, dtype=torch.float64) * 30,
+        "alpha": torch.rand(n, generator=g, dtype=torch.float64) * 0.9,
+        "weight": torch.rand(n, generator=g, dtype=torch.float64) * 0.05,
+    }[kind].requires_grad_()
     values = None if channels is None else torch.randn(n, channels, generator=g, dtype=torch.float64).requires_grad_()
     bkgd = None if channels is None else torch.rand(channels, generator=g, dtype=torch.float64)
     kw = dict(kind=kind, early_stop_eps=early_stop_eps)
-    assert_same(lambda x, v, r, a, b, bg: ops.composite(x, v, r, 300, a, b, render_bkgd=bg, **kw),
-                (inputs, values, ri, t0, t1, bkgd))
+    assert_same(
+        lambda x, v, r, a, b, bg: ops.composite(x, v, r, 300, a, b, render_bkgd=bg, **kw),
+        (inputs, values, ri, t0, t1, bkgd),
+    )
 
 
 def test_composite_batched_accumulate_and_float32_extremes():
@@ -326,8 +347,10 @@ def test_composite_batched_accumulate_and_float32_extremes():
     sig = (torch.rand(128, 24, generator=g, dtype=torch.float64) * 50).requires_grad_()
     t = torch.sort(torch.rand(128, 25, generator=g, dtype=torch.float64) * 3, dim=1).values
     val = torch.rand(128, 24, 7, generator=g, dtype=torch.float64).requires_grad_()
-    assert_same(lambda s, v, a, b: ops.composite(s, v, t_starts=a, t_ends=b, early_stop_eps=1e-4),
-                (sig, val, t[:, :-1].contiguous(), t[:, 1:].contiguous()))
+    assert_same(
+        lambda s, v, a, b: ops.composite(s, v, t_starts=a, t_ends=b, early_stop_eps=1e-4),
+        (sig, val, t[:, :-1].contiguous(), t[:, 1:].contiguous()),
+    )
     ri, _, _, n = _packed(seed=5)
     w = torch.rand(n, generator=g, dtype=torch.float64).requires_grad_()
     v = torch.rand(n, 3, generator=g, dtype=torch.float64).requires_grad_()
@@ -337,10 +360,12 @@ def test_composite_batched_accumulate_and_float32_extremes():
     ri, t0, t1, n = _packed(n_rays=4096, max_per_ray=64, seed=6)
     sig = (10 ** (torch.rand(n, generator=g, dtype=torch.float64) * 7 - 3)).requires_grad_()
     val = torch.rand(n, 32, generator=g, dtype=torch.float64).requires_grad_()
-    assert_as_accurate_float32(lambda s, v, r, a, b: ops.composite(s, v, r, 4096, a, b, early_stop_eps=1e-4),
-                               (sig, val, ri, t0, t1))
-    assert_as_accurate_float32(lambda a, b, s, r: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=4096),
-                               (t0, t1, sig, ri))
+    assert_as_accurate_float32(
+        lambda s, v, r, a, b: ops.composite(s, v, r, 4096, a, b, early_stop_eps=1e-4), (sig, val, ri, t0, t1)
+    )
+    assert_as_accurate_float32(
+        lambda a, b, s, r: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=4096), (t0, t1, sig, ri)
+    )
 
 
 @pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
@@ -393,9 +418,19 @@ def _rays(n=2000, seed=0, dtype=torch.float64):
 
 
 def _march(grid, o, d, near, far, step, cone, gi, blocks, dev):
-    return ops.occgrid_march(grid.bits.to(dev), grid.resolution, AABB, o.to(dev), d.to(dev), near.to(dev),
-                             far.to(dev), step, cone, None if gi is None else gi.to(dev),
-                             block_bits=grid.block_bits.to(dev) if blocks else None)
+    return ops.occgrid_march(
+        grid.bits.to(dev),
+        grid.resolution,
+        AABB,
+        o.to(dev),
+        d.to(dev),
+        near.to(dev),
+        far.to(dev),
+        step,
+        cone,
+        None if gi is None else gi.to(dev),
+        block_bits=grid.block_bits.to(dev) if blocks else None,
+    )
 
 
 @pytest.mark.parametrize("levels", [1, 2])
@@ -457,11 +492,19 @@ def test_occupancy_grid_update_from_density_and_sampling_on_cuda():
         grid.update_every_n_steps(0, occ, occ_thre=0.2, warmup_steps=10, n=16)
     assert gpu_grid.bits.device.type == DEV
     torch.testing.assert_close(gpu_grid.occs.cpu(), cpu_grid.occs)
-    assert torch.equal(gpu_grid.bits.cpu(), cpu_grid.bits) and torch.equal(gpu_grid.block_bits.cpu(), cpu_grid.block_bits)
+    assert torch.equal(gpu_grid.bits.cpu(), cpu_grid.bits) and torch.equal(
+        gpu_grid.block_bits.cpu(), cpu_grid.block_bits
+    )
     # After warm-up a random quarter plus the occupied cells: the EMA rule holds on the GPU.
     before = gpu_grid.occs.clone()
-    gpu_grid.update_every_n_steps(32, lambda x, g: torch.full((x.shape[0],), 0.3, device=x.device),
-                                  occ_thre=0.2, ema_decay=0.9, warmup_steps=10, n=16)
+    gpu_grid.update_every_n_steps(
+        32,
+        lambda x, g: torch.full((x.shape[0],), 0.3, device=x.device),
+        occ_thre=0.2,
+        ema_decay=0.9,
+        warmup_steps=10,
+        n=16,
+    )
     updated = torch.maximum(before * 0.9, torch.full_like(before, 0.3))
     touched = gpu_grid.occs != before
     assert bool((gpu_grid.occs == torch.where(touched, updated, before)).all()) and int(touched.sum()) > 0
@@ -470,8 +513,9 @@ def test_occupancy_grid_update_from_density_and_sampling_on_cuda():
 
     # from_density and sampling with sigma_fn (early stop, alpha threshold), float64.
     cpu_grid = OccupancyGrid(AABB, 32, levels=2, n_grids=2).double().from_density(_shell, threshold=1e-2, dilate=1)
-    gpu_grid = OccupancyGrid(AABB, 32, levels=2, n_grids=2).double().to(DEV).from_density(_shell, threshold=1e-2,
-                                                                                         dilate=1)
+    gpu_grid = (
+        OccupancyGrid(AABB, 32, levels=2, n_grids=2).double().to(DEV).from_density(_shell, threshold=1e-2, dilate=1)
+    )
     assert torch.equal(gpu_grid.bits.cpu(), cpu_grid.bits)
     o, d = _rays(n=1500, seed=2)
     gi = torch.arange(1500) % 2
@@ -479,12 +523,20 @@ def test_occupancy_grid_update_from_density_and_sampling_on_cuda():
     for dev, grid in (("cpu", cpu_grid), (DEV, gpu_grid)):
         oo, dd, gg = o.to(dev), d.to(dev), gi.to(dev)
 
-        def sigma_fn(t0, t1, ri):
+        def sigma_fn(t0, t1, ri, oo=oo, dd=dd, gg=gg):
             x = oo[ri] + dd[ri] * ((t0 + t1) / 2)[:, None]
             return _shell(x, gg[ri])
 
-        out[dev] = grid.sampling(oo, dd, sigma_fn=sigma_fn, render_step_size=0.01, early_stop_eps=1e-3,
-                                 alpha_thre=1e-2, grid_indices=gg, cone_angle=0.004)
+        out[dev] = grid.sampling(
+            oo,
+            dd,
+            sigma_fn=sigma_fn,
+            render_step_size=0.01,
+            early_stop_eps=1e-3,
+            alpha_thre=1e-2,
+            grid_indices=gg,
+            cone_angle=0.004,
+        )
     assert out["cpu"][0].numel() > 10000 and out[DEV][0].device.type == DEV
     assert torch.equal(out[DEV][0].cpu(), out["cpu"][0])
     torch.testing.assert_close(out[DEV][1].cpu(), out["cpu"][1], rtol=1e-12, atol=1e-12)
@@ -501,7 +553,7 @@ def _model_inputs(cfg, B, T, seed=0):
     R = cfg.input_resolution
     img = torch.rand(B, 3, R, R, generator=g)
     mask = torch.zeros(B, R, R, dtype=torch.long)
-    mask[:, R // 4: 3 * R // 4, R // 4: 3 * R // 4] = 1
+    mask[:, R // 4 : 3 * R // 4, R // 4 : 3 * R // 4] = 1
     c2w = torch.from_numpy(camera.front_camera()).float().expand(B, T, 4, 4).contiguous()
     K = torch.from_numpy(camera.intrinsics(R)).float().expand(B, 3, 3).contiguous()
     mel = torch.randn(B, T, 80, 16, generator=g)
@@ -509,9 +561,9 @@ def _model_inputs(cfg, B, T, seed=0):
 
 
 def test_tiny_model_cuda_matches_cpu_in_float32():
-    from s3d_fast.model import S3DNeRF
-
     from model_helpers import tiny_config
+
+    from s3d_fast.model import S3DNeRF
 
     cfg = tiny_config().model
     torch.manual_seed(0)
@@ -534,8 +586,8 @@ def test_tiny_model_cuda_matches_cpu_in_float32():
 
 def test_small_model_forward_and_backward_under_bf16_autocast():
     # What the trainer does on CUDA: bfloat16 autocast around the forward and the losses.
-    from s3d_fast.model import S3DNeRF
     from s3d_fast.config import small
+    from s3d_fast.model import S3DNeRF
     from s3d_fast.model.losses import generator_losses
 
     cfg = small()
@@ -551,7 +603,11 @@ def test_small_model_forward_and_backward_under_bf16_autocast():
         losses = generator_losses(out, target, masks.contiguous(), cfg.loss)
     assert torch.isfinite(losses["total"]) and out["rgb"].shape == (B, T, 3, Ro, Ro)
     losses["total"].backward()
-    bad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    bad = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
     assert not bad, f"parameters without a finite gradient: {bad[:5]}"
     assert model.deformation.encoding.params.grad.abs().sum() > 0  # the hash grid learns through its CUDA backward
 
@@ -571,8 +627,15 @@ def _train_args(data, out, steps, resume=False):
     args = ["--data", str(data), "--out", str(out), "--steps", str(steps), "--device", "cuda", "--quiet"]
     if resume:  # the run folder's config.json holds the rest
         return args + ["--resume"]
-    sets = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=3", "train.eval_items=1",
-                             "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
+    sets = TINY_OVERRIDES + [
+        "train.warmup_steps=1",
+        "train.log_every=1",
+        "train.eval_every=3",
+        "train.eval_items=1",
+        "train.checkpoint_every=2",
+        "loss.sync=0",
+        "train.sync_steps=0",
+    ]
     for s in sets:
         args += ["--set", s]
     return args

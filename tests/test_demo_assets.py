@@ -1,6 +1,7 @@
 """The bundled demo assets: the committed speech is what tools/make_demo_assets.py makes,
 and the demo image it takes from a data set is a held-out identity's aligned frame that
 the renderer uses as it is."""
+
 import importlib.util
 import os
 
@@ -38,7 +39,9 @@ def test_bundled_speech_is_reproducible_and_speaks(tool, tmp_path):
 
 def test_demo_image_is_a_held_out_dataset_frame(tool, tmp_path):
     ds = tmp_path / "ds"
-    generate_dataset(str(ds), SynthConfig(identities=2, clips=1, seconds=0.4, size=64, views=0, heldout=1), progress=False)
+    generate_dataset(
+        str(ds), SynthConfig(identities=2, clips=1, seconds=0.4, size=64, views=0, heldout=1), progress=False
+    )
     out = tmp_path / "demo"
     assert tool.main(["--dataset", str(ds), "--out", str(out)]) == 0
     m = load_manifest(ds)

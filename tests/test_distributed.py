@@ -1,4 +1,5 @@
 """DDP plumbing: single-process fallbacks, and 2 gloo processes under torchrun on the CPU."""
+
 import json
 import os
 import random
@@ -25,8 +26,7 @@ from s3d_fast.training.distributed import (
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                 "MASTER_PORT")
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 @pytest.fixture
@@ -45,8 +45,7 @@ def _child_env():
 
 
 def test_two_gloo_processes_train_identical_replicas(tmp_path):
-    rc = launch_with_torchrun(2, "_ddp_worker", ["--out", str(tmp_path), "--steps", "20"],
-                              env=_child_env())
+    rc = launch_with_torchrun(2, "_ddp_worker", ["--out", str(tmp_path), "--steps", "20"], env=_child_env())
     assert rc == 0
     w0 = load_file(str(tmp_path / "rank0.safetensors"))
     w1 = load_file(str(tmp_path / "rank1.safetensors"))
@@ -69,8 +68,7 @@ def test_two_gloo_processes_train_identical_replicas(tmp_path):
 
 
 def test_launch_forwards_a_failing_exit_code(tmp_path):
-    rc = launch_with_torchrun(1, "_ddp_worker", ["--out", str(tmp_path), "--fail-rank", "0"],
-                              env=_child_env())
+    rc = launch_with_torchrun(1, "_ddp_worker", ["--out", str(tmp_path), "--fail-rank", "0"], env=_child_env())
     assert rc != 0
 
 
@@ -82,8 +80,9 @@ def test_launch_rejects_bad_nproc():
 
 def test_single_process_context(no_torchrun_env):
     ctx = init_distributed("cpu")
-    assert ctx == DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"),
-                              is_main=True, backend=None)
+    assert ctx == DistContext(
+        rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), is_main=True, backend=None
+    )
     assert not ctx.distributed
     auto = init_distributed("auto")
     assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -5,12 +5,14 @@ The checkpoint is the tiny test model freshly initialised and saved exactly as
 initialised lip-sync expert saved as ``RUN/syncnet.safetensors``: training either costs
 tens of seconds here and test_train covers it; these tests check the evaluation around it.
 """
+
 import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from model_helpers import make_tiny_synthtalk, tiny_config
 from PIL import Image
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
@@ -21,11 +23,9 @@ from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.evaluation.rendering import silent_mel, source_frame
 from s3d_fast.evaluation.scores import image_metrics, metric_box
 from s3d_fast.metrics import landmarks as lm
-from s3d_fast.model import S3DNeRF
 from s3d_fast.model import GENERATOR_KIND as KIND
+from s3d_fast.model import S3DNeRF
 from s3d_fast.model.syncnet import SyncNet, SyncNetConfig, save_syncnet
-
-from model_helpers import make_tiny_synthtalk, tiny_config
 
 FRAMES = "8"
 
@@ -41,8 +41,9 @@ def _save_generator(path, kind=KIND, step=3):
     cfg = tiny_config()
     torch.manual_seed(0)
     model = S3DNeRF(cfg.model)
-    return save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg), step=step,
-                           extra={"kind": kind})
+    return save_checkpoint(
+        path, model_state=model.state_dict(), config=config_to_dict(cfg), step=step, extra={"kind": kind}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,10 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
         return original(self, mel)
 
     monkeypatch.setattr(S3DNeRF, "audio_tokens", spy)
-    assert main(["eval", "--checkpoint", str(run), "--data", str(data), "--frames", FRAMES, "--batch", "4", "--quiet"]) == 0
+    assert (
+        main(["eval", "--checkpoint", str(run), "--data", str(data), "--frames", FRAMES, "--batch", "4", "--quiet"])
+        == 0
+    )
     out = run / "eval_step_3"  # the default: RUN/eval_step_N
     result = json.loads((out / "metrics.json").read_text())
     assert result["step"] == 3 and result["split"] == "heldout" and result["renderer"] == "training-style"
@@ -80,9 +84,27 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
     assert row["clip"] == clip["id"] and row["frames"] == int(FRAMES)
     assert row["source_frame"] == int(np.argmin(clip_data["visemes"][: int(FRAMES), 0]))
     mean = result["mean"]
-    for key in ("psnr", "ssim", "mouth_psnr", "mouth_ssim", "psnr_copy", "mouth_psnr_copy", "lmd", "lmd_rule_on_gt", "mouth_corr", "mouth_corr_silent",
-                "mouth_corr_gt", "lse_d_ours", "lse_c_ours", "lse_d_gt", "lse_d_gt_shifted", "view_psnr", "view_ssim",
-                "fps", "training_fps"):
+    for key in (
+        "psnr",
+        "ssim",
+        "mouth_psnr",
+        "mouth_ssim",
+        "psnr_copy",
+        "mouth_psnr_copy",
+        "lmd",
+        "lmd_rule_on_gt",
+        "mouth_corr",
+        "mouth_corr_silent",
+        "mouth_corr_gt",
+        "lse_d_ours",
+        "lse_c_ours",
+        "lse_d_gt",
+        "lse_d_gt_shifted",
+        "view_psnr",
+        "view_ssim",
+        "fps",
+        "training_fps",
+    ):
         assert isinstance(mean[key], float) and np.isfinite(mean[key]), key
     assert 0 < mean["psnr"] < 60 and -1 <= mean["ssim"] <= 1 and 0 <= mean["lse_d_gt"] <= 2
     assert mean["fps"] > 0 and mean["lmd"] >= 0
@@ -105,8 +127,21 @@ def test_eval_baked_without_syncnet_notes_and_skips_sync(data, run, tmp_path, ca
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("syncnet.safetensors", "eval_*"))
     out = tmp_path / "out"
-    code = main(["eval", "--checkpoint", str(RunDirectory(bare).latest()), "--data", str(data), "--frames", "6",
-                 "--baked", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(RunDirectory(bare).latest()),
+            "--data",
+            str(data),
+            "--frames",
+            "6",
+            "--baked",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "sync scores skipped" in capsys.readouterr().err
     result = json.loads((out / "metrics.json").read_text())
@@ -125,7 +160,9 @@ def test_image_metrics_sanity(data):
     assert same["psnr"] == float("inf") and same["mouth_psnr"] == float("inf")
     assert same["ssim"] == pytest.approx(1.0) and same["mouth_ssim"] == pytest.approx(1.0)
     grey = image_metrics(gt, torch.full_like(gt, float(gt.mean())), box)
-    assert grey["psnr"] < 20 and grey["ssim"] < 0.6 and grey["mouth_ssim"] < 0.2  # far below the 24 dB a model must reach
+    assert (
+        grey["psnr"] < 20 and grey["ssim"] < 0.6 and grey["mouth_ssim"] < 0.2
+    )  # far below the 24 dB a model must reach
     noisy = image_metrics(gt, (gt + 0.01 * torch.randn_like(gt)).clamp(0, 1), box)
     assert 35 < noisy["psnr"] < 45
     only = np.zeros(6, bool)
@@ -163,7 +200,9 @@ def test_mouth_landmarks_from_masks_and_the_pixel_rule(data):
         assert np.isfinite(truth).all()
         left, right, up_o, lo_o, up_i, lo_i = np.moveaxis(truth, 1, 0)
         assert (left[:, 0] < right[:, 0]).all()
-        assert (up_o[:, 1] <= up_i[:, 1]).all() and (up_i[:, 1] <= lo_i[:, 1]).all() and (lo_i[:, 1] <= lo_o[:, 1]).all()
+        assert (
+            (up_o[:, 1] <= up_i[:, 1]).all() and (up_i[:, 1] <= lo_i[:, 1]).all() and (lo_i[:, 1] <= lo_o[:, 1]).all()
+        )
         gaps.append(lo_i[:, 1] - up_i[:, 1])
         jaws.append(d["visemes"][:, 0])
         errors.append(lm.landmark_distance(truth, lm.landmarks_from_pixels(d["frames"], d["masks"]))[0])
@@ -177,8 +216,9 @@ def test_mouth_landmarks_from_masks_and_the_pixel_rule(data):
     b[..., 1] = 4.0
     b[1] = np.nan
     assert lm.landmark_distance(a, b) == (5.0, 2)
-    assert lm.landmark_distance(a, b, valid=np.array([False, True, False])) == (float("nan"), 0) or \
-        np.isnan(lm.landmark_distance(a, b, valid=np.array([False, True, False]))[0])
+    assert lm.landmark_distance(a, b, valid=np.array([False, True, False])) == (float("nan"), 0) or np.isnan(
+        lm.landmark_distance(a, b, valid=np.array([False, True, False]))[0]
+    )
 
 
 def test_eval_errors_are_one_line(data, run, tmp_path, capsys):
@@ -234,7 +274,10 @@ def test_real_data_uses_mediapipe_landmarks_on_both(data, run, tmp_path, monkeyp
 
     monkeypatch.setattr(lm, "landmarks_mediapipe", fake_mediapipe)
     out = tmp_path / "out"
-    assert main(["eval", "--checkpoint", str(run), "--data", str(real), "--frames", "6", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(["eval", "--checkpoint", str(run), "--data", str(real), "--frames", "6", "--out", str(out), "--quiet"])
+        == 0
+    )
     [row] = json.loads((out / "metrics.json").read_text())["clips"]
     assert seen == [(6, 64, 64, 3), (6, 64, 64, 3)]
     assert row["lmd_method"] == "mediapipe" and row["lmd_frames"] == 5 and row["lmd"] > 0

@@ -2,13 +2,13 @@
 every fused op forward and backward, and the first steps of a training run, compared
 with the outputs saved in tests/golden/ (see tests/golden/cases.py). Bit for bit on the
 build and processor that saved them; within the stated tolerances elsewhere."""
+
 import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from golden import cases
+from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
@@ -32,4 +32,3 @@ def test_outputs_match_the_saved_ones(saved, group):
         else:
             rtol, atol = cases.TOLERANCES[cases.group_of(name)]
             torch.testing.assert_close(a.double(), b.double(), rtol=rtol, atol=atol, msg=name)
-

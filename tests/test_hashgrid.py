@@ -1,4 +1,5 @@
 """Hash-grid encoding: fused kernels vs the pure-PyTorch reference, tcnn semantics."""
+
 import math
 
 import pytest
@@ -31,8 +32,9 @@ def test_level_sets_are_what_they_claim(dims):
 
 def test_layout_matches_tcnn_arithmetic():
     # The benchmark configuration: base 16, per-level scale 1.5, 2^19 entries, 3-D.
-    lay = HashGridConfig(n_levels=16, n_features_per_level=2, log2_hashmap_size=19,
-                         base_resolution=16, per_level_scale=1.5).layout(3)
+    lay = HashGridConfig(
+        n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5
+    ).layout(3)
     for level in range(16):
         scale = math.ldexp(1.0, 0) * 16 * 1.5**level - 1  # float64; float32 differs in the last bits only
         assert lay.scales[level] == pytest.approx(scale, rel=1e-6)
@@ -73,8 +75,7 @@ def _compare(dims, kw, interpolation, x, dtype=torch.float32, atol=1e-5):
     lay = HashGridConfig(interpolation=interpolation, **kw).layout(dims)
     params = _params(lay, dtype)
     args = dict(interpolation=interpolation, **kw)
-    grad = torch.randn((x.shape[0], lay.n_output_dims),
-                       generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grad = torch.randn((x.shape[0], lay.n_output_dims), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     fused = _encode_with_grads(ops.hashgrid_encode, x.to(dtype), params, grad, args)
     ref = _encode_with_grads(ops.reference.hashgrid_encode, x.to(dtype), params, grad, args)
     if dtype == torch.float64:
@@ -118,8 +119,14 @@ def test_points_outside_unit_box_wrap_like_tcnn():
 @pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
 @pytest.mark.parametrize("dims", [2, 3])
 def test_gradcheck_float64(dims, interpolation):
-    kw = dict(n_levels=3, n_features_per_level=2, base_resolution=3, per_level_scale=2.0,
-              log2_hashmap_size=5, interpolation=interpolation)
+    kw = dict(
+        n_levels=3,
+        n_features_per_level=2,
+        base_resolution=3,
+        per_level_scale=2.0,
+        log2_hashmap_size=5,
+        interpolation=interpolation,
+    )
     lay = HashGridConfig(**kw).layout(dims)
     assert any(lay.hashed) and not all(lay.hashed)
     # Keep points away from cell faces, where linear interpolation has kinks.
@@ -157,8 +164,7 @@ def _hand_encode(point, params, lay):
                 grad_params[entry * f + j] = grad_params.get(entry * f + j, 0.0) + weight
             for d in range(len(point)):
                 other = weight / (frac[d] if (k >> d) & 1 else 1 - frac[d])
-                grad_x[d] += (1 if (k >> d) & 1 else -1) * other * scale * sum(
-                    params[entry * f + j] for j in range(f))
+                grad_x[d] += (1 if (k >> d) & 1 else -1) * other * scale * sum(params[entry * f + j] for j in range(f))
         out += acc
     return out, grad_params, grad_x
 
@@ -272,20 +278,33 @@ def test_module_layout_init_and_forward():
 
 
 def test_from_tcnn_config():
-    cfg = {"otype": "HashGrid", "n_levels": 16, "n_features_per_level": 2, "log2_hashmap_size": 19,
-           "base_resolution": 16, "per_level_scale": 1.5}
+    cfg = {
+        "otype": "HashGrid",
+        "n_levels": 16,
+        "n_features_per_level": 2,
+        "log2_hashmap_size": 19,
+        "base_resolution": 16,
+        "per_level_scale": 1.5,
+    }
     grid = s3d_nn.HashGrid.from_tcnn_config(3, cfg)
     assert grid.layout == s3d_nn.HashGrid(3, 16, 2, 19, 16, 1.5).layout
     assert s3d_nn.HashGrid.from_tcnn_config(3, grid.tcnn_config()).layout == grid.layout
-    dense = s3d_nn.HashGrid.from_tcnn_config(2, {"otype": "DenseGrid", "n_levels": 3, "base_resolution": 8,
-                                                 "interpolation": "Smoothstep"})
+    dense = s3d_nn.HashGrid.from_tcnn_config(
+        2, {"otype": "DenseGrid", "n_levels": 3, "base_resolution": 8, "interpolation": "Smoothstep"}
+    )
     assert not any(dense.layout.hashed) and dense.config.interpolation == "smoothstep"
     assert dense.layout.sizes[2] == 32**2  # dense grids never cap at the hash size
     by_features = s3d_nn.HashGrid.from_tcnn_config(3, {"otype": "Grid", "type": "Hash", "n_features": 8})
     assert by_features.config.n_levels == 4
-    for bad in ({"otype": "Frequency"}, {"otype": "TiledGrid"}, {"otype": "Grid", "type": "Tiled"},
-                {"otype": "HashGrid", "interpolation": "Nearest"}, {"otype": "HashGrid", "bogus": 1},
-                {"otype": "HashGrid", "n_levels": 4, "n_features": 8}, {"otype": "HashGrid", "n_features": 7}):
+    for bad in (
+        {"otype": "Frequency"},
+        {"otype": "TiledGrid"},
+        {"otype": "Grid", "type": "Tiled"},
+        {"otype": "HashGrid", "interpolation": "Nearest"},
+        {"otype": "HashGrid", "bogus": 1},
+        {"otype": "HashGrid", "n_levels": 4, "n_features": 8},
+        {"otype": "HashGrid", "n_features": 7},
+    ):
         with pytest.raises(ValueError):
             s3d_nn.HashGrid.from_tcnn_config(3, bad)
 
@@ -298,8 +317,15 @@ def test_config_is_validated_once_and_frozen():
         config.n_levels = 5
     assert config.layout(3) is config.layout(3)  # one layout per (config, D)
     assert HashGridConfig.from_tcnn(config.to_tcnn()) == config
-    for bad in (dict(n_levels=0), dict(n_levels=33), dict(n_features_per_level=3), dict(log2_hashmap_size=32),
-                dict(base_resolution=1.5), dict(per_level_scale=float("nan")), dict(grid_type="tiled")):
+    for bad in (
+        dict(n_levels=0),
+        dict(n_levels=33),
+        dict(n_features_per_level=3),
+        dict(log2_hashmap_size=32),
+        dict(base_resolution=1.5),
+        dict(per_level_scale=float("nan")),
+        dict(grid_type="tiled"),
+    ):
         with pytest.raises(ValueError):
             HashGridConfig(**bad)
     with pytest.raises(ValueError, match="n_input_dims"):
@@ -313,8 +339,7 @@ def test_ops_and_module_take_a_config_or_its_fields():
     x = torch.rand(100, 3, generator=torch.Generator().manual_seed(11))
     by_config = ops.hashgrid_encode(x, params, config)
     assert torch.equal(by_config, ops.hashgrid_encode(x, params, **kw))
-    assert torch.equal(ops.reference.hashgrid_encode(x, params, config),
-                       ops.reference.hashgrid_encode(x, params, **kw))
+    assert torch.equal(ops.reference.hashgrid_encode(x, params, config), ops.reference.hashgrid_encode(x, params, **kw))
     with pytest.raises(TypeError, match="not both"):
         ops.hashgrid_encode(x, params, config, n_levels=6)
     with pytest.raises(TypeError, match="n_level"):

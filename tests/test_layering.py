@@ -6,6 +6,7 @@ knows the other), metrics, rendering, and the two jobs (evaluation, training); t
 command line on top. A package imports only from
 layers below its own, so no two packages import each other (docs/development.md).
 """
+
 import ast
 from pathlib import Path
 

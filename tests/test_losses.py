@@ -1,4 +1,5 @@
 """Generator losses: the mouth and mouth-interior emphasis of the photometric terms."""
+
 import torch
 
 from s3d_fast.config import LossConfig
@@ -27,8 +28,12 @@ def _photometric(weights, where):
     target = torch.zeros(1, 1, 3, H, H)
     rgb = target.clone()
     rgb[..., where[0], where[1]] = 1.0  # one wrong pixel
-    out = {"rgb": rgb, "rgb_low": torch.zeros(1, 1, 3, r, r), "opacity": torch.zeros(1, 1, r, r),
-           "offset_sq": torch.zeros(())}
+    out = {
+        "rgb": rgb,
+        "rgb_low": torch.zeros(1, 1, 3, r, r),
+        "opacity": torch.zeros(1, 1, r, r),
+        "offset_sq": torch.zeros(()),
+    }
     return float(generator_losses(out, target, _masks(), weights)["photometric"])
 
 

@@ -1,4 +1,5 @@
 """The manifest format: round trip, schema versions, validation errors."""
+
 import json
 import os
 
@@ -15,10 +16,25 @@ def _manifest():
         resolution=64,
         identities=[{"id": "a", "split": "train"}, {"id": "b", "split": "heldout"}],
         clips=[
-            {"id": "a_0", "identity": "a", "frames": "a_0/frames.mp4", "audio": "a_0/audio.wav",
-             "meta": "a_0/meta.npz", "n_frames": 10, "split": "train", "views": ["a_0/view1.mp4"]},
-            {"id": "b_0", "identity": "b", "frames": "b_0/frames.mp4", "audio": "b_0/audio.wav",
-             "meta": "b_0/meta.npz", "n_frames": 5, "split": "heldout"},
+            {
+                "id": "a_0",
+                "identity": "a",
+                "frames": "a_0/frames.mp4",
+                "audio": "a_0/audio.wav",
+                "meta": "a_0/meta.npz",
+                "n_frames": 10,
+                "split": "train",
+                "views": ["a_0/view1.mp4"],
+            },
+            {
+                "id": "b_0",
+                "identity": "b",
+                "frames": "b_0/frames.mp4",
+                "audio": "b_0/audio.wav",
+                "meta": "b_0/meta.npz",
+                "n_frames": 5,
+                "split": "heldout",
+            },
         ],
         source={"kind": "test"},
     )

@@ -1,11 +1,12 @@
 """Evaluation metrics: PSNR / SSIM against scikit-image, the pixel-only mouth opening against
 SynthTalk's ground-truth jaw viseme, and LSE-D / LSE-C from a trained tiny sync expert."""
+
 import numpy as np
 import pytest
 import torch
+from _sync_data import mouth_set, sync_set, trained_syncnet
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from _sync_data import mouth_set, sync_set, trained_syncnet
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.metrics import mouth_opening, mouth_region, pearson, psnr, shift_audio, ssim, sync_scores
 
@@ -24,8 +25,15 @@ def test_ssim_matches_skimage(dtype):
     a, b = _pair()
     ours = ssim(torch.from_numpy(a).to(dtype), torch.from_numpy(b).to(dtype), reduction="none")
     ref = [
-        structural_similarity(x.transpose(1, 2, 0), y.transpose(1, 2, 0), gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+        structural_similarity(
+            x.transpose(1, 2, 0),
+            y.transpose(1, 2, 0),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=-1,
+        )
         for x, y in zip(a, b)
     ]
     assert np.allclose(ours.numpy(), ref, atol=1e-3 if dtype == torch.float32 else 1e-9)

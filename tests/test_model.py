@@ -1,24 +1,23 @@
 """The assembled S^3D-NeRF generator at toy sizes: shapes, gradients, the audio path,
 the baked real-time path against training-style rendering, checkpoints."""
+
 import math
 
-import numpy as np
 import pytest
 import torch
+from model_helpers import tiny_config
 
 from s3d_fast.data.synthtalk import camera
 from s3d_fast.model import S3DNeRF
 from s3d_fast.model.mouth import mouth_keep_out
 from s3d_fast.model.rays import box_intersection, camera_rays, importance_edges, stratified_edges
 
-from model_helpers import tiny_config
-
 
 def _inputs(cfg, B=1, T=2):
     R = cfg.input_resolution
     img = torch.rand(B, 3, R, R)
     mask = torch.zeros(B, R, R, dtype=torch.long)
-    mask[:, R // 4: 3 * R // 4, R // 4: 3 * R // 4] = 1
+    mask[:, R // 4 : 3 * R // 4, R // 4 : 3 * R // 4] = 1
     c2w = torch.from_numpy(camera.front_camera()).float().expand(B, T, 4, 4).contiguous()
     K = torch.from_numpy(camera.intrinsics(R)).float().expand(B, 3, 3).contiguous()
     mel = torch.randn(B, T, 80, 16)
@@ -141,7 +140,7 @@ def test_super_resolution_paints_the_keep_out_region_itself():
     img = torch.rand(1, 3, cfg.input_resolution, cfg.input_resolution)
     pyramid = model.prepare_source(img).features.pyramid
     keep = torch.zeros(F_, 1, R, R)
-    keep[:, :, R // 2:, :] = 1.0
+    keep[:, :, R // 2 :, :] = 1.0
     captured = {}
     sr.head.register_forward_hook(lambda mod, args, out: captured.update(out=out))
     with torch.no_grad():
@@ -150,9 +149,9 @@ def test_super_resolution_paints_the_keep_out_region_itself():
         if colour.shape[-1] != R:
             colour = torch.nn.functional.interpolate(colour, size=(R, R), mode="bilinear", align_corners=False)
         free = sr(features, pyramid, img, F_)
-    torch.testing.assert_close(out[..., R // 2:, :], colour[..., R // 2:, :])
-    torch.testing.assert_close(out[..., :R // 2, :], free[..., :R // 2, :])
-    assert (free[..., R // 2:, :] - colour[..., R // 2:, :]).abs().mean() > 0.05  # without it, the source shows
+    torch.testing.assert_close(out[..., R // 2 :, :], colour[..., R // 2 :, :])
+    torch.testing.assert_close(out[..., : R // 2, :], free[..., : R // 2, :])
+    assert (free[..., R // 2 :, :] - colour[..., R // 2 :, :]).abs().mean() > 0.05  # without it, the source shows
 
 
 def test_the_keep_out_region_follows_the_source_into_each_view():
@@ -162,7 +161,7 @@ def test_the_keep_out_region_follows_the_source_into_each_view():
     model = S3DNeRF(cfg).eval()
     img, mask, c2w, K, mel = _inputs(cfg, T=2)
     R = cfg.input_resolution
-    mask[:, R // 2:R // 2 + 4, R // 3:2 * R // 3] = 2
+    mask[:, R // 2 : R // 2 + 4, R // 3 : 2 * R // 3] = 2
     tokens = model.audio_tokens(mel)
     turned = torch.from_numpy(camera.free_view(c2w[0, 0].numpy(), 15.0, 0.0)).float().expand_as(c2w).contiguous()
     with torch.no_grad():
@@ -183,7 +182,7 @@ def test_the_keep_out_region_meets_an_output_resolution_other_than_the_input():
     model = S3DNeRF(cfg).eval()
     img, mask, c2w, K, mel = _inputs(cfg, T=2)
     R = cfg.input_resolution
-    mask[:, R // 2:R // 2 + 4, R // 3:2 * R // 3] = 2
+    mask[:, R // 2 : R // 2 + 4, R // 3 : 2 * R // 3] = 2
     with torch.no_grad():
         for source_c2w in (None, c2w[:, 0]):
             out = model(img, mask, model.audio_tokens(mel), c2w, K, stratified=False, source_c2w=source_c2w)
@@ -200,7 +199,7 @@ def test_audio_tokens_take_whole_utterances():
     mel2 = mel.clone()
     mel2[6] = torch.randn(80, 16)
     t2 = model.audio_tokens(mel2)
-    assert torch.allclose(tokens[:6 - cfg.audio_context], t2[:6 - cfg.audio_context], atol=1e-6)
+    assert torch.allclose(tokens[: 6 - cfg.audio_context], t2[: 6 - cfg.audio_context], atol=1e-6)
     assert not torch.allclose(tokens[5], t2[5])
     with pytest.raises(ValueError, match="mel"):
         model.audio(torch.randn(80, 16))
@@ -214,11 +213,11 @@ def test_ray_mask_renders_background_elsewhere():
     ray_mask = torch.zeros(1, 1, r, r, dtype=torch.bool)
     ray_mask[..., : r // 2, :] = True
     out = model(img, mask, model.audio_tokens(mel), c2w, K, ray_mask=ray_mask)
-    assert out["opacity"][0, 0, r // 2:].abs().max() == 0
+    assert out["opacity"][0, 0, r // 2 :].abs().max() == 0
     assert out["opacity"][0, 0, : r // 2].max() > 0
     outside = img * (mask == 0).float().unsqueeze(1)  # the source with its head masked out
     bg = torch.nn.functional.interpolate(outside, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-    torch.testing.assert_close(out["rgb_low"][0, 0, :, r // 2:], bg[0, :, r // 2:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["rgb_low"][0, 0, :, r // 2 :], bg[0, :, r // 2 :], atol=1e-6, rtol=0)
 
 
 def test_rays_and_sample_placement():
@@ -296,14 +295,20 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
 
     cfg = tiny_config()
     model = S3DNeRF(cfg.model)
-    save_checkpoint(tmp_path / "ckpt", model_state=model.state_dict(), config=config_to_dict(cfg), step=3,
-                    extra={"kind": "generator"})
+    save_checkpoint(
+        tmp_path / "ckpt",
+        model_state=model.state_dict(),
+        config=config_to_dict(cfg),
+        step=3,
+        extra={"kind": "generator"},
+    )
     loaded = load_model(tmp_path / "ckpt")
     assert loaded.config.model == cfg.model and loaded.checkpoint_step == 3 and not loaded.training
     for (n, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), n
-    save_checkpoint(tmp_path / "sync", model_state=model.state_dict(), config=config_to_dict(cfg), step=1,
-                    extra={"kind": "syncnet"})
+    save_checkpoint(
+        tmp_path / "sync", model_state=model.state_dict(), config=config_to_dict(cfg), step=1, extra={"kind": "syncnet"}
+    )
     with pytest.raises(S3DError, match="not an s3d-fast generator"):
         load_model(tmp_path / "sync")
     with pytest.raises(S3DError):
@@ -384,7 +389,10 @@ def test_fit_to_audio_shrinks_the_grid_to_the_offsets_it_sees():
     shifts = iter([(0.24, 0.0, 0.0), (-0.24, 0.0, 0.0)] * 8)
     field = model.deformation
     field.from_encoding = lambda h, slots, group_frame=None: (
-        h.new_tensor(next(shifts)).expand(*h.shape[:-1], 3), h.new_ones(h.shape[:-1]), None)
+        h.new_tensor(next(shifts)).expand(*h.shape[:-1], 3),
+        h.new_ones(h.shape[:-1]),
+        None,
+    )
     swinging = model.fit_to_audio(baked, tokens).grid.binaries[0, 0]
     centres = _cell_centres(32)
     for side in (-0.24, 0.24):  # observed x shows canonical x + shift: the ball sits at -shift

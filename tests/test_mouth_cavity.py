@@ -1,22 +1,21 @@
 """``model.mouth_cavity``: a learned dark feature the deformation field can blend in where
 a mouth opens, switching it on when a run saved without it is resumed, and
 ``model.cavity_opening``: the source opened where the cavity renders."""
+
 import dataclasses
 
 import pytest
 import torch
+from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config
+from test_model import _inputs
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
-from s3d_fast.config import ConfigError
+from s3d_fast.config import ConfigError, LossConfig
 from s3d_fast.model import S3DNeRF
-from s3d_fast.config import LossConfig
 from s3d_fast.model.losses import generator_losses
 from s3d_fast.model.mouth import OPENING_FROM, OPENING_FULL, open_mouth
 from s3d_fast.training.resume import optimizer_state_with_new_parameters, parameters_added
-
-from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config
-from test_model import _inputs
 
 
 def _cavity_config(opening: bool = False):
@@ -86,8 +85,9 @@ def test_a_full_share_paints_the_cavity_colour_in_both_render_paths():
         none = model.render_frames(baked, tokens[0], c2w[0], K[0])
     solid = out["opacity"][0, 0] > 0.999
     assert solid.sum() > 10
-    torch.testing.assert_close(out["rgb_low"][0, 0][:, solid], colour[:, None].expand(3, int(solid.sum())),
-                               atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        out["rgb_low"][0, 0][:, solid], colour[:, None].expand(3, int(solid.sum())), atol=2e-3, rtol=0
+    )
     # The rendered share is the opacity where every point takes the cavity in full.
     torch.testing.assert_close(out["cavity"], out["opacity"], atol=1e-5, rtol=0)
     # The real-time path blends it in too.
@@ -102,15 +102,22 @@ def test_the_share_is_taught_by_the_open_mouth_interior():
     target = torch.rand(1, 2, 3, H, H)
     interior = (masks == 3).float()
 
-    rendered = {"rgb": target.clone(), "rgb_low": torch.rand(1, 2, 3, r, r), "opacity": torch.rand(1, 2, r, r),
-                "offset_sq": torch.zeros(())}
+    rendered = {
+        "rgb": target.clone(),
+        "rgb_low": torch.rand(1, 2, 3, r, r),
+        "opacity": torch.rand(1, 2, r, r),
+        "offset_sq": torch.zeros(()),
+    }
 
     def loss(share):
         out = {**rendered, "cavity": share}
         return generator_losses(out, target, masks, LossConfig())
 
-    right, none, everywhere = loss(interior.clamp(0.01, 0.99)), loss(torch.full_like(interior, 0.01)), \
-        loss(torch.full_like(interior, 0.99))
+    right, none, everywhere = (
+        loss(interior.clamp(0.01, 0.99)),
+        loss(torch.full_like(interior, 0.01)),
+        loss(torch.full_like(interior, 0.99)),
+    )
     assert right["cavity"] < 0.1 * none["cavity"] and right["cavity"] < 0.1 * everywhere["cavity"]
     assert float(right["total"] - none["total"]) == pytest.approx(float(right["cavity"] - none["cavity"]), rel=1e-4)
     share = torch.full_like(interior, 0.02).requires_grad_(True)
@@ -152,13 +159,25 @@ def data(tmp_path_factory):
 
 
 def test_resume_switches_the_cavity_on_and_trains_it(data, tmp_path, capsys):
-    fast = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=100",
-                             "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
+    fast = TINY_OVERRIDES + [
+        "train.warmup_steps=1",
+        "train.log_every=1",
+        "train.eval_every=100",
+        "train.checkpoint_every=2",
+        "loss.sync=0",
+        "train.sync_steps=0",
+    ]
     sets = [a for o in fast for a in ("--set", o)]
     run = tmp_path / "run"
     assert main(["train", "--data", str(data), "--out", str(run), "--steps", "2", "--quiet"] + sets) == 0
-    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "4", "--resume"]
-                + sets + ["--set", "model.mouth_cavity=true"]) == 0
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(run), "--steps", "4", "--resume"]
+            + sets
+            + ["--set", "model.mouth_cavity=true"]
+        )
+        == 0
+    )
     assert "3 new parameter tensors start from their initialisation" in capsys.readouterr().out
     after = load_checkpoint(RunDirectory(run).checkpoint_path(4))
     assert after.config["model"]["mouth_cavity"] is True
@@ -211,8 +230,9 @@ def test_the_opening_shows_where_the_cavity_renders_in_both_render_paths():
         model.cfg.cavity_opening = False
         shut = model.render(src, tokens, c2w, K, stratified=False, ray_mask=left)
     R = cfg.output_resolution
-    share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear",
-                                            align_corners=False)[0, 0]
+    share = torch.nn.functional.interpolate(
+        out["cavity"][0, :1, None], size=(R, R), mode="bilinear", align_corners=False
+    )[0, 0]
     solid, clear = share > OPENING_FULL, share < OPENING_FROM
     assert solid.sum() > 100 and clear.sum() > 100 and shut["rgb"][0, 0][:, solid].mean() > 0.2
     # Where the head renders the cavity in full the frame is black, in both render paths.

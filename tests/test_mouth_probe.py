@@ -1,18 +1,18 @@
 """tools/mouth_probe.py: the jaw followed through a checkpoint, at toy sizes."""
+
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from model_helpers import make_tiny_synthtalk, tiny_config
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
 from s3d_fast.config import config_to_dict
 from s3d_fast.data.dataset import ClipStore, load_manifest
-from s3d_fast.model import S3DNeRF
-from s3d_fast.model import GENERATOR_KIND as KIND, load_model
-
-from model_helpers import make_tiny_synthtalk, tiny_config
+from s3d_fast.model import GENERATOR_KIND as KIND
+from s3d_fast.model import S3DNeRF, load_model
 
 _spec = importlib.util.spec_from_file_location("mouth_probe", Path(__file__).parent.parent / "tools" / "mouth_probe.py")
 mouth_probe = importlib.util.module_from_spec(_spec)
@@ -26,8 +26,9 @@ def setup(tmp_path_factory):
     cfg = tiny_config()
     torch.manual_seed(0)
     path = RunDirectory(root / "run").checkpoint_path(3)
-    save_checkpoint(path, model_state=S3DNeRF(cfg.model).state_dict(), config=config_to_dict(cfg), step=3,
-                    extra={"kind": KIND})
+    save_checkpoint(
+        path, model_state=S3DNeRF(cfg.model).state_dict(), config=config_to_dict(cfg), step=3, extra={"kind": KIND}
+    )
     return root / "ds", path
 
 

@@ -1,5 +1,4 @@
 """Occupancy-grid marching against the dense masked reference, and the grid's updates."""
-import math
 
 import pytest
 import torch
@@ -49,7 +48,9 @@ def test_fused_marcher_matches_dense_reference(levels, cone_angle, blocks):
     o, d = make_rays()
     near, far = bounds(len(o), near=0.5, far=4.5)
     block_bits = grid.block_bits if blocks else None
-    fused = ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.01, cone_angle, block_bits=block_bits)
+    fused = ops.occgrid_march(
+        grid.bits, grid.resolution, AABB, o, d, near, far, 0.01, cone_angle, block_bits=block_bits
+    )
     ref = reference.occgrid_march(grid.binaries, AABB, o, d, near, far, 0.01, cone_angle)
     assert fused[0].numel() > 1000
     assert torch.equal(fused[0], ref[0]) and torch.equal(fused[3], ref[3])
@@ -70,8 +71,19 @@ def test_skipping_keeps_exactly_the_step_by_step_samples(dtype, cone_angle):
     o, d = make_rays(n=600, seed=8, dtype=dtype)
     gi = torch.arange(600) % 2
     near, far = bounds(len(o), near=0.0, far=7.0, dtype=dtype)
-    fused = ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.013, cone_angle,
-                              grid_indices=gi, block_bits=grid.block_bits)
+    fused = ops.occgrid_march(
+        grid.bits,
+        grid.resolution,
+        AABB,
+        o,
+        d,
+        near,
+        far,
+        0.013,
+        cone_angle,
+        grid_indices=gi,
+        block_bits=grid.block_bits,
+    )
     ref = reference.occgrid_march(grid.binaries, AABB, o, d, near, far, 0.013, cone_angle, grid_indices=gi)
     assert fused[0].numel() > 1000
     for a, b in zip(fused, ref):
@@ -109,7 +121,7 @@ def test_multi_grid_batch_matches_each_grid_alone():
         alone.set_binaries(grid.binaries[g : g + 1])
         rays = (gi == g).nonzero(as_tuple=True)[0]
         ri, t0, t1 = alone.sampling(o[rays], d[rays], render_step_size=0.01)
-        sel = (gi[batched[0]] == g)
+        sel = gi[batched[0]] == g
         assert torch.equal(rays[ri], batched[0][sel])
         assert torch.equal(t0, batched[1][sel]) and torch.equal(t1, batched[2][sel])
 
@@ -189,7 +201,7 @@ def test_alpha_threshold_is_capped_by_each_rays_own_grid():
         rays = (gi == g).nonzero(as_tuple=True)[0]
         o_g, d_g = o[rays], d[rays]
 
-        def sigma_g(t0, t1, ri):
+        def sigma_g(t0, t1, ri, o_g=o_g, d_g=d_g):
             return shell(o_g[ri] + ((t0 + t1) / 2)[:, None] * d_g[ri]) * 0.1
 
         ri, t0, _ = alone.sampling(o_g, d_g, sigma_fn=sigma_g, alpha_thre=alpha_thre, **kw)

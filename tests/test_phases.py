@@ -1,20 +1,27 @@
 """A run in phases (``train.phases``): the config in force at each step, a model grown and
 partly frozen mid-run, each phase's own learning-rate schedule, and a bit-exact resume."""
+
 import csv
 import dataclasses
 import math
 
 import pytest
 import torch
+from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
 from s3d_fast.config import ConfigError, Phase, check_phases, config_at, phase_spans, small
 
-from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
-
-FAST = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=100", "train.eval_items=1",
-                         "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
+FAST = TINY_OVERRIDES + [
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.eval_every=100",
+    "train.eval_items=1",
+    "train.checkpoint_every=2",
+    "loss.sync=0",
+    "train.sync_steps=0",
+]
 
 
 def with_phases(cfg, *phases, steps=None):
@@ -23,8 +30,9 @@ def with_phases(cfg, *phases, steps=None):
 
 
 def test_config_at_applies_the_started_phases_in_order():
-    cfg = with_phases(small(), Phase(10, {"train.lr": "1e-3", "loss.sync": "0.2"}), Phase(20, {"train.lr": "5e-4"}),
-                      steps=30)
+    cfg = with_phases(
+        small(), Phase(10, {"train.lr": "1e-3", "loss.sync": "0.2"}), Phase(20, {"train.lr": "5e-4"}), steps=30
+    )
     assert config_at(cfg, 9) == cfg
     assert config_at(cfg, 10).train.lr == 1e-3 and config_at(cfg, 10).loss.sync == 0.2
     at_20 = config_at(cfg, 20)
@@ -34,15 +42,18 @@ def test_config_at_applies_the_started_phases_in_order():
     assert phase_spans(small()) == [(0, small().train.steps)]
 
 
-@pytest.mark.parametrize("phases, message", [
-    ((Phase(0, {}),), "must lie after"),
-    ((Phase(40, {}),), "before train.steps"),
-    ((Phase(10, {}), Phase(10, {})), "must lie after the previous phase's start"),
-    ((Phase(10, {"train.steps": "50"}),), "holds for the whole run"),
-    ((Phase(10, {"model.cavity_opening": "true"}),), "needs model.mouth_cavity"),
-    ((Phase(10, {"loss.sinc": "1"}),), "unknown config key 'loss.sinc'; did you mean loss.sync"),
-    ((Phase(10, {"train.lr": "fast"}),), "expected a number"),
-])
+@pytest.mark.parametrize(
+    "phases, message",
+    [
+        ((Phase(0, {}),), "must lie after"),
+        ((Phase(40, {}),), "before train.steps"),
+        ((Phase(10, {}), Phase(10, {})), "must lie after the previous phase's start"),
+        ((Phase(10, {"train.steps": "50"}),), "holds for the whole run"),
+        ((Phase(10, {"model.cavity_opening": "true"}),), "needs model.mouth_cavity"),
+        ((Phase(10, {"loss.sinc": "1"}),), "unknown config key 'loss.sinc'; did you mean loss.sync"),
+        ((Phase(10, {"train.lr": "fast"}),), "expected a number"),
+    ],
+)
 def test_a_schedule_that_cannot_run_is_one_clear_error(phases, message):
     with pytest.raises(ConfigError, match=message):
         check_phases(with_phases(small(), *phases, steps=30))
@@ -65,8 +76,9 @@ def data(tmp_path_factory):
 
 
 # From step 2: grow the mouth cavity, train super-resolution alone, at a lower rate.
-SECOND_PHASE = '[{"start": 2, "settings": {"model.mouth_cavity": "true", "train.train_only": "superres", ' \
-               '"train.lr": "1e-3"}}]'
+SECOND_PHASE = (
+    '[{"start": 2, "settings": {"model.mouth_cavity": "true", "train.train_only": "superres", "train.lr": "1e-3"}}]'
+)
 
 
 def _argv(data, run, *extra):

@@ -1,5 +1,6 @@
 """Real-video preprocessing on real pixels: a photograph (scikit-image's astronaut) moved by
 known similarity transforms must be detected, aligned and posed consistently."""
+
 import numpy as np
 import pytest
 import skimage.data

@@ -1,13 +1,14 @@
 """The rendering API (Renderer -> Identity -> frames) against a TEST DOUBLE of the model
 interface (tests/render_model_double.py): batching, audio once up front, cameras, sizes,
 timings. The double checks every tensor the renderer hands it against the interface."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from render_fixtures import render_checkpoint, write_dataset_frame, write_speech  # noqa: F401
+
 from s3d_fast.data import audio as audio_mod
 from s3d_fast.render import api
 from s3d_fast.render.errors import RenderError

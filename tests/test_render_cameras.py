@@ -1,4 +1,5 @@
 """Camera sequences of a render: free-view offsets about the head, orbits, clip poses."""
+
 import numpy as np
 import pytest
 

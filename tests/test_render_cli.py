@@ -2,16 +2,17 @@
 (tests/render_model_double.py) behind the renderer's model seam: the mp4 (frames in sync
 with the speech, audio muxed in, atomic), the demo with no arguments, and every bad input
 as one clear line, a non-zero exit and no output file."""
+
 import os
 
 import av
 import numpy as np
 import pytest
+import render_model_double as double
 import skimage.data
 from PIL import Image
-
-import render_model_double as double
 from render_fixtures import render_checkpoint, write_dataset_frame, write_speech  # noqa: F401
+
 from s3d_fast.cli import main
 from s3d_fast.data import audio as audio_mod
 from s3d_fast.data import video
@@ -27,8 +28,19 @@ def inputs(tmp_path, render_checkpoint):  # noqa: F811
 
 def _render(inputs, *extra, out="out.mp4"):
     out_path = os.path.join(inputs["dir"], out) if out else None
-    argv = ["render", "--image", inputs["image"], "--audio", inputs["audio"], "--checkpoint", inputs["ckpt"],
-            "--device", "cpu", "--quiet", *extra]
+    argv = [
+        "render",
+        "--image",
+        inputs["image"],
+        "--audio",
+        inputs["audio"],
+        "--checkpoint",
+        inputs["ckpt"],
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
     if out_path:
         argv += ["--out", out_path]
     return main(argv), out_path
@@ -74,8 +86,22 @@ def test_size_fps_and_free_view_options(inputs, tmp_path):
 def test_photo_source_through_the_cli(inputs, tmp_path, capsys):
     photo = tmp_path / "astronaut.png"
     Image.fromarray(skimage.data.astronaut()).save(photo)
-    rc = main(["render", "--image", str(photo), "--audio", inputs["audio"], "--checkpoint", inputs["ckpt"],
-               "--out", str(tmp_path / "a.mp4"), "--orbit", "20", "--quiet"])
+    rc = main(
+        [
+            "render",
+            "--image",
+            str(photo),
+            "--audio",
+            inputs["audio"],
+            "--checkpoint",
+            inputs["ckpt"],
+            "--out",
+            str(tmp_path / "a.mp4"),
+            "--orbit",
+            "20",
+            "--quiet",
+        ]
+    )
     assert rc == 0 and "photo source" in capsys.readouterr().out
     assert video.read_video(tmp_path / "a.mp4").frames.shape == (13, 64, 64, 3)
 
@@ -93,6 +119,7 @@ def test_no_arguments_renders_the_bundled_demo_with_an_orbit(inputs, tmp_path, m
     bar = v.frames[:, 5, :, 1].astype(int).argmax(1)  # the double's camera-yaw bar
     # Out to +DEMO_ORBIT and back: the double's bar spans 360 degrees of yaw across the frame.
     from s3d_fast.render.cli import DEMO_ORBIT
+
     swing = 2 * DEMO_ORBIT / 360 * (v.frames.shape[2] - 1)
     assert bar[50] > bar[0] and bar[50] > bar[99]
     assert abs((bar[50] - bar[0]) - swing) <= 1.5 and abs((bar[50] - bar[99]) - swing) <= 1.5
@@ -165,10 +192,27 @@ def _bad(kind, inputs, monkeypatch):
 
 
 BAD = [
-    "missing image", "missing audio", "unreadable audio", "empty audio", "audio shorter than a frame",
-    "unreadable image", "image without a face", "checkpoint of another format version", "missing checkpoint",
-    "size too small", "size odd", "size too large", "out folder missing", "out folder is a file", "out is a folder",
-    "out folder unwritable", "orbit with yaw", "missing pose file", "bad pose file", "batch zero", "bad fps",
+    "missing image",
+    "missing audio",
+    "unreadable audio",
+    "empty audio",
+    "audio shorter than a frame",
+    "unreadable image",
+    "image without a face",
+    "checkpoint of another format version",
+    "missing checkpoint",
+    "size too small",
+    "size odd",
+    "size too large",
+    "out folder missing",
+    "out folder is a file",
+    "out is a folder",
+    "out folder unwritable",
+    "orbit with yaw",
+    "missing pose file",
+    "bad pose file",
+    "batch zero",
+    "bad fps",
     "bad device",
 ]
 
@@ -176,8 +220,20 @@ BAD = [
 @pytest.mark.parametrize("kind", BAD)
 def test_bad_input_is_one_clear_line_and_no_output(kind, inputs, monkeypatch, capsys):
     extra, message = _bad(kind, inputs, monkeypatch)
-    argv = ["render", "--image", inputs["image"], "--audio", inputs["audio"], "--checkpoint", inputs["ckpt"],
-            "--device", "cpu", "--out", str(inputs["dir"] / "out.mp4"), "--quiet"]
+    argv = [
+        "render",
+        "--image",
+        inputs["image"],
+        "--audio",
+        inputs["audio"],
+        "--checkpoint",
+        inputs["ckpt"],
+        "--device",
+        "cpu",
+        "--out",
+        str(inputs["dir"] / "out.mp4"),
+        "--quiet",
+    ]
     # Later options win in argparse, so `extra` overrides the good defaults above.
     assert main(argv + extra) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -236,6 +292,21 @@ def test_speech_from_a_video_file(inputs, tmp_path):
     assert rc == 0 and video.read_video(out).frames.shape[0] == 13
     silent = tmp_path / "silent.mp4"
     video.write_video(silent, np.zeros((5, 16, 16, 3), np.uint8), 25)
-    assert main(["render", "--image", inputs["image"], "--audio", str(silent), "--checkpoint", inputs["ckpt"],
-                 "--out", str(tmp_path / "x.mp4"), "--quiet"]) == 1
+    assert (
+        main(
+            [
+                "render",
+                "--image",
+                inputs["image"],
+                "--audio",
+                str(silent),
+                "--checkpoint",
+                inputs["ckpt"],
+                "--out",
+                str(tmp_path / "x.mp4"),
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     assert not (tmp_path / "x.mp4").exists()

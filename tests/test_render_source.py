@@ -1,10 +1,11 @@
 """The source image of a render: photo -> aligned crop, mask and pose; data-set frame as is."""
+
 import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
-
 from render_fixtures import write_dataset_frame
+
 from s3d_fast.data.preprocess import geometry
 from s3d_fast.data.synthtalk import camera
 from s3d_fast.render import source

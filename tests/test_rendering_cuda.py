@@ -1,4 +1,5 @@
 """The CUDA kernels against the CPU ones (same bodies); runs where a GPU is present."""
+
 import pytest
 import torch
 

@@ -1,8 +1,9 @@
 """Reprojecting the source into a rendered frame's view, on a plane whose geometry is known."""
+
 import torch
 
 from s3d_fast.data.synthtalk import camera
-from s3d_fast.model.rays import box_intersection, camera_rays, scaled_intrinsics
+from s3d_fast.model.rays import camera_rays, scaled_intrinsics
 from s3d_fast.model.reproject import reproject_source
 
 R, r = 64, 16
@@ -55,6 +56,14 @@ def test_pixels_without_a_surface_keep_their_own_source_pixel():
     empty = torch.zeros_like(depth)  # nothing rendered: opacity 0 everywhere
     out = reproject_source(image, c2w[None], K[None], o, d, depth, empty, 1)
     torch.testing.assert_close(out, image, rtol=0, atol=1e-5)
-    two = reproject_source(image.expand(2, 3, R, R), c2w[None].expand(2, 4, 4), K[None].expand(2, 3, 3),
-                           o.expand(4, -1, -1), d.expand(4, -1, -1), depth.expand(4, -1), empty.expand(4, -1), 2)
+    two = reproject_source(
+        image.expand(2, 3, R, R),
+        c2w[None].expand(2, 4, 4),
+        K[None].expand(2, 3, 3),
+        o.expand(4, -1, -1),
+        d.expand(4, -1, -1),
+        depth.expand(4, -1),
+        empty.expand(4, -1),
+        2,
+    )
     assert two.shape == (4, 3, R, R)

@@ -1,15 +1,23 @@
 """The lip-sync expert: shapes, gradients to the frames, save/load, and that a short
 training on a tiny SynthTalk set tells in-sync from shifted audio on unseen identities."""
+
 import numpy as np
 import pytest
 import torch
-
 from _sync_data import sync_set, trained_syncnet
-from s3d_fast.training.syncnet_pairs import load_arrays, sample_pairs
-from s3d_fast.training.syncnet import train_syncnet
+
 from s3d_fast.model.syncnet import (
-    SyncNet, SyncNetConfig, freeze, load_syncnet, lower_face, save_syncnet, sync_loss, sync_probability,
+    SyncNet,
+    SyncNetConfig,
+    freeze,
+    load_syncnet,
+    lower_face,
+    save_syncnet,
+    sync_loss,
+    sync_probability,
 )
+from s3d_fast.training.syncnet import train_syncnet
+from s3d_fast.training.syncnet_pairs import load_arrays, sample_pairs
 
 SMALL = SyncNetConfig(face_size=24, face_channels=(8, 16, 16), audio_channels=(8, 16, 16), embed_dim=16)
 

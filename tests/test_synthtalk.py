@@ -12,8 +12,22 @@ from s3d_fast.data.synthtalk import camera, head, phonemes, speech, visemes
 from s3d_fast.data.synthtalk.generate import SynthConfig, clip_timeline, identity_seed, light_direction, render_view
 from s3d_fast.data.synthtalk.identity import sample_identity
 
-ARGS = ["synth", "--identities", "2", "--clips", "1", "--seconds", "0.4", "--size", "48", "--views", "1", "--quiet",
-        "--workers", "1"]
+ARGS = [
+    "synth",
+    "--identities",
+    "2",
+    "--clips",
+    "1",
+    "--seconds",
+    "0.4",
+    "--size",
+    "48",
+    "--views",
+    "1",
+    "--quiet",
+    "--workers",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +55,7 @@ def test_synth_writes_schema_conformant_dataset(tiny):
         assert set(np.unique(z["masks"])) <= {0, 1, 2, 3} and {0, 1, 2} <= set(np.unique(z["masks"]))
         assert z["view_c2w"].shape == (1, T, 4, 4) and z["view_masks"].shape == (1, T, R, R)
         # Head motion folded into the camera: c2w = inverse(head pose) @ physical camera.
-        np.testing.assert_allclose(
-            z["c2w"], np.linalg.inv(z["head_pose"]) @ z["camera_world"], atol=1e-5
-        )
+        np.testing.assert_allclose(z["c2w"], np.linalg.inv(z["head_pose"]) @ z["camera_world"], atol=1e-5)
         for rot in z["c2w"][:, :3, :3]:
             np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-5)
     with av.open(m.path(clip["frames"])) as c:
@@ -166,21 +178,33 @@ def _band_energy(x, lo, hi):
 
 def test_speech_acoustics():
     rng = np.random.default_rng(0)
-    segs = [phonemes.Segment("_", 0, 0.1), phonemes.Segment("a", 0.1, 0.4), phonemes.Segment("s", 0.4, 0.7),
-            phonemes.Segment("i", 0.7, 1.0), phonemes.Segment("_", 1.0, 1.2)]
+    segs = [
+        phonemes.Segment("_", 0, 0.1),
+        phonemes.Segment("a", 0.1, 0.4),
+        phonemes.Segment("s", 0.4, 0.7),
+        phonemes.Segment("i", 0.7, 1.0),
+        phonemes.Segment("_", 1.0, 1.2),
+    ]
     x = speech.synthesize(segs, 1.2, speech.Voice(f0=120), rng)
     assert x.shape == (19200,) and x.dtype == np.float32 and np.abs(x).max() == pytest.approx(0.7, abs=1e-3)
     a, s, i, sil = x[2400:5600], x[7000:10000], x[12000:15500], x[16500:19000]
     assert _band_energy(s, 4000, 8000) > 5 * _band_energy(s, 0, 1500)  # /s/ is high-frequency noise
     assert _band_energy(a, 600, 900) > 3 * _band_energy(i, 600, 900)  # F1 of /a/ ~730 Hz, /i/ ~270 Hz
     # F2 of /i/ (~2290 Hz) against /a/ (~1090 Hz), relative to each vowel's energy.
-    assert _band_energy(i, 2100, 2500) / _band_energy(i, 0, 8000) > 3 * _band_energy(a, 2100, 2500) / _band_energy(a, 0, 8000)
+    assert _band_energy(i, 2100, 2500) / _band_energy(i, 0, 8000) > 3 * _band_energy(a, 2100, 2500) / _band_energy(
+        a, 0, 8000
+    )
     assert np.sqrt(np.mean(sil**2)) < 0.01 * np.sqrt(np.mean(a**2))
 
 
 def test_visemes_coarticulation():
-    segs = [phonemes.Segment("a", 0, 0.3), phonemes.Segment("m", 0.3, 0.38), phonemes.Segment("a", 0.38, 0.7),
-            phonemes.Segment("t", 0.7, 0.78), phonemes.Segment("u", 0.78, 1.0)]
+    segs = [
+        phonemes.Segment("a", 0, 0.3),
+        phonemes.Segment("m", 0.3, 0.38),
+        phonemes.Segment("a", 0.38, 0.7),
+        phonemes.Segment("t", 0.7, 0.78),
+        phonemes.Segment("u", 0.78, 1.0),
+    ]
     v = visemes.viseme_track(segs, np.array([0.15, 0.34, 0.55, 0.5, 0.74, 0.9]), exposure=0.0)
     assert v[0, 0] > 0.8 and v[1, 0] < 0.15  # lips close for /m/ between open vowels
     assert v[4, 2] > v[3, 2] + 0.2  # anticipatory rounding before /u/

@@ -1,20 +1,25 @@
 """``s3d-fast train`` end to end at toy sizes: checkpoints, logs, bit-for-bit resume,
 two gloo processes under DistributedDataParallel, and its error messages."""
+
 import csv
-import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-from s3d_fast.cli import main
-from s3d_fast.checkpoint import RunDirectory, load_checkpoint
-
 from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
 
-FAST = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=3", "train.eval_items=1",
-                         "train.checkpoint_every=2", "loss.sync=0", "train.sync_steps=0"]
+from s3d_fast.checkpoint import RunDirectory, load_checkpoint
+from s3d_fast.cli import main
+
+FAST = TINY_OVERRIDES + [
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.eval_every=3",
+    "train.eval_items=1",
+    "train.checkpoint_every=2",
+    "loss.sync=0",
+    "train.sync_steps=0",
+]
 
 
 def _sets(overrides):
@@ -38,8 +43,13 @@ def _rows(run):
 
 def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
     straight = tmp_path / "straight"
-    assert main(["train", "--data", str(data), "--out", str(straight), "--steps", "4", "--quiet",
-                 "--profile-steps", "1"] + _sets(FAST)) == 0
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(straight), "--steps", "4", "--quiet", "--profile-steps", "1"]
+            + _sets(FAST)
+        )
+        == 0
+    )
     run = RunDirectory(straight)
     assert [s for s, _ in run.checkpoints()] == [2, 4]
     assert (straight / "curves.png").stat().st_size > 0
@@ -62,7 +72,9 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
 
     GeneratorStage.train_step = interrupted
     try:
-        assert main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST)) == 130
+        assert (
+            main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST)) == 130
+        )
     finally:
         GeneratorStage.train_step = original
     assert [s for s, _ in RunDirectory(halves).checkpoints()] == [2]
@@ -114,9 +126,18 @@ def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
     out = tmp_path / "sync"
     # With the options the demo recipe leaves off: the source reprojected in training, its
     # mouth kept out of the blend, and drawn from the frames with the least open mouths.
-    sets = _sets(FAST + ["train.sync_steps=20", "train.sync_batch=8", "train.sync_start=1", "loss.sync=0.5",
-                         "train.reproject_source=true", "model.mouth_keep_out=0.05",
-                         "train.source_mouth_quantile=0.5"])
+    sets = _sets(
+        FAST
+        + [
+            "train.sync_steps=20",
+            "train.sync_batch=8",
+            "train.sync_start=1",
+            "loss.sync=0.5",
+            "train.reproject_source=true",
+            "model.mouth_keep_out=0.05",
+            "train.source_mouth_quantile=0.5",
+        ]
+    )
     assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + sets) == 0
     assert (out / "syncnet.safetensors").stat().st_size > 0
     rows = _rows(out)
@@ -129,17 +150,32 @@ def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
     out = tmp_path / "sr_only"
     assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST)) == 0
     # Resumed with only super-resolution trained: it changes, the radiance field does not.
-    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "4", "--quiet", "--resume"]
-                + _sets(FAST + ["train.train_only=superres"])) == 0
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(out), "--steps", "4", "--quiet", "--resume"]
+            + _sets(FAST + ["train.train_only=superres"])
+        )
+        == 0
+    )
     before = load_checkpoint(RunDirectory(out).checkpoint_path(2)).model_state
     after = load_checkpoint(RunDirectory(out).checkpoint_path(4)).model_state
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"superres"}
 
     bad = tmp_path / "bad"
-    assert main(["train", "--data", str(data), "--out", str(bad), "--steps", "1", "--quiet"]
-                + _sets(FAST + ["train.train_only=superres,nerf"])) == 1
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(bad), "--steps", "1", "--quiet"]
+            + _sets(FAST + ["train.train_only=superres,nerf"])
+        )
+        == 1
+    )
     assert "no module 'nerf'" in capsys.readouterr().err
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad_q"), "--steps", "1", "--quiet"]
-                + _sets(FAST + ["train.source_mouth_quantile=0"])) == 1
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(tmp_path / "bad_q"), "--steps", "1", "--quiet"]
+            + _sets(FAST + ["train.source_mouth_quantile=0"])
+        )
+        == 1
+    )
     assert "source_mouth_quantile must be in (0, 1]" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Metric CSV log (growing header, resume) and the learning-curve PNG."""
+
 import csv
 import math
 import os
@@ -23,13 +24,23 @@ def test_rows_are_flushed_and_header_grows(tmp_path):
     # Flushed: another reader sees the row while the log is still open.
     assert _read(tmp_path / "metrics.csv") == [
         ["step", "stage", "wall_time", "loss_sync"],
-        ["1", "sync", _read(tmp_path / "metrics.csv")[1][2], "0.9"]]
+        ["1", "sync", _read(tmp_path / "metrics.csv")[1][2], "0.9"],
+    ]
     log.append({"step": 2, "stage": "sync", "loss_sync": torch.tensor(0.5)})
     log.log(3, "generator", **{"loss/photo": 0.25, "loss/sync": np.float32(0.125)})
     log.log(3, "generator", **{"eval/psnr": 18.5, "eval/ok": True, "note": "a,b"})
     rows = _read(tmp_path / "metrics.csv")
-    assert rows[0] == ["step", "stage", "wall_time", "loss_sync", "loss/photo", "loss/sync",
-                       "eval/psnr", "eval/ok", "note"]
+    assert rows[0] == [
+        "step",
+        "stage",
+        "wall_time",
+        "loss_sync",
+        "loss/photo",
+        "loss/sync",
+        "eval/psnr",
+        "eval/ok",
+        "note",
+    ]
     assert [r[0] for r in rows[1:]] == ["1", "2", "3", "3"]
     assert rows[2][3] == "0.5" and rows[3][3] == ""  # older/other rows: empty cells
     assert rows[4][6:] == ["18.5", "1", "a,b"]
@@ -84,9 +95,14 @@ def test_read_metrics_and_families(tmp_path):
     assert data["step"] == [1, 2] and data["stage"] == ["a", "a"]
     assert data["loss"] == [1.0, 0.5] and math.isnan(data["eval_psnr"][0])
     assert "note" not in data  # non-numeric columns are left out
-    assert [metric_family(n) for n in ("loss/photo", "eval/psnr", "loss_sync", "val_ssim",
-                                        "lr", "steps_per_s")] == [
-        "loss", "eval", "loss", "eval", "lr", "steps_per_s"]
+    assert [metric_family(n) for n in ("loss/photo", "eval/psnr", "loss_sync", "val_ssim", "lr", "steps_per_s")] == [
+        "loss",
+        "eval",
+        "loss",
+        "eval",
+        "lr",
+        "steps_per_s",
+    ]
 
 
 def test_plot_curves_writes_a_png_atomically(tmp_path):
@@ -118,6 +134,7 @@ def test_plot_curves_writes_a_png_atomically(tmp_path):
 
 def test_plot_does_not_switch_the_pyplot_backend(tmp_path):
     import matplotlib
+
     before = matplotlib.get_backend()
     with MetricLog(tmp_path) as log:
         log.log(1, loss=1.0)

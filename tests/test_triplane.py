@@ -1,4 +1,5 @@
 """Fused tri-plane sampling against the grid_sample reference."""
+
 import itertools
 
 import pytest
@@ -12,9 +13,7 @@ SCALE_REDUCES = ("concat", "sum")
 
 def make_planes(batch=2, shapes=((6, 7), (4, 5)), channels=11, dtype=torch.float32, grad=False):
     # 11 channels: one full chunk of 8 plus a ragged tail in every kernel loop.
-    return [
-        torch.randn(batch, 3, h, w, channels, dtype=dtype).requires_grad_(grad) for h, w in shapes
-    ]
+    return [torch.randn(batch, 3, h, w, channels, dtype=dtype).requires_grad_(grad) for h, w in shapes]
 
 
 def make_points(batch=2, n=64, dtype=torch.float32, spread=1.3, grad=False):
@@ -48,7 +47,7 @@ def test_matches_reference_forward_and_gradients(plane_reduce, scale_reduce, ali
     fused_grads = torch.autograd.grad(fused, [points, *planes], grad_out)
     ref_grads = torch.autograd.grad(ref, [points, *planes], grad_out)
     for name, a, b in zip(["points", "planes[0]", "planes[1]"], fused_grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_float32_matches_reference():
@@ -118,7 +117,7 @@ def test_gradcheck_float64():
     points = make_points(batch=1, n=6, dtype=torch.float64, spread=0.9, grad=True)
     for plane_reduce in PLANE_REDUCES:
         assert torch.autograd.gradcheck(
-            lambda pts, a, b: triplane_sample([a, b], pts, plane_reduce=plane_reduce),
+            lambda pts, a, b, plane_reduce=plane_reduce: triplane_sample([a, b], pts, plane_reduce=plane_reduce),
             (points, *planes),
         )
 
@@ -178,7 +177,8 @@ def test_gpu_decomposition_of_backward_matches_reference(plane_reduce, padding):
     # atomics, through bodies the CPU launcher does not use for every mode;
     # this runs that decomposition on the CPU so the GPU's code is tested here.
     from aids import extension
-    from s3d_fast.ops._triplane_spec import AXES, PADDINGS, PLANE_REDUCES as CODES, SCALE_REDUCES
+    from s3d_fast.ops._triplane_spec import AXES, PADDINGS, SCALE_REDUCES
+    from s3d_fast.ops._triplane_spec import PLANE_REDUCES as CODES
 
     planes = make_planes(dtype=torch.float64, grad=True)
     points = make_points(dtype=torch.float64, grad=True)

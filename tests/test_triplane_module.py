@@ -1,11 +1,11 @@
 """nn.TriPlane, and the fused op's memory footprint."""
+
 import pytest
 import torch
 
+from aids import memory
 from s3d_fast.nn import TriPlane
 from s3d_fast.ops import reference
-
-from aids import memory
 
 
 def test_module_trains_toward_a_target():

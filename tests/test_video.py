@@ -1,4 +1,5 @@
 """Video I/O: H.264 + AAC round trip, atomic writes, clear errors."""
+
 import os
 
 import av

@@ -1,4 +1,5 @@
 """Fused volume rendering against the pure-PyTorch reference and nerfacc."""
+
 import pytest
 import torch
 
@@ -57,7 +58,9 @@ def test_render_weight_gradcheck():
         lambda s: ops.render_weight_from_density(t0, t1, s, ray_indices=ray_indices, n_rays=4), (sigmas,)
     )
     alphas = (torch.rand_like(sigmas) * 0.9).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a: ops.render_weight_from_alpha(a, ray_indices=ray_indices, n_rays=4), (alphas,))
+    assert torch.autograd.gradcheck(
+        lambda a: ops.render_weight_from_alpha(a, ray_indices=ray_indices, n_rays=4), (alphas,)
+    )
 
 
 @pytest.mark.parametrize("kind", ["density", "alpha", "weight"])

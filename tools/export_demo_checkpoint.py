@@ -4,8 +4,9 @@
 
 Takes RUN's newest checkpoint (or a checkpoint folder), keeps the weights and the config
 (no optimizer state: the demo only renders), checks that it loads, and prints its size;
-`s3d-fast render` with no arguments uses it. The README gives the commands that train RUN.
+`s3d-fast render` with no arguments uses it. The README gives the command that trains RUN.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run folder (its newest checkpoint) or a checkpoint folder")
     parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="change an inference setting, e.g. model.march_steps=40 (the weights stay as trained)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change an inference setting, e.g. model.march_steps=40 (the weights stay as trained)",
+    )
     args = parser.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.run))
     if args.overrides:
         ckpt.config = config_to_dict(apply_overrides(load_config(ckpt.config), args.overrides))
     extra = dict(ckpt.extra, exported_from=os.path.basename(os.path.normpath(str(ckpt.path))))
-    out = save_checkpoint(args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra,
-                          rng=False)
+    out = save_checkpoint(
+        args.out, model_state=ckpt.model_state, config=ckpt.config, step=ckpt.step, extra=extra, rng=False
+    )
     load_model(out)  # it must load as a generator
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 2**20
     print(f"wrote {out} (step {ckpt.step}, {size:.1f} MB)")

@@ -14,6 +14,7 @@ as an aligned data-set frame (see s3d_fast/render/source.py). The frame chosen i
 with the mouth most nearly closed (SynthTalk's ground-truth jaw opening), so the source
 shows a neutral face.
 """
+
 from __future__ import annotations
 
 import argparse

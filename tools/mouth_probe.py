@@ -17,6 +17,7 @@ Pearson correlation of the jaw viseme with
 
 Only SynthTalk data (it needs the jaw viseme). Prints a table and the means.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,7 +91,7 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
         rgb, features, cavity = render_with_features(model, data, n)
         H, r = data["frames"].shape[1], features.shape[-1]
         y0, y1, x0, x1 = (int(v * r / H) for v in box)
-        motion = features[:, OFFSET_Y, y0:y1 + 1, x0:x1 + 1].mean((1, 2)).numpy()
+        motion = features[:, OFFSET_Y, y0 : y1 + 1, x0 : x1 + 1].mean((1, 2)).numpy()
         field = F.interpolate(features[:, :3].clamp(0, 1), size=(H, H), mode="bilinear", align_corners=False)
         row = {
             "clip": clip["id"],
@@ -99,7 +100,7 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
             "field": pearson(mouth_opening(field, box), jaw),
         }
         if cavity is not None:
-            row["cavity"] = pearson(cavity[:, y0:y1 + 1, x0:x1 + 1].sum((1, 2)).numpy(), jaw)
+            row["cavity"] = pearson(cavity[:, y0 : y1 + 1, x0 : x1 + 1].sum((1, 2)).numpy(), jaw)
         row["output"] = pearson(mouth_opening(rgb, box), jaw)
         rows.append(row)
     return rows
@@ -107,7 +108,9 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder"
+    )
     parser.add_argument("--data", required=True, help="a SynthTalk data set folder")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips to render (default 8)")
     parser.add_argument("--frames", type=int, default=50, help="frames per clip (default 50)")

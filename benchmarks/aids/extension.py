@@ -4,6 +4,7 @@ machinery into the same cache, and loaded as ``torch.ops.s3d_fast_aids``.
 It holds what only tests and benchmarks need, so the shipped extension does not:
 the CUDA launcher's tri-plane backward run on the CPU, and the random-gather probe.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ over the resident set before the call is its peak extra memory. Run it in a
 fresh process (``measure_in_subprocess``) so that pages freed by earlier work
 and kept by the allocator do not hide allocations.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,7 @@ def measure_in_subprocess(module: str, *args: str) -> dict:
     # The aids are not installed; the child finds them where this process did.
     aids_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (aids_parent, env.get("PYTHONPATH")) if p)
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False
-    )
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

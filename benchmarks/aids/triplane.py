@@ -5,6 +5,7 @@ EG3D-style peer (``grid_sample`` on planes stored (B, 3, C, H, W)).
 peak extra memory of one forward pass of IMPL on CASE as JSON (used by
 benchmarks and tests).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,7 @@ IMPLS = ("fused", "reference", "eg3d")
 def make_inputs(case: str, n_points: int = 2**17, channels: int = 32, batch: int = 1, seed: int = 0):
     """Channels-last planes (list per scale) and uniform points in [-1, 1]^3."""
     generator = torch.Generator().manual_seed(seed)
-    planes = [
-        torch.randn(batch, 3, h, w, channels, generator=generator) for h, w in CASES[case]
-    ]
+    planes = [torch.randn(batch, 3, h, w, channels, generator=generator) for h, w in CASES[case]]
     points = torch.rand(batch, n_points, 3, generator=generator) * 2 - 1
     return planes, points
 

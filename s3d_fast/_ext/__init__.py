@@ -1,4 +1,5 @@
 """Access to the compiled extension: ``load()`` builds it on first use."""
+
 from __future__ import annotations
 
 import threading

@@ -16,6 +16,7 @@ Environment variables:
   TORCH_CUDA_ARCH_LIST  the GPU architectures (default: the visible GPUs, or
                       ``8.0;9.0+PTX`` when there are none).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,9 +98,7 @@ def decide_cuda() -> tuple[bool, str]:
     """Whether to build the CUDA backend, and why (or why not)."""
     wanted = os.environ.get("S3D_FAST_BUILD", "auto").strip().lower() or "auto"
     if wanted not in BACKENDS:
-        raise ExtensionBuildError(
-            f"S3D_FAST_BUILD={wanted!r} is not one of {', '.join(BACKENDS)}"
-        )
+        raise ExtensionBuildError(f"S3D_FAST_BUILD={wanted!r} is not one of {', '.join(BACKENDS)}")
     if wanted == "cpu":
         return False, "CUDA not built: S3D_FAST_BUILD=cpu"
     problem = None
@@ -242,9 +241,7 @@ def _check_toolchain(plan: BuildPlan) -> None:
     from torch.utils.cpp_extension import is_ninja_available
 
     if not is_ninja_available():
-        raise ExtensionBuildError(
-            "ninja is needed to build the s3d_fast kernels: `pip install ninja`"
-        )
+        raise ExtensionBuildError("ninja is needed to build the s3d_fast kernels: `pip install ninja`")
 
 
 def compile_extension(plan: BuildPlan, directory: str) -> str:

@@ -1,4 +1,5 @@
 """Checkpoints: a folder of safetensors + JSON per step, written atomically, no pickle."""
+
 from .errors import (
     CheckpointCorruptError,
     CheckpointError,

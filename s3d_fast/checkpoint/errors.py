@@ -1,4 +1,5 @@
 """Checkpoint problems, each a one-line message for the user."""
+
 from __future__ import annotations
 
 from ..errors import S3DError

@@ -15,6 +15,7 @@ A checkpoint is written into a hidden temporary sibling folder and moved into pl
 (``s3d_fast.atomic``), so a reader (or a crash) never sees half of one; ``config.json``
 is written last inside it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from safetensors import SafetensorError
@@ -50,14 +51,15 @@ PathLike = Union[str, os.PathLike]
 @dataclasses.dataclass
 class Checkpoint:
     """What :func:`load_checkpoint` read. Training fields are None unless asked for."""
+
     path: Path
-    config: Dict[str, Any]
+    config: dict[str, Any]
     step: int
-    extra: Dict[str, Any]
-    model_state: Dict[str, torch.Tensor]
-    optimizers: Optional[Dict[str, Dict[str, Any]]] = None
-    schedulers: Optional[Dict[str, Dict[str, Any]]] = None
-    rng: Optional[Dict[str, Any]] = None
+    extra: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizers: Optional[dict[str, dict[str, Any]]] = None
+    schedulers: Optional[dict[str, dict[str, Any]]] = None
+    rng: Optional[dict[str, Any]] = None
     format_version: int = FORMAT_VERSION
     created: Optional[str] = None
     s3d_fast_version: Optional[str] = None
@@ -67,12 +69,12 @@ class Checkpoint:
 def save_checkpoint(
     path: PathLike,
     *,
-    model_state: Dict[str, torch.Tensor],
-    config: Dict[str, Any],
+    model_state: dict[str, torch.Tensor],
+    config: dict[str, Any],
     step: int,
-    extra: Optional[Dict[str, Any]] = None,
-    optimizers: Optional[Dict[str, Dict[str, Any]]] = None,
-    schedulers: Optional[Dict[str, Dict[str, Any]]] = None,
+    extra: Optional[dict[str, Any]] = None,
+    optimizers: Optional[dict[str, dict[str, Any]]] = None,
+    schedulers: Optional[dict[str, dict[str, Any]]] = None,
     rng: bool = True,
 ) -> Path:
     """Write a checkpoint directory at ``path`` atomically and return its path.
@@ -88,14 +90,12 @@ def save_checkpoint(
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint step must be a non-negative int, got {step!r}")
     if not isinstance(config, dict):
-        raise CheckpointError(f"checkpoint config must be a dict (use config_to_dict), "
-                              f"got {type(config).__name__}")
+        raise CheckpointError(f"checkpoint config must be a dict (use config_to_dict), got {type(config).__name__}")
     if target.exists():
         if not target.is_dir():
             raise CheckpointError(f"cannot write checkpoint {target}: a file is in the way")
         if not looks_like_checkpoint(target):
-            raise CheckpointError(f"refusing to replace {target}: it exists and is not an "
-                                  f"s3d-fast checkpoint")
+            raise CheckpointError(f"refusing to replace {target}: it exists and is not an s3d-fast checkpoint")
     tensors = _model_tensors(model_state)
     has_training = bool(optimizers) or bool(schedulers) or rng
     meta = {
@@ -110,7 +110,7 @@ def save_checkpoint(
     }
     meta_text = _dumps(meta, "checkpoint config/extra")
     training_text = None
-    training_tensors: Dict[str, torch.Tensor] = {}
+    training_tensors: dict[str, torch.Tensor] = {}
     if has_training:
         encoder = Encoder()
         training = {
@@ -134,18 +134,18 @@ def save_checkpoint(
     return target
 
 
-def _model_tensors(model_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def _model_tensors(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if not isinstance(model_state, dict):
-        raise CheckpointError(f"model_state must be a state_dict (dict of tensors), "
-                              f"got {type(model_state).__name__}")
-    out: Dict[str, torch.Tensor] = {}
+        raise CheckpointError(f"model_state must be a state_dict (dict of tensors), got {type(model_state).__name__}")
+    out: dict[str, torch.Tensor] = {}
     seen_storage = set()
     for key, value in model_state.items():
         if not isinstance(key, str):
             raise CheckpointError(f"model_state key {key!r} is not a string")
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"model_state['{key}'] is a {type(value).__name__}, not a "
-                                  f"tensor (safetensors holds tensors only)")
+            raise CheckpointError(
+                f"model_state['{key}'] is a {type(value).__name__}, not a tensor (safetensors holds tensors only)"
+            )
         out[key] = storable(value, seen_storage)
     return out
 
@@ -162,8 +162,9 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu",
-                    with_training: bool = False) -> Checkpoint:
+def load_checkpoint(
+    path: PathLike, map_location: Union[str, torch.device] = "cpu", with_training: bool = False
+) -> Checkpoint:
     """Read a checkpoint directory. ``map_location`` places the model tensors; the
     training state is always read on the CPU (``Optimizer.load_state_dict`` moves its
     tensors to the parameters' device, and RNG states must be CPU tensors)."""
@@ -184,17 +185,19 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     )
     if with_training:
         if not ckpt.has_training_state:
-            raise CheckpointError(f"checkpoint {root} holds no training state (it was saved "
-                                  f"without optimizer/RNG state): it cannot be resumed")
+            raise CheckpointError(
+                f"checkpoint {root} holds no training state (it was saved "
+                f"without optimizer/RNG state): it cannot be resumed"
+            )
         training = _read_json(root / TRAINING_JSON_FILE)
         if training.get("format") != TRAINING_FORMAT_NAME:
-            raise CheckpointCorruptError(f"{root / TRAINING_JSON_FILE} is not an s3d-fast "
-                                         f"training state")
+            raise CheckpointCorruptError(f"{root / TRAINING_JSON_FILE} is not an s3d-fast training state")
         _check_version(training.get("format_version"), root / TRAINING_JSON_FILE)
         if training.get("step") != ckpt.step:
             raise CheckpointCorruptError(
                 f"checkpoint {root} is inconsistent: training state of step "
-                f"{training.get('step')} beside weights of step {ckpt.step}")
+                f"{training.get('step')} beside weights of step {ckpt.step}"
+            )
         tensors = _load_tensors(root / TRAINING_TENSORS_FILE, torch.device("cpu"))
         decoder = Decoder(tensors, root / TRAINING_JSON_FILE)
         ckpt.optimizers = decoder.decode(training.get("optimizers", {}))
@@ -203,24 +206,26 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     return ckpt
 
 
-def read_checkpoint_meta(path: PathLike) -> Dict[str, Any]:
+def read_checkpoint_meta(path: PathLike) -> dict[str, Any]:
     """The checked contents of ``config.json`` (cheap: no tensors are read)."""
     root = Path(path)
     if not root.exists():
         raise CheckpointNotFoundError(f"checkpoint not found: {root}")
     if not root.is_dir():
-        raise CheckpointFormatError(f"{root} is not a checkpoint directory (a checkpoint is a "
-                                    f"directory holding {CONFIG_FILE} and {MODEL_FILE})")
+        raise CheckpointFormatError(
+            f"{root} is not a checkpoint directory (a checkpoint is a directory holding {CONFIG_FILE} and {MODEL_FILE})"
+        )
     if not (root / CONFIG_FILE).is_file():
         raise CheckpointFormatError(f"{root} is not an s3d-fast checkpoint: no {CONFIG_FILE}")
     meta = _read_json(root / CONFIG_FILE)
     if meta.get("format") != FORMAT_NAME:
-        raise CheckpointFormatError(f"{root} is not an s3d-fast checkpoint ({CONFIG_FILE} "
-                                    f"format is {meta.get('format')!r}, not {FORMAT_NAME!r})")
+        raise CheckpointFormatError(
+            f"{root} is not an s3d-fast checkpoint ({CONFIG_FILE} "
+            f"format is {meta.get('format')!r}, not {FORMAT_NAME!r})"
+        )
     _check_version(meta.get("format_version"), root / CONFIG_FILE)
     step = meta.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or not isinstance(meta.get("config"),
-                                                                              dict):
+    if isinstance(step, bool) or not isinstance(step, int) or not isinstance(meta.get("config"), dict):
         raise CheckpointCorruptError(f"{root / CONFIG_FILE} lacks a valid 'step' or 'config'")
     if not (root / MODEL_FILE).is_file():
         raise CheckpointNotFoundError(f"checkpoint {root} is incomplete: {MODEL_FILE} missing")
@@ -233,17 +238,18 @@ def read_checkpoint_meta(path: PathLike) -> Dict[str, Any]:
 
 def _check_version(version: Any, where: Path) -> None:
     if isinstance(version, bool) or not isinstance(version, int):
-        raise CheckpointFormatError(f"{where}: format_version {version!r} is not a version "
-                                    f"number")
+        raise CheckpointFormatError(f"{where}: format_version {version!r} is not a version number")
     if version > FORMAT_VERSION:
-        raise CheckpointFormatError(f"checkpoint format {version} is newer than this s3d-fast "
-                                    f"(reads {FORMAT_VERSION}): upgrade s3d-fast")
+        raise CheckpointFormatError(
+            f"checkpoint format {version} is newer than this s3d-fast (reads {FORMAT_VERSION}): upgrade s3d-fast"
+        )
     if version < 1:
-        raise CheckpointFormatError(f"checkpoint format {version} is not one this s3d-fast "
-                                    f"reads (1 to {FORMAT_VERSION})")
+        raise CheckpointFormatError(
+            f"checkpoint format {version} is not one this s3d-fast reads (1 to {FORMAT_VERSION})"
+        )
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -253,14 +259,13 @@ def _read_json(path: Path) -> Dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CheckpointCorruptError(f"{path} is corrupt: not valid JSON ({exc.msg} at line "
-                                     f"{exc.lineno})") from None
+        raise CheckpointCorruptError(f"{path} is corrupt: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(obj, dict):
         raise CheckpointCorruptError(f"{path} is corrupt: expected a JSON object")
     return obj
 
 
-def _load_tensors(path: Path, device: torch.device) -> Dict[str, torch.Tensor]:
+def _load_tensors(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointNotFoundError(f"checkpoint file missing: {path}")
     try:
@@ -286,4 +291,3 @@ def looks_like_checkpoint(root: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME
-

@@ -1,8 +1,9 @@
 """The random number generators' states, saved with a checkpoint for a bit-exact resume."""
+
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
     from .format import Checkpoint
 
 
-def capture_rng() -> Dict[str, Any]:
+def capture_rng() -> dict[str, Any]:
     """The process's torch (CPU + initialised CUDA), numpy-global and ``random`` states."""
-    state: Dict[str, Any] = {
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
@@ -25,7 +26,7 @@ def capture_rng() -> Dict[str, Any]:
     return state
 
 
-def restore_rng(ckpt: "Checkpoint | Dict[str, Any]") -> None:
+def restore_rng(ckpt: Checkpoint | dict[str, Any]) -> None:
     """Put back the RNG states saved with a checkpoint (load it ``with_training=True``).
 
     CUDA states are restored for as many devices as both the checkpoint and this machine
@@ -34,8 +35,9 @@ def restore_rng(ckpt: "Checkpoint | Dict[str, Any]") -> None:
     state = ckpt.rng if hasattr(ckpt, "rng") else ckpt
     if state is None:
         where = f" {ckpt.path}" if hasattr(ckpt, "path") else ""
-        raise CheckpointError(f"checkpoint{where} has no RNG state (load it with "
-                              f"with_training=True; it must be saved with rng=True)")
+        raise CheckpointError(
+            f"checkpoint{where} has no RNG state (load it with with_training=True; it must be saved with rng=True)"
+        )
     try:
         torch.set_rng_state(state["torch"])
         name, keys, pos, has_gauss, gauss = state["numpy"]

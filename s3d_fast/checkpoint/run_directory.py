@@ -1,15 +1,15 @@
 """A training run's folder: its checkpoints, newest first found, old ones pruned."""
+
 from __future__ import annotations
 
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from .errors import CheckpointNotFoundError
 from .format import CONFIG_FILE, MODEL_FILE, PathLike, looks_like_checkpoint, read_checkpoint_meta
-
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _TEMP_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-(\d+)-[0-9a-f]+$")
@@ -17,6 +17,7 @@ _TEMP_DIR = re.compile(r"^\.step_\d+\.(tmp|old)-(\d+)-[0-9a-f]+$")
 
 class RunDirectory:
     """A training run's folder: ``RUN/checkpoints/step_00000100`` and friends."""
+
     def __init__(self, run_dir: PathLike) -> None:
         self.root = Path(run_dir)
         self.checkpoints_dir = self.root / "checkpoints"
@@ -48,15 +49,14 @@ class RunDirectory:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         return self.checkpoints_dir / f"step_{step:08d}"
 
-    def checkpoints(self) -> List[Tuple[int, Path]]:
+    def checkpoints(self) -> list[tuple[int, Path]]:
         """Complete checkpoints, oldest first; temp and half-written ones are ignored."""
         if not self.checkpoints_dir.is_dir():
             return []
         found = []
         for entry in self.checkpoints_dir.iterdir():
             m = _STEP_DIR.match(entry.name)
-            if m and entry.is_dir() and (entry / CONFIG_FILE).is_file() \
-                    and (entry / MODEL_FILE).is_file():
+            if m and entry.is_dir() and (entry / CONFIG_FILE).is_file() and (entry / MODEL_FILE).is_file():
                 found.append((int(m.group(1)), entry))
         return sorted(found)
 
@@ -65,7 +65,7 @@ class RunDirectory:
         found = self.checkpoints()
         return found[-1][1] if found else None
 
-    def prune(self, keep: int = 3) -> List[Path]:
+    def prune(self, keep: int = 3) -> list[Path]:
         """Delete all but the ``keep`` newest checkpoints, and temp directories left by
         writers that are no longer running (a checkpoint left aside by a writer that died
         mid-replace is put back instead). Returns what was removed."""

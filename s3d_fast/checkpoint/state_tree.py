@@ -5,11 +5,12 @@ numbers (inf in ReduceLROnPlateau), strings and tensors. JSON holds all but the 
 given small tagged objects for what it cannot say directly; the tensors go to
 safetensors under their path in the tree.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,9 @@ _TAGS = ("__tensor__", "__ndarray__", "__tuple__", "__dict__", "__float__")
 
 class Encoder:
     """A state tree -> JSON-able tree; its tensors collect in ``self.tensors``."""
+
     def __init__(self) -> None:
-        self.tensors: Dict[str, torch.Tensor] = {}
+        self.tensors: dict[str, torch.Tensor] = {}
         self._storage: set = set()
 
     def encode(self, obj: Any, path: str) -> Any:
@@ -36,8 +38,7 @@ class Encoder:
                 try:
                     stored = torch.from_numpy(np.ascontiguousarray(obj))
                 except TypeError:
-                    raise CheckpointError(f"cannot save {path}: numpy dtype {obj.dtype} "
-                                          f"is not supported") from None
+                    raise CheckpointError(f"cannot save {path}: numpy dtype {obj.dtype} is not supported") from None
             return {"__ndarray__": self._put(path, stored), "dtype": obj.dtype.str}
         if isinstance(obj, np.generic):
             obj = obj.item()
@@ -53,11 +54,16 @@ class Encoder:
             plain = all(isinstance(k, str) and k not in _TAGS for k in obj)
             if plain:
                 return {k: self.encode(v, f"{path}/{k}") for k, v in obj.items()}
-            return {"__dict__": [[self.encode(k, f"{path}/key{i}"),
-                                  self.encode(v, f"{path}/{k}")]
-                                 for i, (k, v) in enumerate(obj.items())]}
-        raise CheckpointError(f"cannot save {path}: values of type {type(obj).__name__} are "
-                              f"not supported (tensors, numbers, strings, lists, dicts)")
+            return {
+                "__dict__": [
+                    [self.encode(k, f"{path}/key{i}"), self.encode(v, f"{path}/{k}")]
+                    for i, (k, v) in enumerate(obj.items())
+                ]
+            }
+        raise CheckpointError(
+            f"cannot save {path}: values of type {type(obj).__name__} are "
+            f"not supported (tensors, numbers, strings, lists, dicts)"
+        )
 
     def _put(self, path: str, t: torch.Tensor) -> str:
         key, n = path, 1
@@ -69,7 +75,8 @@ class Encoder:
 
 class Decoder:
     """The JSON-able tree and its tensors -> the state tree."""
-    def __init__(self, tensors: Dict[str, torch.Tensor], where: Path) -> None:
+
+    def __init__(self, tensors: dict[str, torch.Tensor], where: Path) -> None:
         self.tensors = tensors
         self.where = where
 
@@ -94,8 +101,9 @@ class Decoder:
         try:
             return self.tensors[key]
         except KeyError:
-            raise CheckpointCorruptError(f"{self.where} refers to tensor {key!r}, which "
-                                         "training.safetensors lacks") from None
+            raise CheckpointCorruptError(
+                f"{self.where} refers to tensor {key!r}, which training.safetensors lacks"
+            ) from None
 
 
 def _hashable(k: Any) -> Any:

@@ -1,4 +1,5 @@
 """Tensors as safetensors stores them."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The run config: its schema, the named presets, and its forms as JSON, overrides and text."""
+
 from .codec import config_from_dict, config_to_dict
 from .errors import ConfigError
 from .fields import config_keys

@@ -1,25 +1,26 @@
 """Configs between nested dataclasses and JSON-able dicts (``config.json`` in a run and a
 checkpoint), strictly: an unknown key or a value of the wrong type is a ConfigError
 naming the dotted key."""
+
 from __future__ import annotations
 
 import dataclasses
 import enum
 import typing
-from typing import Any, Dict
+from typing import Any
 
 from .errors import ConfigError
 from .fields import all_keys, is_dataclass_instance, is_union, suggest, to_plain, type_hints, type_name
 
 
-def config_to_dict(cfg: Any) -> Dict[str, Any]:
+def config_to_dict(cfg: Any) -> dict[str, Any]:
     """Nested dataclass -> nested dict of JSON-able values (tuples become lists)."""
     if not is_dataclass_instance(cfg):
         raise TypeError(f"config_to_dict expects a dataclass instance, got {type(cfg).__name__}")
     return to_plain(cfg)
 
 
-def config_from_dict(cls: type, d: Dict[str, Any]) -> Any:
+def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
     """Nested dict -> dataclass ``cls``, strictly.
 
     Unknown keys and values of the wrong type raise :class:`ConfigError` naming the dotted
@@ -33,8 +34,7 @@ def config_from_dict(cls: type, d: Dict[str, Any]) -> Any:
 def _build(cls: type, d: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "the config"
     if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys for {cls.__name__}, "
-                          f"got {type(d).__name__}")
+        raise ConfigError(f"{where}: expected a mapping of keys for {cls.__name__}, got {type(d).__name__}")
     hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     # Non-init fields are computed in __post_init__; config_to_dict writes them, so a
@@ -81,8 +81,7 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
         # Same value and same type: a JSON 1 is not the Literal True.
         if any(value == a and type(value) is type(a) for a in args):
             return value
-        raise ConfigError(f"config key '{key}': expected one of "
-                          f"{', '.join(repr(a) for a in args)}, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected one of {', '.join(repr(a) for a in args)}, got {value!r}")
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if is_dataclass_instance(value) and isinstance(value, tp):
             return value
@@ -100,8 +99,9 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}': expected {type_name(tp)}, got {value!r}")
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
-                raise ConfigError(f"config key '{key}': expected {len(args)} values "
-                                  f"({type_name(tp)}), got {len(value)}")
+                raise ConfigError(
+                    f"config key '{key}': expected {len(args)} values ({type_name(tp)}), got {len(value)}"
+                )
             items = [coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
         else:
             item_tp = args[0] if args else Any

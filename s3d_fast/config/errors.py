@@ -1,4 +1,5 @@
 """Config problems: one line naming the dotted key."""
+
 from ..errors import S3DError
 
 

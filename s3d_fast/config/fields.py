@@ -1,5 +1,6 @@
 """What the config dataclasses' annotations say: their keys, their types in words, and the
 keys nearest to a misspelt one."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,7 @@ import difflib
 import enum
 import types
 import typing
-from typing import Any, Dict, List
+from typing import Any
 
 
 def is_dataclass_instance(value: Any) -> bool:
@@ -26,7 +27,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def type_hints(cls: type) -> Dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     # Resolves string annotations (``from __future__ import annotations``) in the
     # dataclass's own module.
     try:
@@ -46,8 +47,8 @@ def type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def all_keys(cls: type, prefix: str) -> List[str]:
-    keys: List[str] = []
+def all_keys(cls: type, prefix: str) -> list[str]:
+    keys: list[str] = []
     hints = type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init:  # computed: not settable
@@ -60,7 +61,7 @@ def all_keys(cls: type, prefix: str) -> List[str]:
     return keys
 
 
-def suggest(key: str, candidates: List[str]) -> str:
+def suggest(key: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
     if not close:
         # Match on the last component too: "model.chanels" -> "model.planes.channels".
@@ -71,7 +72,7 @@ def suggest(key: str, candidates: List[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def config_keys(cls_or_cfg: Any) -> List[str]:
+def config_keys(cls_or_cfg: Any) -> list[str]:
     """Every settable dotted key of a config class or instance."""
     cls = cls_or_cfg if isinstance(cls_or_cfg, type) else type(cls_or_cfg)
     return all_keys(cls, "")

@@ -1,11 +1,13 @@
 """``--set dotted.key=value`` overrides, parsed with each field's annotation."""
+
 from __future__ import annotations
 
 import dataclasses
 import enum
 import json
 import typing
-from typing import Any, Iterable, List
+from collections.abc import Iterable
+from typing import Any
 
 from .codec import coerce
 from .errors import ConfigError
@@ -26,16 +28,14 @@ def apply_overrides(cfg: Any, overrides: Iterable[str]) -> Any:
         raise TypeError("apply_overrides expects a list of 'key=value' strings, not one string")
     for item in overrides:
         if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value "
-                              f"(e.g. train.lr=3e-4)")
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
         key, text = item.split("=", 1)
         key = key.strip()
         cfg = _set(cfg, key.split("."), text.strip(), key, "", config_keys(cfg))
     return cfg
 
 
-def _set(node: Any, parts: List[str], text: str, key: str, prefix: str,
-         known_keys: List[str]) -> Any:
+def _set(node: Any, parts: list[str], text: str, key: str, prefix: str, known_keys: list[str]) -> Any:
     name = parts[0]
     fields = {f.name: f for f in dataclasses.fields(node) if f.init}
     if name not in fields:
@@ -45,14 +45,14 @@ def _set(node: Any, parts: List[str], text: str, key: str, prefix: str,
     if len(parts) == 1:
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             example = next(iter(all_keys(tp, here + ".")), here + ".KEY")
-            raise ConfigError(f"config key '{here}' is a section: set one of its keys, "
-                              f"e.g. {example}=...")
+            raise ConfigError(f"config key '{here}' is a section: set one of its keys, e.g. {example}=...")
         new_value = _parse(tp, text, here)
     else:
         child = getattr(node, name)
         if not is_dataclass_instance(child):
-            raise ConfigError(f"unknown config key '{key}': '{here}' is a value, not a section"
-                              + suggest(key, known_keys))
+            raise ConfigError(
+                f"unknown config key '{key}': '{here}' is a value, not a section" + suggest(key, known_keys)
+            )
         new_value = _set(child, parts[1:], text, key, here + ".", known_keys)
     try:
         return dataclasses.replace(node, **{name: new_value})
@@ -91,8 +91,7 @@ def _parse(tp: Any, text: str, key: str) -> Any:
                     return choice
             elif str(choice) == text:
                 return choice
-        raise ConfigError(f"config key '{key}': expected one of "
-                          f"{', '.join(str(a) for a in args)}, got {text!r}")
+        raise ConfigError(f"config key '{key}': expected one of {', '.join(str(a) for a in args)}, got {text!r}")
     if (origin in (tuple, list) and args and dataclasses.is_dataclass(args[0])) or origin is dict or tp is dict:
         # Structured values (``train.phases``, dicts) are written as JSON.
         try:
@@ -109,8 +108,7 @@ def _parse(tp: Any, text: str, key: str) -> Any:
             pieces = pieces[:-1]
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(pieces) != len(args):
-                raise ConfigError(f"config key '{key}': expected {len(args)} comma-separated "
-                                  f"values, got {text!r}")
+                raise ConfigError(f"config key '{key}': expected {len(args)} comma-separated values, got {text!r}")
             items = [_parse(a, p, key) for a, p in zip(args, pieces)]
         else:
             item_tp = args[0] if args else Any
@@ -152,8 +150,7 @@ def _parse(tp: Any, text: str, key: str) -> Any:
         if text.lower() in _NONE:
             return None
         raise ConfigError(f"config key '{key}': expected none, got {text!r}")
-    raise ConfigError(f"config key '{key}': cannot be set from the command line "
-                      f"(type {type_name(tp)})")
+    raise ConfigError(f"config key '{key}': cannot be set from the command line (type {type_name(tp)})")
 
 
 def _parse_json_or_text(text: str) -> Any:

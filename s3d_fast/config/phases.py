@@ -1,7 +1,6 @@
 """A run's phases: the config in force at each generator step, and the steps each phase spans."""
-from __future__ import annotations
 
-from typing import List, Tuple
+from __future__ import annotations
 
 from .errors import ConfigError
 from .overrides import apply_overrides
@@ -20,7 +19,7 @@ def config_at(cfg: Config, step: int) -> Config:
     return cfg
 
 
-def phase_spans(cfg: Config) -> List[Tuple[int, int]]:
+def phase_spans(cfg: Config) -> list[tuple[int, int]]:
     """[start, end) generator steps of each phase, the config's own first: [(0, s1), (s1, s2), ...]."""
     starts = [0] + [phase.start for phase in cfg.train.phases]
     return list(zip(starts, starts[1:] + [cfg.train.steps]))
@@ -32,8 +31,10 @@ def check_phases(cfg: Config) -> None:
     for i, phase in enumerate(cfg.train.phases):
         where = f"train.phases[{i}]"
         if not previous < phase.start < cfg.train.steps:
-            raise ConfigError(f"{where}.start must lie after the previous phase's start ({previous}) and before "
-                              f"train.steps ({cfg.train.steps}), got {phase.start}")
+            raise ConfigError(
+                f"{where}.start must lie after the previous phase's start ({previous}) and before "
+                f"train.steps ({cfg.train.steps}), got {phase.start}"
+            )
         fixed = [key for key in phase.settings if key in FIXED_KEYS]
         if fixed:
             raise ConfigError(f"{where} sets {fixed[0]}, which holds for the whole run")

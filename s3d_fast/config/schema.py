@@ -1,10 +1,10 @@
 """The run config's schema: the model, its losses and the training schedule (docs/design.md
 section 4). Plain dataclasses, so a config prints, round-trips through JSON (runs and
 checkpoints) and takes ``key=value`` overrides from the command line."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Tuple
 
 from .errors import ConfigError
 
@@ -18,7 +18,7 @@ class ModelConfig:
     # Hierarchical appearance encoder: one tri-plane per pyramid level, coarse to fine.
     encoder_resolution: int = 128  # the source is encoded at this size (planes are coarser still)
     encoder_width: int = 32
-    plane_resolutions: Tuple[int, ...] = (16, 32, 64)
+    plane_resolutions: tuple[int, ...] = (16, 32, 64)
     plane_channels: int = 16
     feature_channels: int = 32  # rendered feature image; the first 3 channels are colour
 
@@ -76,7 +76,9 @@ class ModelConfig:
 class LossConfig:
     photometric: float = 1.0  # at output resolution
     photometric_low: float = 1.0  # colour channels of the feature image vs the target at NeRF resolution
-    mouth_emphasis: float = 10.0  # extra photometric weight on lips and mouth pixels (1% of a portrait, all of lip sync)
+    mouth_emphasis: float = (
+        10.0  # extra photometric weight on lips and mouth pixels (1% of a portrait, all of lip sync)
+    )
     # Extra weight on the open mouth's interior (label 3) on top of ``mouth_emphasis``: the
     # dark pixels that show an open mouth, which a blurred painting leaves too light.
     interior_emphasis: float = 0.0
@@ -98,7 +100,7 @@ class Phase:
     (``train.train_only``), as a resumed run could."""
 
     start: int
-    settings: Dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,7 +138,7 @@ class TrainConfig:
     eval_items: int = 4
     seed: int = 0
     # Later settings for the same run, each from a generator step on (see ``Phase``).
-    phases: Tuple[Phase, ...] = ()
+    phases: tuple[Phase, ...] = ()
 
 
 CONFIG_VERSION = 2  # of the config's JSON form; ``migration`` reads older ones

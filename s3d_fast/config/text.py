@@ -1,17 +1,18 @@
 """A config as text: YAML-like lines for people, a flat dotted-key dict for tables."""
+
 from __future__ import annotations
 
 import dataclasses
 import enum
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 from .fields import is_dataclass_instance, to_plain
 
 
-def flatten_config(cfg: Any) -> Dict[str, Any]:
+def flatten_config(cfg: Any) -> dict[str, Any]:
     """``{"model.planes.channels": 32, ...}`` in field order."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
         for f in dataclasses.fields(node):
@@ -31,7 +32,7 @@ def format_config(cfg: Any, indent: int = 2) -> str:
     """YAML-like text of a config: sections nest, one ``key: value`` per line."""
     if not is_dataclass_instance(cfg):
         raise TypeError(f"format_config expects a dataclass instance, got {type(cfg).__name__}")
-    lines: List[str] = []
+    lines: list[str] = []
 
     def walk(node: Any, depth: int) -> None:
         pad = " " * (indent * depth)

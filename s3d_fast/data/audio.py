@@ -1,6 +1,6 @@
 """Speech audio: decoding, 16 kHz mono resampling and log-mel windows per video frame.
 
-Conventions (DESIGN 4 and 5a): 16 kHz mono float32 in [-1, 1]; an 80-band log-mel
+Conventions (docs/design.md sections 4 and 5a): 16 kHz mono float32 in [-1, 1]; an 80-band log-mel
 spectrogram with n_fft 800, hop 200, window 800 (80 mel frames per second, as in
 Wav2Lip and SyncNet); 25 fps video; video frame i owns the 16 mel frames starting at
 round(3.2 * i) - 8, and windows reaching past either end repeat the first/last mel frame.
@@ -17,6 +17,7 @@ Defined behaviour at the edges of usable input:
 - digital silence is valid: its log-mel sits at the floor (``MEL_MIN``) everywhere,
   never NaN or -inf, and :attr:`Audio.is_silent` says so.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,6 +56,7 @@ _SILENCE_PEAK = 3e-5
 @dataclass
 class Audio:
     """Decoded speech: ``samples`` is mono float32 in [-1, 1] at ``sample_rate``."""
+
     samples: np.ndarray
     sample_rate: int
     source_sample_rate: int
@@ -143,9 +145,7 @@ def write_wav(path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sample_rate: int) -> np.ndarray:
-    return mel_filters(
-        sr=sample_rate, n_fft=N_FFT, n_mels=N_MELS, fmin=MEL_FMIN, fmax=MEL_FMAX
-    ).astype(np.float32)
+    return mel_filters(sr=sample_rate, n_fft=N_FFT, n_mels=N_MELS, fmin=MEL_FMIN, fmax=MEL_FMAX).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,10 +6,11 @@ frame of the identity, target frame(s) of the same clip with their mel windows, 
 cameras. Clips are decoded whole on first use and a few are kept (clips are seconds long),
 because seeking an H.264 stream per item would cost far more than it saves.
 """
+
 from __future__ import annotations
 
 import collections
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -27,19 +28,19 @@ from .manifest import (  # noqa: F401  (re-exported: the format and its loader)
     write_manifest,
 )
 
-
 _NPZ_REQUIRED = ("c2w", "K", "head_pose", "valid", "masks")
 
 
 class ClipStore:
     """Decoded clips (frames, meta arrays, mel windows) with a small LRU cache."""
+
     def __init__(self, manifest: Manifest, capacity: int = 4, views: bool = False):
         self.manifest = manifest
         self.capacity = capacity
         self.views = views
-        self._cache: "collections.OrderedDict[str, Dict[str, np.ndarray]]" = collections.OrderedDict()
+        self._cache: collections.OrderedDict[str, dict[str, np.ndarray]] = collections.OrderedDict()
 
-    def get(self, clip: dict) -> Dict[str, np.ndarray]:
+    def get(self, clip: dict) -> dict[str, np.ndarray]:
         cid = clip["id"]
         if cid in self._cache:
             self._cache.move_to_end(cid)
@@ -50,7 +51,7 @@ class ClipStore:
             self._cache.popitem(last=False)
         return data
 
-    def _load(self, clip: dict) -> Dict[str, np.ndarray]:
+    def _load(self, clip: dict) -> dict[str, np.ndarray]:
         m = self.manifest
         meta_path = m.path(clip["meta"])
         with np.load(meta_path, allow_pickle=False) as npz:
@@ -109,8 +110,14 @@ class TalkingHeadDataset(Dataset):
     """
 
     def __init__(
-        self, root, split: Optional[str] = "train", n_targets: int = 1, seed: int = 0, cache_clips: int = 4,
-        views: bool = False, source_quantile: float = 1.0,
+        self,
+        root,
+        split: Optional[str] = "train",
+        n_targets: int = 1,
+        seed: int = 0,
+        cache_clips: int = 4,
+        views: bool = False,
+        source_quantile: float = 1.0,
     ):
         if n_targets < 1:
             raise ValueError(f"n_targets must be >= 1, got {n_targets}")
@@ -132,7 +139,7 @@ class TalkingHeadDataset(Dataset):
         # so frames a preprocessor found no face in are never training targets.
         self.source_quantile = source_quantile
         self._starts = []
-        self._sources: Dict[int, np.ndarray] = {}  # per clip, from its masks once it is loaded
+        self._sources: dict[int, np.ndarray] = {}  # per clip, from its masks once it is loaded
         for clip in self.clips:
             with np.load(self.manifest.path(clip["meta"]), allow_pickle=False) as npz:
                 if "valid" not in npz.files:
@@ -155,7 +162,9 @@ class TalkingHeadDataset(Dataset):
         rng = np.random.default_rng((self.seed, index))
         if ci not in self._sources:
             n, q = clip["n_frames"], self.source_quantile
-            self._sources[ci] = _source_frames(np.asarray(data["valid"][:n], bool), data["masks"][:n] if q < 1.0 else None, q)
+            self._sources[ci] = _source_frames(
+                np.asarray(data["valid"][:n], bool), data["masks"][:n] if q < 1.0 else None, q
+            )
         sources = self._sources[ci]
         src = int(rng.choice(sources)) if sources.size else start
         tgt = slice(start, start + self.n_targets)
@@ -178,7 +187,9 @@ class TalkingHeadDataset(Dataset):
             "target_c2w": torch.from_numpy(data["c2w"][tgt].astype(np.float32)),
             "K": torch.from_numpy(data["K"].astype(np.float32)),
             "visemes": torch.from_numpy(
-                visemes[tgt].astype(np.float32) if visemes is not None else np.full((self.n_targets, 3), np.nan, np.float32)
+                visemes[tgt].astype(np.float32)
+                if visemes is not None
+                else np.full((self.n_targets, 3), np.nan, np.float32)
             ),
         }
         if self.views:

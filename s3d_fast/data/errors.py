@@ -1,4 +1,5 @@
 """Errors of the data layer; all are :class:`S3DError` so the CLI prints one line."""
+
 from ..errors import S3DError
 
 

@@ -1,4 +1,4 @@
-"""The data-set manifest (DESIGN 5a): one JSON file that every data set on disk carries.
+"""The data-set manifest (docs/design.md section 5a): one JSON file that every data set on disk carries.
 
 ```
 {"schema_version": 1, "fps": 25, "sample_rate": 16000, "resolution": 256,
@@ -13,12 +13,13 @@ property of the identity, so no held-out identity is ever trained on; the loader
 that. A manifest from a newer (or unknown) schema is refused with a clear message rather
 than half-read.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 from ..atomic import write_text
 from .errors import ManifestError, SchemaVersionError
@@ -34,13 +35,13 @@ class Manifest:
     fps: int
     sample_rate: int
     resolution: int
-    identities: List[Dict[str, Any]]
-    clips: List[Dict[str, Any]]
-    source: Dict[str, Any] = field(default_factory=dict)
+    identities: list[dict[str, Any]]
+    clips: list[dict[str, Any]]
+    source: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     root: Optional[str] = None  # folder the manifest was loaded from (not serialised)
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
             "fps": self.fps,
@@ -57,7 +58,7 @@ class Manifest:
             raise ManifestError("this manifest was not loaded from disk; it has no root folder")
         return os.path.join(self.root, relative)
 
-    def clips_in(self, split: Optional[str]) -> List[Dict[str, Any]]:
+    def clips_in(self, split: Optional[str]) -> list[dict[str, Any]]:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
         return [c for c in self.clips if split is None or c["split"] == split]

@@ -1,4 +1,5 @@
 """Compressed ``.npz`` files, written whole or not at all."""
+
 from __future__ import annotations
 
 import numpy as np

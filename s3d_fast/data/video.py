@@ -1,15 +1,17 @@
 """Video I/O with PyAV: decode frames (and the speech track), write H.264 mp4 + AAC.
 
-Frames are uint8 (H, W, 3) RGB (DESIGN 5a). Writing goes to a temporary name in the
+Frames are uint8 (H, W, 3) RGB (docs/design.md section 5a). Writing goes to a temporary name in the
 target folder and is renamed into place only when the container is closed, so a
 crash or Ctrl-C never leaves a truncated mp4 under the final name.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from .errors import VideoError
 @dataclass
 class Video:
     """A decoded video: ``frames`` (T, H, W, 3) uint8 RGB; ``audio`` 16 kHz mono or None."""
+
     frames: np.ndarray
     fps: float
     audio: Optional[np.ndarray]
@@ -155,7 +158,9 @@ def _write(tmp, frames, fps, audio, sample_rate, crf) -> None:
                 vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
                 vstream.options = {"crf": str(int(crf)), "preset": "veryfast"}
             elif frame.shape[:2] != (vstream.height, vstream.width):
-                raise VideoError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {vstream.width}x{vstream.height}")
+                raise VideoError(
+                    f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {vstream.width}x{vstream.height}"
+                )
             for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
             count += 1

@@ -1,21 +1,31 @@
 """``s3d-fast eval``: one-shot evaluation of a generator checkpoint on held-out identities
 (docs/evaluation.md)."""
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder"
+    )
     parser.add_argument("--data", required=True, help="data set folder (manifest.json)")
-    parser.add_argument("--split", default="heldout", choices=("heldout", "train"),
-                        help="clips to evaluate (default heldout: identities never trained on)")
+    parser.add_argument(
+        "--split",
+        default="heldout",
+        choices=("heldout", "train"),
+        help="clips to evaluate (default heldout: identities never trained on)",
+    )
     parser.add_argument("--out", help="output folder (default RUN/eval_step_N)")
     parser.add_argument("--clips", type=int, help="evaluate only the first K clips of the split")
     parser.add_argument("--frames", type=int, help="evaluate only the first N frames of each clip")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--baked", action="store_true",
-                        help="render with the real-time path (baked occupancy grid) instead of the training-style one")
+    parser.add_argument(
+        "--baked",
+        action="store_true",
+        help="render with the real-time path (baked occupancy grid) instead of the training-style one",
+    )
     parser.add_argument("--batch", type=int, default=4, help="frames per render call (default 4)")
     parser.add_argument("--syncnet", help="lip-sync expert weights (default RUN/syncnet.safetensors)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result table is still printed)")

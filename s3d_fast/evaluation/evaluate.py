@@ -8,12 +8,12 @@ or with ``--baked`` the real-time path) and compared with the ground truth. The 
 frames are rendered again with the audio replaced by the log-mel of silence, and, where
 the data set has extra cameras, from the first extra view (docs/evaluation.md).
 """
+
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from ..metrics.landmarks import landmark_distance
 from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
 from ..model.syncnet import N_FRAMES
-from .report import format_table, write_outputs
 from .rendering import one_shot_source, render_clip, silent_mel, source_frame, synchronize
+from .report import format_table, write_outputs
 from .scores import fit_size, image_metrics, mouth_landmarks, to_tensor
 from .setup import Setup, load_setup
 
@@ -73,7 +73,7 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     lips_box = mouth_region(masks)
     row.update(image_metrics(gt, ours, lips_box, scored))
     # The baseline every model must beat: the source frame itself, unmoved, as every frame.
-    copy = image_metrics(gt, gt[src:src + 1].expand_as(gt), lips_box, scored)
+    copy = image_metrics(gt, gt[src : src + 1].expand_as(gt), lips_box, scored)
     row.update({f"{k}_copy": v for k, v in copy.items()})
 
     g_lm, o_lm, rule_lm = mouth_landmarks(gt_u8, ours, masks, real)
@@ -95,8 +95,11 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
         # The offset search needs every offset to keep some windows inside the clip.
         k = max(1, min(15, T - N_FRAMES // 2 - 1))
         sn = setup.syncnet
-        for name, frames, m in (("ours", ours.to(dev), mel), ("gt", gt.to(dev), mel),
-                                ("gt_shifted", gt.to(dev), shift_audio(mel, SHIFT_FRAMES))):
+        for name, frames, m in (
+            ("ours", ours.to(dev), mel),
+            ("gt", gt.to(dev), mel),
+            ("gt_shifted", gt.to(dev), shift_audio(mel, SHIFT_FRAMES)),
+        ):
             s = sync_scores(sn, frames, torch.from_numpy(np.ascontiguousarray(m)).to(dev), max_offset=k)
             row[f"lse_d_{name}"], row[f"lse_c_{name}"], row[f"offset_{name}"] = s["lse_d"], s["lse_c"], s["offset"]
         row["sync_max_offset"] = k
@@ -112,13 +115,16 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     if keep_for_grid:
         picks = np.unique(np.linspace(0, T - 1, GRID_FRAMES).round().astype(int))
         row["_grid"] = {
-            "source": gt_u8[src], "gt": gt_u8[picks], "ours": ours[picks], "score": main["score"][picks],
+            "source": gt_u8[src],
+            "gt": gt_u8[picks],
+            "ours": ours[picks],
+            "score": main["score"][picks],
             "picks": picks,
         }
     return row
 
 
-def summarise(rows: List[dict]) -> Dict[str, float]:
+def summarise(rows: list[dict]) -> dict[str, float]:
     """Mean over clips of every numeric metric (NaN-skipping); frames/s as total frames
     over total render time."""
     keys = [k for k in rows[0] if not k.startswith("_") and k not in ("clip", "identity", "lmd_method")]

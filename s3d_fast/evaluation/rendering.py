@@ -1,5 +1,6 @@
 """Rendering a clip for evaluation: its one-shot source, every frame from its own audio
 window and camera, and the silent-speech control."""
+
 from __future__ import annotations
 
 import math
@@ -81,8 +82,8 @@ def source_frame(data: dict, n: int) -> int:
 def one_shot_source(model, data: dict, src: int, device):
     """The clip's frame ``src`` encoded as the source, with its mask and its own camera
     (rendering reprojects the source into each frame's view)."""
-    image = to_tensor(data["frames"][src:src + 1]).to(device)
-    mask = torch.from_numpy(data["masks"][src:src + 1].astype(np.int64)).to(device)
+    image = to_tensor(data["frames"][src : src + 1]).to(device)
+    mask = torch.from_numpy(data["masks"][src : src + 1].astype(np.int64)).to(device)
     c2w = torch.as_tensor(np.asarray(data["c2w"][src]), dtype=torch.float32, device=device)[None]
     K = torch.as_tensor(np.asarray(data["K"]), dtype=torch.float32, device=device)[None]
     return model.prepare_source(image, mask, c2w, K)

@@ -1,22 +1,21 @@
 """What ``s3d-fast eval`` writes: metrics.json, metrics.md (a markdown table) and grid.png
 (source / ground truth / ours / correlation heat map), each to a temporary name first
 and then renamed, so a reader never sees half a file."""
+
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-from typing import List
 
 import numpy as np
-
-from .. import atomic
 import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .. import atomic
 
 # (column header, key in a row, format)
 COLUMNS = [
@@ -97,7 +96,7 @@ def _heat_overlay(frame: np.ndarray, score: np.ndarray, lo: float, hi: float) ->
     return 0.5 * frame + 0.5 * heat
 
 
-def grid_image(entries: List[dict]) -> np.ndarray:
+def grid_image(entries: list[dict]) -> np.ndarray:
     """Per clip three rows: [source | ground truth frames], [blank | ours], [blank | heat
     map over ours]. Returns (H, W, 3) float in [0, 1]."""
     tiles_rows = []
@@ -117,14 +116,16 @@ def grid_image(entries: List[dict]) -> np.ndarray:
     return np.clip(np.concatenate(tiles_rows, 0), 0, 1)
 
 
-def write_grid(path: Path, entries: List[dict], names: List[str]) -> None:
+def write_grid(path: Path, entries: list[dict], names: list[str]) -> None:
 
     img = grid_image(entries)
     H = entries[0]["source"].shape[0]
     scale = max(1.0, 128.0 / H)  # small frames are drawn larger so the labels fit
     fig = Figure(figsize=(img.shape[1] * scale / 100 + 1.6, img.shape[0] * scale / 100 + 0.4), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes([1.5 / (img.shape[1] * scale / 100 + 1.6), 0.02, 1 - 1.55 / (img.shape[1] * scale / 100 + 1.6), 0.9])
+    ax = fig.add_axes(
+        [1.5 / (img.shape[1] * scale / 100 + 1.6), 0.02, 1 - 1.55 / (img.shape[1] * scale / 100 + 1.6), 0.9]
+    )
     ax.imshow(img, interpolation="nearest")
     ax.set_xticks([H / 2 + i * H for i in range(img.shape[1] // H)])
     ax.set_xticklabels(["source"] + [f"frame {p}" for p in entries[0]["picks"]], fontsize=8)
@@ -138,7 +139,7 @@ def write_grid(path: Path, entries: List[dict], names: List[str]) -> None:
         fig.savefig(tmp, format="png")
 
 
-def write_outputs(out: Path, result: dict, grid_entries: List[dict], grid_names: List[str]) -> None:
+def write_outputs(out: Path, result: dict, grid_entries: list[dict], grid_names: list[str]) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / "metrics.json", json.dumps(_json_safe(result), indent=2))

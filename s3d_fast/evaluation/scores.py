@@ -1,7 +1,6 @@
 """Image and mouth scores of rendered frames against the ground truth."""
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -39,7 +38,7 @@ def metric_box(box, h: int, w: int, minimum: int = 11):
     return y0, y1, x0, x1
 
 
-def image_metrics(gt, pred, box, frames=None) -> Dict[str, float]:
+def image_metrics(gt, pred, box, frames=None) -> dict[str, float]:
     """PSNR / SSIM of pred vs gt ((T, 3, H, W) float in [0, 1]) over the chosen frames:
     whole frame and the mouth ``box``; per-frame values averaged (PSNR in dB, an identical
     frame is +inf and so is the mean)."""

@@ -1,10 +1,11 @@
 """What an evaluation needs before it renders: the model, the clips, the device and the
 lip-sync expert, each checked with one clear error."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import torch
 
@@ -20,10 +21,10 @@ class Setup:
     checkpoint: Path
     run_dir: Path
     manifest: object
-    clips: List[dict]
+    clips: list[dict]
     device: object
     syncnet: Optional[object]
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve_device(name: str):
@@ -59,7 +60,9 @@ def load_setup(args) -> Setup:
     model = load_model(ckpt, device)
     R = model.cfg.input_resolution
     if manifest.resolution != R:
-        raise S3DError(f"{manifest.root}: frames are {manifest.resolution}^2 but the checkpoint takes {R}^2 source images")
+        raise S3DError(
+            f"{manifest.root}: frames are {manifest.resolution}^2 but the checkpoint takes {R}^2 source images"
+        )
     run = run_dir_of(ckpt)
     setup = Setup(model, ckpt, run, manifest, clips, device, None)
     sync_path = Path(args.syncnet) if args.syncnet else RunDirectory(run).syncnet_path
@@ -71,5 +74,7 @@ def load_setup(args) -> Setup:
     elif args.syncnet:
         raise S3DError(f"--syncnet {sync_path}: no such file")
     else:
-        setup.notes.append(f"no lip-sync expert at {sync_path} (a run trained without the sync loss): sync scores skipped")
+        setup.notes.append(
+            f"no lip-sync expert at {sync_path} (a run trained without the sync loss): sync scores skipped"
+        )
     return setup

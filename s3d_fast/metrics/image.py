@@ -7,6 +7,7 @@ fits inside the image (no padding), per channel, then over channels. That is exa
 use_sample_covariance=False, data_range=1, channel_axis=-1)`` computes, which the tests
 check.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -31,7 +32,9 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None, reduction: str = "mean") -> torch.Tensor:
+def psnr(
+    a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None, reduction: str = "mean"
+) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB (peak 1) per image, averaged over the batch.
 
     ``mask`` (B, H, W) or (B, 1, H, W), bool or {0, 1}: the error is averaged over masked
@@ -90,7 +93,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, reduction: str = "mean") -> torch.Ten
     var_a = _blur(a * a, g) - mu_a * mu_a
     var_b = _blur(b * b, g) - mu_b * mu_b
     cov = _blur(a * b, g) - mu_a * mu_b
-    c1, c2 = _K1 ** 2, _K2 ** 2
+    c1, c2 = _K1**2, _K2**2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
     out = s.flatten(1).mean(1)
     return out.mean() if reduction == "mean" else out

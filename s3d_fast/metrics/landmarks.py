@@ -20,15 +20,16 @@ of that column); the outer edges are its top and bottom within the central band 
 the mouth's width either side of the middle); the inner edges are the opening's top and
 bottom in that band, or, with the lips closed, both at the middle of the outer edges.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
 
-from .mouth import _BRIGHT, _DARK, _GREY, _LUMA, _as_hwc_float, mouth_region
 from ..data.preprocess.landmarks import detect
+from .mouth import _BRIGHT, _DARK, _GREY, _LUMA, _as_hwc_float, mouth_region
 
 MOUTH_POINTS = ("left_corner", "right_corner", "upper_outer", "lower_outer", "upper_inner", "lower_inner")
 # mediapipe face-mesh indices of the same six points (subject's right corner is image-left).
@@ -36,7 +37,7 @@ MEDIAPIPE_MOUTH = (61, 291, 0, 17, 13, 14)
 _LIP_RATIO = 0.85  # lips: green/red below 0.85 x the box's median (the skin's)
 
 
-def landmark_box(masks, pad: float = 0.6) -> Tuple[int, int, int, int]:
+def landmark_box(masks, pad: float = 0.6) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1): the clip's lips + mouth box grown by ``pad`` of its size per side,
     so that skin fills most of it (the pixel rule measures colours against the median)."""
     return mouth_region(masks, pad=pad)
@@ -63,8 +64,12 @@ def landmarks_from_segments(mouth: np.ndarray, opening: np.ndarray) -> np.ndarra
         else:
             inner_top = inner_bottom = 0.5 * (top + bottom)
         out[t] = [
-            (xl, ys[xs == xl].mean()), (xr, ys[xs == xr].mean()),
-            (xc, top), (xc, bottom), (xc, inner_top), (xc, inner_bottom),
+            (xl, ys[xs == xl].mean()),
+            (xr, ys[xs == xr].mean()),
+            (xc, top),
+            (xc, bottom),
+            (xc, inner_top),
+            (xc, inner_bottom),
         ]
     return out
 
@@ -82,8 +87,12 @@ def head_region(masks) -> np.ndarray:
     return (np.asarray(masks) > 0).all(0)
 
 
-def pixel_segments(frames, box: Tuple[int, int, int, int], keep: Optional[np.ndarray] = None,
-                   core_box: Optional[Tuple[int, int, int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+def pixel_segments(
+    frames,
+    box: tuple[int, int, int, int],
+    keep: Optional[np.ndarray] = None,
+    core_box: Optional[tuple[int, int, int, int]] = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(mouth, opening) (T, H, W) bool maps of frames by the pixel rule inside ``box``
     (and ``keep`` (H, W), e.g. :func:`head_region`); the mouth is the connected blob of
     lips + opening with most pixels inside ``core_box`` (default ``box``; pass the clip's
@@ -106,7 +115,7 @@ def pixel_segments(frames, box: Tuple[int, int, int, int], keep: Optional[np.nda
     # dark hair or a shadow inside the wide box may be larger, but lies outside it.
     core = np.zeros_like(inside)
     cy0, cy1, cx0, cx1 = core_box if core_box is not None else (y0, y1, x0, x1)
-    core[max(cy0 - y0, 0):max(cy1 - y0, 0), max(cx0 - x0, 0):max(cx1 - x0, 0)] = True
+    core[max(cy0 - y0, 0) : max(cy1 - y0, 0), max(cx0 - x0, 0) : max(cx1 - x0, 0)] = True
     for i in range(t):
         labels, n = ndimage.label(mouth[i])
         if n > 1:
@@ -135,7 +144,7 @@ def landmarks_mediapipe(frames) -> np.ndarray:
     return lm[:, list(MEDIAPIPE_MOUTH), :2].astype(np.float64)
 
 
-def landmark_distance(a: np.ndarray, b: np.ndarray, valid: Optional[np.ndarray] = None) -> Tuple[float, int]:
+def landmark_distance(a: np.ndarray, b: np.ndarray, valid: Optional[np.ndarray] = None) -> tuple[float, int]:
     """Mean Euclidean distance (pixels) over points and frames where both are defined, and
     the number of frames used (NaN, 0 when none)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

@@ -14,18 +14,18 @@ The box comes from the clip's ground-truth masks (:func:`mouth_region`: the lips
 mouth interior over the whole clip, padded) or, without masks, a default box in the
 face-aligned crop (:data:`DEFAULT_MOUTH_BOX`, fractions of the frame, measured on SynthTalk).
 """
+
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
 
 # (top, bottom, left, right) as fractions of the frame: where SynthTalk's aligned crops put
-# the lips (the union of the mask boxes of 48 clips at 256^2 is 0.60-0.78 x 0.34-0.66).
-# Tight on purpose: a wider box takes in nostril and chin shadows and the opening read
-# from it follows the jaw much less well (r 0.80 mean vs 0.96 over 24 clips); for other
-# data, or whenever masks exist, pass mouth_region(masks).
+# the lips. Tight on purpose: a wider box takes in nostril and chin shadows, which the
+# opening read from it follows instead of the jaw (docs/evaluation.md, "Metrics"); for other data, or
+# whenever masks exist, pass mouth_region(masks).
 DEFAULT_MOUTH_BOX = (0.61, 0.77, 0.36, 0.65)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _DARK = 0.3  # interior: luma below 0.3 x the box median
@@ -49,7 +49,7 @@ def _as_hwc_float(frames) -> np.ndarray:
     return frames.astype(np.float32, copy=False)
 
 
-def mouth_region(masks, pad: float = 0.1) -> Tuple[int, int, int, int]:
+def mouth_region(masks, pad: float = 0.1) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1) pixel box around the lips and mouth interior (labels 2, 3) of a clip.
 
     ``masks`` (T, H, W) labels; the box is the union over frames, grown by ``pad`` of its
@@ -67,12 +67,12 @@ def mouth_region(masks, pad: float = 0.1) -> Tuple[int, int, int, int]:
     return max(0, y0 - py), min(h, y1 + py), max(0, x0 - px), min(w, x1 + px)
 
 
-def default_region(height: int, width: int) -> Tuple[int, int, int, int]:
-    t, b, l, r = DEFAULT_MOUTH_BOX
-    return int(round(t * height)), int(round(b * height)), int(round(l * width)), int(round(r * width))
+def default_region(height: int, width: int) -> tuple[int, int, int, int]:
+    top, bottom, left, right = DEFAULT_MOUTH_BOX
+    return int(round(top * height)), int(round(bottom * height)), int(round(left * width)), int(round(right * width))
 
 
-def mouth_opening(frames, region: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
+def mouth_opening(frames, region: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
     """(T,) height of the open mouth as a fraction of the box height, per frame (see above).
 
     ``frames``: (T, H, W, 3) uint8 / float in [0, 1], or a (T, 3, H, W) float tensor.

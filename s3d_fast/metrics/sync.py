@@ -18,9 +18,8 @@ share one expert). Unlike SyncNet's reference code, which pads the audio embeddi
 zeros at the clip's ends, each offset averages only the windows whose shifted audio lies
 inside the clip.
 """
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -64,13 +63,15 @@ def clip_embeddings(syncnet: SyncNet, frames, mel, batch: int = 128):
     c = syncnet.config
     crops = torch.cat([lower_face(f[a : a + batch], c.face_size, c.crop_rows, c.crop_cols) for a in range(0, t, batch)])
     windows = crops.unfold(0, N_FRAMES, 1).permute(0, 4, 1, 2, 3)  # (T-4, 5, 3, S, S)
-    video = torch.cat([syncnet.embed_crops(windows[a : a + batch].contiguous()) for a in range(0, t - N_FRAMES + 1, batch)])
+    video = torch.cat(
+        [syncnet.embed_crops(windows[a : a + batch].contiguous()) for a in range(0, t - N_FRAMES + 1, batch)]
+    )
     audio = torch.cat([syncnet.embed_audio(mel[a : a + batch]) for a in range(0, t, batch)])
     syncnet.train(was_training)
     return video, audio
 
 
-def sync_scores(syncnet: SyncNet, frames, mel, max_offset: int = 15, batch: int = 128) -> Dict[str, object]:
+def sync_scores(syncnet: SyncNet, frames, mel, max_offset: int = 15, batch: int = 128) -> dict[str, object]:
     """LSE-D / LSE-C style scores of one clip (see the module docstring).
 
     ``frames``: (T, 3, H, W) float tensor in [0, 1] or (T, H, W, 3) uint8 array, face-aligned;

@@ -1,5 +1,6 @@
 """The S^3D-NeRF model: encoders, deformation field, decoder, renderer, super-resolution,
 and the lip-sync expert network (trained by ``s3d_fast.training.syncnet``)."""
+
 from .loading import GENERATOR_KIND, load_model
 from .realtime import Baked
 from .s3d import S3DNeRF

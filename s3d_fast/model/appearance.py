@@ -4,10 +4,10 @@ pyramid levels each become a tri-plane (S^3D-NeRF's multi-scale appearance code)
 The pyramid's finer levels also condition the super-resolution network, and its
 coarsest level is the token set that slot attention pools into facial regions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from .layers import ConvBlock, conv
 
 @dataclass
 class SourceFeatures:
-    planes: List[torch.Tensor]  # per scale (B, 3, H_s, W_s, C), channels-last, coarse to fine
+    planes: list[torch.Tensor]  # per scale (B, 3, H_s, W_s, C), channels-last, coarse to fine
     tokens: torch.Tensor  # (B, H*W, C_tok) coarsest pyramid level, for slot attention
     token_size: int
     pyramid: dict  # resolution -> (B, C, r, r) features for the super-resolution network
@@ -39,9 +39,10 @@ class AppearanceEncoder(nn.Module):
             n_down += 1
         if r != min(self.resolutions) or any(cfg.encoder_resolution % p for p in self.resolutions):
             raise ValueError(
-                f"plane resolutions {self.resolutions} must be the encoder resolution {cfg.encoder_resolution} halved k times"
+                f"plane resolutions {self.resolutions} must be the encoder resolution "
+                f"{cfg.encoder_resolution} halved k times"
             )
-        widths = [min(w * 2 ** i, 4 * w) for i in range(n_down)]
+        widths = [min(w * 2**i, 4 * w) for i in range(n_down)]
         # RGB of the masked face plus the mask itself, so the encoder knows where the face ends.
         self.down = nn.ModuleList()
         cin = 4

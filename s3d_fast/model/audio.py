@@ -1,7 +1,8 @@
-"""Audio encoder: fully convolutional over log-mel windows (DESIGN 4/5a), no pretrained
+"""Audio encoder: fully convolutional over log-mel windows (docs/design.md sections 4 and 5a), no pretrained
 speech model. Per video frame its (80, 16) window becomes a few tokens; a temporal
 convolution across neighbouring frames then gives each token context, so a viseme can
 anticipate the next phoneme (co-articulation)."""
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,10 @@ class AudioEncoder(nn.Module):
             raise ValueError(f"audio_tokens_per_frame ({t}) must divide the mel window ({window})")
         self.dim, self.tokens = d, t
         self.frame = nn.Sequential(
-            nn.Conv1d(n_mels, d, 3, padding=1), nn.SiLU(),
-            nn.Conv1d(d, d, 3, padding=1), nn.SiLU(),
+            nn.Conv1d(n_mels, d, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv1d(d, d, 3, padding=1),
+            nn.SiLU(),
             nn.AdaptiveAvgPool1d(t),
             nn.Conv1d(d, d, 1),
         )

@@ -1,13 +1,14 @@
 """Decoder: the aggregated multi-scale tri-plane feature of a canonical point to a
 density and a feature vector whose first 3 channels are colour."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import triplane_sample
 from ..config import ModelConfig
+from ..ops import triplane_sample
 from .layers import MLP
 
 DENSITY_SCALE = 10.0  # softplus units -> density per box unit; a surface stops a ray within ~0.1

@@ -7,13 +7,14 @@ and score. The offset is gated by the score, so the score is exactly the share o
 audio-driven motion a point takes: rendered as a heat map it shows the moving regions
 (the lower face), and the deformation regulariser pushes it to zero elsewhere.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..nn import HashGrid
 from ..config import ModelConfig
+from ..nn import HashGrid
 from .layers import MLP
 
 
@@ -22,8 +23,13 @@ class DeformationField(nn.Module):
         super().__init__()
         self.max_offset = cfg.max_offset
         self.encoding = HashGrid(
-            3, cfg.hash_levels, cfg.hash_features, cfg.hash_log2_size, cfg.hash_base_resolution,
-            cfg.hash_per_level_scale, backend="s3d",
+            3,
+            cfg.hash_levels,
+            cfg.hash_features,
+            cfg.hash_log2_size,
+            cfg.hash_base_resolution,
+            cfg.hash_per_level_scale,
+            backend="s3d",
         )
         e, d = self.encoding.n_output_dims, cfg.slot_dim
         self.query = nn.Linear(e, d)
@@ -79,8 +85,9 @@ class DeformationField(nn.Module):
         if group_frame is not None:
             logit_w, logit_b, slot_hidden = logit_w[group_frame], logit_b[group_frame], slot_hidden[group_frame]
         assign = torch.softmax(torch.baddbmm(logit_b.unsqueeze(1), h, logit_w), dim=-1)
-        hidden = torch.baddbmm(torch.addmm(first.bias, h.reshape(-1, e), w_h.t()).view(*h.shape[:-1], -1),
-                               assign, slot_hidden)
+        hidden = torch.baddbmm(
+            torch.addmm(first.bias, h.reshape(-1, e), w_h.t()).view(*h.shape[:-1], -1), assign, slot_hidden
+        )
         for layer in list(self.head)[1:-1]:
             hidden = layer(hidden)
         return self._outputs(hidden, assign)

@@ -1,4 +1,5 @@
 """Small building blocks shared by the model's networks."""
+
 from __future__ import annotations
 
 import torch
@@ -11,6 +12,7 @@ def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
 
 class ConvBlock(nn.Sequential):
     """conv -> SiLU -> conv -> SiLU; the first conv may downsample."""
+
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__(conv(cin, cout, 3, stride), nn.SiLU(), conv(cout, cout), nn.SiLU())
 

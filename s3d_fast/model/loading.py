@@ -1,4 +1,5 @@
 """Generator checkpoints: build the model a checkpoint describes and load its weights."""
+
 from __future__ import annotations
 
 from ..checkpoint import CheckpointFormatError, load_checkpoint, load_model_state, resolve_checkpoint

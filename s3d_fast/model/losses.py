@@ -1,7 +1,8 @@
-"""Generator losses (DESIGN 4) with the paper's weights as defaults (``LossConfig``)."""
+"""Generator losses (docs/design.md section 4) with the paper's weights as defaults (``LossConfig``)."""
+
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +47,12 @@ def weighted_bce(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor)
 
 
 def generator_losses(
-    out: dict, target: torch.Tensor, masks: torch.Tensor, weights: LossConfig,
+    out: dict,
+    target: torch.Tensor,
+    masks: torch.Tensor,
+    weights: LossConfig,
     sync_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """out: the model's render dict; target (B, T, 3, H, W); masks (B, T, H, W) labels.
     ``sync_fn(rgb (B, T, 3, H, W)) -> loss`` is the frozen lip-sync expert, when on."""
     r = out["rgb_low"].shape[-1]

@@ -1,5 +1,6 @@
 """Image operations on the mouth: where super-resolution may not copy the source, and the
 opening cut where the rendered mouth cavity says the ray looks into the mouth."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -1,5 +1,6 @@
 """Camera rays in the head's box and the training-style sample placement
 (stratified, then importance samples from the coarse weights)."""
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,8 @@ def camera_rays(c2w: torch.Tensor, K: torch.Tensor, resolution: int):
     dev, dt = c2w.device, c2w.dtype
     v, u = torch.meshgrid(
         torch.arange(resolution, device=dev, dtype=dt) + 0.5,
-        torch.arange(resolution, device=dev, dtype=dt) + 0.5, indexing="ij",
+        torch.arange(resolution, device=dev, dtype=dt) + 0.5,
+        indexing="ij",
     )
     fx, fy = K[:, 0, 0, None], K[:, 1, 1, None]
     cx, cy = K[:, 0, 2, None], K[:, 1, 2, None]

@@ -1,6 +1,7 @@
 """The real-time path of S3DNeRF (docs/design.md section 4): bake an occupancy grid of the
 canonical head once per source, tighten it to one utterance, then march only occupied
 cells and shade each ray until it is opaque."""
+
 from __future__ import annotations
 
 import math
@@ -57,7 +58,11 @@ class RealTimeRendering:
         x = torch.stack(torch.meshgrid(cells, cells, cells, indexing="ij"), -1).view(1, -1, 3).expand(B, -1, 3)
         chunk = 1 << 16
         density = torch.cat(
-            [self.decoder.density(source.features.planes, x[:, i:i + chunk].contiguous()) for i in range(0, x.shape[1], chunk)], 1
+            [
+                self.decoder.density(source.features.planes, x[:, i : i + chunk].contiguous())
+                for i in range(0, x.shape[1], chunk)
+            ],
+            1,
         ).view(B, 1, res, res, res)
         solid = (density > cfg.bake_threshold).float()
         occupied = solid
@@ -107,7 +112,7 @@ class RealTimeRendering:
         low = torch.full_like(corners[0], math.inf)
         high = torch.full_like(corners[0], -math.inf)
         for f in range(slots.shape[0]):
-            offset = self.deformation.from_encoding(encoded, slots[f:f + 1])[0][0]
+            offset = self.deformation.from_encoding(encoded, slots[f : f + 1])[0][0]
             low, high = torch.minimum(low, offset), torch.maximum(high, offset)
 
         def per_cell(values, reduce_max):  # (N corners, 3) -> (3, res, res, res) over each cell's 8 corners
@@ -127,8 +132,9 @@ class RealTimeRendering:
         return Baked(baked.source, grid, shell=baked.shell, solid=baked.solid, dilation=dilate)
 
     @torch.no_grad()
-    def render_frames(self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
-                      shade_rounds=SHADE_ROUNDS) -> dict:
+    def render_frames(
+        self, baked: Baked, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, shade_rounds=SHADE_ROUNDS
+    ) -> dict:
         """Frames of one baked identity: tokens (F, t, D), c2w (F, 4, 4), K (F, 3, 3) or (3, 3).
         ``shade_rounds``: the sample ranks after which opaque rays stop being shaded
         (empty: shade every marched sample). Returns rgb (F, 3, Ro, Ro) and per-stage
@@ -161,16 +167,27 @@ class RealTimeRendering:
         depth = o.new_zeros(Fn, r * r, 1)
         for f in range(Fn):
             ray_idx, t0, t1 = baked.grid.sampling(
-                o[f].contiguous(), d[f].contiguous(), t_min=near[f], t_max=far[f], render_step_size=step,
-                early_stop_eps=0.0, grid_indices=torch.zeros(r * r, dtype=torch.long, device=o.device),
+                o[f].contiguous(),
+                d[f].contiguous(),
+                t_min=near[f],
+                t_max=far[f],
+                render_step_size=step,
+                early_stop_eps=0.0,
+                grid_indices=torch.zeros(r * r, dtype=torch.long, device=o.device),
             )
             lap("marching")
             if ray_idx.numel() == 0:  # nothing occupied in view: background only
                 continue
-            kept, sigma, values = self._shade_until_opaque(source, slots[f:f + 1], o[f], d[f], ray_idx, t0, t1,
-                                                           r * r, lap, shade_rounds)
+            kept, sigma, values = self._shade_until_opaque(
+                source, slots[f : f + 1], o[f], d[f], ray_idx, t0, t1, r * r, lap, shade_rounds
+            )
             rendered[f], opacity[f], depth[f] = ops.composite(
-                sigma, values, ray_indices=ray_idx[kept], n_rays=r * r, t_starts=t0[kept], t_ends=t1[kept],
+                sigma,
+                values,
+                ray_indices=ray_idx[kept],
+                n_rays=r * r,
+                t_starts=t0[kept],
+                t_ends=t1[kept],
                 early_stop_eps=cfg.early_stop_eps,
             )
             lap("compositing")
@@ -178,8 +195,16 @@ class RealTimeRendering:
         if cfg.cavity_opening:
             share = rendered[..., -1].reshape(Fn, 1, r, r)
             rendered = rendered[..., :-1]
-        out = self._finish(source, rendered.reshape(-1, C + MOTION_CHANNELS), opacity.view(-1, 1), 1, Fn,
-                           o.new_zeros(()), (o, d, depth.view(Fn, -1)), share)
+        out = self._finish(
+            source,
+            rendered.reshape(-1, C + MOTION_CHANNELS),
+            opacity.view(-1, 1),
+            1,
+            Fn,
+            o.new_zeros(()),
+            (o, d, depth.view(Fn, -1)),
+            share,
+        )
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
 
@@ -189,8 +214,7 @@ class RealTimeRendering:
         it opens the mouth, the cavity share last."""
         return self.cfg.feature_channels + MOTION_CHANNELS + int(self.cfg.cavity_opening)
 
-    def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap,
-                            rounds=SHADE_ROUNDS):
+    def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap, rounds=SHADE_ROUNDS):
         """Deformation + decoder for one frame's marched samples, front to back in rounds
         of sample ranks along each ray; after each round, rays already opaque drop out.
 

@@ -12,8 +12,10 @@ own position, as without reprojection. Filling the source's head region there wi
 surrounding background instead was tried and measured worse (held-out PSNR 23.8 -> 22.2
 dB): the radiance field's opacity is below one half on parts of the head, such as hat
 brims and hair edges, which the source shows correctly. Rendering and evaluation
-reproject; training does only with ``train.reproject_source`` (off in ``small``: README).
+reproject; training does only with ``train.reproject_source`` (off in ``small``:
+docs/experiments.md, "Reprojection and the mouth keep-out").
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +25,14 @@ SURFACE_OPACITY = 0.5  # below this a pixel has no reliable surface: it keeps th
 
 
 def reproject_source(
-    image: torch.Tensor, src_c2w: torch.Tensor, src_K: torch.Tensor, origins: torch.Tensor,
-    directions: torch.Tensor, depth: torch.Tensor, opacity: torch.Tensor, frames_per_source: int,
+    image: torch.Tensor,
+    src_c2w: torch.Tensor,
+    src_K: torch.Tensor,
+    origins: torch.Tensor,
+    directions: torch.Tensor,
+    depth: torch.Tensor,
+    opacity: torch.Tensor,
+    frames_per_source: int,
 ) -> torch.Tensor:
     """image (B, C, R, R) source images (extra channels, such as a mask, move with them);
     src_c2w (B, 4, 4) camera-to-head (OpenCV) and src_K (B, 3, 3) in pixels of R;
@@ -35,7 +43,7 @@ def reproject_source(
     Returns (F, C, R, R): the source sampled where each frame's surface points appear in it.
     """
     Fn, n = depth.shape
-    r = int(round(n ** 0.5))
+    r = int(round(n**0.5))
     R = image.shape[-1]
     c2w = src_c2w.repeat_interleave(frames_per_source, 0)
     K = src_K.repeat_interleave(frames_per_source, 0)
@@ -56,8 +64,9 @@ def reproject_source(
         shift = F.interpolate(shift.permute(0, 3, 1, 2), size=(R, R), mode="bilinear", align_corners=False)
         shift = shift.permute(0, 2, 3, 1)
     grid = _pixel_grid(R, depth)[None] + shift
-    return F.grid_sample(image.repeat_interleave(frames_per_source, 0), grid, mode="bilinear",
-                         padding_mode="border", align_corners=False)
+    return F.grid_sample(
+        image.repeat_interleave(frames_per_source, 0), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 def _pixel_grid(size: int, like: torch.Tensor) -> torch.Tensor:

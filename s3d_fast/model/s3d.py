@@ -7,6 +7,7 @@ draws frames in the training style (stratified + importance samples); ``bake`` a
 ``render_frames`` are the real-time path (``realtime.py``: an occupancy grid of the
 canonical head, then marching only occupied cells).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -79,8 +80,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             return self.audio(mel)
 
     # -- the radiance field --------------------------------------------------------------
-    def field(self, source: Source, slots: torch.Tensor, x: torch.Tensor, ray_frame: torch.Tensor,
-              ray_source: torch.Tensor):
+    def field(
+        self, source: Source, slots: torch.Tensor, x: torch.Tensor, ray_frame: torch.Tensor, ray_source: torch.Tensor
+    ):
         """x (A, n, 3) observed points along A rays; slots (F, S, D) audio-conditioned
         per frame; ray_frame / ray_source (A,) each ray's frame and source, sorted by
         source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)
@@ -92,15 +94,22 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         counts = torch.bincount(ray_source, minlength=B).tolist()
         sigmas, feats = [], []
         for b, part in enumerate(torch.split(canonical, counts)):
-            planes = [p[b:b + 1] for p in source.features.planes]
+            planes = [p[b : b + 1] for p in source.features.planes]
             with stage("tri-planes + decoder"):
                 sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
             sigmas.append(sigma.view(part.shape[:2]))
             feats.append(feat.view(*part.shape[:2], -1))
         return torch.cat(sigmas), self.decoder.blend_cavity(torch.cat(feats), cavity), offset, score, cavity
 
-    def render(self, source: Source, tokens: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
-               stratified: bool = True, ray_mask: Optional[torch.Tensor] = None) -> dict:
+    def render(
+        self,
+        source: Source,
+        tokens: torch.Tensor,
+        c2w: torch.Tensor,
+        K: torch.Tensor,
+        stratified: bool = True,
+        ray_mask: Optional[torch.Tensor] = None,
+    ) -> dict:
         """Training-style rendering of T frames per source.
 
         tokens (B, T, t, D); c2w (B, T, 4, 4) camera-to-head; K (B, 3, 3) at the input
@@ -136,8 +145,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         edges = stratified_edges(near, far, cfg.n_coarse, jitter=stratified)
         with torch.no_grad(), stage("coarse pass (no grad)"):
             sigma_c = self.field(source, slots, points(edges), ray_frame, ray_source)[0]
-            w, _, _ = ops.render_weight_from_density(edges[:, :-1].contiguous(), edges[:, 1:].contiguous(),
-                                                     sigma_c.float())
+            w, _, _ = ops.render_weight_from_density(
+                edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c.float()
+            )
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
         sigma, feat, offset, score, cavity = self.field(source, slots, points(edges), ray_frame, ray_source)
         channels = [feat, offset / cfg.max_offset, score.unsqueeze(-1)]
@@ -197,8 +207,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images, keep_out)
         if opening:
             # And in front of what super-resolution paints: trained with the opening only
-            # in its conditioning, it learned to paint the source's lips back over it
-            # (held-out mouth-opening correlation 0.68 before, 0.53 after; README).
+            # in its conditioning, it learns to paint the source's lips back over it
+            # (docs/experiments.md, "The cavity opening").
             rgb = open_mouth(rgb, share)
         Ro = rgb.shape[-1]
         return {

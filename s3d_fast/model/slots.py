@@ -1,6 +1,7 @@
 """Region slots: slot attention pools the source's visual tokens into a few facial
 regions, and multi-head cross-attention lets each region read the frame's audio tokens.
 The result, audio-conditioned region slots, is what the deformation field attends to."""
+
 from __future__ import annotations
 
 import math
@@ -51,12 +52,15 @@ class SlotAttention(nn.Module):
 
 class RegionSlots(nn.Module):
     """Visual tokens -> region slots; slots x audio tokens -> audio-conditioned slots."""
+
     def __init__(self, cfg: ModelConfig, token_dim: int):
         super().__init__()
         d = cfg.slot_dim
         self.pos = nn.Linear(4, token_dim)
         self.slot_attention = SlotAttention(cfg.n_slots, d, token_dim, cfg.slot_iterations)
-        self.cross = nn.MultiheadAttention(d, cfg.attention_heads, kdim=cfg.audio_dim, vdim=cfg.audio_dim, batch_first=True)
+        self.cross = nn.MultiheadAttention(
+            d, cfg.attention_heads, kdim=cfg.audio_dim, vdim=cfg.audio_dim, batch_first=True
+        )
         self.norm = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.LayerNorm(d), MLP(d, 2 * d, d))
 

@@ -1,4 +1,5 @@
 """One encoded identity: what per-frame rendering reuses."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from .appearance import SourceFeatures
 @dataclass
 class Source:
     """One encoded identity (or a batch of B): everything per-frame rendering reuses."""
+
     features: SourceFeatures
     slots: torch.Tensor  # (B, S, D) region slots
     slot_attention: torch.Tensor  # (B, S, M) which source tokens each slot took

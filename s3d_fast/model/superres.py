@@ -7,6 +7,7 @@ texture (skin, hair, background) is thus taken from the source at full detail, a
 network only paints what moves (mouth, teeth, a turned head) - which is also why full-
 resolution convolutions, most of the cost of such a network on a CPU, are not needed.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,7 +41,7 @@ class SuperResolution(nn.Module):
         cin = cfg.feature_channels + MOTION_CHANNELS
         self.pyramid_sizes = set(pyramid_sizes)
         for i, size in enumerate(self.sizes):
-            cout = max(w // 2 ** i, 16)
+            cout = max(w // 2**i, 16)
             extra = 3 + (pyramid_channels if size in self.pyramid_sizes else 0)
             self.blocks.append(ConvBlock(cin + extra, cout))
             cin = cout
@@ -56,8 +57,15 @@ class SuperResolution(nn.Module):
             img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return img if per_frame else img.repeat_interleave(frames_per_source, 0)
 
-    def forward(self, features: torch.Tensor, pyramid: dict, image: torch.Tensor, frames_per_source: int,
-                frame_images: torch.Tensor = None, keep_out: torch.Tensor = None) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        pyramid: dict,
+        image: torch.Tensor,
+        frames_per_source: int,
+        frame_images: torch.Tensor = None,
+        keep_out: torch.Tensor = None,
+    ) -> torch.Tensor:
         """features (F, C, r, r) with F = B * frames_per_source; pyramid/image per source;
         frame_images (F, 3, R, R), when given, the source as each frame sees it
         (``reproject.py``): it replaces the source image in the conditioning and the blend.
@@ -85,7 +93,6 @@ class SuperResolution(nn.Module):
                 keep_out = F.interpolate(keep_out, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
             # The source's mouth is one moment of it (a closed mouth, usually). Copied,
             # it is the cheapest answer to most frames and leaves the audio nothing to
-            # move: aligned by reprojection, the blend took it over and the held-out
-            # mouth-opening correlation fell from 0.47 to -0.13 (README).
+            # move (docs/experiments.md, "Reprojection and the mouth keep-out").
             blend = blend * (1 - keep_out)
         return blend * source + (1 - blend) * torch.sigmoid(out[:, 1:])

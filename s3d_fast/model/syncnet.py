@@ -1,4 +1,4 @@
-"""The lip-sync expert: a SyncNet-style pair of encoders (DESIGN 4, "Lip-sync discriminator").
+"""The lip-sync expert: a SyncNet-style pair of encoders (docs/design.md section 4, "Lip-sync discriminator").
 
 The idea (SyncNet, Chung & Zisserman 2016; used as a frozen "expert" by Wav2Lip): embed a
 short stack of lower-face frames and the speech heard over the same 0.2 s into one space,
@@ -7,12 +7,12 @@ Trained once on the data (in-sync vs shifted pairs, :mod:`.sync_training`), then
 the generator is penalised when its frames and the driving audio do not embed together.
 
 Inputs, and why they look like this:
-- **Video**: 5 consecutive frames (0.2 s at 25 fps). Frames are face-aligned crops (DESIGN 5),
+- **Video**: 5 consecutive frames (0.2 s at 25 fps). Frames are face-aligned crops (docs/design.md section 5),
   so the mouth sits in a fixed region: :func:`lower_face` cuts rows [1/2, 1) and the
   central columns [1/4, 3/4) of every frame (mouth and chin, no eyes: blinks and gaze carry
   no speech) and area-resizes the square to ``face_size``^2. The 5 RGB crops are stacked
   along channels (15 channels), so the first convolution sees motion directly.
-- **Audio**: ONE 80 x 16 log-mel window, the one owned by the middle (3rd) frame. DESIGN 5a
+- **Audio**: ONE 80 x 16 log-mel window, the one owned by the middle (3rd) frame. docs/design.md section 5a
   gives every video frame the 16 mel frames (0.2 s) centred on its time, and the 5 frames
   s..s+4 span [s/25, (s+5)/25) s, whose centre is frame s+2's time: frame s+2's window is
   exactly "the 0.2 s of speech under the 5 frames". Concatenating all five per-frame
@@ -26,13 +26,13 @@ similarity mapped into (0, 1) by a learnt, monotone map p = sigmoid(scale * cos 
 wrong audio window to sit opposite the face's embedding, which cannot hold for all of them
 at once; with a learnt threshold, shifted pairs need only be far from aligned.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,10 +59,10 @@ class SyncNetConfig:
     """
 
     face_size: int = 48  # side of the square lower-face crop after resizing
-    crop_rows: Tuple[float, float] = (0.5, 1.0)  # fraction of frame height kept (lower half)
-    crop_cols: Tuple[float, float] = (0.25, 0.75)  # fraction of frame width kept (central half)
-    face_channels: Tuple[int, ...] = (32, 64, 96, 128)
-    audio_channels: Tuple[int, ...] = (32, 64, 96, 128)
+    crop_rows: tuple[float, float] = (0.5, 1.0)  # fraction of frame height kept (lower half)
+    crop_cols: tuple[float, float] = (0.25, 0.75)  # fraction of frame width kept (central half)
+    face_channels: tuple[int, ...] = (32, 64, 96, 128)
+    audio_channels: tuple[int, ...] = (32, 64, 96, 128)
     embed_dim: int = 128
 
     def validate(self) -> None:
@@ -79,7 +79,7 @@ class SyncNetConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "SyncNetConfig":
+    def from_json(cls, data: dict) -> SyncNetConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -96,9 +96,7 @@ def _check_frames(frames: torch.Tensor, name: str = "frames") -> None:
         raise ValueError(f"{name} must be (..., 3, H, W), got shape {tuple(frames.shape)}")
 
 
-def lower_face(
-    frames: torch.Tensor, size: int = 48, rows=(0.5, 1.0), cols=(0.25, 0.75)
-) -> torch.Tensor:
+def lower_face(frames: torch.Tensor, size: int = 48, rows=(0.5, 1.0), cols=(0.25, 0.75)) -> torch.Tensor:
     """Mouth-and-chin crop of face-aligned frames: (..., 3, H, W) -> (..., 3, size, size).
 
     Rows ``rows`` and columns ``cols`` (fractions of the frame) are kept and area-resized
@@ -126,7 +124,9 @@ def centre_window(mel: torch.Tensor) -> torch.Tensor:
         return mel[:, N_FRAMES // 2]
     if mel.ndim == 3 and mel.shape[1:] == (N_MELS, MEL_STEP):
         return mel
-    raise ValueError(f"mel must be (B, {N_MELS}, {MEL_STEP}) or (B, {N_FRAMES}, {N_MELS}, {MEL_STEP}), got {tuple(mel.shape)}")
+    raise ValueError(
+        f"mel must be (B, {N_MELS}, {MEL_STEP}) or (B, {N_FRAMES}, {N_MELS}, {MEL_STEP}), got {tuple(mel.shape)}"
+    )
 
 
 def _conv(cin: int, cout: int, stride=1) -> nn.Sequential:
@@ -135,6 +135,7 @@ def _conv(cin: int, cout: int, stride=1) -> nn.Sequential:
 
 class _Residual(nn.Module):
     """conv-BN-ReLU with an identity skip: depth without the optimisation trouble."""
+
     def __init__(self, c: int):
         super().__init__()
         self.conv = nn.Conv2d(c, c, 3, 1, 1, bias=False)
@@ -256,8 +257,11 @@ def freeze(syncnet: SyncNet) -> SyncNet:
 
 def save_syncnet(path, syncnet: SyncNet) -> None:
     """safetensors weights, the config as JSON metadata; written to a temp name, then renamed."""
-    meta = {"format": "s3d_fast.syncnet", "format_version": str(FORMAT_VERSION),
-            "config": json.dumps(syncnet.config.to_json())}
+    meta = {
+        "format": "s3d_fast.syncnet",
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(syncnet.config.to_json()),
+    }
     state = {k: v.detach().contiguous().cpu() for k, v in syncnet.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)

@@ -1,6 +1,7 @@
 """Modules over the fused ops."""
-from .hashgrid import HashGrid  # noqa: F401
-from .occupancy_grid import OccupancyGrid  # noqa: F401
-from .triplane import TriPlane  # noqa: F401
+
+from .hashgrid import HashGrid
+from .occupancy_grid import OccupancyGrid
+from .triplane import TriPlane
 
 __all__ = ["HashGrid", "OccupancyGrid", "TriPlane"]

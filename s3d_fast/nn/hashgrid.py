@@ -1,4 +1,5 @@
 """Learnable multi-resolution hash grid, drop-in for tiny-cuda-nn's HashGrid encoding."""
+
 from __future__ import annotations
 
 import torch
@@ -58,13 +59,11 @@ class HashGrid(nn.Module):
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.backend = backend
-        self.params = nn.Parameter(
-            torch.empty(self.layout.n_params, dtype=dtype, device=device).uniform_(-1e-4, 1e-4)
-        )
+        self.params = nn.Parameter(torch.empty(self.layout.n_params, dtype=dtype, device=device).uniform_(-1e-4, 1e-4))
         self._tcnn = None  # built on first tcnn call; not a submodule (it shares `params`)
 
     @classmethod
-    def from_tcnn_config(cls, n_input_dims: int, config: dict, **kwargs) -> "HashGrid":
+    def from_tcnn_config(cls, n_input_dims: int, config: dict, **kwargs) -> HashGrid:
         """Build from a tiny-cuda-nn encoding config
         (``{"otype": "HashGrid" | "Grid" | "DenseGrid", ...}``), with tcnn's defaults."""
         return cls(n_input_dims, config=HashGridConfig.from_tcnn(config), **kwargs)

@@ -6,6 +6,7 @@ ROI box scaled by 2^l about its centre) of ``resolution`` cells. The float
 occupancies are kept for the EMA update; the binary grid lives as a bitfield
 (1 bit per cell) that the fused marcher reads.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -85,8 +86,15 @@ class OccupancyGrid(nn.Module):
 
     # -- updates ----------------------------------------------------------------
     @torch.no_grad()
-    def update_every_n_steps(self, step: int, occ_eval_fn: Callable, occ_thre: float = 1e-2,
-                             ema_decay: float = 0.95, warmup_steps: int = 256, n: int = 16) -> None:
+    def update_every_n_steps(
+        self,
+        step: int,
+        occ_eval_fn: Callable,
+        occ_thre: float = 1e-2,
+        ema_decay: float = 0.95,
+        warmup_steps: int = 256,
+        n: int = 16,
+    ) -> None:
         """nerfacc's rule: every n steps re-evaluate cells (all of them during
         warm-up, then a random quarter plus the occupied ones) at a jittered
         point, occ = max(occ * ema_decay, new), binarise at min(mean, occ_thre).
@@ -131,7 +139,7 @@ class OccupancyGrid(nn.Module):
         self.set_binaries((self.occs > thre).view(self.n_grids, self.levels, *self.resolution))
 
     @torch.no_grad()
-    def from_density(self, density, threshold: float = 1e-2, dilate: int = 0) -> "OccupancyGrid":
+    def from_density(self, density, threshold: float = 1e-2, dilate: int = 0) -> OccupancyGrid:
         """Bake the grids once: occ = density at each cell centre (``density`` is
         a function (x (M, 3), grid_indices (M,)) -> (M,), or a tensor
         (n_grids, levels, rx, ry, rz); leading singleton dims may be dropped),
@@ -144,7 +152,11 @@ class OccupancyGrid(nn.Module):
         else:
             values = torch.as_tensor(density)
             want = (G, L, *self.resolution)
-            if values.dim() < 3 or tuple(values.shape[-3:]) != tuple(self.resolution) or values.numel() != G * L * cells:
+            if (
+                values.dim() < 3
+                or tuple(values.shape[-3:]) != tuple(self.resolution)
+                or values.numel() != G * L * cells
+            ):
                 raise ValueError(f"OccupancyGrid.from_density: density must be {want}, got {tuple(values.shape)}")
         if values.numel() != G * L * cells:
             raise ValueError(f"OccupancyGrid.from_density: expected {G * L * cells} values, got {values.numel()}")
@@ -160,10 +172,23 @@ class OccupancyGrid(nn.Module):
 
     # -- marching ---------------------------------------------------------------
     @torch.no_grad()
-    def sampling(self, rays_o, rays_d, sigma_fn: Optional[Callable] = None, alpha_fn: Optional[Callable] = None,
-                 near_plane: float = 0.0, far_plane: float = 1e10, t_min=None, t_max=None,
-                 render_step_size: float = 1e-3, early_stop_eps: float = 1e-4, alpha_thre: float = 0.0,
-                 stratified: bool = False, cone_angle: float = 0.0, grid_indices=None):
+    def sampling(
+        self,
+        rays_o,
+        rays_d,
+        sigma_fn: Optional[Callable] = None,
+        alpha_fn: Optional[Callable] = None,
+        near_plane: float = 0.0,
+        far_plane: float = 1e10,
+        t_min=None,
+        t_max=None,
+        render_step_size: float = 1e-3,
+        early_stop_eps: float = 1e-4,
+        alpha_thre: float = 0.0,
+        stratified: bool = False,
+        cone_angle: float = 0.0,
+        grid_indices=None,
+    ):
         """Packed samples (ray_indices, t_starts, t_ends), sorted by ray then t.
 
         As nerfacc's ``OccGridEstimator.sampling``: steps of ``render_step_size``
@@ -182,7 +207,9 @@ class OccupancyGrid(nn.Module):
         if rays_o.dim() != 2 or rays_o.shape[-1] != 3:
             raise ValueError(f"OccupancyGrid.sampling: rays_o must be (R, 3), got {tuple(rays_o.shape)}")
         if rays_o.device != self.bits.device:
-            raise ValueError(f"OccupancyGrid.sampling: rays are on {rays_o.device} but the grid is on {self.bits.device}")
+            raise ValueError(
+                f"OccupancyGrid.sampling: rays are on {rays_o.device} but the grid is on {self.bits.device}"
+            )
         opts = dict(dtype=rays_o.dtype, device=rays_o.device)
         near = torch.full((n,), float(near_plane), **opts)
         far = torch.full((n,), float(far_plane), **opts)
@@ -193,8 +220,17 @@ class OccupancyGrid(nn.Module):
         if stratified:
             near = near + torch.rand_like(near) * render_step_size
         ray_indices, t_starts, t_ends, offsets = occgrid_march(
-            self.bits, self.resolution, self.roi_aabb.tolist(), rays_o, rays_d, near, far,
-            render_step_size, cone_angle, grid_indices, self.block_bits,
+            self.bits,
+            self.resolution,
+            self.roi_aabb.tolist(),
+            rays_o,
+            rays_d,
+            near,
+            far,
+            render_step_size,
+            cone_angle,
+            grid_indices,
+            self.block_bits,
         )
         if (alpha_thre > 0.0 or early_stop_eps > 0.0) and (sigma_fn is not None or alpha_fn is not None):
             if sigma_fn is not None:

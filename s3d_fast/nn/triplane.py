@@ -1,4 +1,5 @@
 """Learnable multi-scale tri-planes."""
+
 from __future__ import annotations
 
 import torch

@@ -1,11 +1,12 @@
 """Fused ops (autograd-aware) over the s3d_fast extension; ``reference`` holds
 the pure-PyTorch versions with the same signatures."""
-from . import reference  # noqa: F401
-from .hashgrid import hashgrid_encode  # noqa: F401
-from .hashgrid_config import HashGridConfig  # noqa: F401
-from .occupancy_grid import occgrid_march, pack_bits, unpack_bits  # noqa: F401
-from .triplane import triplane_sample  # noqa: F401
-from .volume_render import (  # noqa: F401
+
+from . import reference
+from .hashgrid import hashgrid_encode
+from .hashgrid_config import HashGridConfig
+from .occupancy_grid import occgrid_march, pack_bits, unpack_bits
+from .triplane import triplane_sample
+from .volume_render import (
     accumulate_along_rays,
     composite,
     render_weight_from_alpha,

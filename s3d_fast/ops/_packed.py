@@ -5,6 +5,7 @@ Samples come either packed, (S,) sorted by ray with ``ray_indices`` (S,) and
 become a flat (S,) layout plus ``offsets`` (n_rays + 1,): ray r owns samples
 [offsets[r], offsets[r + 1]) (nerfacc's ``chunk_starts`` with the end appended).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,7 @@ def layout(op: str, x: torch.Tensor, ray_indices=None, n_rays=None, packed_info=
     if ray_indices is None:
         if x.dim() != 2:
             raise ValueError(
-                f"{op}: without ray_indices the samples must be batched (n_rays, n_samples), "
-                f"got shape {tuple(x.shape)}"
+                f"{op}: without ray_indices the samples must be batched (n_rays, n_samples), got shape {tuple(x.shape)}"
             )
         r, n = x.shape
         offsets = torch.arange(0, (r + 1) * n, n if n else 1, device=x.device, dtype=torch.long)[: r + 1]

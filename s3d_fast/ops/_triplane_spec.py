@@ -1,4 +1,5 @@
 """Argument parsing and validation shared by the fused and reference tri-plane ops."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class TriplaneSpec:
         return per_scale * (len(self.planes) if self.scale_reduce == "concat" else 1)
 
     @staticmethod
-    def parse(planes, points, plane_reduce, scale_reduce, align_corners, padding, axes) -> "TriplaneSpec":
+    def parse(planes, points, plane_reduce, scale_reduce, align_corners, padding, axes) -> TriplaneSpec:
         if isinstance(planes, torch.Tensor):
             planes = (planes,)
         elif isinstance(planes, (list, tuple)):
@@ -77,9 +78,7 @@ class TriplaneSpec:
             if min(plane.shape[2:]) < 1:
                 raise ValueError(f"{name} has an empty dimension: {tuple(plane.shape)}")
             if plane.shape[-1] != planes[0].shape[-1]:
-                raise ValueError(
-                    f"{name} has {plane.shape[-1]} channels but planes[0] has {planes[0].shape[-1]}"
-                )
+                raise ValueError(f"{name} has {plane.shape[-1]} channels but planes[0] has {planes[0].shape[-1]}")
         if not isinstance(align_corners, bool):
             raise TypeError(f"align_corners must be a bool, got {type(align_corners).__name__}")
         return TriplaneSpec(

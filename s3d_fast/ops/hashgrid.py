@@ -1,4 +1,5 @@
 """Fused multi-resolution hash-grid encoding (autograd wrapper over the extension)."""
+
 from __future__ import annotations
 
 import torch
@@ -92,4 +93,3 @@ def check_encode_inputs(name: str, x, params, config: HashGridConfig, dtypes):
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name}: x holds NaN or infinite coordinates")
     return x.reshape(-1, x.shape[-1]), layout, tuple(x.shape[:-1])
-

@@ -9,6 +9,7 @@ constructor (encodings/grid.h): per level ``scale = exp2f(l * log2f(per_level_sc
 ``min(next_multiple(resolution^D, 8), 2^log2_hashmap_size)`` for hash grids (the
 dense count for dense grids), so the three can never disagree on sizes or scales.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,17 @@ _TCNN_MAX_PARAMS = 0xFFFFFFFF // 2  # tcnn caps a level's dense count at uint32 
 # tcnn encoding-config keys understood here (anything else is an error, so a
 # config that means something we do not reproduce never passes silently).
 _TCNN_KEYS = {
-    "otype", "type", "n_levels", "n_features", "n_features_per_level", "log2_hashmap_size",
-    "base_resolution", "per_level_scale", "interpolation", "stochastic_interpolation", "hash",
+    "otype",
+    "type",
+    "n_levels",
+    "n_features",
+    "n_features_per_level",
+    "log2_hashmap_size",
+    "base_resolution",
+    "per_level_scale",
+    "interpolation",
+    "stochastic_interpolation",
+    "hash",
 }
 
 
@@ -59,9 +69,7 @@ class HashGridConfig:
 
         store("n_levels", _positive_int("n_levels", self.n_levels))
         if self.n_levels > MAX_LEVELS:
-            raise ValueError(
-                f"n_levels must be at most {MAX_LEVELS} (tiny-cuda-nn's limit), got {self.n_levels}"
-            )
+            raise ValueError(f"n_levels must be at most {MAX_LEVELS} (tiny-cuda-nn's limit), got {self.n_levels}")
         store("n_features_per_level", _positive_int("n_features_per_level", self.n_features_per_level))
         if self.n_features_per_level not in (1, 2, 4, 8):
             raise ValueError(f"n_features_per_level must be 1, 2, 4 or 8, got {self.n_features_per_level}")
@@ -81,7 +89,7 @@ class HashGridConfig:
             raise ValueError(f"grid_type must be one of {GRID_TYPES}, got {self.grid_type!r}")
 
     @classmethod
-    def coerce(cls, config: "HashGridConfig | None", options: dict) -> "HashGridConfig":
+    def coerce(cls, config: HashGridConfig | None, options: dict) -> HashGridConfig:
         """``config``, or one built from keyword options (the ops take either, not both)."""
         if config is None:
             return cls(**options)
@@ -95,7 +103,7 @@ class HashGridConfig:
     def n_output_dims(self) -> int:
         return self.n_levels * self.n_features_per_level
 
-    def layout(self, n_input_dims: int) -> "HashGridLayout":
+    def layout(self, n_input_dims: int) -> HashGridLayout:
         """Per-level sizes, offsets and scales of this grid over ``n_input_dims`` (1..3)."""
         n_input_dims = _positive_int("n_input_dims", n_input_dims)
         if n_input_dims > 3:
@@ -103,7 +111,7 @@ class HashGridConfig:
         return _layout(self, n_input_dims)
 
     @classmethod
-    def from_tcnn(cls, config: dict) -> "HashGridConfig":
+    def from_tcnn(cls, config: dict) -> HashGridConfig:
         """From a tiny-cuda-nn encoding config
         (``{"otype": "HashGrid" | "Grid" | "DenseGrid", ...}``), with tcnn's defaults."""
         if not isinstance(config, dict):
@@ -129,9 +137,7 @@ class HashGridConfig:
             n_levels = int(config.get("n_levels", 16))
         interpolation = str(config.get("interpolation", "Linear")).lower()
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"interpolation {config.get('interpolation')!r} is not supported (Linear or Smoothstep)"
-            )
+            raise ValueError(f"interpolation {config.get('interpolation')!r} is not supported (Linear or Smoothstep)")
         if config.get("stochastic_interpolation", False):
             raise ValueError("stochastic_interpolation is not supported")
         if str(config.get("hash", "CoherentPrime")).lower() != "coherentprime":

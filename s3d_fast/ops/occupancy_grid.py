@@ -6,6 +6,7 @@ returns the packed samples: the steps t0 + k*dt (growing with t when
 before min(t_far, exit of the coarsest box). Empty cells are skipped whole.
 Two passes on the device: count samples per ray, exclusive scan, fill.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,23 +20,23 @@ def pack_bits(binaries: torch.Tensor) -> torch.Tensor:
 
     Bit c % 8 of byte c // 8 is cell c = (x * ry + y) * rz + z.
     """
-    g, l = binaries.shape[:2]
-    flat = binaries.reshape(g, l, -1).to(torch.uint8)
+    n_grids, levels = binaries.shape[:2]
+    flat = binaries.reshape(n_grids, levels, -1).to(torch.uint8)
     cells = flat.shape[-1]
     pad = (-cells) % 8
     if pad:
         flat = torch.nn.functional.pad(flat, (0, pad))
     weights = (1 << torch.arange(8, device=flat.device, dtype=torch.int32)).to(torch.uint8)
-    return (flat.view(g, l, -1, 8) * weights).sum(-1, dtype=torch.uint8).contiguous()
+    return (flat.view(n_grids, levels, -1, 8) * weights).sum(-1, dtype=torch.uint8).contiguous()
 
 
 def unpack_bits(bits: torch.Tensor, resolution) -> torch.Tensor:
     """Inverse of :func:`pack_bits`."""
-    g, l = bits.shape[:2]
+    n_grids, levels = bits.shape[:2]
     shifts = torch.arange(8, device=bits.device, dtype=torch.uint8)
-    flat = ((bits.unsqueeze(-1) >> shifts) & 1).bool().reshape(g, l, -1)
+    flat = ((bits.unsqueeze(-1) >> shifts) & 1).bool().reshape(n_grids, levels, -1)
     cells = int(resolution[0]) * int(resolution[1]) * int(resolution[2])
-    return flat[..., :cells].reshape(g, l, *[int(r) for r in resolution])
+    return flat[..., :cells].reshape(n_grids, levels, *[int(r) for r in resolution])
 
 
 BLOCK = 8  # cells per side of a coarse block (s3d::occupancy::kBlock)
@@ -44,15 +45,26 @@ BLOCK = 8  # cells per side of a coarse block (s3d::occupancy::kBlock)
 def block_bits_of(binaries: torch.Tensor) -> torch.Tensor:
     """Bitfield of BLOCK^3 blocks holding any occupied cell (lets the marcher
     skip large empty regions in one jump)."""
-    g, l = binaries.shape[:2]
+    n_grids, levels = binaries.shape[:2]
     pooled = torch.nn.functional.max_pool3d(
-        binaries.reshape(g * l, 1, *binaries.shape[2:]).float(), BLOCK, stride=BLOCK, ceil_mode=True
+        binaries.reshape(n_grids * levels, 1, *binaries.shape[2:]).float(), BLOCK, stride=BLOCK, ceil_mode=True
     )
-    return pack_bits(pooled.reshape(g, l, *pooled.shape[2:]) > 0)
+    return pack_bits(pooled.reshape(n_grids, levels, *pooled.shape[2:]) > 0)
 
 
-def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, step_size,
-                  cone_angle=0.0, grid_indices=None, block_bits=None):
+def occgrid_march(
+    bits,
+    resolution,
+    roi_aabb,
+    rays_o,
+    rays_d,
+    t_near,
+    t_far,
+    step_size,
+    cone_angle=0.0,
+    grid_indices=None,
+    block_bits=None,
+):
     """March rays through bitfield grids.
 
     Args:
@@ -98,6 +110,16 @@ def occgrid_march(bits, resolution, roi_aabb, rays_o, rays_d, t_near, t_far, ste
     if block_bits is not None and (block_bits.dtype != torch.uint8 or block_bits.device != bits.device):
         raise TypeError(f"{op}: block_bits must be a uint8 tensor on the grid's device")
     return _ext.load().occgrid_march(
-        bits, block_bits, [int(r) for r in resolution], center, half, rays_o.contiguous(), rays_d.contiguous(),
-        grid_indices, t_near.contiguous(), t_far.contiguous(), float(step_size), float(cone_angle),
+        bits,
+        block_bits,
+        [int(r) for r in resolution],
+        center,
+        half,
+        rays_o.contiguous(),
+        rays_d.contiguous(),
+        grid_indices,
+        t_near.contiguous(),
+        t_far.contiguous(),
+        float(step_size),
+        float(cone_angle),
     )

@@ -1,4 +1,5 @@
 """Fused multi-scale tri-plane sampling (autograd wrapper over the extension)."""
+
 from __future__ import annotations
 
 import torch

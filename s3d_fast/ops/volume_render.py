@@ -10,6 +10,7 @@ outputs, so it needs O(1) extra memory per ray.
 Packed samples must be sorted by ray (``OccupancyGrid.sampling`` returns them
 so). No gradient flows to ``t_starts`` / ``t_ends`` (as in nerfacc's CUDA path).
 """
+
 from __future__ import annotations
 
 import torch
@@ -95,7 +96,9 @@ def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=
     """
     op = "render_weight_from_alpha"
     check_float("alphas", alphas, op)
-    weights, trans, _ = _render_weight(op, 1, alphas, "alphas", None, None, ray_indices, n_rays, packed_info, prefix_trans)
+    weights, trans, _ = _render_weight(
+        op, 1, alphas, "alphas", None, None, ray_indices, n_rays, packed_info, prefix_trans
+    )
     return weights, trans
 
 
@@ -114,8 +117,21 @@ class _Composite(torch.autograd.Function):
             return (None,) * 7
         offsets, inputs, values, t_starts, t_ends, colors, opacity, depth = ctx.saved_tensors
         grad_in, grad_values = _ext.load().composite_backward(
-            offsets, inputs, values, t_starts, t_ends, ctx.kind, ctx.eps, colors, opacity, depth,
-            grad_colors, grad_opacity, grad_depth, need_in, need_values,
+            offsets,
+            inputs,
+            values,
+            t_starts,
+            t_ends,
+            ctx.kind,
+            ctx.eps,
+            colors,
+            opacity,
+            depth,
+            grad_colors,
+            grad_opacity,
+            grad_depth,
+            need_in,
+            need_values,
         )
         if need_values and values.shape[1] == 0:
             grad_values = torch.zeros_like(values)
@@ -185,8 +201,12 @@ def composite(
         raise ValueError(f"{op}: early_stop_eps must be >= 0, got {early_stop_eps}")
     channels = values.shape[-1]
     colors, opacity, depth = _Composite.apply(
-        INPUT_KINDS.index(kind), early_stop_eps, lay.offsets, _flat(inputs),
-        values.reshape(n_samples, channels).contiguous(), *flat_t,
+        INPUT_KINDS.index(kind),
+        early_stop_eps,
+        lay.offsets,
+        _flat(inputs),
+        values.reshape(n_samples, channels).contiguous(),
+        *flat_t,
     )
     opacity, depth = opacity.unsqueeze(-1), depth.unsqueeze(-1)
     if render_bkgd is not None:

@@ -7,6 +7,7 @@ cli.py      the command; the mp4 with the speech muxed in
 
 ``Renderer`` and ``Identity`` load torch, so they are imported on first use.
 """
+
 from __future__ import annotations
 
 __all__ = ["Renderer", "Identity", "Speech", "RenderStats"]

@@ -1,7 +1,7 @@
 """The rendering API: ``Renderer(checkpoint).bake(image) -> Identity``, then
 ``identity.render(speech, pose=...)`` yields uint8 frames, batch by batch.
 
-This is the real-time path of DESIGN 4 seen from outside the model: per source image the
+This is the real-time path of docs/design.md section 4 seen from outside the model: per source image the
 model *bakes* once (tri-planes, the canonical occupancy grid); per render the audio tokens
 of every frame are computed once up front; then frames are rendered ``batch`` at a time
 from the baked state. Timings of every stage are collected in :class:`RenderStats`.
@@ -22,24 +22,26 @@ The model is reached only through this interface (``s3d_fast.model``)::
 All tensors handed to the model are torch tensors on the model's device; ``K`` for
 ``render_frames`` is in pixels of the model's input resolution, like the source's.
 """
+
 from __future__ import annotations
 
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ..data import audio as audio_mod
+from ..data import video
+from ..data.errors import AudioFileError, VideoError
+from ..model import load_model
 from . import cameras
 from .errors import RenderError
 from .source import Source, load_source
-from ..model import load_model
-from ..data.errors import AudioFileError, VideoError
-from ..data import video
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
 DEMO_CHECKPOINT = os.path.join(ASSETS, "checkpoint")
@@ -125,7 +127,7 @@ class Speech:
         return int(self.mel.shape[0])
 
 
-def read_speech(path) -> "audio_mod.Audio":
+def read_speech(path) -> audio_mod.Audio:
     """Speech from a sound file (libsndfile: wav, flac, ogg, mp3) or, failing that, from
     the audio track of anything FFmpeg decodes (mp4, m4a, mov, webm...)."""
 
@@ -169,7 +171,9 @@ def load_speech(speech, fps: int = audio_mod.FPS) -> Speech:
         audio = audio_mod.prepare(arr, audio_mod.SAMPLE_RATE, where="the speech samples")
     n = frame_count(audio.samples.shape[0], audio.sample_rate, fps)
     if n < 1:  # prepare() already refuses less than a 25 fps frame; lower --fps may need more
-        raise audio_mod.AudioTooShortError(f"{audio.duration * 1000:.1f} ms of speech is shorter than one frame at {fps} fps")
+        raise audio_mod.AudioTooShortError(
+            f"{audio.duration * 1000:.1f} ms of speech is shorter than one frame at {fps} fps"
+        )
     mel = mel_windows(audio_mod.log_mel(audio.samples, audio.sample_rate), n, fps)
     return Speech(mel, fps, audio.samples, audio.sample_rate)
 
@@ -192,8 +196,8 @@ class RenderStats:
 
     frames: int = 0
     render_seconds: float = 0.0
-    stages: Dict[str, float] = field(default_factory=OrderedDict)
-    setup: Dict[str, float] = field(default_factory=OrderedDict)  # once per render / identity
+    stages: dict[str, float] = field(default_factory=OrderedDict)
+    setup: dict[str, float] = field(default_factory=OrderedDict)  # once per render / identity
 
     @property
     def frames_per_second(self) -> float:
@@ -203,7 +207,10 @@ class RenderStats:
         self.stages[name] = self.stages.get(name, 0.0) + float(seconds)
 
     def summary(self) -> str:
-        lines = [f"rendering alone: {self.frames_per_second:.2f} frames/s ({self.frames} frames in {self.render_seconds:.2f} s)"]
+        lines = [
+            f"rendering alone: {self.frames_per_second:.2f} frames/s "
+            f"({self.frames} frames in {self.render_seconds:.2f} s)"
+        ]
         if self.frames:
             lines.append("per frame, by stage:")
             for name, sec in self.stages.items():
@@ -224,6 +231,7 @@ def _sync(device: torch.device) -> None:
 
 class Renderer:
     """A loaded model on a device. ``checkpoint=None`` is the bundled demo checkpoint."""
+
     def __init__(self, checkpoint=None, device="auto"):
         self.device = resolve_device(device)
         self.checkpoint = resolve_checkpoint(checkpoint)
@@ -244,7 +252,7 @@ class Renderer:
         return load_source(image, self.input_resolution, **sidecar)
 
     @torch.inference_mode()
-    def bake(self, image, *, c2w=None, K=None, mask=None) -> "Identity":
+    def bake(self, image, *, c2w=None, K=None, mask=None) -> Identity:
         """Bake one identity: ``image`` is a path, a uint8 (H, W, 3) array, or a
         :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
         frame given as an array."""
@@ -264,6 +272,7 @@ class Renderer:
 
 class Identity:
     """One baked source image; renders it speaking any number of times."""
+
     def __init__(self, renderer: Renderer, source: Source, baked, bake_seconds: float):
         self.renderer = renderer
         self.source = source
@@ -276,7 +285,9 @@ class Identity:
         :func:`s3d_fast.render.cameras.camera_sequence` for ``yaw/pitch/roll/orbit/pose_from``."""
         return cameras.camera_sequence(self.source.c2w, n, **kwargs)
 
-    def render(self, speech, pose=None, batch: int = 4, size: Optional[int] = None, fps: int = audio_mod.FPS) -> Iterator[np.ndarray]:
+    def render(
+        self, speech, pose=None, batch: int = 4, size: Optional[int] = None, fps: int = audio_mod.FPS
+    ) -> Iterator[np.ndarray]:
         """Yield uint8 (H, W, 3) frames, one per video frame of ``speech``.
 
         ``speech``: a wav path, 16 kHz float samples, mel windows (T, 80, 16), or a
@@ -358,5 +369,7 @@ def _to_uint8(rgb: torch.Tensor, size: Optional[int]) -> np.ndarray:
     rgb = rgb.float()
     if size is not None and (rgb.shape[-2], rgb.shape[-1]) != (size, size):
         # Antialiased bicubic: sharp when enlarging, no aliasing when shrinking.
-        rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        rgb = torch.nn.functional.interpolate(
+            rgb, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+        )
     return rgb.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()

@@ -1,4 +1,4 @@
-"""Per-frame camera-to-head sequences for rendering (DESIGN 5a conventions).
+"""Per-frame camera-to-head sequences for rendering (docs/design.md section 5a conventions).
 
 A render's cameras are a *base* sequence (the source image's own pose held still, or a
 head-pose sequence taken from a preprocessed clip) with a free-view *offset* per frame
@@ -7,6 +7,7 @@ centre (the origin of head space), exactly as SynthTalk's extra views do
 (:func:`s3d_fast.data.synthtalk.camera.free_view`), so a model trained on those views sees
 the same kind of camera here.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,7 @@ def fit_length(c2w: np.ndarray, n: int) -> np.ndarray:
 def load_pose_sequence(path) -> np.ndarray:
     """The ``c2w`` (T, 4, 4) camera-to-head sequence of a preprocessed clip.
 
-    ``path`` is a clip's ``meta.npz`` (DESIGN 5a per-clip arrays, as written by
+    ``path`` is a clip's ``meta.npz`` (docs/design.md section 5a per-clip arrays, as written by
     ``s3d-fast preprocess`` and ``s3d-fast synth``) or the clip folder holding it.
     Frames a preprocessor marked ``valid = False`` keep their interpolated pose.
     """

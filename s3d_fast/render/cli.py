@@ -7,6 +7,7 @@ Every input is checked before the model runs, and the video is written to a temp
 name that is renamed into place only when complete (``s3d_fast.data.video.write_video``),
 so a bad input or an interrupted render leaves no file under the output name.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,33 +17,56 @@ import time
 
 from .errors import RenderError
 
-DEMO_ORBIT = 12.0  # degrees of yaw either side; the source blend ghosts more the further the view turns (README, known limits)
+# Degrees of yaw either side; the source blend ghosts more the further the view turns
+# (docs/experiments.md, "Known limits").
+DEMO_ORBIT = 12.0
 DEMO_OUT = "s3d_demo.mp4"
 
 
 def add_arguments(parser) -> None:
     # Nothing here imports torch: the top-level parser imports this module for --help.
-    parser.add_argument("--image", metavar="SRC",
-                        help="source portrait: a photo (the face is found, cropped and aligned) or an aligned "
-                             "data-set frame with a <stem>.npz camera sidecar (default: the bundled demo image)")
-    parser.add_argument("--audio", metavar="SPEECH",
-                        help="speech: a sound file (wav, flac, ogg, mp3) or the audio track of a video (mp4, m4a, "
-                             "mov...), resampled to 16 kHz mono (default: the bundled demo sentence)")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="trained model (default: the bundled small demo checkpoint)")
-    parser.add_argument("--out", metavar="MP4",
-                        help=f"output video (default: {DEMO_OUT} for the demo, out.mp4 otherwise)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="output side in pixels, even, 64-1024 (default: the model's output resolution; "
-                             "other sizes are resampled with an antialiased bicubic filter)")
+    parser.add_argument(
+        "--image",
+        metavar="SRC",
+        help="source portrait: a photo (the face is found, cropped and aligned) or an aligned "
+        "data-set frame with a <stem>.npz camera sidecar (default: the bundled demo image)",
+    )
+    parser.add_argument(
+        "--audio",
+        metavar="SPEECH",
+        help="speech: a sound file (wav, flac, ogg, mp3) or the audio track of a video (mp4, m4a, "
+        "mov...), resampled to 16 kHz mono (default: the bundled demo sentence)",
+    )
+    parser.add_argument(
+        "--checkpoint", metavar="CKPT", help="trained model (default: the bundled small demo checkpoint)"
+    )
+    parser.add_argument(
+        "--out", metavar="MP4", help=f"output video (default: {DEMO_OUT} for the demo, out.mp4 otherwise)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="output side in pixels, even, 64-1024 (default: the model's output resolution; "
+        "other sizes are resampled with an antialiased bicubic filter)",
+    )
     parser.add_argument("--fps", type=int, default=25, help="video frame rate (default 25, the rate models train at)")
     parser.add_argument("--yaw", type=float, default=None, help="free-view yaw offset in degrees about the head centre")
     parser.add_argument("--pitch", type=float, default=None, help="free-view pitch offset in degrees")
     parser.add_argument("--roll", type=float, default=None, help="free-view roll offset in degrees")
-    parser.add_argument("--orbit", type=float, default=None, metavar="DEG",
-                        help=f"sweep the yaw from -DEG to +DEG and back over the video (the demo uses {DEMO_ORBIT:g}); "
-                             "not with --yaw/--pitch/--roll")
-    parser.add_argument("--pose-from", metavar="FILE",
-                        help="head-pose sequence of a preprocessed clip (its meta.npz or folder), looped or cut to the speech")
+    parser.add_argument(
+        "--orbit",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help=f"sweep the yaw from -DEG to +DEG and back over the video (the demo uses {DEMO_ORBIT:g}); "
+        "not with --yaw/--pitch/--roll",
+    )
+    parser.add_argument(
+        "--pose-from",
+        metavar="FILE",
+        help="head-pose sequence of a preprocessed clip (its meta.npz or folder), looped or cut to the speech",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda when available)")
     parser.add_argument("--batch", type=int, default=4, help="frames rendered together (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -91,7 +115,11 @@ def run(args) -> int:
         raise RenderError(f"--batch must be at least 1, got {args.batch}")
     for path, what in ((image, "image"), (speech_path, "audio")):
         if not os.path.exists(path):
-            bundled = " (the bundled demo asset is missing from this install)" if path in (api.DEMO_IMAGE, api.DEMO_SPEECH) else ""
+            bundled = (
+                " (the bundled demo asset is missing from this install)"
+                if path in (api.DEMO_IMAGE, api.DEMO_SPEECH)
+                else ""
+            )
             raise RenderError(f"--{what} {path}: no such file{bundled}")
     pose_from = None
     if args.pose_from is not None:
@@ -106,11 +134,17 @@ def run(args) -> int:
     renderer = api.Renderer(args.checkpoint, args.device)
     identity = renderer.bake(image)
     poses = identity.cameras(
-        speech.n_frames, yaw=args.yaw or 0.0, pitch=args.pitch or 0.0, roll=args.roll or 0.0,
-        orbit=orbit, pose_from=pose_from,
+        speech.n_frames,
+        yaw=args.yaw or 0.0,
+        pitch=args.pitch or 0.0,
+        roll=args.roll or 0.0,
+        orbit=orbit,
+        pose_from=pose_from,
     )
     frames = identity.render(speech, pose=poses, batch=args.batch, size=args.size, fps=args.fps)
-    bar = tqdm(frames, total=speech.n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr)
+    bar = tqdm(
+        frames, total=speech.n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr
+    )
     start = time.perf_counter()
     try:
         video.write_video(out, bar, fps=args.fps, audio=speech.samples, sample_rate=speech.sample_rate)
@@ -120,8 +154,10 @@ def run(args) -> int:
 
     stats = identity.stats
     side = args.size or renderer.output_resolution
-    print(f"wrote {out}: {stats.frames} frames at {side}x{side}, {args.fps} fps, "
-          f"{stats.frames / args.fps:.2f} s video with {speech.samples.shape[0] / speech.sample_rate:.2f} s of speech "
-          f"({identity.source.kind} source, {renderer.device.type}, batch {args.batch}, {total:.1f} s in all)")
+    print(
+        f"wrote {out}: {stats.frames} frames at {side}x{side}, {args.fps} fps, "
+        f"{stats.frames / args.fps:.2f} s video with {speech.samples.shape[0] / speech.sample_rate:.2f} s of speech "
+        f"({identity.source.kind} source, {renderer.device.type}, batch {args.batch}, {total:.1f} s in all)"
+    )
     print(stats.summary())
     return 0

@@ -5,7 +5,7 @@ Two kinds of source, told apart by one explicit rule:
 * **A data-set frame** is an image with a *sidecar* next to it: ``<image stem>.npz``
   (e.g. ``face.png`` + ``face.npz``) holding ``c2w`` (4, 4) camera-to-head, ``K`` (3, 3)
   intrinsics in pixels of the image, and optionally ``mask`` (H, W) uint8 labels
-  (0 background, 1 face, 2 lips, 3 mouth interior), as in DESIGN 5a. It is already an
+  (0 background, 1 face, 2 lips, 3 mouth interior), as in docs/design.md section 5a. It is already an
   aligned crop with a known camera, so it is used as it is (only resized, with its
   intrinsics scaled, if its resolution is not the model's). The bundled demo image is one
   (``tools/make_demo_assets.py`` writes it from a SynthTalk held-out identity).
@@ -18,6 +18,7 @@ Two kinds of source, told apart by one explicit rule:
 A sidecar is never guessed from the pixels: a face that merely looks aligned still goes
 through detection, which on an aligned crop is close to the identity anyway.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,13 +26,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..data.npz import save_npz
-from .errors import NoFaceError, SourceImageError
-from PIL import Image, UnidentifiedImageError
-from PIL import Image
 from ..data.preprocess import align, geometry, landmarks
 from ..data.synthtalk import camera
+from .errors import NoFaceError, SourceImageError
 
 SIDECAR_SUFFIX = ".npz"
 _MIN_PHOTO_SIDE = 32

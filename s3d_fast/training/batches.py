@@ -1,5 +1,6 @@
 """The items of a training step, drawn from a generator seeded by (seed, step, rank), so a
 resumed run sees the same data as an uninterrupted one."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ GPUs. Run layout: RUN/config.json (the resolved config), RUN/syncnet.safetensors
 RUN/checkpoints/step_N/ (generator checkpoints), RUN/metrics.csv, RUN/curves.png,
 RUN/profile.txt.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,16 +20,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="data set folder (manifest.json): SynthTalk or preprocessed video")
     parser.add_argument("--out", help="run folder: checkpoints, metrics.csv, curves.png")
     parser.add_argument("--config", default="small", help=f"{' | '.join(CONFIGS)} (default small)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     parser.add_argument("--steps", type=int, help="generator steps (default: the config's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--nproc", type=int, default=1, help="processes (DistributedDataParallel through torchrun)")
-    parser.add_argument("--profile-steps", type=int, default=0, metavar="N",
-                        help="after training, profile N more forward+backward passes (no update) and write the "
-                             "share of each model stage to RUN/profile.txt")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after training, profile N more forward+backward passes (no update) and write the "
+        "share of each model stage to RUN/profile.txt",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

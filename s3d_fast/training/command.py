@@ -1,12 +1,20 @@
 """What ``s3d-fast train`` does with its arguments: resolve the config, then train in this
 process or launch one process per ``--nproc`` under torchrun."""
+
 from __future__ import annotations
 
 import json
 
 from ..checkpoint import RunDirectory
 from ..config import (
-    Config, ConfigError, apply_overrides, check_model_config, check_phases, format_config, get_config, load_config,
+    Config,
+    ConfigError,
+    apply_overrides,
+    check_model_config,
+    check_phases,
+    format_config,
+    get_config,
+    load_config,
 )
 from ..errors import S3DError
 from .distributed import launch_with_torchrun

@@ -6,6 +6,7 @@ MASTER_ADDR, MASTER_PORT). :func:`init_distributed` reads them; without them it 
 single-process context, so one training loop serves both cases. NCCL is used when the
 processes drive GPUs, gloo on CPUs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +15,8 @@ import random
 import subprocess
 import sys
 import zlib
-from typing import Dict, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -61,8 +63,7 @@ def _env_int(name: str) -> Optional[int]:
     try:
         return int(value)
     except ValueError:
-        raise DistributedError(f"environment variable {name}={value!r} is not an integer") \
-            from None
+        raise DistributedError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def usable_cpus() -> int:
@@ -88,30 +89,29 @@ def init_distributed(device_pref: str = "auto") -> DistContext:
     if device_pref not in ("auto", "cuda", "cpu"):
         raise DistributedError(f"device must be auto, cuda or cpu, got {device_pref!r}")
     if device_pref == "cuda" and not torch.cuda.is_available():
-        raise DistributedError("device cuda was asked for, but CUDA is not available here "
-                               "(use --device cpu)")
+        raise DistributedError("device cuda was asked for, but CUDA is not available here (use --device cpu)")
     use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
 
     world_size = _env_int("WORLD_SIZE")
-    if world_size is None or (world_size == 1 and _env_int("RANK") in (None, 0)
-                              and "MASTER_ADDR" not in os.environ):
-        device = torch.device("cuda", torch.cuda.current_device()) if use_cuda \
-            else torch.device("cpu")
-        return DistContext(rank=0, world_size=1, local_rank=0, device=device, is_main=True,
-                           backend=None)
+    if world_size is None or (world_size == 1 and _env_int("RANK") in (None, 0) and "MASTER_ADDR" not in os.environ):
+        device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+        return DistContext(rank=0, world_size=1, local_rank=0, device=device, is_main=True, backend=None)
 
     rank = _env_int("RANK")
     local_rank = _env_int("LOCAL_RANK")
     if rank is None or local_rank is None:
-        raise DistributedError("WORLD_SIZE is set but RANK / LOCAL_RANK are not: launch "
-                               "with torchrun (or s3d-fast train --nproc K)")
+        raise DistributedError(
+            "WORLD_SIZE is set but RANK / LOCAL_RANK are not: launch with torchrun (or s3d-fast train --nproc K)"
+        )
     local_world = _env_int("LOCAL_WORLD_SIZE") or world_size
     if use_cuda:
         n_gpus = torch.cuda.device_count()
         if local_rank >= n_gpus:
-            raise DistributedError(f"process {local_rank} of {local_world} on this node needs "
-                                   f"GPU {local_rank}, but only {n_gpus} are visible: use "
-                                   f"--nproc {n_gpus} or fewer")
+            raise DistributedError(
+                f"process {local_rank} of {local_world} on this node needs "
+                f"GPU {local_rank}, but only {n_gpus} are visible: use "
+                f"--nproc {n_gpus} or fewer"
+            )
         torch.cuda.set_device(local_rank)
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
@@ -121,18 +121,17 @@ def init_distributed(device_pref: str = "auto") -> DistContext:
     threads = _env_int("OMP_NUM_THREADS") or threads_per_process(local_world)
     torch.set_num_threads(threads)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", rank=rank,
-                                world_size=world_size)
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
-                       is_main=rank == 0, backend=backend)
+        dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
+    return DistContext(
+        rank=rank, world_size=world_size, local_rank=local_rank, device=device, is_main=rank == 0, backend=backend
+    )
 
 
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def all_reduce_mean(value: Union[torch.Tensor, Mapping[str, float]]
-                    ) -> Union[torch.Tensor, Dict[str, float]]:
+def all_reduce_mean(value: Union[torch.Tensor, Mapping[str, float]]) -> Union[torch.Tensor, dict[str, float]]:
     """Mean over all processes of a tensor (returns a new tensor) or of a dict of floats
     (one collective for the whole dict; returns floats). Identity when single-process."""
     if isinstance(value, torch.Tensor):
@@ -148,21 +147,21 @@ def all_reduce_mean(value: Union[torch.Tensor, Mapping[str, float]]
         if not _active():
             return {k: float(value[k]) for k in keys}
         world = dist.get_world_size()
-        device = torch.device("cuda", torch.cuda.current_device()) \
-            if dist.get_backend() == "nccl" else torch.device("cpu")
+        device = (
+            torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        )
         # One collective for the whole dict. The last slot carries a checksum of the key
         # list: ranks packing different keys would otherwise average unrelated numbers.
         tag = float(zlib.crc32("\0".join(keys).encode()))
-        packed = torch.tensor([float(value[k]) for k in keys] + [tag], dtype=torch.float64,
-                              device=device)
+        packed = torch.tensor([float(value[k]) for k in keys] + [tag], dtype=torch.float64, device=device)
         dist.all_reduce(packed, op=dist.ReduceOp.SUM)
         values = packed.tolist()
         if values[-1] != tag * world:
-            raise DistributedError(f"all_reduce_mean: ranks passed different metric names "
-                                   f"(this rank: {', '.join(keys)})")
+            raise DistributedError(
+                f"all_reduce_mean: ranks passed different metric names (this rank: {', '.join(keys)})"
+            )
         return {k: v / world for k, v in zip(keys, values[:-1])}
-    raise TypeError(f"all_reduce_mean expects a tensor or a dict of floats, "
-                    f"got {type(value).__name__}")
+    raise TypeError(f"all_reduce_mean expects a tensor or a dict of floats, got {type(value).__name__}")
 
 
 def barrier() -> None:
@@ -211,15 +210,19 @@ def seed_everything(seed: int, rank: int = 0) -> int:
 
 def unwrap_model(module: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DDP / DataParallel wrapper (for saving its state_dict)."""
-    while isinstance(module, (torch.nn.parallel.DistributedDataParallel,
-                               torch.nn.DataParallel)):
+    while isinstance(module, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
         module = module.module
     return module
 
 
-def launch_with_torchrun(nproc: int, module: str, argv: Sequence[str], *,
-                         env: Optional[Mapping[str, str]] = None,
-                         cwd: Optional[Union[str, os.PathLike]] = None) -> int:
+def launch_with_torchrun(
+    nproc: int,
+    module: str,
+    argv: Sequence[str],
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[Union[str, os.PathLike]] = None,
+) -> int:
     """Run ``python -m torch.distributed.run --standalone --nproc_per_node K -m MODULE
     ARGV...`` and return its exit code (non-zero when any process failed).
 
@@ -230,8 +233,17 @@ def launch_with_torchrun(nproc: int, module: str, argv: Sequence[str], *,
         raise DistributedError(f"--nproc must be a positive integer, got {nproc!r}")
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           "--nproc_per_node", str(nproc), "-m", module, *[str(a) for a in argv]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        module,
+        *[str(a) for a in argv],
+    ]
     proc = subprocess.Popen(cmd, env=child_env, cwd=cwd)
     try:
         return proc.wait()

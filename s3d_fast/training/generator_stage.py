@@ -4,12 +4,13 @@ Every random choice of a step (which items, which camera, which background rays,
 stratified jitter) is drawn from generators seeded by (seed, step, rank), so ``--resume``
 continues bit for bit: same step count, same learning-rate schedule, same data.
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -41,7 +42,9 @@ def freeze_all_but(model, train_only: str) -> None:
     children = dict(model.named_children())
     unknown = [n for n in names if n not in children]
     if unknown:
-        raise S3DError(f"train.train_only: no module {unknown[0]!r} in the generator; choose from {', '.join(children)}")
+        raise S3DError(
+            f"train.train_only: no module {unknown[0]!r} in the generator; choose from {', '.join(children)}"
+        )
     for name, child in children.items():
         child.requires_grad_(name in names)
 
@@ -50,8 +53,19 @@ class GeneratorStage:
     """The generator trained with one config over the steps ``span`` = [start, end): the
     whole run, or one of its phases (``train.phases``)."""
 
-    def __init__(self, cfg: Config, span: Tuple[int, int], dist_context: DistContext, run: RunDirectory,
-                 log: Optional[MetricLog], train_set, heldout, syncnet, quiet: bool, timers: Dict[str, float]):
+    def __init__(
+        self,
+        cfg: Config,
+        span: tuple[int, int],
+        dist_context: DistContext,
+        run: RunDirectory,
+        log: Optional[MetricLog],
+        train_set,
+        heldout,
+        syncnet,
+        quiet: bool,
+        timers: dict[str, float],
+    ):
         self.cfg, self.span, self.dist, self.run, self.log = cfg, span, dist_context, run, log
         self.device = dist_context.device
         self.train_set, self.heldout, self.syncnet, self.quiet = train_set, heldout, syncnet, quiet
@@ -78,14 +92,20 @@ class GeneratorStage:
     def restore(self, path) -> None:
         """Continue from a checkpoint of this run."""
         ckpt = load_checkpoint(path, map_location=self.device, with_training=True)
-        self.take_over(ckpt.config, ckpt.model_state, ckpt.optimizers["generator"], ckpt.schedulers["generator"],
-                       ckpt.step)
+        self.take_over(
+            ckpt.config, ckpt.model_state, ckpt.optimizers["generator"], ckpt.schedulers["generator"], ckpt.step
+        )
         self._say(f"resumed from {path} at step {self.step}")
 
     def hand_over(self) -> tuple:
         """What the next phase's stage continues from (``take_over``), without a round trip to disk."""
-        return (config_to_dict(self.cfg), self.model.state_dict(), self.optimizer.state_dict(),
-                self.scheduler.state_dict(), self.step)
+        return (
+            config_to_dict(self.cfg),
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            self.scheduler.state_dict(),
+            self.step,
+        )
 
     def take_over(self, config: dict, model_state, optimizer_state, scheduler_state, step: int) -> None:
         """Weights, optimizer and schedule saved under ``config`` (an earlier phase's, or this
@@ -94,8 +114,10 @@ class GeneratorStage:
         load_model_state(self.model, model_state, may_miss=added)
         if added:
             optimizer_state = optimizer_state_with_new_parameters(optimizer_state, self.model, added)
-            self._say(f"grew the model: {len(added)} new parameter tensors start from their "
-                      f"initialisation ({', '.join(sorted(added))})")
+            self._say(
+                f"grew the model: {len(added)} new parameter tensors start from their "
+                f"initialisation ({', '.join(sorted(added))})"
+            )
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
         # The schedule follows this config: its train.lr and steps (resuming with a larger
@@ -107,8 +129,11 @@ class GeneratorStage:
 
     def save(self) -> None:
         save_checkpoint(
-            self.run.checkpoint_path(self.step), model_state=self.model.state_dict(),
-            config=config_to_dict(self.cfg), step=self.step, extra={"kind": GENERATOR_KIND},
+            self.run.checkpoint_path(self.step),
+            model_state=self.model.state_dict(),
+            config=config_to_dict(self.cfg),
+            step=self.step,
+            extra={"kind": GENERATOR_KIND},
             optimizers={"generator": self.optimizer.state_dict()},
             schedulers={"generator": self.scheduler.state_dict()},
         )
@@ -154,8 +179,15 @@ class GeneratorStage:
             tokens = self.model.audio_tokens(mel)
             source_c2w = batch["source_c2w"].to(dev) if tc.reproject_source else None
             out = (self.module if update else self.model)(
-                batch["source"].to(dev), batch["source_mask"].to(dev), tokens, c2w, batch["K"].to(dev),
-                stratified=True, ray_mask=ray_mask, source_c2w=source_c2w)
+                batch["source"].to(dev),
+                batch["source_mask"].to(dev),
+                tokens,
+                c2w,
+                batch["K"].to(dev),
+                stratified=True,
+                ray_mask=ray_mask,
+                source_c2w=source_c2w,
+            )
             sync_fn = (lambda rgb: sync_loss(self.syncnet, rgb, mel)) if sync_on else None
             losses = generator_losses(out, target, masks, cfg.loss, sync_fn)
         clock = self._timed("forward", clock)
@@ -180,8 +212,11 @@ class GeneratorStage:
         value); True when the deadline stopped it."""
         tc = self.cfg.train
         end = self.span[1]
-        bar = None if self.quiet else tqdm(total=tc.steps, initial=self.step, desc="generator", unit="step",
-                                           dynamic_ncols=True)
+        bar = (
+            None
+            if self.quiet
+            else tqdm(total=tc.steps, initial=self.step, desc="generator", unit="step", dynamic_ncols=True)
+        )
         self.model.train()
         window = []
         out_of_time = False
@@ -198,8 +233,11 @@ class GeneratorStage:
                     self.log.log(self.step, "generator", **metrics)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{metrics['total']:.4f}", l1=f"{metrics['photometric']:.4f}",
-                                sync=f"{metrics.get('sync', float('nan')):.3f}")
+                bar.set_postfix(
+                    loss=f"{metrics['total']:.4f}",
+                    l1=f"{metrics['photometric']:.4f}",
+                    sync=f"{metrics.get('sync', float('nan')):.3f}",
+                )
             if self.heldout is not None and (self.step % tc.eval_every == 0 or self.step == end):
                 self.evaluate()
             out_of_time = deadline is not None and time.perf_counter() > deadline
@@ -218,16 +256,18 @@ class GeneratorStage:
             if self.log is not None:
                 self.log.log(self.step, "replicas", replica_divergence=divergence)
             if divergence != 0 and self.dist.is_main:
-                print(f"warning: the {self.dist.world_size} replicas' weights differ by {divergence:g}",
-                      file=sys.stderr)
+                print(
+                    f"warning: the {self.dist.world_size} replicas' weights differ by {divergence:g}", file=sys.stderr
+                )
         return out_of_time
 
     def replica_divergence(self) -> float:
         """Largest difference between the replicas' weight fingerprints (0: in sync).
         DDP keeps replicas identical only if every rank took the same steps; this checks it."""
         with torch.no_grad():
-            fp = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()])
-                              for p in self.model.parameters()])
+            fp = torch.stack(
+                [torch.stack([p.double().sum(), p.double().square().sum()]) for p in self.model.parameters()]
+            )
         hi, lo = fp.clone(), fp.clone()
         dist.all_reduce(hi, op=dist.ReduceOp.MAX)
         dist.all_reduce(lo, op=dist.ReduceOp.MIN)
@@ -247,9 +287,15 @@ class GeneratorStage:
                 item = self.heldout[(i * 7919) % len(self.heldout)]  # spread over clips and identities
                 tokens = self.model.audio_tokens(item["mel"][None].to(dev))
                 source_c2w = item["source_c2w"][None].to(dev) if tc.reproject_source else None
-                out = self.model(item["source"][None].to(dev), item["source_mask"][None].to(dev), tokens,
-                                 item["target_c2w"][None].to(dev), item["K"][None].to(dev), stratified=False,
-                                 source_c2w=source_c2w)
+                out = self.model(
+                    item["source"][None].to(dev),
+                    item["source_mask"][None].to(dev),
+                    tokens,
+                    item["target_c2w"][None].to(dev),
+                    item["K"][None].to(dev),
+                    stratified=False,
+                    source_c2w=source_c2w,
+                )
                 scores.append(float(psnr(out["rgb"][0].clamp(0, 1), item["target"].to(dev))))
         self.model.train()
         self.timers["eval"] = self.timers.get("eval", 0.0) + time.perf_counter() - start

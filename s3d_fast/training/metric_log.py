@@ -8,6 +8,7 @@ loses nothing already logged. On resume, rows past the checkpoint's step are dro
 belong to a future the resumed run will redo) and wall time continues from the last kept
 row.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,13 +17,15 @@ import math
 import numbers
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Union
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from .. import atomic
 from ..errors import S3DError
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 __all__ = ["MetricLog", "read_metrics", "plot_curves", "metric_family", "METRICS_FILE"]
 
@@ -47,8 +50,8 @@ class MetricLog:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.columns: List[str] = list(FIXED_COLUMNS)
-        self._rows: List[Dict[str, str]] = []
+        self.columns: list[str] = list(FIXED_COLUMNS)
+        self._rows: list[dict[str, str]] = []
         self._wall_offset = 0.0
         if resume_step is not None and self.path.exists():
             columns, rows = _read_raw(self.path)
@@ -64,14 +67,14 @@ class MetricLog:
 
     # -- writing -------------------------------------------------------------------
 
-    def log(self, step: int, stage: Optional[str] = None, **metrics: Any) -> Dict[str, str]:
+    def log(self, step: int, stage: Optional[str] = None, **metrics: Any) -> dict[str, str]:
         """``log(120, "generator", loss=0.3, psnr=21.5)``; see :meth:`append`."""
-        row: Dict[str, Any] = {"step": step, **metrics}
+        row: dict[str, Any] = {"step": step, **metrics}
         if stage is not None:
             row["stage"] = stage
         return self.append(row)
 
-    def append(self, row: Mapping[str, Any]) -> Dict[str, str]:
+    def append(self, row: Mapping[str, Any]) -> dict[str, str]:
         """Write one row (must hold ``step``); numbers, 0-d tensors, strings, None.
 
         ``wall_time`` (seconds since the run began, across resumes) is filled in unless
@@ -84,8 +87,7 @@ class MetricLog:
             raise MetricLogError(f"metrics 'step' must be an int, got {step!r}")
         cells = {k: _cell(k, v) for k, v in row.items()}
         if "wall_time" not in cells:
-            cells["wall_time"] = _cell("wall_time",
-                                       self._wall_offset + time.monotonic() - self._t0)
+            cells["wall_time"] = _cell("wall_time", self._wall_offset + time.monotonic() - self._t0)
         new = [k for k in cells if k not in self.columns]
         self._rows.append(cells)
         if new:
@@ -93,15 +95,14 @@ class MetricLog:
             self._rewrite()  # a wider header: rewrite the whole file
         else:
             assert self._file is not None
-            csv.DictWriter(self._file, self.columns, restval="",
-                           lineterminator="\n").writerow(cells)
+            csv.DictWriter(self._file, self.columns, restval="", lineterminator="\n").writerow(cells)
             self._file.flush()
         return cells
 
     __call__ = append
 
     @property
-    def rows(self) -> List[Dict[str, str]]:
+    def rows(self) -> list[dict[str, str]]:
         """Every row as written (string cells), including those kept on resume."""
         return [dict(r) for r in self._rows]
 
@@ -110,7 +111,7 @@ class MetricLog:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "MetricLog":
+    def __enter__(self) -> MetricLog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -145,18 +146,17 @@ def _cell(key: str, value: Any) -> str:
         return format(float(value), ".8g")
     if isinstance(value, str):
         return value
-    raise MetricLogError(f"metric '{key}' must be a number, a 0-d tensor or a string, "
-                         f"got {type(value).__name__}")
+    raise MetricLogError(f"metric '{key}' must be a number, a 0-d tensor or a string, got {type(value).__name__}")
 
 
-def _step_of(row: Dict[str, str], path: Path) -> int:
+def _step_of(row: dict[str, str], path: Path) -> int:
     try:
         return int(row["step"])
     except (KeyError, TypeError, ValueError):
         raise MetricLogError(f"{path} is corrupt: a row has step {row.get('step')!r}") from None
 
 
-def _read_raw(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
+def _read_raw(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
@@ -176,15 +176,14 @@ def _read_raw(path: Path) -> Tuple[List[str], List[Dict[str, str]]]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_metrics(csv_path: PathLike) -> Dict[str, Any]:
+def read_metrics(csv_path: PathLike) -> dict[str, Any]:
     """``{"step": [...], "stage": [...], "<metric>": [float or nan, ...]}`` column-wise.
 
     Non-numeric metric columns are left out.
     """
     path = Path(csv_path)
     columns, rows = _read_raw(path)
-    out: Dict[str, Any] = {"step": [_step_of(r, path) for r in rows],
-                           "stage": [r.get("stage", "") or "" for r in rows]}
+    out: dict[str, Any] = {"step": [_step_of(r, path) for r in rows], "stage": [r.get("stage", "") or "" for r in rows]}
     for name in columns:
         if name in ("step", "stage"):
             continue
@@ -234,14 +233,14 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
 
     data = read_metrics(csv_path)
     steps = data["step"]
-    metrics = [k for k in data if k not in ("step", "stage", "wall_time")
-               and any(not math.isnan(v) for v in data[k])]
-    panels: List[Tuple[str, List[str]]] = []
+    metrics = [k for k in data if k not in ("step", "stage", "wall_time") and any(not math.isnan(v) for v in data[k])]
+    panels: list[tuple[str, list[str]]] = []
     losses = [m for m in metrics if metric_family(m) == "loss"]
     if losses:
         panels.append(("losses", losses))
-    others = sorted((m for m in metrics if metric_family(m) != "loss"),
-                    key=lambda m: (metric_family(m) != "eval", metric_family(m)))
+    others = sorted(
+        (m for m in metrics if metric_family(m) != "loss"), key=lambda m: (metric_family(m) != "eval", metric_family(m))
+    )
     panels.extend((m, [m]) for m in others)
 
     ncols = max(1, min(3, len(panels)))
@@ -259,9 +258,15 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
             xs, ys = _finite(steps, data[name])
             label = name.split("/", 1)[1] if ("/" in name and len(names) > 1) else name
             dense = len(xs) > 30
-            line = ax.plot(xs, ys, lw=1.0, alpha=0.35 if dense else 1.0,
-                           marker=None if dense else "o", ms=3,
-                           label=None if dense else label)[0]
+            line = ax.plot(
+                xs,
+                ys,
+                lw=1.0,
+                alpha=0.35 if dense else 1.0,
+                marker=None if dense else "o",
+                ms=3,
+                label=None if dense else label,
+            )[0]
             if dense:
                 ax.plot(xs, _ema(ys, smooth), lw=1.6, color=line.get_color(), label=label)
         positive = all(v > 0 for n in names for v in _finite(steps, data[n])[1])
@@ -269,8 +274,15 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
             ax.set_yscale("log")
         for step, stage in boundaries:
             ax.axvline(step, color="0.5", ls="--", lw=0.8)
-            ax.annotate(stage, (step, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(2, -10), textcoords="offset points", fontsize=7, color="0.4")
+            ax.annotate(
+                stage,
+                (step, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                fontsize=7,
+                color="0.4",
+            )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
@@ -285,21 +297,21 @@ def plot_curves(csv_path: PathLike, png_path: PathLike, *, smooth: float = 0.9) 
     return out
 
 
-def _finite(xs: Sequence[int], ys: Sequence[float]) -> Tuple[List[int], List[float]]:
+def _finite(xs: Sequence[int], ys: Sequence[float]) -> tuple[list[int], list[float]]:
     pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _ema(ys: Sequence[float], beta: float) -> List[float]:
+def _ema(ys: Sequence[float], beta: float) -> list[float]:
     """Bias-corrected exponential moving average (TensorBoard-style smoothing)."""
     out, avg = [], 0.0
     for i, y in enumerate(ys, start=1):
         avg = beta * avg + (1 - beta) * y
-        out.append(avg / (1 - beta ** i))
+        out.append(avg / (1 - beta**i))
     return out
 
 
-def _stage_boundaries(steps: Sequence[int], stages: Sequence[str]) -> List[Tuple[int, str]]:
+def _stage_boundaries(steps: Sequence[int], stages: Sequence[str]) -> list[tuple[int, str]]:
     out, last = [], None
     for step, stage in zip(steps, stages):
         if stage and stage != last:

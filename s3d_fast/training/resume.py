@@ -1,5 +1,6 @@
 """Resuming into a model that a config option grew: which parameters are new, and the
 optimizer state moved to the grown model's parameter numbering."""
+
 from __future__ import annotations
 
 from ..errors import S3DError
@@ -23,8 +24,10 @@ def optimizer_state_with_new_parameters(state: dict, model, added: set) -> dict:
     old_to_new = [i for i, name in enumerate(names) if name not in added]
     (group,) = state["param_groups"]
     if len(group["params"]) != len(old_to_new):
-        raise S3DError(f"the saved optimizer holds {len(group['params'])} parameters, the model without "
-                       f"{sorted(added)} has {len(old_to_new)}")
+        raise S3DError(
+            f"the saved optimizer holds {len(group['params'])} parameters, the model without "
+            f"{sorted(added)} has {len(old_to_new)}"
+        )
     return {
         "state": {old_to_new[int(i)]: s for i, s in state["state"].items()},
         "param_groups": [{**group, "params": list(range(len(names)))}],

@@ -18,13 +18,14 @@ frames in the same clip) from clips the expert never trains on: the data set's
 ``heldout`` split (identities never seen), or, if it has none, a ``holdout_fraction`` of
 the training identities set aside.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -34,7 +35,15 @@ from ..data.dataset import ClipStore, load_manifest
 from ..metrics.sync import shift_audio, sync_scores
 from ..model.syncnet import SyncNet, SyncNetConfig, freeze, save_syncnet
 from .syncnet_pairs import (
-    MID_FRAME, SyncArrays, all_pairs_loss, augment_crops, evaluate, gather, load_arrays, resolve_source, sample_batch, sample_pairs,
+    MID_FRAME,
+    all_pairs_loss,
+    augment_crops,
+    evaluate,
+    gather,
+    load_arrays,
+    resolve_source,
+    sample_batch,
+    sample_pairs,
     split_clips,
 )
 
@@ -59,7 +68,7 @@ def train_syncnet(
     time_limit_s: Optional[float] = None,
     num_threads: Optional[int] = None,
     weight_decay: float = 0.01,
-) -> Tuple[SyncNet, dict]:
+) -> tuple[SyncNet, dict]:
     """Train a :class:`SyncNet` from scratch; returns (syncnet in eval mode, stats).
 
     ``source``: a data set folder, Manifest, ClipStore or TalkingHeadDataset (only its
@@ -79,10 +88,24 @@ def train_syncnet(
         torch.set_num_threads(int(num_threads))
         try:
             return train_syncnet(
-                source, config, steps, batch_size, lr, seed, progress, log_fn, min_offset=min_offset,
-                other_clip_prob=other_clip_prob, clips_per_batch=clips_per_batch, eval_pairs=eval_pairs,
-                eval_every=eval_every, holdout_fraction=holdout_fraction, augment=augment,
-                time_limit_s=time_limit_s, num_threads=None, weight_decay=weight_decay,
+                source,
+                config,
+                steps,
+                batch_size,
+                lr,
+                seed,
+                progress,
+                log_fn,
+                min_offset=min_offset,
+                other_clip_prob=other_clip_prob,
+                clips_per_batch=clips_per_batch,
+                eval_pairs=eval_pairs,
+                eval_every=eval_every,
+                holdout_fraction=holdout_fraction,
+                augment=augment,
+                time_limit_s=time_limit_s,
+                num_threads=None,
+                weight_decay=weight_decay,
             )
         finally:
             torch.set_num_threads(previous)
@@ -153,9 +176,16 @@ def train_syncnet(
     stats = {f"heldout_{k}": x for k, x in held.items()}
     stats["train_accuracy"] = evaluate(net, train_arr, *train_check)["accuracy"]
     stats.update(
-        steps=done, seconds=seconds, load_seconds=t_load, steps_per_s=done / max(seconds, 1e-9),
-        train_windows=len(train_arr), heldout_windows=len(eval_arr), heldout_source=eval_source,
-        train_clips=len(train_clips), heldout_clips=len(eval_clips), loss_curve=losses,
+        steps=done,
+        seconds=seconds,
+        load_seconds=t_load,
+        steps_per_s=done / max(seconds, 1e-9),
+        train_windows=len(train_arr),
+        heldout_windows=len(eval_arr),
+        heldout_source=eval_source,
+        train_clips=len(train_clips),
+        heldout_clips=len(eval_clips),
+        loss_curve=losses,
     )
     if log_fn is not None:
         log_fn(done, {k: x for k, x in stats.items() if k != "loss_curve"})
@@ -184,13 +214,23 @@ def main(argv=None) -> int:
 
     def log(step, rec):
         if "heldout_accuracy" in rec:
-            print(json.dumps({"step": step, **{k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}}),
-                  flush=True)
+            print(
+                json.dumps({"step": step, **{k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}}),
+                flush=True,
+            )
 
     net, stats = train_syncnet(
-        args.data, SyncNetConfig(), steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        progress=False, log_fn=log, eval_every=args.eval_every,
-        time_limit_s=None if args.minutes is None else 60.0 * args.minutes, num_threads=args.threads,
+        args.data,
+        SyncNetConfig(),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        progress=False,
+        log_fn=log,
+        eval_every=args.eval_every,
+        time_limit_s=None if args.minutes is None else 60.0 * args.minutes,
+        num_threads=args.threads,
     )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -203,9 +243,19 @@ def main(argv=None) -> int:
         data = store.get(clip)
         true = sync_scores(net, data["frames"], data["mel"])
         off = sync_scores(net, data["frames"], shift_audio(data["mel"], args.shift))
-        rows.append({"clip": clip["id"], "lse_d": true["lse_d"], "lse_c": true["lse_c"], "offset": true["offset"],
-                     "shifted_lse_d": off["lse_d"], "shifted_lse_c": off["lse_c"], "shifted_offset": off["offset"],
-                     "dist_at_zero": true["dist_at_zero"], "shifted_dist_at_zero": off["dist_at_zero"]})
+        rows.append(
+            {
+                "clip": clip["id"],
+                "lse_d": true["lse_d"],
+                "lse_c": true["lse_c"],
+                "offset": true["offset"],
+                "shifted_lse_d": off["lse_d"],
+                "shifted_lse_c": off["lse_c"],
+                "shifted_offset": off["offset"],
+                "dist_at_zero": true["dist_at_zero"],
+                "shifted_dist_at_zero": off["dist_at_zero"],
+            }
+        )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("clip",)}
     report = {k: v for k, v in stats.items() if k != "loss_curve"}
     report.update(lse_clips=rows, lse_mean=mean, weights=args.out)

@@ -1,10 +1,11 @@
 """The lip-sync expert's training data: every clip's lower-face crops and mel windows in
 memory, in-sync and time-shifted pairs drawn from them, and the all-pairs loss."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -18,13 +19,14 @@ MID_FRAME = N_FRAMES // 2
 @dataclass
 class SyncArrays:
     """Clips in memory: crops (N, 3, S, S) uint8 and mel (N, 80, 16) float32, clips concatenated."""
+
     crops: torch.Tensor
     mel: torch.Tensor
     clip_start: np.ndarray  # (C,) first row of each clip
     clip_len: np.ndarray  # (C,)
     window_starts: np.ndarray  # (W,) global row of each usable 5-frame window's first frame
     window_clip: np.ndarray  # (W,) clip index of each window
-    clip_ids: List[str]
+    clip_ids: list[str]
 
     def __len__(self) -> int:
         return int(self.window_starts.shape[0])
@@ -74,14 +76,19 @@ def load_arrays(store, clips: Sequence[dict], config: SyncNetConfig, chunk: int 
     if not crops:
         raise ValueError("no clips to load")
     return SyncArrays(
-        torch.cat(crops), torch.cat(mels), np.asarray(starts), np.asarray(lens),
-        np.concatenate(w_starts).astype(np.int64), np.concatenate(w_clip).astype(np.int64), ids,
+        torch.cat(crops),
+        torch.cat(mels),
+        np.asarray(starts),
+        np.asarray(lens),
+        np.concatenate(w_starts).astype(np.int64),
+        np.concatenate(w_clip).astype(np.int64),
+        ids,
     )
 
 
 def sample_pairs(
     arrays: SyncArrays, n: int, rng: np.random.Generator, min_offset: int = 5, other_clip_prob: float = 0.0
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` pairs: (first frame row of each video window, audio row, label); first half positive."""
     if len(arrays) == 0:
         raise ValueError("no usable 5-frame windows (clips too short, or no valid frames)")
@@ -130,7 +137,11 @@ def sample_batch(arrays: SyncArrays, n: int, rng: np.random.Generator, clips_per
 
 
 def all_pairs_loss(
-    syncnet: SyncNet, video_emb: torch.Tensor, audio_emb: torch.Tensor, v: np.ndarray, clip_of_row: np.ndarray,
+    syncnet: SyncNet,
+    video_emb: torch.Tensor,
+    audio_emb: torch.Tensor,
+    v: np.ndarray,
+    clip_of_row: np.ndarray,
     min_offset: int,
 ) -> torch.Tensor:
     """Balanced BCE over the (video i, audio j) pairs of a batch (SigLIP-style).
@@ -156,7 +167,7 @@ def all_pairs_loss(
     return 0.5 * (pos_loss + neg_loss)
 
 
-def gather(arrays: SyncArrays, v: np.ndarray, audio: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+def gather(arrays: SyncArrays, v: np.ndarray, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 5, 3, S, S) float crops in [0, 1] and (B, 80, 16) mel for sampled pairs."""
     rows = torch.from_numpy(v[:, None] + np.arange(N_FRAMES)[None, :])
     crops = arrays.crops[rows].float() / 255.0
@@ -184,7 +195,7 @@ def augment_crops(crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(syncnet: SyncNet, arrays: SyncArrays, v, audio, labels, batch: int = 256) -> Dict[str, float]:
+def evaluate(syncnet: SyncNet, arrays: SyncArrays, v, audio, labels, batch: int = 256) -> dict[str, float]:
     """Accuracy (threshold 0.5) and BCE of the expert on fixed pairs; restores train/eval mode."""
     was_training = syncnet.training
     syncnet.eval()
@@ -207,7 +218,7 @@ def evaluate(syncnet: SyncNet, arrays: SyncArrays, v, audio, labels, batch: int 
     }
 
 
-def split_clips(manifest, offered: List[dict], holdout_fraction: float) -> Tuple[List[dict], List[dict], str]:
+def split_clips(manifest, offered: list[dict], holdout_fraction: float) -> tuple[list[dict], list[dict], str]:
     train = [c for c in offered if c["split"] == "train"]
     heldout = [c for c in manifest.clips if c["split"] == "heldout"]
     if not train:
@@ -218,7 +229,10 @@ def split_clips(manifest, offered: List[dict], holdout_fraction: float) -> Tuple
     if len(idents) >= 2:
         k = max(1, int(round(len(idents) * holdout_fraction)))
         out = set(idents[-k:])
-        return [c for c in train if c["identity"] not in out], [c for c in train if c["identity"] in out], \
-            f"{k} training identities set aside"
+        return (
+            [c for c in train if c["identity"] not in out],
+            [c for c in train if c["identity"] in out],
+            f"{k} training identities set aside",
+        )
     # One identity only: nothing unseen to test on; test on its clips (stated in the stats).
     return train, train, "training clips (a single identity: no held-out data)"

@@ -1,6 +1,7 @@
 """Training stage 1: the lip-sync expert, trained on the training split's in-sync and
 time-shifted pairs, then frozen for the generator's sync loss. Saved once per run as
 RUN/syncnet.safetensors, so a resumed run (or ``s3d-fast eval``) reuses it."""
+
 from __future__ import annotations
 
 from ..model.syncnet import freeze, load_syncnet, save_syncnet
@@ -13,6 +14,7 @@ def run_syncnet_stage(trainer, train_set):
     cfg, t = trainer.cfg, trainer
     path = t.run.syncnet_path
     if not path.is_file() and t.dist.is_main:
+
         def log(step, record):
             # Every log_every-th training loss, and every held-out evaluation.
             if t.log is None:
@@ -22,12 +24,19 @@ def run_syncnet_stage(trainer, train_set):
                 t.log.log(step, "sync", **{f"sync_{k}": v for k, v in numbers.items()})
 
         syncnet, stats = train_syncnet(
-            train_set, steps=cfg.train.sync_steps, batch_size=cfg.train.sync_batch, lr=cfg.train.sync_lr,
-            seed=cfg.train.seed, progress=not t.quiet, log_fn=log,
+            train_set,
+            steps=cfg.train.sync_steps,
+            batch_size=cfg.train.sync_batch,
+            lr=cfg.train.sync_lr,
+            seed=cfg.train.seed,
+            progress=not t.quiet,
+            log_fn=log,
         )
         save_syncnet(path, syncnet)
         if not t.quiet:
-            print(f"lip-sync expert: held-out accuracy {stats['heldout_accuracy']:.3f} "
-                  f"after {stats['steps']} steps ({stats['seconds']:.0f} s) -> {path}")
+            print(
+                f"lip-sync expert: held-out accuracy {stats['heldout_accuracy']:.3f} "
+                f"after {stats['steps']} steps ({stats['seconds']:.0f} s) -> {path}"
+            )
     barrier()
     return freeze(load_syncnet(path).to(t.device))

@@ -1,11 +1,11 @@
 """A training run: its folder, its data, then the lip-sync expert's stage and the
 generator's, a checkpoint on Ctrl-C, and the curves and profile at the end."""
+
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Dict
 
 import torch
 
@@ -46,12 +46,20 @@ class Trainer:
         q = tc.source_mouth_quantile
         if not 0.0 < q <= 1.0:
             raise S3DError(f"train.source_mouth_quantile must be in (0, 1] (1: any frame), got {q}")
-        train = TalkingHeadDataset(self.args.data, "train", n_targets=n_targets, seed=tc.seed,
-                                   cache_clips=n_clips, views=with_views, source_quantile=q)
+        train = TalkingHeadDataset(
+            self.args.data,
+            "train",
+            n_targets=n_targets,
+            seed=tc.seed,
+            cache_clips=n_clips,
+            views=with_views,
+            source_quantile=q,
+        )
         heldout = None
         if manifest.clips_in("heldout"):
-            heldout = TalkingHeadDataset(self.args.data, "heldout", n_targets=1, seed=tc.seed,
-                                         cache_clips=n_clips, source_quantile=q)
+            heldout = TalkingHeadDataset(
+                self.args.data, "heldout", n_targets=1, seed=tc.seed, cache_clips=n_clips, source_quantile=q
+            )
         return train, heldout
 
     def fit(self) -> int:
@@ -71,7 +79,7 @@ class Trainer:
         train, heldout = self.datasets(start_cfg)
         syncnet = run_syncnet_stage(self, train) if cfg.train.sync_steps > 0 else None
         deadline = None if self.args.minutes is None else self.start_time + 60 * self.args.minutes
-        timers: Dict[str, float] = {}
+        timers: dict[str, float] = {}
         stage, finished = None, False
         try:
             for start, end in phase_spans(cfg):
@@ -82,8 +90,12 @@ class Trainer:
                     train, heldout = self.datasets(phase_cfg)
                     if not self.quiet:
                         print(f"step {start}: a new phase of the run\n" + format_config(phase_cfg))
-                previous, stage = stage, GeneratorStage(phase_cfg, (start, end), self.dist, run, self.log, train,
-                                                         heldout, syncnet, self.quiet, timers)
+                previous, stage = (
+                    stage,
+                    GeneratorStage(
+                        phase_cfg, (start, end), self.dist, run, self.log, train, heldout, syncnet, self.quiet, timers
+                    ),
+                )
                 if previous is not None:
                     stage.take_over(*previous.hand_over())
                 elif latest is not None:

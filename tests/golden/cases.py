@@ -10,6 +10,7 @@ Three groups: the demo's frames (the bundled checkpoint, baked real-time path an
 training-style path), every fused op forward and backward on seeded inputs, and the
 first steps of a tiny training run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -137,17 +138,30 @@ def ops_outputs() -> dict:
 
     planes = [_leaf(2, 3, h, h, 8, generator=g) for h in (5, 9, 17)]
     points = _leaf(2, 301, 3, low=-1.1, high=1.1, generator=g)
-    _forward_backward("triplane", lambda planes, points: ops.triplane_sample(planes, points),
-                      {"planes": planes, "points": points}, out)
+    _forward_backward(
+        "triplane",
+        lambda planes, points: ops.triplane_sample(planes, points),
+        {"planes": planes, "points": points},
+        out,
+    )
 
     n_levels, features, log2 = 6, 2, 12
     x = _leaf(517, 3, low=0.0, high=1.0, generator=g)
     params = _leaf(28848, low=-1e-2, high=1e-2, generator=g)  # the table size of this grid
     _forward_backward(
         "hashgrid",
-        lambda x, params: ops.hashgrid_encode(x, params, n_levels=n_levels, n_features_per_level=features,
-                                              log2_hashmap_size=log2, base_resolution=4, per_level_scale=1.7),
-        {"x": x, "params": params}, out)
+        lambda x, params: ops.hashgrid_encode(
+            x,
+            params,
+            n_levels=n_levels,
+            n_features_per_level=features,
+            log2_hashmap_size=log2,
+            base_resolution=4,
+            per_level_scale=1.7,
+        ),
+        {"x": x, "params": params},
+        out,
+    )
 
     counts = torch.randint(0, 9, (37,), generator=g)
     ray_indices = torch.repeat_interleave(torch.arange(37), counts)
@@ -158,21 +172,35 @@ def ops_outputs() -> dict:
     values = _leaf(n, 6, low=0.0, high=1.0, generator=g)
     _forward_backward(
         "composite",
-        lambda sigmas, values: ops.composite(sigmas, values, ray_indices=ray_indices, n_rays=37, t_starts=t_starts,
-                                             t_ends=t_ends, early_stop_eps=1e-3),
-        {"sigmas": sigmas, "values": values}, out)
+        lambda sigmas, values: ops.composite(
+            sigmas, values, ray_indices=ray_indices, n_rays=37, t_starts=t_starts, t_ends=t_ends, early_stop_eps=1e-3
+        ),
+        {"sigmas": sigmas, "values": values},
+        out,
+    )
     sigmas2 = _leaf(n, low=0.0, high=5.0, generator=g)
     _forward_backward(
         "render_weight",
         lambda sigmas: ops.render_weight_from_density(t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=37),
-        {"sigmas": sigmas2}, out)
+        {"sigmas": sigmas2},
+        out,
+    )
 
     binaries = torch.rand(2, 1, 16, 16, 16, generator=g) < 0.3
     bits = ops.pack_bits(binaries)
     rays_o = torch.rand(64, 3, generator=g) * 4 - 2
     rays_d = torch.nn.functional.normalize(-rays_o + torch.rand(64, 3, generator=g) * 0.5, dim=-1)
-    march = ops.occgrid_march(bits, (16, 16, 16), [-1, -1, -1, 1, 1, 1], rays_o, rays_d, torch.zeros(64),
-                              torch.full((64,), 6.0), 0.03, grid_indices=torch.randint(0, 2, (64,), generator=g))
+    march = ops.occgrid_march(
+        bits,
+        (16, 16, 16),
+        [-1, -1, -1, 1, 1, 1],
+        rays_o,
+        rays_d,
+        torch.zeros(64),
+        torch.full((64,), 6.0),
+        0.03,
+        grid_indices=torch.randint(0, 2, (64,), generator=g),
+    )
     for i, r in enumerate(march):
         out[f"ops.occgrid_march.out{i}"] = r.contiguous()
     return out
@@ -185,11 +213,18 @@ def train_outputs() -> dict:
     import csv
 
     from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
+
     from s3d_fast.checkpoint import load_checkpoint
     from s3d_fast.cli import main
 
-    overrides = TINY_OVERRIDES + ["train.warmup_steps=1", "train.log_every=1", "train.eval_every=1000",
-                                  "train.checkpoint_every=1000", "loss.sync=0", "train.sync_steps=0"]
+    overrides = TINY_OVERRIDES + [
+        "train.warmup_steps=1",
+        "train.log_every=1",
+        "train.eval_every=1000",
+        "train.checkpoint_every=1000",
+        "loss.sync=0",
+        "train.sync_steps=0",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "data", Path(tmp) / "run"
         make_tiny_synthtalk(data)

@@ -1,4 +1,4 @@
-"""Real videos -> the data-set format (DESIGN 5): landmarks, alignment, pose, masks.
+"""Real videos -> the data-set format (docs/design.md section 5): landmarks, alignment, pose, masks.
 
 landmarks.py  mediapipe face mesh (478 points, models inside the wheel) per frame
 align.py      FFHQ-style crop from eyes and mouth, smoothed over time; warping

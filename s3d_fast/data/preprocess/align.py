@@ -6,6 +6,7 @@ are smoothed over time (a Gaussian over frames, missing frames interpolated), so
 does not jitter with landmark noise; every frame is then warped with its similarity
 transform to the data set's resolution.
 """
+
 from __future__ import annotations
 
 import functools

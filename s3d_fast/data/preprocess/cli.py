@@ -1,4 +1,5 @@
 """``s3d-fast preprocess``: real talking-head videos -> the data-set format."""
+
 from __future__ import annotations
 
 
@@ -6,9 +7,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="input videos (any format PyAV decodes)")
     parser.add_argument("--out", required=True, help="output data set folder (re-running skips finished clips)")
     parser.add_argument("--size", type=int, default=256, help="aligned resolution, even (default 256)")
-    parser.add_argument("--smooth", type=float, default=1.5, help="temporal smoothing of the crop, in frames (default 1.5)")
-    parser.add_argument("--heldout", nargs="*", default=[], metavar="VIDEO",
-                        help="videos whose identity is held out of training")
+    parser.add_argument(
+        "--smooth", type=float, default=1.5, help="temporal smoothing of the crop, in frames (default 1.5)"
+    )
+    parser.add_argument(
+        "--heldout", nargs="*", default=[], metavar="VIDEO", help="videos whose identity is held out of training"
+    )
     parser.add_argument("--overwrite", action="store_true", help="redo clips that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -44,8 +48,17 @@ def run(args) -> int:
         split = "heldout" if os.path.abspath(path) in heldout else "train"
         manifest.identities.append({"id": stem, "split": split, "source": os.path.basename(path)})
         rel = f"clips/{stem}"
-        manifest.clips.append({"id": stem, "identity": stem, "frames": f"{rel}/frames.mp4", "audio": f"{rel}/audio.wav",
-                               "meta": f"{rel}/meta.npz", "n_frames": n_frames, "split": split})
+        manifest.clips.append(
+            {
+                "id": stem,
+                "identity": stem,
+                "frames": f"{rel}/frames.mp4",
+                "audio": f"{rel}/audio.wav",
+                "meta": f"{rel}/meta.npz",
+                "n_frames": n_frames,
+                "split": split,
+            }
+        )
         write_manifest(args.out, manifest)
     print(f"wrote {len(manifest.clips)} clips to {args.out}")
     return 0

@@ -1,4 +1,5 @@
 """Head pose from 3-D landmarks, and face / lip / mouth masks from landmark hulls."""
+
 from __future__ import annotations
 
 import functools
@@ -9,7 +10,7 @@ import numpy as np
 def head_rotation(lm: np.ndarray) -> np.ndarray:
     """Head-to-camera rotation (3, 3) from (478, 3) landmarks in camera axes (OpenCV).
 
-    Head axes (DESIGN 5a): +x towards the subject's left (the image's right on a frontal
+    Head axes (docs/design.md section 5a): +x towards the subject's left (the image's right on a frontal
     face), +y up (chin to forehead), +z out of the face towards the viewer.
     """
     x = lm[263] - lm[33]  # subject's right eye outer corner -> left eye outer corner

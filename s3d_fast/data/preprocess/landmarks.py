@@ -3,13 +3,14 @@
 mediapipe 0.10.x ships the face-mesh models inside its wheel, so nothing is downloaded.
 Landmarks come back in pixels: x right, y down, z forward (mediapipe scales z like x).
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
 import warnings
-from typing import Iterable, Tuple
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -40,21 +41,26 @@ def _face_mesh():
             warnings.simplefilter("ignore", UserWarning)
             from mediapipe.python.solutions import face_mesh
     except ImportError as exc:
-        raise DataError(
-            f"preprocessing needs mediapipe 0.10.x (pip install 'mediapipe==0.10.14'): {exc}"
-        ) from None
+        raise DataError(f"preprocessing needs mediapipe 0.10.x (pip install 'mediapipe==0.10.14'): {exc}") from None
     return face_mesh
 
 
-def detect(frames: Iterable[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def detect(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(T, 478, 3) pixel landmarks (NaN where no face) and (T,) bool found."""
     face_mesh = _face_mesh()
     out, found = [], []
     # Video mode tracks between frames (faster, steadier) and re-detects when lost.
-    with _native_stderr_silenced(), warnings.catch_warnings(), face_mesh.FaceMesh(
-        static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-        min_detection_confidence=0.5, min_tracking_confidence=0.5,
-    ) as mesh:
+    with (
+        _native_stderr_silenced(),
+        warnings.catch_warnings(),
+        face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        ) as mesh,
+    ):
         warnings.simplefilter("ignore", UserWarning)  # protobuf deprecation notices per frame
         for frame in frames:
             h, w = frame.shape[:2]

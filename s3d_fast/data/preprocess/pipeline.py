@@ -8,6 +8,7 @@ audio stays in sync). A video with no face at all, no audio track, or that canno
 decoded raises a :class:`DataError` and leaves nothing on disk: the clip folder is
 written under a temporary name and renamed when complete.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,7 +1,8 @@
-"""Cameras (DESIGN 5a): OpenCV convention (x right, y down, z forward), 4x4 camera-to-world,
+"""Cameras (docs/design.md section 5a): OpenCV convention (x right, y down, z forward), 4x4 camera-to-world,
 intrinsics in pixels. Head motion is folded into the camera: camera-to-head =
 inverse(head pose) @ physical camera. Free-view offsets rotate the camera about the head.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """``s3d-fast synth``: write a SynthTalk data set (and optionally a contact sheet)."""
+
 from __future__ import annotations
 
 
@@ -11,17 +12,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--views", type=int, default=2, help="extra free-view cameras per frame (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
     parser.add_argument(
-        "--heldout", type=int, default=None,
+        "--heldout",
+        type=int,
+        default=None,
         help="identities kept out of training (default: a fifth, at least 1 when there are 2 or more)",
     )
     parser.add_argument("--crf", type=int, default=16, help="H.264 quality, lower is better (default 16)")
     parser.add_argument(
-        "--supersample", type=int, default=1, help="rays per pixel along each axis, 1-4: anti-aliasing at s^2 the cost (default 1)"
+        "--supersample",
+        type=int,
+        default=1,
+        help="rays per pixel along each axis, 1-4: anti-aliasing at s^2 the cost (default 1)",
     )
+    parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: one per CPU core)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="rendering processes (default: one per CPU core)"
+        "--contact-sheet", metavar="PNG", help="also write a contact sheet of identities and mouth shapes"
     )
-    parser.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet of identities and mouth shapes")
     parser.add_argument("--overwrite", action="store_true", help="regenerate clips that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -39,8 +45,15 @@ def run(args) -> int:
     if heldout is None:
         heldout = max(1, round(args.identities / 5)) if args.identities >= 2 else 0
     config = SynthConfig(
-        identities=args.identities, clips=args.clips, seconds=args.seconds, size=args.size,
-        views=args.views, seed=args.seed, heldout=heldout, crf=args.crf, supersample=args.supersample,
+        identities=args.identities,
+        clips=args.clips,
+        seconds=args.seconds,
+        size=args.size,
+        views=args.views,
+        seed=args.seed,
+        heldout=heldout,
+        crf=args.crf,
+        supersample=args.supersample,
     )
     start = time.perf_counter()
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -49,8 +62,10 @@ def run(args) -> int:
     manifest = generate_dataset(args.out, config, overwrite=args.overwrite, progress=not args.quiet, workers=workers)
     elapsed = time.perf_counter() - start
     n_images = sum(c["n_frames"] * (1 + len(c.get("views", []))) for c in manifest.clips)
-    print(f"wrote {len(manifest.clips)} clips of {len(manifest.identities)} identities "
-          f"({n_images} images at {config.size}^2) to {args.out} in {elapsed:.1f} s")
+    print(
+        f"wrote {len(manifest.clips)} clips of {len(manifest.identities)} identities "
+        f"({n_images} images at {config.size}^2) to {args.out} in {elapsed:.1f} s"
+    )
     if args.contact_sheet:
         idents = [sample_identity(identity_seed(config, i)) for i in range(min(config.identities, 8))]
         write_contact_sheet(args.contact_sheet, idents, supersample=2)

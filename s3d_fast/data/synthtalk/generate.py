@@ -8,6 +8,7 @@ as AAC), ``audio.wav`` (16 kHz), ``view{k}.mp4`` and ``meta.npz`` (ground truth,
 complete clips and the manifest is rewritten after each clip, so an interrupted run is a
 valid, smaller data set.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -22,8 +23,8 @@ from tqdm import tqdm
 from .. import audio as audio_mod
 from .. import video
 from ..errors import DataError
-from ..npz import save_npz
 from ..manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
+from ..npz import save_npz
 from . import camera, head, phonemes, raycast, speech, visemes
 from .identity import Identity, sample_identity
 
@@ -72,7 +73,12 @@ def light_direction(ident: Identity) -> np.ndarray:
 
 
 def render_view(
-    ident: Identity, state: head.FrameState, c2w: np.ndarray, K: np.ndarray, size: int, light_head: np.ndarray,
+    ident: Identity,
+    state: head.FrameState,
+    c2w: np.ndarray,
+    K: np.ndarray,
+    size: int,
+    light_head: np.ndarray,
     supersample: int = 1,
 ):
     """One image (size, size, 3) uint8 and its label mask (size, size) uint8.
@@ -206,7 +212,9 @@ def make_clip(
 
 def write_clip(folder: str, clip: dict, crf: int) -> None:
     os.makedirs(folder, exist_ok=True)
-    video.write_video(os.path.join(folder, "frames.mp4"), clip["frames"], FPS, clip["audio"], audio_mod.SAMPLE_RATE, crf=crf)
+    video.write_video(
+        os.path.join(folder, "frames.mp4"), clip["frames"], FPS, clip["audio"], audio_mod.SAMPLE_RATE, crf=crf
+    )
     for v, frames in enumerate(clip["view_frames"]):
         video.write_video(os.path.join(folder, f"view{v + 1}.mp4"), frames, FPS, crf=crf)
     audio_mod.write_wav(os.path.join(folder, "audio.wav"), clip["audio"])

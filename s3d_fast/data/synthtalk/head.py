@@ -1,6 +1,6 @@
 """The SynthTalk head: an identity plus one frame's state -> ellipsoid primitives.
 
-Head coordinates (DESIGN 5a): origin at the head centre, +y up, the face looking along
+Head coordinates (docs/design.md section 5a): origin at the head centre, +y up, the face looking along
 +z, the head about 0.7 units in radius inside the NeRF box [-1, 1]^3.
 
 The mouth is real geometry: jaw opening lowers the chin and the lower lip and cuts a
@@ -9,6 +9,7 @@ upper and lower teeth and a tongue. Lip width and rounding change the opening's 
 and rounding pushes the lips forward. Eyes are eyeballs behind almond openings in the
 skin whose height closes with a blink.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -136,31 +137,89 @@ def build_head(ident: Identity, state: FrameState) -> list:
 
     prims = [
         Ellipsoid(cranium_c, cranium_r, skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
-        Ellipsoid(np.array([0.0, -0.18, 0.10 * sz]), np.array([0.50 * sx * ident.jaw_width, 0.52 * sy, 0.55 * sz]),
-                  skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
-        Ellipsoid(np.array([0.0, -0.42 - chin_drop, 0.22 * sz]), np.array([0.30 * ident.jaw_width, 0.22, 0.38 * sz]),
-                  skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
-        Ellipsoid(np.array([0.0, -0.08, 0.66 * sz]), np.array([0.075, 0.15, 0.11]) * ident.nose_size,
-                  skin_material, FACE, rot=rotation(0, -18, 0)),
+        Ellipsoid(
+            np.array([0.0, -0.18, 0.10 * sz]),
+            np.array([0.50 * sx * ident.jaw_width, 0.52 * sy, 0.55 * sz]),
+            skin_material,
+            FACE,
+            keep=not_mouth_or_eyes,
+            blend=True,
+        ),
+        Ellipsoid(
+            np.array([0.0, -0.42 - chin_drop, 0.22 * sz]),
+            np.array([0.30 * ident.jaw_width, 0.22, 0.38 * sz]),
+            skin_material,
+            FACE,
+            keep=not_mouth_or_eyes,
+            blend=True,
+        ),
+        Ellipsoid(
+            np.array([0.0, -0.08, 0.66 * sz]),
+            np.array([0.075, 0.15, 0.11]) * ident.nose_size,
+            skin_material,
+            FACE,
+            rot=rotation(0, -18, 0),
+        ),
         Ellipsoid(np.array([0.0, -0.80, -0.08]), np.array([0.27, 0.42, 0.27]) * sx, skin_material, FACE, blend=True),
         # Lips: a ring around the opening, pushed forward by rounding.
-        Ellipsoid(np.array([0.0, my, 0.585 * sz + protrude]), np.array([half_w * 1.18 + 0.02, 0.045 + half_h, 0.085]),
-                  lips_material, LIPS, keep=lambda p: ~mouth_lens(p), specular=0.15, shininess=30),
-        Ellipsoid(np.array([0.0, my, 0.42 * sz]), np.array([half_w + 0.05, half_h + 0.08, 0.22]), cavity_material, MOUTH,
-                  back_only=True, specular=0.0),
-        Ellipsoid(np.array([0.0, my + half_h + 0.004, 0.545 * sz]), np.array([half_w * 0.85, 0.032, 0.06]),
-                  flat([0.94, 0.93, 0.86]), MOUTH, specular=0.25, shininess=40),
-        Ellipsoid(np.array([0.0, my - half_h - 0.004, 0.535 * sz]), np.array([half_w * 0.8, 0.028, 0.06]),
-                  flat([0.9, 0.89, 0.82]), MOUTH, specular=0.25, shininess=40),
-        Ellipsoid(np.array([0.0, my - half_h - 0.03, 0.47 * sz]), np.array([half_w * 0.8, 0.05, 0.12]),
-                  flat([0.72, 0.32, 0.33]), MOUTH, specular=0.2),
+        Ellipsoid(
+            np.array([0.0, my, 0.585 * sz + protrude]),
+            np.array([half_w * 1.18 + 0.02, 0.045 + half_h, 0.085]),
+            lips_material,
+            LIPS,
+            keep=lambda p: ~mouth_lens(p),
+            specular=0.15,
+            shininess=30,
+        ),
+        Ellipsoid(
+            np.array([0.0, my, 0.42 * sz]),
+            np.array([half_w + 0.05, half_h + 0.08, 0.22]),
+            cavity_material,
+            MOUTH,
+            back_only=True,
+            specular=0.0,
+        ),
+        Ellipsoid(
+            np.array([0.0, my + half_h + 0.004, 0.545 * sz]),
+            np.array([half_w * 0.85, 0.032, 0.06]),
+            flat([0.94, 0.93, 0.86]),
+            MOUTH,
+            specular=0.25,
+            shininess=40,
+        ),
+        Ellipsoid(
+            np.array([0.0, my - half_h - 0.004, 0.535 * sz]),
+            np.array([half_w * 0.8, 0.028, 0.06]),
+            flat([0.9, 0.89, 0.82]),
+            MOUTH,
+            specular=0.25,
+            shininess=40,
+        ),
+        Ellipsoid(
+            np.array([0.0, my - half_h - 0.03, 0.47 * sz]),
+            np.array([half_w * 0.8, 0.05, 0.12]),
+            flat([0.72, 0.32, 0.33]),
+            MOUTH,
+            specular=0.2,
+        ),
     ]
     for side in (-1.0, 1.0):
         prims += [
-            Ellipsoid(np.array([side * es, EYE_Y, eye_z]), np.full(3, 0.095 * ident.eye_size), eye_material, FACE,
-                      specular=0.6, shininess=80),
-            Ellipsoid(np.array([side * es, EYE_Y + 0.125, 0.585 * sz]), np.array([0.10, ident.brow_thickness, 0.04]),
-                      hair_material, FACE, rot=rotation(0, 0, side * ident.brow_angle)),
+            Ellipsoid(
+                np.array([side * es, EYE_Y, eye_z]),
+                np.full(3, 0.095 * ident.eye_size),
+                eye_material,
+                FACE,
+                specular=0.6,
+                shininess=80,
+            ),
+            Ellipsoid(
+                np.array([side * es, EYE_Y + 0.125, 0.585 * sz]),
+                np.array([0.10, ident.brow_thickness, 0.04]),
+                hair_material,
+                FACE,
+                rot=rotation(0, 0, side * ident.brow_angle),
+            ),
             Ellipsoid(np.array([side * 0.60 * sx, 0.02, 0.0]), np.array([0.05, 0.14, 0.09]), skin_material, FACE),
         ]
     prims += _hair(ident, cranium_c, cranium_r, hair_material)
@@ -182,8 +241,15 @@ def _hair(ident, cranium_c, cranium_r, material):
 
     prims = [Ellipsoid(cranium_c, shell_r, material, FACE, keep=keep)]
     if style == "long":
-        prims.append(Ellipsoid(np.array([0.0, -0.45, -0.22]), np.array([0.62, 0.62, 0.42]), material, FACE,
-                               keep=lambda p: p[:, 2] < 0.05))
+        prims.append(
+            Ellipsoid(
+                np.array([0.0, -0.45, -0.22]),
+                np.array([0.62, 0.62, 0.42]),
+                material,
+                FACE,
+                keep=lambda p: p[:, 2] < 0.05,
+            )
+        )
     if style == "bun":
         prims.append(Ellipsoid(np.array([0.0, 0.62, -0.42]), np.full(3, 0.2), material, FACE))
     return prims
@@ -200,27 +266,61 @@ def _accessories(ident, cranium_c, cranium_r, es, sz):
         z = 0.69 * sz
         for side in (-1.0, 1.0):
             centre = np.array([side * es, EYE_Y, z])
-            prims.append(Ellipsoid(centre, np.array([0.115, 0.08, 0.012]), flat(color * 0.6), FACE,
-                                   keep=lambda p, c=centre: ((p[:, 0] - c[0]) / 0.115) ** 2 + ((p[:, 1] - c[1]) / 0.08) ** 2 > 0.7,
-                                   specular=0.4, shininess=60))
+            prims.append(
+                Ellipsoid(
+                    centre,
+                    np.array([0.115, 0.08, 0.012]),
+                    flat(color * 0.6),
+                    FACE,
+                    keep=lambda p, c=centre: ((p[:, 0] - c[0]) / 0.115) ** 2 + ((p[:, 1] - c[1]) / 0.08) ** 2 > 0.7,
+                    specular=0.4,
+                    shininess=60,
+                )
+            )
             # The temple arm runs from the rim's outer edge back to the ear.
             a = np.array([side * (es + 0.11), EYE_Y + 0.02, z - 0.02])
             b = np.array([side * 0.60 * ident.shape[0], EYE_Y, -0.02])
             mid, axis = 0.5 * (a + b), (b - a)
             length = np.linalg.norm(axis)
             yaw = np.degrees(np.arctan2(axis[0], axis[2]))
-            prims.append(Ellipsoid(mid, np.array([0.01, 0.012, 0.5 * length]), flat(color * 0.6), FACE,
-                                   rot=rotation(yaw, 0, 0)))
-        prims.append(Ellipsoid(np.array([0.0, EYE_Y + 0.015, z]), np.array([es - 0.1, 0.011, 0.011]), flat(color * 0.6), FACE))
+            prims.append(
+                Ellipsoid(mid, np.array([0.01, 0.012, 0.5 * length]), flat(color * 0.6), FACE, rot=rotation(yaw, 0, 0))
+            )
+        prims.append(
+            Ellipsoid(np.array([0.0, EYE_Y + 0.015, z]), np.array([es - 0.1, 0.011, 0.011]), flat(color * 0.6), FACE)
+        )
     if "hat" in ident.accessories:
         hat_r = cranium_r * 1.13
-        prims.append(Ellipsoid(cranium_c, hat_r, flat(color), FACE,
-                               keep=lambda p: (p[:, 1] - cranium_c[1]) / hat_r[1] > 0.38, specular=0.05))
+        prims.append(
+            Ellipsoid(
+                cranium_c,
+                hat_r,
+                flat(color),
+                FACE,
+                keep=lambda p: (p[:, 1] - cranium_c[1]) / hat_r[1] > 0.38,
+                specular=0.05,
+            )
+        )
         brim_y = cranium_c[1] + 0.38 * hat_r[1]
-        prims.append(Ellipsoid(np.array([0.0, brim_y, 0.12]), np.array([0.72, 0.018, 0.80]), flat(color * 0.85), FACE,
-                               keep=lambda p: p[:, 2] > -0.1))
+        prims.append(
+            Ellipsoid(
+                np.array([0.0, brim_y, 0.12]),
+                np.array([0.72, 0.018, 0.80]),
+                flat(color * 0.85),
+                FACE,
+                keep=lambda p: p[:, 2] > -0.1,
+            )
+        )
     if "earrings" in ident.accessories:
         for side in (-1.0, 1.0):
-            prims.append(Ellipsoid(np.array([side * 0.62 * ident.shape[0], -0.15, 0.02]), np.full(3, 0.03),
-                                   flat([0.85, 0.68, 0.25]), FACE, specular=0.9, shininess=60))
+            prims.append(
+                Ellipsoid(
+                    np.array([side * 0.62 * ident.shape[0], -0.15, 0.02]),
+                    np.full(3, 0.03),
+                    flat([0.85, 0.68, 0.25]),
+                    FACE,
+                    specular=0.9,
+                    shininess=60,
+                )
+            )
     return prims

@@ -3,10 +3,10 @@
 An identity is a pure function of its seed, so held-out identities are simply other
 seeds of the same generator, and a data set can be regenerated bit for bit.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import List, Tuple
 
 import numpy as np
 
@@ -14,11 +14,36 @@ from .speech import Voice
 
 # Skin tones from very light to very dark (sRGB albedo, 0-1).
 _SKIN = np.array(
-    [[0.97, 0.82, 0.72], [0.92, 0.74, 0.60], [0.84, 0.62, 0.47], [0.70, 0.50, 0.36], [0.52, 0.35, 0.24], [0.36, 0.24, 0.16]]
+    [
+        [0.97, 0.82, 0.72],
+        [0.92, 0.74, 0.60],
+        [0.84, 0.62, 0.47],
+        [0.70, 0.50, 0.36],
+        [0.52, 0.35, 0.24],
+        [0.36, 0.24, 0.16],
+    ]
 )
-_IRIS = np.array([[0.35, 0.20, 0.08], [0.18, 0.10, 0.05], [0.25, 0.45, 0.70], [0.30, 0.50, 0.30], [0.50, 0.40, 0.20], [0.45, 0.50, 0.55]])
+_IRIS = np.array(
+    [
+        [0.35, 0.20, 0.08],
+        [0.18, 0.10, 0.05],
+        [0.25, 0.45, 0.70],
+        [0.30, 0.50, 0.30],
+        [0.50, 0.40, 0.20],
+        [0.45, 0.50, 0.55],
+    ]
+)
 _HAIR = np.array(
-    [[0.05, 0.04, 0.04], [0.20, 0.12, 0.07], [0.38, 0.24, 0.12], [0.55, 0.25, 0.10], [0.85, 0.70, 0.40], [0.70, 0.70, 0.70], [0.20, 0.30, 0.70], [0.80, 0.35, 0.55]]
+    [
+        [0.05, 0.04, 0.04],
+        [0.20, 0.12, 0.07],
+        [0.38, 0.24, 0.12],
+        [0.55, 0.25, 0.10],
+        [0.85, 0.70, 0.40],
+        [0.70, 0.70, 0.70],
+        [0.20, 0.30, 0.70],
+        [0.80, 0.35, 0.55],
+    ]
 )
 _HAIR_P = np.array([0.25, 0.22, 0.17, 0.09, 0.12, 0.07, 0.04, 0.04])
 HAIR_STYLES = ("short", "long", "bun", "crop")
@@ -29,11 +54,12 @@ _ACCESSORY_P = np.array([0.45, 0.2, 0.35])  # hats hide the hair, so they are th
 @dataclass
 class Noise:
     """A smooth 3-D texture: a sum of random plane waves (cheap, vectorised, seeded)."""
+
     waves: np.ndarray  # (J, 3) wave vectors
     phases: np.ndarray  # (J,)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, freq: float, n: int = 8) -> "Noise":
+    def sample(cls, rng: np.random.Generator, freq: float, n: int = 8) -> Noise:
         dirs = rng.normal(size=(n, 3))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
         scales = freq * rng.uniform(0.5, 2.0, size=(n, 1))
@@ -47,26 +73,26 @@ class Noise:
 @dataclass
 class Identity:
     seed: int
-    shape: Tuple[float, float, float]  # head width, height, depth scales
+    shape: tuple[float, float, float]  # head width, height, depth scales
     jaw_width: float
     nose_size: float
-    skin: Tuple[float, float, float]
+    skin: tuple[float, float, float]
     skin_noise_freq: float
     skin_noise_amp: float
     freckles: float
     blush: float
-    lip_color: Tuple[float, float, float]
+    lip_color: tuple[float, float, float]
     eye_spacing: float
     eye_size: float
-    iris: Tuple[float, float, float]
+    iris: tuple[float, float, float]
     brow_thickness: float
     brow_angle: float  # degrees
-    hair_color: Tuple[float, float, float]
+    hair_color: tuple[float, float, float]
     hair_style: str
     hairline: float
-    accessories: List[str]
-    accessory_color: Tuple[float, float, float]
-    background: Tuple[float, float, float]
+    accessories: list[str]
+    accessory_color: tuple[float, float, float]
+    background: tuple[float, float, float]
     light_azimuth: float  # degrees
     light_elevation: float
     voice: Voice

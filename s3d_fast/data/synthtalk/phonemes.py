@@ -6,10 +6,10 @@ Viseme parameters are jaw opening, lip width, lip rounding, all in [0, 1].
 Formants are adult-male averages (Peterson & Barney); identities scale them. Open vowels
 are louder than close ones (intrinsic vowel intensity), as in natural speech.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import numpy as np
 
@@ -18,13 +18,13 @@ import numpy as np
 class Phoneme:
     symbol: str
     kind: str  # vowel | bilabial | nasal | stop | fricative | approximant | silence
-    formants: Tuple[float, float, float]
+    formants: tuple[float, float, float]
     voicing: float  # amplitude of the voiced (harmonic) source
     noise: float  # amplitude of the frication noise
-    noise_band: Tuple[float, float]  # Hz
-    viseme: Tuple[float, float, float]  # jaw, width, rounding
-    dominance: Tuple[float, float, float]  # how strongly it imposes each viseme parameter
-    duration: Tuple[float, float]  # seconds at rate 1
+    noise_band: tuple[float, float]  # Hz
+    viseme: tuple[float, float, float]  # jaw, width, rounding
+    dominance: tuple[float, float, float]  # how strongly it imposes each viseme parameter
+    duration: tuple[float, float]  # seconds at rate 1
 
 
 _NEUTRAL_F = (500.0, 1500.0, 2500.0)
@@ -41,10 +41,18 @@ INVENTORY = {
         Phoneme("p", "bilabial", _NEUTRAL_F, 0.0, 0.0, (0, 0), (0.0, 0.45, 0.15), (6, 1, 0.5), (0.06, 0.09)),
         Phoneme("n", "nasal", (250, 1700, 2600), 0.35, 0.0, (0, 0), (0.18, 0.55, 0.10), (0.6, 0.3, 0.3), (0.05, 0.08)),
         Phoneme("t", "stop", _NEUTRAL_F, 0.0, 0.0, (0, 0), (0.15, 0.55, 0.10), (0.6, 0.3, 0.3), (0.05, 0.08)),
-        Phoneme("l", "approximant", (360, 1300, 2700), 0.7, 0.0, (0, 0), (0.30, 0.55, 0.10), (0.5, 0.3, 0.3), (0.05, 0.09)),
-        Phoneme("s", "fricative", _NEUTRAL_F, 0.0, 0.5, (4000, 7800), (0.12, 0.75, 0.00), (1.5, 1.0, 1.0), (0.08, 0.14)),
-        Phoneme("f", "fricative", _NEUTRAL_F, 0.0, 0.35, (1500, 7000), (0.08, 0.50, 0.05), (3.0, 0.8, 0.8), (0.07, 0.12)),
-        Phoneme("sh", "fricative", _NEUTRAL_F, 0.0, 0.5, (2000, 5500), (0.15, 0.30, 0.75), (1.5, 1.0, 2.0), (0.08, 0.14)),
+        Phoneme(
+            "l", "approximant", (360, 1300, 2700), 0.7, 0.0, (0, 0), (0.30, 0.55, 0.10), (0.5, 0.3, 0.3), (0.05, 0.09)
+        ),
+        Phoneme(
+            "s", "fricative", _NEUTRAL_F, 0.0, 0.5, (4000, 7800), (0.12, 0.75, 0.00), (1.5, 1.0, 1.0), (0.08, 0.14)
+        ),
+        Phoneme(
+            "f", "fricative", _NEUTRAL_F, 0.0, 0.35, (1500, 7000), (0.08, 0.50, 0.05), (3.0, 0.8, 0.8), (0.07, 0.12)
+        ),
+        Phoneme(
+            "sh", "fricative", _NEUTRAL_F, 0.0, 0.5, (2000, 5500), (0.15, 0.30, 0.75), (1.5, 1.0, 2.0), (0.08, 0.14)
+        ),
         Phoneme("_", "silence", _NEUTRAL_F, 0.0, 0.0, (0, 0), (0.02, 0.45, 0.15), (0.4, 0.3, 0.3), (0.08, 0.30)),
     ]
 }
@@ -69,13 +77,13 @@ class Segment:
         return 0.5 * (self.start + self.end)
 
 
-def sample_utterance(rng: np.random.Generator, seconds: float, rate: float = 1.0) -> List[Segment]:
+def sample_utterance(rng: np.random.Generator, seconds: float, rate: float = 1.0) -> list[Segment]:
     """Random words of CV(C) syllables separated by pauses, exactly ``seconds`` long.
 
     ``rate`` > 1 speaks faster. Starts and ends with silence, as recordings do.
     """
-    symbols: List[str] = ["_"]
-    durations: List[float] = [rng.uniform(0.10, 0.25)]
+    symbols: list[str] = ["_"]
+    durations: list[float] = [rng.uniform(0.10, 0.25)]
     total = durations[0]
 
     def push(sym: str, scale: float = 1.0) -> None:
@@ -100,7 +108,7 @@ def sample_utterance(rng: np.random.Generator, seconds: float, rate: float = 1.0
         symbols.append("_")
         durations.append(0.0)
     ends = np.cumsum(durations)
-    segments: List[Segment] = []
+    segments: list[Segment] = []
     start = 0.0
     for sym, end in zip(symbols, ends):
         if start >= seconds:
@@ -115,10 +123,9 @@ def sample_utterance(rng: np.random.Generator, seconds: float, rate: float = 1.0
     return [s for s in segments if s.end > s.start]
 
 
-def symbol_at(segments: List[Segment], times: np.ndarray) -> np.ndarray:
+def symbol_at(segments: list[Segment], times: np.ndarray) -> np.ndarray:
     """Index into SYMBOLS of the phoneme sounding at each time."""
     ends = np.array([s.end for s in segments])
     idx = np.clip(np.searchsorted(ends, times, side="right"), 0, len(segments) - 1)
     table = np.array([SYMBOLS.index(s.symbol) for s in segments])
     return table[idx]
-

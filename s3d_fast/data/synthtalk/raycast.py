@@ -8,10 +8,11 @@ cut-away near surface and may hit the primitive's far side or whatever lies behi
 image are intersected with one primitive at a time in numpy, so cost is
 O(primitives x rays) with no Python loop over pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def _implicit(prim: Ellipsoid, p: np.ndarray):
 _BLEND_WIDTH = 0.12
 
 
-def _normals(prims: List[Ellipsoid], i: int, p: np.ndarray) -> np.ndarray:
+def _normals(prims: list[Ellipsoid], i: int, p: np.ndarray) -> np.ndarray:
     """Surface normal of primitive i; for `blend` primitives, a smooth blend with the others.
 
     Where two skin ellipsoids meet (cranium and jaw, say) their normals jump, which reads
@@ -100,7 +101,7 @@ def _normals(prims: List[Ellipsoid], i: int, p: np.ndarray) -> np.ndarray:
     return total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
 
 
-def _bounding_cones(prims: List[Ellipsoid], eye: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _bounding_cones(prims: list[Ellipsoid], eye: np.ndarray, d: np.ndarray) -> np.ndarray:
     """(N, P) bool: which rays from the common ``eye`` can hit each primitive.
 
     A primitive lies inside the sphere around its centre of radius max(radii); from a
@@ -116,7 +117,7 @@ def _bounding_cones(prims: List[Ellipsoid], eye: np.ndarray, d: np.ndarray) -> n
     return (d @ (centres / np.maximum(dist, 1e-12)[:, None]).T) >= cos_half[None, :]
 
 
-def cast(prims: List[Ellipsoid], o: np.ndarray, d: np.ndarray):
+def cast(prims: list[Ellipsoid], o: np.ndarray, d: np.ndarray):
     """(t, primitive index) per ray; index -1 where nothing is hit."""
     t = np.full(o.shape[0], np.inf)
     which = np.full(o.shape[0], -1, np.int64)
@@ -137,7 +138,7 @@ def cast(prims: List[Ellipsoid], o: np.ndarray, d: np.ndarray):
 
 
 def render(
-    prims: List[Ellipsoid],
+    prims: list[Ellipsoid],
     origins: np.ndarray,
     dirs: np.ndarray,
     light_dir: np.ndarray,

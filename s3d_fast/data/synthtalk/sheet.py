@@ -1,8 +1,8 @@
 """Contact sheet: identities (rows) x mouth shapes and views (columns), one PNG."""
+
 from __future__ import annotations
 
-import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

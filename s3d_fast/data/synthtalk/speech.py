@@ -7,10 +7,10 @@ bursts are white noise shaped per STFT frame by the phoneme's band; a little asp
 noise rides on voicing. Everything is driven by 5 ms control tracks, so nothing loops
 per sample in Python.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
 
 import numpy as np
 from scipy import signal
@@ -40,7 +40,7 @@ def _smooth(track: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(pad, kernel, mode="valid")
 
 
-def control_tracks(segments: List[Segment], n_ctrl: int, voice: Voice) -> dict:
+def control_tracks(segments: list[Segment], n_ctrl: int, voice: Voice) -> dict:
     """Per 5 ms: formants (3, n), voicing and noise amplitudes, noise band edges."""
     t = np.arange(n_ctrl) * _HOP / SAMPLE_RATE
     ends = np.array([s.end for s in segments])
@@ -58,9 +58,7 @@ def control_tracks(segments: List[Segment], n_ctrl: int, voice: Voice) -> dict:
             lo[burst], hi[burst] = (3000.0, _TOP) if s.symbol == "t" else (400.0, _TOP)
     # Formants glide between targets placed at segment centres.
     centres = np.array([s.centre for s in segments])
-    formants = np.stack(
-        [np.interp(t, centres, [p.formants[i] for p in ph]) * voice.formant_scale for i in range(3)]
-    )
+    formants = np.stack([np.interp(t, centres, [p.formants[i] for p in ph]) * voice.formant_scale for i in range(3)])
     # Onsets and offsets take ~20 ms, not one sample.
     voicing = _smooth(voicing, 4)
     noise = _smooth(noise, 2)
@@ -84,7 +82,7 @@ def _upsample(track: np.ndarray, n: int) -> np.ndarray:
     return track[..., i0] * (1 - frac) + track[..., i0 + 1] * frac
 
 
-def synthesize(segments: List[Segment], seconds: float, voice: Voice, rng: np.random.Generator) -> np.ndarray:
+def synthesize(segments: list[Segment], seconds: float, voice: Voice, rng: np.random.Generator) -> np.ndarray:
     """16 kHz mono float32 speech for ``segments``; peak normalised to 0.7."""
     n = int(round(seconds * SAMPLE_RATE))
     n_ctrl = n // _HOP + 2

@@ -7,9 +7,8 @@ all targets. Bilabials dominate the jaw so strongly that the lips really close f
 /m b p/ even between open vowels, while /i u/ impose width and rounding on their
 neighbours (anticipatory rounding). Values are averaged over the frame's exposure.
 """
-from __future__ import annotations
 
-from typing import List
+from __future__ import annotations
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from .phonemes import Segment
 _DECAY = 0.035  # seconds: how far a phoneme's influence reaches outside itself
 
 
-def viseme_track(segments: List[Segment], times: np.ndarray, exposure: float = 0.02) -> np.ndarray:
+def viseme_track(segments: list[Segment], times: np.ndarray, exposure: float = 0.02) -> np.ndarray:
     """(T, 3) jaw opening, lip width, lip rounding in [0, 1] at ``times`` (seconds)."""
     starts = np.array([s.start for s in segments])[:, None, None]
     ends = np.array([s.end for s in segments])[:, None, None]

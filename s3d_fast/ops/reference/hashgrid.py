@@ -1,6 +1,7 @@
 """Pure-PyTorch multi-resolution hash-grid encoding: tiny-cuda-nn's semantics,
 readable and vectorised over points (the nerfstudio ``implementation="torch"``
 style), one level at a time."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Same semantics as :func:`s3d_fast.ops.occgrid_march`, but every step of every
 ray is generated and tested (no empty-space skipping), in chunks of rays.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,9 @@ def _ray_box(o, d, lo, hi):
         return t0.amax(-1), t1.amin(-1)
 
 
-def occgrid_march(binaries, roi_aabb, rays_o, rays_d, t_near, t_far, step_size, cone_angle=0.0,
-                  grid_indices=None, chunk=4096):
+def occgrid_march(
+    binaries, roi_aabb, rays_o, rays_d, t_near, t_far, step_size, cone_angle=0.0, grid_indices=None, chunk=4096
+):
     """(ray_indices, t_starts, t_ends, offsets) like the fused marcher; binaries
     is (n_grids, levels, rx, ry, rz) bool."""
     n, device = rays_o.shape[0], rays_o.device

@@ -1,4 +1,5 @@
 """Tri-plane sampling in pure PyTorch, built on ``grid_sample`` as EG3D does."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Densities use a packed exclusive ``cumsum`` of sigma * dt; alphas use the
 dense (n_rays, max_samples) ``cumprod``; sums per ray use ``index_add_``.
 Same signatures as :mod:`s3d_fast.ops.volume_render`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,7 +53,9 @@ def _weights(kind, inputs, t_starts, t_ends, offsets):
     return trans * alphas, trans, alphas
 
 
-def render_weight_from_density(t_starts, t_ends, sigmas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None):
+def render_weight_from_density(
+    t_starts, t_ends, sigmas, packed_info=None, ray_indices=None, n_rays=None, prefix_trans=None
+):
     op = "render_weight_from_density"
     lay = layout(op, sigmas, ray_indices, n_rays, packed_info)
     outs = _weights("density", sigmas.reshape(-1), t_starts.reshape(-1), t_ends.reshape(-1), lay.offsets)
@@ -66,7 +69,9 @@ def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=
     op = "render_weight_from_alpha"
     lay = layout(op, alphas, ray_indices, n_rays, packed_info)
     weights, trans, _ = _weights("alpha", alphas.reshape(-1), None, None, lay.offsets)
-    return with_prefix_trans(op, weights.view(alphas.shape), trans.view(alphas.shape), alphas, prefix_trans, alphas, "alphas")
+    return with_prefix_trans(
+        op, weights.view(alphas.shape), trans.view(alphas.shape), alphas, prefix_trans, alphas, "alphas"
+    )
 
 
 def accumulate_along_rays(weights, values=None, ray_indices=None, n_rays=None):
@@ -80,8 +85,18 @@ def accumulate_along_rays(weights, values=None, ray_indices=None, n_rays=None):
     return out.index_add(0, ray_indices.long(), src)
 
 
-def composite(inputs, values=None, ray_indices=None, n_rays=None, t_starts=None, t_ends=None,
-              kind="density", early_stop_eps=0.0, render_bkgd=None, packed_info=None):
+def composite(
+    inputs,
+    values=None,
+    ray_indices=None,
+    n_rays=None,
+    t_starts=None,
+    t_ends=None,
+    kind="density",
+    early_stop_eps=0.0,
+    render_bkgd=None,
+    packed_info=None,
+):
     lay = layout("composite", inputs, ray_indices, n_rays, packed_info)
     n = inputs.numel()
     flat = inputs.reshape(-1)
