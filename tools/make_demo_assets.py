@@ -26,8 +26,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a clone without installing
 
+from PIL import Image  # noqa: E402
+
+from s3d_fast.atomic import atomic_path  # noqa: E402
 from s3d_fast.data import audio as audio_mod  # noqa: E402
 from s3d_fast.data.synthtalk import phonemes, speech  # noqa: E402
+from s3d_fast.render.source import write_sidecar  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(HERE), "s3d_fast", "assets", "demo")
 SECONDS = 4.0
@@ -104,15 +108,10 @@ def main(argv=None) -> int:
     audio_mod.write_wav(wav, make_speech())
     print(f"wrote {wav}")
     if args.dataset:
-        from PIL import Image
-
-        from s3d_fast.render.source import write_sidecar
-
         image, c2w, K, mask, what = pick_demo_frame(args.dataset, args.identity)
         png = os.path.join(args.out, "image.png")
-        tmp = png + f".tmp-{os.getpid()}.png"
-        Image.fromarray(image).save(tmp, optimize=True)
-        os.replace(tmp, png)
+        with atomic_path(png) as tmp:
+            Image.fromarray(image).save(tmp, optimize=True)
         side = write_sidecar(png, c2w, K, mask)
         print(f"wrote {png} and {side} ({what} of {args.dataset})")
     return 0
