@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
+import av
 import numpy as np
 
 from ..atomic import atomic_path
+from . import audio as audio_mod
 from .errors import VideoError
 
 
@@ -30,7 +32,6 @@ class Video:
 
 
 def _open(path):
-    import av
 
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -43,7 +44,6 @@ def _open(path):
 
 def iter_frames(path) -> Iterator[np.ndarray]:
     """Decode the first video stream frame by frame as uint8 RGB arrays."""
-    import av
 
     with _open(path) as container:
         if not container.streams.video:
@@ -67,9 +67,6 @@ def video_fps(path) -> float:
 
 def read_audio_track(path):
     """The first audio stream as (16 kHz mono float32 samples, 16000), or None if absent."""
-    import av
-
-    from . import audio as audio_mod
 
     with _open(path) as container:
         if not container.streams.audio:
@@ -122,7 +119,6 @@ def write_video(
     ``frames`` may be an array (T, H, W, 3) or any iterable of (H, W, 3) frames, so long
     renders stream to disk. H and W must be even (a 4:2:0 constraint of H.264).
     """
-    import av
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -136,7 +132,6 @@ def write_video(
 
 
 def _write(tmp, frames, fps, audio, sample_rate, crf) -> None:
-    import av
 
     with av.open(tmp, mode="w", format="mp4") as container:
         vstream = None

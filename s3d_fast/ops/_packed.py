@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _ext
+
 FUSED_DTYPES = (torch.float32, torch.float64)
 
 
@@ -89,7 +91,6 @@ def layout(op: str, x: torch.Tensor, ray_indices=None, n_rays=None, packed_info=
     if n_rays < 0:
         raise ValueError(f"{op}: n_rays must be >= 0, got {n_rays}")
     # One pass in the extension: offsets plus sortedness and range checks.
-    from .. import _ext
 
     offsets, error = _ext.load().ray_offsets(ray_indices.contiguous(), n_rays)
     if error & 2:

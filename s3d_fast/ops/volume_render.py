@@ -17,6 +17,7 @@ import torch
 
 from .. import _ext
 from ._packed import check_float, check_like, layout, with_prefix_trans
+from .reference.volume_render import accumulate_along_rays as reference_accumulate_along_rays
 
 INPUT_KINDS = ("density", "alpha", "weight")
 
@@ -230,8 +231,6 @@ def accumulate_along_rays(weights, values=None, ray_indices=None, n_rays=None):
     check_float("weights", weights, op)
     if ray_indices is not None and weights.dim() == 1 and ray_indices.numel() > 1:
         if isinstance(ray_indices, torch.Tensor) and not bool((ray_indices[1:] >= ray_indices[:-1]).all()):
-            from .reference.volume_render import accumulate_along_rays as ref
-
-            return ref(weights, values, ray_indices, n_rays)
+            return reference_accumulate_along_rays(weights, values, ray_indices, n_rays)
     colors, opacity, _ = composite(weights, values, ray_indices, n_rays, kind="weight")
     return opacity if values is None else colors

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter1d
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +49,6 @@ def smooth_track(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndar
     filled = np.stack([np.interp(t, t[valid], values[valid, d]) for d in range(values.shape[1])], 1)
     if sigma <= 0:
         return filled
-    from scipy.ndimage import gaussian_filter1d
 
     return gaussian_filter1d(filled, sigma, axis=0, mode="nearest")
 
@@ -63,7 +64,6 @@ def similarity(centre: np.ndarray, x: np.ndarray, size: int) -> np.ndarray:
 
 def warp(frame: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     """Resample ``frame`` so that output = m @ input (bilinear; black outside the source)."""
-    from PIL import Image
 
     inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]  # PIL wants output -> input
     img = Image.fromarray(frame).transform(

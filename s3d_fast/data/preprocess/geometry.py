@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 
 def head_rotation(lm: np.ndarray) -> np.ndarray:
@@ -68,7 +69,6 @@ def _area(poly):
 
 def masks_from_landmarks(lm2d: np.ndarray, size: int) -> np.ndarray:
     """(size, size) uint8 labels: 0 background, 1 face, 2 lips, 3 mouth interior."""
-    from PIL import Image, ImageDraw
 
     oval, outer, inner = _loops()
     if _area(lm2d[inner]) > _area(lm2d[outer]):

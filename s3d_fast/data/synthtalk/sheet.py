@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from ...atomic import atomic_path
 from . import camera, head
@@ -39,7 +40,6 @@ def contact_sheet(identities: Sequence[Identity], size: int = 128, supersample: 
 
 
 def write_contact_sheet(path: str, identities: Sequence[Identity], size: int = 128, supersample: int = 2) -> str:
-    from PIL import Image
 
     image = Image.fromarray(contact_sheet(identities, size, supersample))
     with atomic_path(path) as tmp:
