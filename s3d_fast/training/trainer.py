@@ -90,13 +90,11 @@ class Trainer:
                     train, heldout = self.datasets(phase_cfg)
                     if not self.quiet:
                         print(f"step {start}: a new phase of the run\n" + format_config(phase_cfg))
-                previous, stage = (
-                    stage,
-                    GeneratorStage(
-                        phase_cfg, (start, end), self.dist, run, self.log, train, heldout, syncnet, self.quiet, timers
-                    ),
+                previous = stage
+                stage = GeneratorStage(
+                    phase_cfg, (start, end), self.dist, run, self.log, train, heldout, syncnet, self.quiet, timers
                 )
-                if previous is not None:
+                if previous is not None:  # the next phase continues in this process
                     stage.take_over(*previous.hand_over())
                 elif latest is not None:
                     stage.restore(latest)
