@@ -7,8 +7,7 @@ unsaturated (teeth). Thresholds are relative to the box's median luma (the skin)
 hold across skin tones and lighting. The opening is the mouth's HEIGHT: the mean count of
 open pixels in the box's most-open 1/8 of columns, as a fraction of the box height. The
 height follows the jaw; the open AREA also swells and shrinks with lip width and
-rounding, so it tracks the jaw-opening viseme less well (on 30 SynthTalk 256^2 clips:
-r = 0.96 mean, 0.86 worst for the height; 0.88 mean, 0.57 worst for the area).
+rounding, so it tracks the jaw-opening viseme less well (docs/evaluation.md, "Metrics").
 
 The box comes from the clip's ground-truth masks (:func:`mouth_region`: the lips and
 mouth interior over the whole clip, padded) or, without masks, a default box in the
