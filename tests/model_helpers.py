@@ -33,6 +33,18 @@ TINY_MODEL = dict(
 TINY_OVERRIDES = [f"model.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in TINY_MODEL.items()]
 
 
+# A few fast generator steps of the tiny model: no lip-sync stage, every step logged.
+FAST_TRAIN = TINY_OVERRIDES + [
+    "train.warmup_steps=1",
+    "train.log_every=1",
+    "train.eval_every=3",
+    "train.eval_items=1",
+    "train.checkpoint_every=2",
+    "loss.sync=0",
+    "train.sync_steps=0",
+]
+
+
 def tiny_config() -> Config:
     return Config(name="tiny", model=ModelConfig(**TINY_MODEL), train=TrainConfig(steps=4, warmup_steps=1))
 

@@ -622,21 +622,12 @@ def tiny_data(tmp_path_factory):
 
 
 def _train_args(data, out, steps, resume=False):
-    from model_helpers import TINY_OVERRIDES
+    from model_helpers import FAST_TRAIN
 
     args = ["--data", str(data), "--out", str(out), "--steps", str(steps), "--device", "cuda", "--quiet"]
     if resume:  # the run folder's config.json holds the rest
         return args + ["--resume"]
-    sets = TINY_OVERRIDES + [
-        "train.warmup_steps=1",
-        "train.log_every=1",
-        "train.eval_every=3",
-        "train.eval_items=1",
-        "train.checkpoint_every=2",
-        "loss.sync=0",
-        "train.sync_steps=0",
-    ]
-    for s in sets:
+    for s in FAST_TRAIN:
         args += ["--set", s]
     return args
 

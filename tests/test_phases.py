@@ -7,21 +7,13 @@ import math
 
 import pytest
 import torch
-from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
+from model_helpers import FAST_TRAIN, make_tiny_synthtalk
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
 from s3d_fast.config import ConfigError, Phase, check_phases, config_at, phase_spans, small
 
-FAST = TINY_OVERRIDES + [
-    "train.warmup_steps=1",
-    "train.log_every=1",
-    "train.eval_every=100",
-    "train.eval_items=1",
-    "train.checkpoint_every=2",
-    "loss.sync=0",
-    "train.sync_steps=0",
-]
+FAST = FAST_TRAIN + ["train.eval_every=100"]
 
 
 def with_phases(cfg, *phases, steps=None):

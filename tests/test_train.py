@@ -6,20 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
+from model_helpers import FAST_TRAIN, make_tiny_synthtalk
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
-
-FAST = TINY_OVERRIDES + [
-    "train.warmup_steps=1",
-    "train.log_every=1",
-    "train.eval_every=3",
-    "train.eval_items=1",
-    "train.checkpoint_every=2",
-    "loss.sync=0",
-    "train.sync_steps=0",
-]
 
 
 def _sets(overrides):
@@ -46,7 +36,7 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
     assert (
         main(
             ["train", "--data", str(data), "--out", str(straight), "--steps", "4", "--quiet", "--profile-steps", "1"]
-            + _sets(FAST)
+            + _sets(FAST_TRAIN)
         )
         == 0
     )
@@ -73,7 +63,8 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
     GeneratorStage.train_step = interrupted
     try:
         assert (
-            main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST)) == 130
+            main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST_TRAIN))
+            == 130
         )
     finally:
         GeneratorStage.train_step = original
@@ -91,14 +82,14 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
 
 def test_train_refuses_to_overwrite_and_explains(data, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST)) == 0
-    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST)) == 1
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST_TRAIN)) == 0
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST_TRAIN)) == 1
     assert "--resume" in capsys.readouterr().err
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "new"), "--resume"]) == 1
     assert "without --resume" in capsys.readouterr().err
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--set", "model.nope=1"]) == 1
     assert "model.nope" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "y")] + _sets(FAST)) == 1
+    assert main(["train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "y")] + _sets(FAST_TRAIN)) == 1
     assert "absent" in capsys.readouterr().err
 
 
@@ -112,7 +103,7 @@ def test_print_config(capsys):
 
 def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
     out = tmp_path / "ddp"
-    sets = _sets(FAST + ["train.checkpoint_every=100", "train.eval_every=100", "train.lr=0.01"])
+    sets = _sets(FAST_TRAIN + ["train.checkpoint_every=100", "train.eval_every=100", "train.lr=0.01"])
     code = main(["train", "--nproc", "2", "--data", str(data), "--out", str(out), "--steps", "8", "--quiet"] + sets)
     assert code == 0
     rows = _rows(out)
@@ -127,7 +118,7 @@ def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
     # With the options the demo recipe leaves off: the source reprojected in training, its
     # mouth kept out of the blend, and drawn from the frames with the least open mouths.
     sets = _sets(
-        FAST
+        FAST_TRAIN
         + [
             "train.sync_steps=20",
             "train.sync_batch=8",
@@ -148,12 +139,12 @@ def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
 
 def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
     out = tmp_path / "sr_only"
-    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST)) == 0
+    assert main(["train", "--data", str(data), "--out", str(out), "--steps", "2", "--quiet"] + _sets(FAST_TRAIN)) == 0
     # Resumed with only super-resolution trained: it changes, the radiance field does not.
     assert (
         main(
             ["train", "--data", str(data), "--out", str(out), "--steps", "4", "--quiet", "--resume"]
-            + _sets(FAST + ["train.train_only=superres"])
+            + _sets(FAST_TRAIN + ["train.train_only=superres"])
         )
         == 0
     )
@@ -166,7 +157,7 @@ def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
     assert (
         main(
             ["train", "--data", str(data), "--out", str(bad), "--steps", "1", "--quiet"]
-            + _sets(FAST + ["train.train_only=superres,nerf"])
+            + _sets(FAST_TRAIN + ["train.train_only=superres,nerf"])
         )
         == 1
     )
@@ -174,7 +165,7 @@ def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
     assert (
         main(
             ["train", "--data", str(data), "--out", str(tmp_path / "bad_q"), "--steps", "1", "--quiet"]
-            + _sets(FAST + ["train.source_mouth_quantile=0"])
+            + _sets(FAST_TRAIN + ["train.source_mouth_quantile=0"])
         )
         == 1
     )
