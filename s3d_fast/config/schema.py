@@ -153,8 +153,68 @@ class Config:
     version: int = field(default=CONFIG_VERSION, init=False)  # written with the config, never set
 
 
+# Bounds on the model's sizes, so a config (or a checkpoint's config.json) with an absurd
+# value is one clear error before any module is built, never a hang or a huge allocation.
+_SIZE_LIMIT = 4096
+_INT_RANGES = {
+    **{
+        name: (1, _SIZE_LIMIT)
+        for name in (
+            "input_resolution",
+            "nerf_resolution",
+            "output_resolution",
+            "encoder_resolution",
+            "encoder_width",
+            "plane_channels",
+            "audio_dim",
+            "audio_tokens_per_frame",
+            "n_slots",
+            "slot_dim",
+            "attention_heads",
+            "hash_levels",
+            "hash_features",
+            "hash_base_resolution",
+            "deform_hidden",
+            "decoder_hidden",
+            "sr_width",
+            "n_coarse",
+            "slot_iterations",
+            "march_steps",
+        )
+    },
+    "feature_channels": (3, _SIZE_LIMIT),  # the first three are colour
+    "audio_context": (0, 64),
+    "hash_log2_size": (1, 30),
+    "n_fine": (0, _SIZE_LIMIT),
+    "bake_resolution": (1, 1024),
+    "bake_shell": (0, 1024),
+}
+_FLOAT_RANGES = {
+    "hash_per_level_scale": (1.0, 16.0),
+    "max_offset": (0.0, 2.0),
+    "mouth_keep_out": (0.0, 1.0),
+    "bake_threshold": (-1e6, 1e6),
+    "early_stop_eps": (0.0, 1.0),
+}
+
+
 def check_model_config(cfg: ModelConfig) -> None:
-    """Options that only work together: one clear error before a run starts, not after
-    the lip-sync expert's stage."""
+    """Sizes in range, and options that only work together: one clear error before a
+    module is built or a run starts, not after the lip-sync expert's stage."""
+    for name, (low, high) in _INT_RANGES.items():
+        value = getattr(cfg, name)
+        if not low <= value <= high:
+            raise ConfigError(f"model.{name} must be from {low} to {high}, got {value}")
+    for name, (low, high) in _FLOAT_RANGES.items():
+        value = getattr(cfg, name)
+        if not low <= value <= high:  # NaN fails too
+            raise ConfigError(f"model.{name} must be from {low:g} to {high:g}, got {value}")
+    if not cfg.plane_resolutions or not all(1 <= r <= _SIZE_LIMIT for r in cfg.plane_resolutions):
+        raise ConfigError(f"model.plane_resolutions must be 1 to {_SIZE_LIMIT} each, got {cfg.plane_resolutions}")
+    if cfg.output_resolution < cfg.nerf_resolution:
+        raise ConfigError(
+            f"model.output_resolution ({cfg.output_resolution}) must be at least model.nerf_resolution "
+            f"({cfg.nerf_resolution}): super-resolution only enlarges"
+        )
     if cfg.cavity_opening and not cfg.mouth_cavity:
         raise ConfigError("model.cavity_opening needs model.mouth_cavity: the opening is cut where the cavity renders")
