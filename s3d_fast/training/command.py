@@ -33,9 +33,9 @@ def resolve_config(args) -> Config:
             raise S3DError(f"--resume: {saved} not found; start the run without --resume")
         try:
             cfg = load_config(json.loads(saved.read_text())["config"])
-        except (ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
+        except ConfigError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or no "config" in it
             raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
     cfg = apply_overrides(cfg, overrides)
     check_model_config(cfg.model)
