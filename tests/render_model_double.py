@@ -83,7 +83,7 @@ class RenderModelDouble:
         self.device = device
         self.calls = {"prepare_source": 0, "bake": 0, "audio_tokens": [], "render_frames": []}
 
-    def prepare_source(self, image, mask, c2w, K):
+    def prepare_source(self, image, mask, c2w, K, keep_photo=False):
         r = self.input_resolution
         _check(image, (1, 3, r, r), torch.float32, self.device, "image")
         assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0, "image must be in [0, 1]"
@@ -95,10 +95,10 @@ class RenderModelDouble:
         _check_rigid(c2w, "source c2w")
         assert abs(float(K[0, 0, 2]) - r / 2) < 0.05 * r, "K must be in pixels of the input resolution"
         self.calls["prepare_source"] += 1
-        return {"image": image, "mask": mask, "c2w": c2w, "K": K}
+        return {"image": image, "mask": mask, "c2w": c2w, "K": K, "keep_photo": keep_photo}
 
     def bake(self, src):
-        assert set(src) == {"image", "mask", "c2w", "K"}
+        assert set(src) == {"image", "mask", "c2w", "K", "keep_photo"}
         self.calls["bake"] += 1
         return {"colour": src["image"].mean(dim=(2, 3))[0]}  # (3,)
 

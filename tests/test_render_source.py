@@ -92,3 +92,31 @@ def test_bad_source_files_are_clear_errors(tmp_path):
         source.load_source(tmp_path / "wide.png", 64)
     with pytest.raises(SourceImageError, match="uint8"):
         source.load_source(np.zeros((64, 64, 3), np.float32), 64)
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):
+    """Two real faces side by side: the astronaut (left, smaller) and Grace Hopper (right)."""
+    import matplotlib.cbook
+
+    hopper = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    astronaut = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((300, 300)))
+    canvas = np.full((hopper.shape[0], 300 + hopper.shape[1], 3), 128, np.uint8)
+    canvas[:300, :300] = astronaut
+    canvas[:, 300:] = hopper
+    path = tmp_path_factory.mktemp("group") / "two.png"
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def test_a_photo_with_several_faces_animates_the_largest_or_the_one_picked(two_people):
+    largest = source.load_source(two_people, R)
+    assert (largest.faces, largest.face) == (2, 2)
+    left = source.load_source(two_people, R, face=1)
+    right = source.load_source(two_people, R, face=2)
+    assert (left.faces, left.face) == (2, 1)
+    np.testing.assert_array_equal(right.image, largest.image)
+    assert np.abs(left.image.astype(int) - right.image).mean() > 20  # two different people
+    assert left.landmarks.shape == (478, 3)
+    with pytest.raises(NoFaceError, match=r"--face 3: .* has 2 faces \(numbered 1 to 2 from left to right\)"):
+        source.load_source(two_people, R, face=3)

@@ -43,6 +43,25 @@ def open_mouth(images: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
     return images * (1 - opened)
 
 
+def speech_region(share: torch.Tensor, size: int) -> torch.Tensor:
+    """(F, 1, r, r) rendered cavity share -> (F, 1, size, size) in [0, 1]: where this frame's
+    speech moves the face, which the model paints; elsewhere a kept photo shows through.
+
+    The opening itself, grown by the lips around it (a twelfth of the image sideways and
+    up) and the jaw below it (a sixth down), with edges softened over the same twelfth so
+    the painted region leaves no seam. A closed mouth (share below ``OPENING_FROM``) gives
+    an empty region: silent speech shows the photo unchanged."""
+    r = share.shape[-1]
+    side = max(1, round(r / 24))
+    down = max(1, round(r / 12))
+    opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
+    # Output row y takes input rows y - down .. y + side: an opening up to ``down`` above a
+    # pixel (the jaw below the mouth) or up to ``side`` below it (the upper lip).
+    grown = F.max_pool2d(F.pad(opened, (side, side, down, side)), (down + side + 1, 2 * side + 1), stride=1)
+    soft = F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
+    return F.interpolate(soft, size=(size, size), mode="bilinear", align_corners=False)
+
+
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """(B, H, W) label map -> (B, 1, H, W) float, 1 on face, lips and mouth."""
     if mask is None:

@@ -22,7 +22,7 @@ from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
-from .mouth import face_mask, mouth_keep_out, open_mouth
+from .mouth import face_mask, mouth_keep_out, open_mouth, speech_region
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
 from .reproject import reproject_source
@@ -49,13 +49,15 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         self.superres = SuperResolution(cfg, self.encoder.token_channels, self.encoder.level_sizes)
 
     # -- per identity / per utterance -------------------------------------------------
-    def prepare_source(self, image, mask=None, c2w=None, K=None) -> Source:
+    def prepare_source(self, image, mask=None, c2w=None, K=None, keep_photo: bool = False) -> Source:
         """image (B, 3, R, R) in [0, 1]; mask (B, R, R) labels or None (whole image is face).
         The encoder works in the image plane and the tri-planes it writes are in canonical
         head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
         given, lets rendering reproject the source into each frame's view for the
         super-resolution blend (``reproject.py``); training gives it when
-        ``train.reproject_source`` is on."""
+        ``train.reproject_source`` is on. ``keep_photo``: frames show the source itself
+        wherever the speech does not move the face (``Source.keep_photo``); it needs a model
+        that renders the mouth's opening (``cavity_opening``) and changes nothing without."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
@@ -70,7 +72,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         # learn to vanish (density collapsing to zero, and with it every gradient).
         bg = F.interpolate(image * (1 - head), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         camera = (c2w, K) if c2w is not None and K is not None else None
-        return Source(feats, slots, attn, image, bg, camera, mouth_keep_out(mask, image, self.cfg.mouth_keep_out))
+        keep_out = mouth_keep_out(mask, image, self.cfg.mouth_keep_out)
+        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo=keep_photo)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -199,6 +202,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         elif keep_out is not None:
             keep_out = keep_out.repeat_interleave(T, 0)
         opening = self.cfg.cavity_opening and share is not None
+        photo = frame_images if frame_images is not None else source.image.repeat_interleave(T, 0)
         if opening:
             with stage("open the mouth"):
                 seen = frame_images if frame_images is not None else source.image.repeat_interleave(T, 0)
@@ -211,6 +215,12 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             # (docs/experiments.md, "The cavity opening").
             rgb = open_mouth(rgb, share)
         Ro = rgb.shape[-1]
+        if source.keep_photo and share is not None:
+            with stage("keep the photo"):
+                region = speech_region(share, Ro)
+                if photo.shape[-1] != Ro:
+                    photo = F.interpolate(photo, size=(Ro, Ro), mode="bilinear", align_corners=False, antialias=True)
+                rgb = region * rgb + (1 - region) * photo
         return {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
             "rgb_low": rgb_low.view(B, T, 3, r, r),

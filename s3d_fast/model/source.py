@@ -24,3 +24,7 @@ class Source:
     # (``mouth_keep_out``), where super-resolution may not copy the source. None: no lip
     # labels, or the option is off.
     keep_out: Optional[torch.Tensor] = None
+    # Show the source itself (seen from each frame's camera) wherever the speech does not
+    # move the face, and the model's frame only where it does (``mouth.speech_region``).
+    # For photos: what the speech does not move is the person, not a learned face.
+    keep_photo: bool = False

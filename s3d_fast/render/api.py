@@ -247,16 +247,22 @@ class Renderer:
     def output_resolution(self) -> int:
         return int(self.model.config.model.output_resolution)
 
-    def source(self, image, **sidecar) -> Source:
-        """Load and align a source image (see :mod:`s3d_fast.render.source`)."""
-        return load_source(image, self.input_resolution, **sidecar)
+    def source(self, image, **options) -> Source:
+        """Load and align a source image (see :mod:`s3d_fast.render.source`); ``options``:
+        ``c2w``, ``K``, ``mask`` of a data-set frame, ``face`` of a photo."""
+        return load_source(image, self.input_resolution, **options)
 
     @torch.inference_mode()
-    def bake(self, image, *, c2w=None, K=None, mask=None) -> Identity:
+    def bake(
+        self, image, *, c2w=None, K=None, mask=None, face: Optional[int] = None, keep_photo: Optional[bool] = None
+    ) -> Identity:
         """Bake one identity: ``image`` is a path, a uint8 (H, W, 3) array, or a
         :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
-        frame given as an array."""
-        src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask)
+        frame given as an array; ``face`` picks one of a photo's faces (numbered from 1, left
+        to right; default the largest). ``keep_photo``: frames show the source itself wherever the
+        speech does not move the face, the model's frame only where it does (default: for
+        photos, not for data-set frames)."""
+        src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask, face=face)
         if src.resolution != self.input_resolution:
             raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")
         dev = self.device
@@ -265,7 +271,9 @@ class Renderer:
         c2w_t = torch.as_tensor(src.c2w, dtype=torch.float32, device=dev)[None]
         K_t = torch.as_tensor(src.K, dtype=torch.float32, device=dev)[None]
         start = time.perf_counter()
-        baked = self.model.bake(self.model.prepare_source(pixels, mask, c2w_t, K_t))
+        if keep_photo is None:
+            keep_photo = src.kind == "photo"
+        baked = self.model.bake(self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo)))
         _sync(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
 

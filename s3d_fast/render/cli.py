@@ -32,6 +32,13 @@ def add_arguments(parser) -> None:
         "data-set frame with a <stem>.npz camera sidecar (default: the bundled demo image)",
     )
     parser.add_argument(
+        "--face",
+        type=int,
+        default=None,
+        metavar="N",
+        help="in a photo with several faces, animate face N (numbered from 1, left to right; default the largest)",
+    )
+    parser.add_argument(
         "--audio",
         metavar="SPEECH",
         help="speech: a sound file (wav, flac, ogg, mp3) or the audio track of a video (mp4, m4a, "
@@ -132,7 +139,14 @@ def run(args) -> int:
 
     speech = api.load_speech(speech_path, args.fps)
     renderer = api.Renderer(args.checkpoint, args.device)
-    identity = renderer.bake(image)
+    if args.face is not None and args.face < 1:
+        raise RenderError(f"--face counts from 1 (the leftmost face), got {args.face}")
+    identity = renderer.bake(image, face=args.face)
+    if identity.source.faces > 1:
+        print(
+            f"{image}: {identity.source.faces} faces found; animating face {identity.source.face} "
+            "(numbered from 1, left to right; --face N picks another)"
+        )
     poses = identity.cameras(
         speech.n_frames,
         yaw=args.yaw or 0.0,

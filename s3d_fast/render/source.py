@@ -48,6 +48,9 @@ class Source:
     K: np.ndarray
     kind: str  # "dataset-frame" | "photo"
     name: str = "image"
+    faces: int = 1  # faces found in a photo (the one animated is ``face``)
+    face: int = 1  # which, numbered from 1 left to right
+    landmarks: Optional[np.ndarray] = None  # (478, 3) face mesh of a photo, in pixels of the crop
 
     @property
     def resolution(self) -> int:
@@ -118,15 +121,23 @@ def from_dataset_frame(image: np.ndarray, c2w, K, mask, resolution: int, name: s
     return Source(_resize(image, resolution), mask, np.asarray(c2w, np.float64), K, "dataset-frame", name)
 
 
-def from_photo(image: np.ndarray, resolution: int, name: str = "image") -> Source:
-    """Detect, align, mask and pose a face in a photo (the preprocessing pipeline's steps)."""
+def from_photo(image: np.ndarray, resolution: int, name: str = "image", face: Optional[int] = None) -> Source:
+    """Detect, align, mask and pose a face in a photo (the preprocessing pipeline's steps).
+
+    With several faces, ``face`` picks one (numbered from 1, left to right); the default
+    is the largest."""
     h, w = image.shape[:2]
     if min(h, w) < _MIN_PHOTO_SIDE:
         raise NoFaceError(f"no face found in {name} (the image is only {w}x{h} pixels)")
-    lm, found = landmarks.detect(image[None])
-    if not found[0]:
+    faces = landmarks.detect_faces(image)
+    if len(faces) == 0:
         raise NoFaceError(f"no face found in {name}")
-    lm = lm[0]
+    if face is None:
+        face = 1 + max(range(len(faces)), key=lambda i: landmarks.face_area(faces[i]))
+    elif not 1 <= face <= len(faces):
+        found = f"{len(faces)} face" + ("s" if len(faces) > 1 else "")
+        raise NoFaceError(f"--face {face}: {name} has {found} (numbered 1 to {len(faces)} from left to right)")
+    lm = faces[face - 1]
     centre, axis = align.square_from_landmarks(lm)
     m = align.similarity(centre, axis, resolution)
     crop = align.warp(image, m, resolution)
@@ -139,14 +150,16 @@ def from_photo(image: np.ndarray, resolution: int, name: str = "image") -> Sourc
     head_pose = np.eye(4)
     head_pose[:3, :3] = cam_world[:3, :3] @ geometry.head_rotation(lm_crop)
     c2w = np.linalg.inv(head_pose) @ cam_world
-    return Source(crop, mask, c2w, camera.intrinsics(resolution), "photo", name)
+    K = camera.intrinsics(resolution)
+    return Source(crop, mask, c2w, K, "photo", name, faces=len(faces), face=face, landmarks=lm_crop.astype(np.float32))
 
 
-def load_source(image, resolution: int, *, c2w=None, K=None, mask=None) -> Source:
+def load_source(image, resolution: int, *, c2w=None, K=None, mask=None, face: Optional[int] = None) -> Source:
     """A :class:`Source` at ``resolution`` from a path or a uint8 (H, W, 3) array.
 
     With a path, a sidecar ``<stem>.npz`` makes it a data-set frame; with an array,
-    passing ``c2w`` and ``K`` does. Otherwise the image is treated as a photo.
+    passing ``c2w`` and ``K`` does. Otherwise the image is treated as a photo, and
+    ``face`` picks one of several faces (numbered from 1, left to right; default the largest).
     """
     if isinstance(image, (str, os.PathLike)):
         name = os.fspath(image)
@@ -166,5 +179,7 @@ def load_source(image, resolution: int, *, c2w=None, K=None, mask=None) -> Sourc
     if (c2w is None) != (K is None):
         raise SourceImageError("give both c2w and K for a data-set frame, or neither for a photo")
     if c2w is not None:
+        if face not in (None, 1):
+            raise SourceImageError(f"--face {face}: {name} is an aligned data-set frame with one face")
         return from_dataset_frame(pixels, c2w, K, mask, resolution, name)
-    return from_photo(pixels, resolution, name)
+    return from_photo(pixels, resolution, name, face)

@@ -1,0 +1,88 @@
+"""``keep_photo``: frames show the source itself wherever the speech does not move the face,
+and the model's frame only inside ``mouth.speech_region`` (the opening, the lips and jaw)."""
+
+import dataclasses
+
+import torch
+from model_helpers import tiny_config
+from test_model import _inputs
+
+from s3d_fast.model import S3DNeRF
+from s3d_fast.model.mouth import OPENING_FULL, speech_region
+
+
+def _opening_model():
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mouth_cavity=True, cavity_opening=True))
+    model = S3DNeRF(cfg.model).eval()
+    with torch.no_grad():
+        model.decoder.mlp[-1].weight.mul_(30)  # an opaque head
+        for conv in model.encoder.to_planes.values():
+            conv.weight.mul_(100)
+    return model
+
+
+def test_region_is_empty_for_a_closed_mouth_and_grows_more_down_than_up():
+    r, size = 48, 96
+    assert speech_region(torch.zeros(2, 1, r, r), size).abs().max() == 0
+    share = torch.zeros(1, 1, r, r)
+    share[0, 0, 20, 24] = OPENING_FULL  # one open pixel
+    region = speech_region(share, size)[0, 0]
+    assert region.shape == (size, size) and region.min() >= 0 and region.max() <= 1
+    rows = torch.nonzero(region[:, size // 2] > 0.5).squeeze(1).float() / 2  # back to NeRF pixels
+    assert rows.min() < 20 < rows.max()
+    assert rows.max() - 20 > 1.5 * (20 - rows.min())  # the jaw drops below the mouth
+
+
+def test_silent_frames_are_the_photo_and_an_open_mouth_is_painted_by_the_model():
+    model = _opening_model()
+    img, mask, c2w, K, mel = _inputs(model.cfg, T=1)
+    kept = model.prepare_source(img, mask, keep_photo=True)
+    plain = model.prepare_source(img, mask)
+    tokens = model.audio_tokens(mel)
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(-30.0)  # share 0: nothing opens
+        closed = model.render_frames(model.bake(kept), tokens[0], c2w[0], K[0])
+        torch.testing.assert_close(closed["rgb"], img.expand_as(closed["rgb"]), atol=0, rtol=0)
+        closed_plain = model.render_frames(model.bake(plain), tokens[0], c2w[0], K[0])
+        assert (closed_plain["rgb"] - img).abs().mean() > 0.05  # without it, the model paints the frame
+        model.deformation.cavity_head.bias.fill_(30.0)  # share 1 on the head: all of it opens
+        opened = model.render_frames(model.bake(kept), tokens[0], c2w[0], K[0])
+        opened_plain = model.render_frames(model.bake(plain), tokens[0], c2w[0], K[0])
+    head = closed["opacity"][0] > 0.999
+    assert head.sum() > 10
+    core = -torch.nn.functional.max_pool2d(-head[None, None].float(), 5, stride=1, padding=2)  # away from the rim
+    assert core.sum() > 4
+    inside = torch.nn.functional.interpolate(core, size=img.shape[-2:])[0, 0] > 0.5
+    # Where the whole head opens, the model's (opened) frame shows; far outside it, the photo.
+    torch.testing.assert_close(opened["rgb"][0][:, inside], opened_plain["rgb"][0][:, inside], atol=1e-5, rtol=0)
+
+
+def test_outside_the_speech_region_the_photo_shows_unchanged():
+    model = _opening_model()
+    cfg = model.cfg
+    img, mask, _, _, _ = _inputs(cfg, T=1)
+    r, C = cfg.nerf_resolution, cfg.feature_channels
+    rendered = torch.rand(r * r, C + 4)
+    opacity = torch.rand(r * r, 1)
+    share = torch.zeros(1, 1, r, r)
+    share[..., r // 2 - 2 : r // 2 + 2, r // 2 - 2 : r // 2 + 2] = 1.0  # an open mouth
+    kept = model.prepare_source(img, mask, keep_photo=True)
+    with torch.no_grad():
+        out = model._finish(kept, rendered, opacity, 1, 1, torch.zeros(()), None, share)["rgb"][0, 0]
+        plain = model._finish(model.prepare_source(img, mask), rendered, opacity, 1, 1, torch.zeros(()), None, share)
+    region = speech_region(share, out.shape[-1])[0, 0]
+    assert 0 < (region > 0).float().mean() < 0.6
+    torch.testing.assert_close(out[:, region == 0], img[0][:, region == 0], atol=0, rtol=0)
+    full = region == 1
+    assert full.sum() > 0
+    torch.testing.assert_close(out[:, full], plain["rgb"][0, 0][:, full], atol=0, rtol=0)
+
+
+def test_training_style_render_keeps_the_photo_too():
+    model = _opening_model()
+    img, mask, c2w, K, mel = _inputs(model.cfg, T=2)
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(-30.0)
+        out = model.render(model.prepare_source(img, mask, keep_photo=True), model.audio_tokens(mel), c2w, K)
+    torch.testing.assert_close(out["rgb"][0], img.expand(2, *img.shape[1:]), atol=0, rtol=0)
