@@ -83,7 +83,7 @@ class RenderModelDouble:
         self.device = device
         self.calls = {"prepare_source": 0, "bake": 0, "audio_tokens": [], "render_frames": []}
 
-    def prepare_source(self, image, mask, c2w, K, keep_photo=False):
+    def prepare_source(self, image, mask, c2w, K, keep_photo=False, geometry=None):
         r = self.input_resolution
         _check(image, (1, 3, r, r), torch.float32, self.device, "image")
         assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0, "image must be in [0, 1]"

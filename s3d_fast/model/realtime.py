@@ -146,6 +146,10 @@ class RealTimeRendering:
         Fn = c2w.shape[0]
         if K.dim() == 2:
             K = K.expand(Fn, 3, 3)
+        turn = None
+        if source.photo_points is not None:  # rendered at the source camera, then turned (``_finish``)
+            turn = (c2w, K)
+            c2w, K = source.camera[0].expand(Fn, 4, 4), source.camera[1].expand(Fn, 3, 3)
         times = {}
         clock = time.perf_counter()
 
@@ -204,6 +208,7 @@ class RealTimeRendering:
             o.new_zeros(()),
             (o, d, depth.view(Fn, -1)),
             share,
+            turn,
         )
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}

@@ -55,7 +55,7 @@ def reproject_source(
     u = K[:, None, 0, 0] * cam[..., 0] / z + K[:, None, 0, 2]
     v = K[:, None, 1, 1] * cam[..., 1] / z + K[:, None, 1, 2]
     projected = torch.stack([u, v], -1) / R * 2 - 1  # grid_sample's (x, y), align_corners=False
-    own = _pixel_grid(r, depth).reshape(1, n, 2)
+    own = pixel_grid(r, depth).reshape(1, n, 2)
     surface = (opacity > SURFACE_OPACITY) & (cam[..., 2] > 1e-3)
     # Upsampled as a displacement from each pixel's own position: zero stays zero up to
     # the image border, where interpolating absolute positions would clamp them.
@@ -63,13 +63,13 @@ def reproject_source(
     if r != R:
         shift = F.interpolate(shift.permute(0, 3, 1, 2), size=(R, R), mode="bilinear", align_corners=False)
         shift = shift.permute(0, 2, 3, 1)
-    grid = _pixel_grid(R, depth)[None] + shift
+    grid = pixel_grid(R, depth)[None] + shift
     return F.grid_sample(
         image.repeat_interleave(frames_per_source, 0), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
 
 
-def _pixel_grid(size: int, like: torch.Tensor) -> torch.Tensor:
+def pixel_grid(size: int, like: torch.Tensor) -> torch.Tensor:
     """(size, size, 2) grid_sample coordinates (x, y) of the pixel centres."""
     ticks = (torch.arange(size, device=like.device, dtype=like.dtype) + 0.5) / size * 2 - 1
     gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")

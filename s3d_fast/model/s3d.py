@@ -23,6 +23,7 @@ from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
 from .mouth import face_mask, mouth_keep_out, open_mouth, speech_region
+from .photo_view import photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
 from .reproject import reproject_source
@@ -49,7 +50,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         self.superres = SuperResolution(cfg, self.encoder.token_channels, self.encoder.level_sizes)
 
     # -- per identity / per utterance -------------------------------------------------
-    def prepare_source(self, image, mask=None, c2w=None, K=None, keep_photo: bool = False) -> Source:
+    def prepare_source(self, image, mask=None, c2w=None, K=None, keep_photo: bool = False, geometry=None) -> Source:
         """image (B, 3, R, R) in [0, 1]; mask (B, R, R) labels or None (whole image is face).
         The encoder works in the image plane and the tri-planes it writes are in canonical
         head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
@@ -57,7 +58,12 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         super-resolution blend (``reproject.py``); training gives it when
         ``train.reproject_source`` is on. ``keep_photo``: frames show the source itself
         wherever the speech does not move the face (``Source.keep_photo``); it needs a model
-        that renders the mouth's opening (``cavity_opening``) and changes nothing without."""
+        that renders the mouth's opening (``cavity_opening``) and changes nothing without.
+        ``geometry``: (points (B, 3, g, g), anchor (B, 1, g, g)), the photo's own geometry
+        (``Source.photo_points``); it needs the source camera. With it, frames are rendered
+        at the source camera, where the model and the photo agree on where the face and the
+        mouth are, and the finished frame is turned to each frame's camera through the
+        photo's geometry, not the density the model learned from synthetic heads."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
@@ -73,7 +79,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         bg = F.interpolate(image * (1 - head), size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         camera = (c2w, K) if c2w is not None and K is not None else None
         keep_out = mouth_keep_out(mask, image, self.cfg.mouth_keep_out)
-        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo=keep_photo)
+        points, anchor = (None, None) if geometry is None or camera is None else geometry
+        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo, points, anchor)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -126,6 +133,10 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         B, T = c2w.shape[:2]
         r = cfg.nerf_resolution
         R = r * r
+        turn = None
+        if source.photo_points is not None:  # rendered at the source camera, then turned (``_finish``)
+            turn = (c2w.reshape(B * T, 4, 4), K.repeat_interleave(T, 0))
+            c2w, K = source.camera[0][:, None].expand(B, T, 4, 4), source.camera[1]
         with stage("cross-attention"):
             slots = self.regions.condition(source.slots, tokens).reshape(B * T, *source.slots.shape[1:])
         Kr = scaled_intrinsics(K, cfg.input_resolution, r).repeat_interleave(T, 0)
@@ -174,14 +185,19 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
             view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
         share = None if cavity_image is None else cavity_image.view(B * T, 1, r, r)
-        out = self._finish(source, full, full_opacity, B, T, offset_sq, view, share)
+        out = self._finish(source, full, full_opacity, B, T, offset_sq, view, share, turn)
         if cavity_image is not None:
             out["cavity"] = cavity_image
         return out
 
-    def _finish(self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None, share=None) -> dict:
+    def _finish(
+        self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None, share=None, turn=None
+    ) -> dict:
         """``view``: (origins, directions (B*T, r*r, 3), depth (B*T, r*r)) of the rendered
         rays, with which a source that knows its camera is reprojected into each frame.
+        ``turn``: (c2w (B*T, 4, 4), K (B*T, 3, 3) at the input resolution) of the frames,
+        when they were rendered at the source camera and are to be turned to theirs through
+        the photo's own geometry.
         ``share`` (B*T, 1, r, r): the rendered cavity share, where ``cavity_opening`` opens
         the source's mouth."""
         r = self.cfg.nerf_resolution
@@ -197,7 +213,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             with stage("reproject source"):
                 # The keep-out region travels as a fourth channel: it moves with the texture it covers.
                 stacked = source.image if keep_out is None else torch.cat([source.image, keep_out], 1)
-                warped = reproject_source(stacked, *source.camera, view[0], view[1], view[2], alpha.view(B * T, -1), T)
+                warped = reproject_source(stacked, *source.camera, *view, alpha.view(B * T, -1), T)
                 frame_images, keep_out = warped[:, :3], (None if keep_out is None else warped[:, 3:])
         elif keep_out is not None:
             keep_out = keep_out.repeat_interleave(T, 0)
@@ -221,6 +237,10 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 if photo.shape[-1] != Ro:
                     photo = F.interpolate(photo, size=(Ro, Ro), mode="bilinear", align_corners=False, antialias=True)
                 rgb = region * rgb + (1 - region) * photo
+        if turn is not None:
+            with stage("turn the photo"):
+                K = scaled_intrinsics(turn[1], self.input_resolution, Ro)
+                rgb = photo_in_view(rgb, source.photo_points, source.photo_anchor, turn[0], K, T)
         return {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
             "rgb_low": rgb_low.view(B, T, 3, r, r),

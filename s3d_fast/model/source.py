@@ -28,3 +28,8 @@ class Source:
     # move the face, and the model's frame only where it does (``mouth.speech_region``).
     # For photos: what the speech does not move is the person, not a learned face.
     keep_photo: bool = False
+    # The photo's own geometry (``photo_view.py``): head-space points (B, 3, g, g) of its
+    # pixels and how much each moves with the head (B, 1, g, g). When given, the source
+    # is seen from each frame's camera through it instead of the radiance field's depth.
+    photo_points: Optional[torch.Tensor] = None
+    photo_anchor: Optional[torch.Tensor] = None

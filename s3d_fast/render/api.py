@@ -41,6 +41,7 @@ from ..data.errors import AudioFileError, VideoError
 from ..model import load_model
 from . import cameras
 from .errors import RenderError
+from .photo_geometry import photo_geometry
 from .source import Source, load_source
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
@@ -273,7 +274,12 @@ class Renderer:
         start = time.perf_counter()
         if keep_photo is None:
             keep_photo = src.kind == "photo"
-        baked = self.model.bake(self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo)))
+        geometry = None
+        if src.landmarks is not None:  # a photo: seen from other cameras through its own face mesh
+            points, anchor = photo_geometry(src.image, src.landmarks, src.c2w, src.K)
+            geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
+        source = self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry)
+        baked = self.model.bake(source)
         _sync(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
 

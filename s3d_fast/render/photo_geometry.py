@@ -1,0 +1,71 @@
+"""Where a photo's pixels are in 3-D, so it can be seen from another camera.
+
+The face comes from mediapipe's 478-point mesh (its depth, in pixels like x and y, is
+placed so that the face's outline sits at the head centre's depth), the rest of the person
+(hair, ears, neck, clothes) continues the face's depth and relaxes to the head centre's
+away from it, and the scene behind stays where it is in the image: a talking head's
+background does not swing with a turn of the view. ``anchor`` says how much each pixel
+moves with the head (1 on the person, 0 on the background, soft in between so the turn
+stretches the border instead of tearing a hole in it).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image
+from scipy import interpolate, ndimage
+
+from ..data.preprocess import segmentation
+
+GRID = 128  # geometry samples per side: the displacement is smooth, the photo is sampled at full resolution
+_FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
+_RELAX = 0.12  # of the image: how far from the face the person's depth relaxes to the head centre's
+_SEAM = 1 / 16  # of the image: the soft border between the person and the background
+
+
+@functools.lru_cache(maxsize=1)
+def _pixel_centres(size: int) -> np.ndarray:
+    ticks = np.arange(size, dtype=np.float64) + 0.5
+    return np.stack(np.meshgrid(ticks, ticks, indexing="xy"), -1)  # (size, size, 2) x, y
+
+
+def depth_map(landmarks: np.ndarray, resolution: int, centre_depth: float, focal: float, size: int = GRID):
+    """(size, size) camera depth of each pixel of the person and (size, size) bool: inside
+    the face mesh. ``landmarks`` (478, 3) in pixels of ``resolution``."""
+    scale = size / resolution
+    xy = landmarks[:, :2] * scale
+    # mediapipe's z is in pixels like x; at the head's distance a pixel is depth / focal.
+    z = landmarks[:, 2] - np.median(landmarks[list(_FACE_OVAL), 2])
+    depth = centre_depth + z * centre_depth / focal
+    face = interpolate.LinearNDInterpolator(xy, depth)(_pixel_centres(size))
+    inside = np.isfinite(face)
+    # Outside the mesh: the nearest face pixel's depth, relaxing to the head centre's.
+    distance, (iy, ix) = ndimage.distance_transform_edt(~inside, return_indices=True)
+    relax = np.exp(-distance / (_RELAX * size))
+    depth = centre_depth + (face[iy, ix] - centre_depth) * relax
+    return depth, inside
+
+
+def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray, size: int = GRID):
+    """Head-space points (3, size, size) of an aligned photo's pixels and the anchor
+    (1, size, size) in [0, 1], float32. ``image`` (R, R, 3) uint8, ``landmarks`` (478, 3)
+    and ``K`` in pixels of R, ``c2w`` camera-to-head."""
+    R = image.shape[0]
+    rot, centre = c2w[:3, :3], c2w[:3, 3]
+    centre_depth = float((rot.T @ -centre)[2])  # the head centre (origin) in the camera's z
+    depth, inside = depth_map(landmarks, R, centre_depth, float(K[0, 0]), size)
+    uv = _pixel_centres(size) * (R / size)
+    ray = np.stack([(uv[..., 0] - K[0, 2]) / K[0, 0], (uv[..., 1] - K[1, 2]) / K[1, 1], np.ones(uv.shape[:2])], -1)
+    points = (ray * depth[..., None]) @ rot.T + centre
+    person = np.asarray(_resize(segmentation.person_mask(image), size), np.float64)
+    person = np.maximum(person, inside)
+    anchor = ndimage.gaussian_filter(person, _SEAM * size / 2)
+    anchor = np.maximum(anchor, inside)
+    return points.transpose(2, 0, 1).astype(np.float32), anchor[None].astype(np.float32)
+
+
+def _resize(mask: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.BILINEAR))
