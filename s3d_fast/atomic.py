@@ -68,6 +68,50 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def make_output_folder(path: PathLike, what: str = "--out") -> bool:
+    """Create the output folder ``path`` (and its parents) and check that files can be
+    written in it: one :class:`OutputPathError` naming ``what`` otherwise. Returns whether
+    it was created here."""
+    path = Path(path)
+    try:
+        check_output_folder(path)
+    except OutputPathError as exc:
+        raise OutputPathError(f"{what} {exc}") from None
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe_writable(path)
+    except OSError as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise OutputPathError(f"{what} {path}: cannot write there ({exc.strerror or exc})") from None
+    return created
+
+
+@contextlib.contextmanager
+def output_folder(path: PathLike, what: str = "--out") -> Iterator[Path]:
+    """:func:`make_output_folder`, and if the block raises while the folder it created is
+    still empty, the folder is removed again: a failed command leaves nothing behind."""
+    path = Path(path)
+    created = make_output_folder(path, what)
+    try:
+        yield path
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds while empty
+        raise
+
+
+def probe_writable(folder: PathLike) -> None:
+    """Raise OSError unless a file can be created in ``folder``: tried for real, since
+    permission bits say nothing to root or on a read-only mount."""
+    probe = temporary_sibling(Path(folder) / "write-test")
+    probe.touch(exist_ok=False)
+    probe.unlink()
+
+
 def sweep_stale_temporaries(path: PathLike) -> list[Path]:
     """Remove the temporary siblings of ``path`` (``.NAME.tmp-PID-...``, our own naming
     only) whose writing process is no longer alive: what a SIGKILL or a power loss left

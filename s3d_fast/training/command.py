@@ -35,7 +35,7 @@ def resolve_config(args) -> Config:
             cfg = load_config(json.loads(saved.read_text())["config"])
         except ConfigError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or no "config" in it
+        except (ValueError, KeyError, TypeError, RecursionError, OSError) as exc:  # not JSON, no "config" in it
             raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
     cfg = apply_overrides(cfg, overrides)
     check_config(cfg)
