@@ -248,7 +248,8 @@ def _check_range(key: str, value, low, high) -> None:
     open_low = key in _OPEN_LOW
     inside = (low < value if open_low else low <= value) and value <= high  # NaN fails
     if not inside:
-        interval = f"({low:g}, {high:g}]" if open_low else f"from {low:g} to {high:g}"
+        low, high = (f"{v:g}" if isinstance(v, float) else str(v) for v in (low, high))
+        interval = f"({low}, {high}]" if open_low else f"from {low} to {high}"
         raise ConfigError(f"{key} must be {'in ' if open_low else ''}{interval}, got {value}")
 
 

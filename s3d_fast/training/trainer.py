@@ -65,7 +65,10 @@ class Trainer:
     def fit(self) -> int:
         cfg, run = self.cfg, self.run
         resume = self.args.resume
-        atomic.check_output_folder(run.root)
+        try:
+            atomic.check_output_folder(run.root)
+        except atomic.OutputPathError as exc:
+            raise S3DError(f"--out {exc}") from None
         if not resume and run.latest() is not None:
             raise S3DError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
         self.check_data(cfg)
