@@ -80,13 +80,13 @@ def _check_output(path: str) -> str:
     since permission bits say nothing to root or on read-only mounts)."""
     if os.path.isdir(path) and not os.path.islink(path):
         raise RenderError(f"--out {path}: is a folder; give a file name such as {os.path.join(path, 'out.mp4')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RenderError(f"--out {path}: the folder {folder} does not exist")
     try:
         atomic.check_output_file(path)
     except atomic.OutputPathError as exc:
         raise RenderError(f"--out {exc}") from None
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise RenderError(f"--out {path}: the folder {folder} does not exist")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".s3d-write-test-"):
             pass
