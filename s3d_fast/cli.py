@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from .errors import S3DError
+from .errors import S3DError, Terminated, handle_sigterm
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -54,11 +55,15 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    handle_sigterm()
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except S3DError as exc:
         print(f"s3d-fast {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"s3d-fast {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"s3d-fast {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -47,3 +47,37 @@ def test_a_checkpoint_with_an_absurd_size_is_one_line_not_a_hang(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model.nerf_resolution must be from 1" in err, err
     assert not out.exists()
+
+
+def test_every_number_of_the_schema_has_a_range():
+    """A field added later without a range fails here, so one schema keeps covering all."""
+    from s3d_fast.config.schema import RANGES, LossConfig, ModelConfig, TrainConfig
+
+    for section, cls in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig)):
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float", int, float):
+                assert f.name in RANGES[section], f"{section}.{f.name} has no range in config/schema.py"
+
+
+BAD_TRAINING = [
+    ("train", "steps", -5),
+    ("train", "batch_size", 0),
+    ("train", "checkpoint_every", 0),
+    ("train", "lr", math.nan),
+    ("train", "sync_lr", math.inf),
+    ("train", "grad_clip", 0.0),
+    ("train", "source_mouth_quantile", 0.0),
+    ("loss", "sync", -1.0),
+    ("loss", "photometric", math.nan),
+]
+
+
+@pytest.mark.parametrize("section, key, value", BAD_TRAINING, ids=[f"{s}.{k}={v}" for s, k, v in BAD_TRAINING])
+def test_bad_training_values_are_refused(section, key, value):
+    from s3d_fast.config import check_config
+
+    cfg = small()
+    setattr(getattr(cfg, section), key, value)
+    with pytest.raises(ConfigError, match=f"{section}.{key} must be"):
+        check_config(cfg)
+    check_config(small())  # the presets themselves pass

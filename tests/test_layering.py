@@ -1,9 +1,9 @@
 """The package's layers, from every import of every module (those inside functions too).
 
-Bottom up: the foundations (errors, atomic, version), the extension loader, the ops, the
-modules over them, config and checkpoints, then data and the model side by side (neither
-knows the other), metrics, rendering, and the two jobs (evaluation, training); the
-command line on top. A package imports only from
+Bottom up: the foundations (errors and version, then atomic, whose refusals are errors),
+the extension loader, the ops, the modules over them, config and checkpoints, then data
+and the model side by side (neither knows the other), metrics, rendering, and the two
+jobs (evaluation, training); the command line on top. A package imports only from
 layers below its own, so no two packages import each other (docs/development.md).
 """
 
@@ -17,7 +17,8 @@ import s3d_fast
 PACKAGE = Path(s3d_fast.__file__).resolve().parent
 
 LAYERS = [
-    {"errors", "atomic", "version"},
+    {"errors", "version"},
+    {"atomic"},  # its refusals are user errors
     {"_ext"},
     {"ops"},
     {"nn"},

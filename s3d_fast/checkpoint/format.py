@@ -260,6 +260,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointCorruptError(f"{path} is corrupt: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise CheckpointCorruptError(f"{path} is corrupt: nested too deeply to be a checkpoint's JSON") from None
     if not isinstance(obj, dict):
         raise CheckpointCorruptError(f"{path} is corrupt: expected a JSON object")
     return obj
@@ -288,6 +290,6 @@ def _device(map_location: Union[str, torch.device]) -> torch.device:
 def looks_like_checkpoint(root: Path) -> bool:
     try:
         meta = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME

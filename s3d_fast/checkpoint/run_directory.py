@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import pid_alive
 from .errors import CheckpointNotFoundError
 from .format import CONFIG_FILE, MODEL_FILE, PathLike, looks_like_checkpoint, read_checkpoint_meta
 
@@ -78,7 +79,7 @@ class RunDirectory:
         if self.checkpoints_dir.is_dir():
             for entry in sorted(self.checkpoints_dir.iterdir()):
                 m = _TEMP_DIR.match(entry.name)
-                if not m or _pid_alive(int(m.group(2))):
+                if not m or pid_alive(int(m.group(2))):
                     continue
                 home = self.checkpoints_dir / entry.name[1:].split(".", 1)[0]
                 if m.group(1) == "old" and not home.exists() and looks_like_checkpoint(entry):
@@ -89,18 +90,6 @@ class RunDirectory:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
         return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def resolve_checkpoint(path: PathLike) -> Path:

@@ -7,7 +7,16 @@ from .migration import load_config, migrate
 from .overrides import apply_overrides
 from .phases import check_phases, config_at, phase_spans
 from .presets import CONFIGS, demo, get_config, paper, small
-from .schema import CONFIG_VERSION, Config, LossConfig, ModelConfig, Phase, TrainConfig, check_model_config
+from .schema import (
+    CONFIG_VERSION,
+    Config,
+    LossConfig,
+    ModelConfig,
+    Phase,
+    TrainConfig,
+    check_config,
+    check_model_config,
+)
 from .text import flatten_config, format_config
 
 __all__ = [
@@ -21,6 +30,7 @@ __all__ = [
     "Phase",
     "TrainConfig",
     "apply_overrides",
+    "check_config",
     "check_model_config",
     "check_phases",
     "config_at",

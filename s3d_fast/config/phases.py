@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .overrides import apply_overrides
-from .schema import Config, check_model_config
+from .schema import Config, check_config
 
 # Keys a phase may not change: the run's length and its schedule, and stage 1, which is over.
 FIXED_KEYS = ("train.phases", "train.steps", "train.sync_steps", "train.sync_batch", "train.sync_lr")
@@ -39,7 +39,7 @@ def check_phases(cfg: Config) -> None:
         if fixed:
             raise ConfigError(f"{where} sets {fixed[0]}, which holds for the whole run")
         try:
-            check_model_config(config_at(cfg, phase.start).model)
+            check_config(config_at(cfg, phase.start))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         previous = phase.start

@@ -4,7 +4,7 @@ checkpoints) and takes ``key=value`` overrides from the command line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
 
@@ -196,6 +196,61 @@ _FLOAT_RANGES = {
     "bake_threshold": (-1e6, 1e6),
     "early_stop_eps": (0.0, 1.0),
 }
+
+
+# The losses' weights and the training schedule, likewise: every number of the config has
+# a range here or above (tests/test_config_limits.py holds new fields to that), so a bad
+# value is refused before the data loads, not after the lip-sync expert's stage.
+_STEP_LIMIT = 10**9
+_WEIGHT_LIMIT = 1e6
+_LOSS_RANGES = {f.name: (0.0, _WEIGHT_LIMIT) for f in fields(LossConfig)}
+_TRAIN_RANGES = {
+    "steps": (1, _STEP_LIMIT),
+    "batch_size": (1, 4096),
+    "frames": (1, 256),
+    "sync_frames": (1, 256),
+    "lr": (0.0, 10.0),
+    "lr_min_ratio": (0.0, 1.0),
+    "warmup_steps": (0, _STEP_LIMIT),
+    "grad_clip": (0.0, _WEIGHT_LIMIT),
+    "source_mouth_quantile": (0.0, 1.0),
+    "view_probability": (0.0, 1.0),
+    "sync_start": (0, _STEP_LIMIT),
+    "sync_steps": (0, _STEP_LIMIT),
+    "sync_batch": (1, 4096),
+    "sync_lr": (0.0, 10.0),
+    "log_every": (1, _STEP_LIMIT),
+    "checkpoint_every": (1, _STEP_LIMIT),
+    "eval_every": (1, _STEP_LIMIT),
+    "eval_items": (0, 4096),
+    "seed": (0, 2**63 - 1),
+}
+# Where the low end itself means nothing: no clipping norm of 0, no empty source pool.
+_OPEN_LOW = {"train.grad_clip", "train.source_mouth_quantile"}
+RANGES = {
+    "model": {**_INT_RANGES, **_FLOAT_RANGES},
+    "loss": _LOSS_RANGES,
+    "train": _TRAIN_RANGES,
+}
+
+
+def check_config(cfg: Config) -> None:
+    """Every number of ``cfg`` in its range (NaN and infinities fail), and the model's
+    options consistent: one ConfigError naming the dotted key, before anything runs."""
+    check_model_config(cfg.model)
+    for section, ranges in (("loss", _LOSS_RANGES), ("train", _TRAIN_RANGES)):
+        values = getattr(cfg, section)
+        for name, (low, high) in ranges.items():
+            _check_range(f"{section}.{name}", getattr(values, name), low, high)
+
+
+def _check_range(key: str, value, low, high) -> None:
+    open_low = key in _OPEN_LOW
+    inside = (low < value if open_low else low <= value) and value <= high  # NaN fails
+    if not inside:
+        low, high = (f"{v:g}" if isinstance(v, float) else str(v) for v in (low, high))
+        interval = f"({low}, {high}]" if open_low else f"from {low} to {high}"
+        raise ConfigError(f"{key} must be {'in ' if open_low else ''}{interval}, got {value}")
 
 
 def check_model_config(cfg: ModelConfig) -> None:

@@ -27,6 +27,7 @@ from .manifest import (  # noqa: F401  (re-exported: the format and its loader)
     validate,
     write_manifest,
 )
+from .npz import load_npz
 
 _NPZ_REQUIRED = ("c2w", "K", "head_pose", "valid", "masks")
 
@@ -54,8 +55,7 @@ class ClipStore:
     def _load(self, clip: dict) -> dict[str, np.ndarray]:
         m = self.manifest
         meta_path = m.path(clip["meta"])
-        with np.load(meta_path, allow_pickle=False) as npz:
-            meta = {k: npz[k] for k in npz.files}
+        meta = load_npz(meta_path, what="clip's meta.npz")
         missing = [k for k in _NPZ_REQUIRED if k not in meta]
         if missing:
             raise ManifestError(f"{meta_path}: lacks {', '.join(missing)}")
@@ -141,10 +141,10 @@ class TalkingHeadDataset(Dataset):
         self._starts = []
         self._sources: dict[int, np.ndarray] = {}  # per clip, from its masks once it is loaded
         for clip in self.clips:
-            with np.load(self.manifest.path(clip["meta"]), allow_pickle=False) as npz:
-                if "valid" not in npz.files:
-                    raise ManifestError(f"{self.manifest.path(clip['meta'])}: lacks valid")
-                valid = np.asarray(npz["valid"][: clip["n_frames"]], bool)
+            meta = load_npz(self.manifest.path(clip["meta"]), keys=("valid",), what="clip's meta.npz")
+            if "valid" not in meta:
+                raise ManifestError(f"{self.manifest.path(clip['meta'])}: lacks valid")
+            valid = np.asarray(meta["valid"][: clip["n_frames"]], bool)
             runs = np.convolve(valid.astype(np.int64), np.ones(n_targets, np.int64), mode="valid")
             self._starts.append(np.flatnonzero(runs == n_targets))
         self._offsets = np.concatenate([[0], np.cumsum([len(s) for s in self._starts])])

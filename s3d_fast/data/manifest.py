@@ -99,7 +99,7 @@ def validate(data: Any, where: str = MANIFEST_NAME) -> Manifest:
     for n, ident in enumerate(identities):
         if not isinstance(ident, dict) or not isinstance(ident.get("id"), str):
             _fail(where, f"identities[{n}] needs a string id")
-        if ident.get("split") not in SPLITS:
+        if not isinstance(ident.get("split"), str) or ident["split"] not in SPLITS:
             _fail(where, f"identity {ident['id']!r}: split must be one of {SPLITS}, got {ident.get('split')!r}")
         if ident["id"] in splits:
             _fail(where, f"identity {ident['id']!r} is listed twice")
@@ -111,6 +111,9 @@ def validate(data: Any, where: str = MANIFEST_NAME) -> Manifest:
         missing = [k for k in _CLIP_KEYS if k not in clip]
         if missing:
             _fail(where, f"clips[{n}] lacks {', '.join(missing)}")
+        for key in ("id", "identity", "split"):
+            if not isinstance(clip[key], str):
+                _fail(where, f"clips[{n}].{key} must be a string, got {clip[key]!r:.60}")
         cid = clip["id"]
         if cid in seen:
             _fail(where, f"clip {cid!r} is listed twice")
@@ -119,10 +122,12 @@ def validate(data: Any, where: str = MANIFEST_NAME) -> Manifest:
             _fail(where, f"clip {cid!r} names unknown identity {clip['identity']!r}")
         if clip["split"] != splits[clip["identity"]]:
             _fail(where, f"clip {cid!r} is in split {clip['split']!r} but its identity is {splits[clip['identity']]!r}")
-        if not isinstance(clip["n_frames"], int) or clip["n_frames"] <= 0:
+        if not isinstance(clip["n_frames"], int) or isinstance(clip["n_frames"], bool) or clip["n_frames"] <= 0:
             _fail(where, f"clip {cid!r}: n_frames must be a positive integer")
         for key in ("frames", "audio", "meta"):
             _check_relpath(f"{where}: clip {cid!r} {key}", clip[key])
+        if not isinstance(clip.get("views", []), list):
+            _fail(where, f"clip {cid!r}: views must be a list of paths")
         for v in clip.get("views", []):
             _check_relpath(f"{where}: clip {cid!r} views", v)
     source = data.get("source", {})
@@ -154,6 +159,10 @@ def load_manifest(path, check_files: bool = True) -> Manifest:
             data = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{file}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ManifestError(f"{file}: nested too deeply to be a manifest") from None
+    except OSError as exc:
+        raise ManifestError(f"{file}: cannot read ({exc.strerror or exc})") from None
     manifest = validate(data, where=file)
     manifest.root = os.path.dirname(os.path.abspath(file))
     if check_files:

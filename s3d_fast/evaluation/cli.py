@@ -26,12 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="render with the real-time path (baked occupancy grid) instead of the training-style one",
     )
-    parser.add_argument("--batch", type=int, default=4, help="frames per render call (default 4)")
+    parser.add_argument("--batch", type=int, default=4, help="frames per render call, 1-64 (default 4)")
     parser.add_argument("--syncnet", help="lip-sync expert weights (default RUN/syncnet.safetensors)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result table is still printed)")
 
 
+MAX_BATCH = 64  # as s3d-fast render's: each frame of a batch holds ~8.5 MB at 256^2
+
+
 def run(args) -> int:
+    from ..atomic import output_folder
+    from ..errors import S3DError
     from .evaluate import evaluate  # chosen: only now load torch and the model
 
-    return evaluate(args)
+    if args.batch > MAX_BATCH:
+        raise S3DError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
+    if args.out is None:
+        return evaluate(args)
+    with output_folder(args.out):  # checked before the model loads; removed again if left empty
+        return evaluate(args)

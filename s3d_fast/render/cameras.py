@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from ..data.errors import DataError
+from ..data.npz import load_npz
 from ..data.synthtalk import camera as _camera
 from .errors import CameraError
 
@@ -65,14 +67,12 @@ def load_pose_sequence(path) -> np.ndarray:
     if not os.path.isfile(path):
         raise CameraError(f"{path}: no such pose file (expected a clip's meta.npz or its folder)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "c2w" not in npz.files:
-                raise CameraError(f"{path}: has no 'c2w' camera-to-head array (not a preprocessed clip?)")
-            c2w = npz["c2w"]
-    except CameraError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise CameraError(f"{path}: cannot read pose file ({exc})") from None
+        arrays = load_npz(path, keys=("c2w",), what="pose file")
+    except DataError as exc:
+        raise CameraError(str(exc)) from None
+    if "c2w" not in arrays:
+        raise CameraError(f"{path}: has no 'c2w' camera-to-head array (not a preprocessed clip?)")
+    c2w = arrays["c2w"]
     return check_c2w(c2w, path)
 
 

@@ -15,12 +15,15 @@ import sys
 import tempfile
 import time
 
+from .. import atomic
 from .errors import RenderError
 
 # Degrees of yaw either side; the source blend ghosts more the further the view turns
 # (docs/experiments.md, "Known limits").
 DEMO_ORBIT = 12.0
 DEMO_OUT = "s3d_demo.mp4"
+# Frames rendered together; each holds about 8.5 MB of intermediate tensors at 256^2.
+MAX_BATCH = 64
 
 
 def add_arguments(parser) -> None:
@@ -75,23 +78,28 @@ def add_arguments(parser) -> None:
         help="head-pose sequence of a preprocessed clip (its meta.npz or folder), looped or cut to the speech",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: cuda when available)")
-    parser.add_argument("--batch", type=int, default=4, help="frames rendered together (default 4)")
+    parser.add_argument("--batch", type=int, default=4, help="frames rendered together, 1-64 (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _check_output(path: str) -> str:
     """Fail before any work if ``path`` cannot be written (probing the folder for real,
     since permission bits say nothing to root or on read-only mounts)."""
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not os.path.islink(path):
         raise RenderError(f"--out {path}: is a folder; give a file name such as {os.path.join(path, 'out.mp4')}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise RenderError(f"--out {path}: the folder {folder} does not exist")
     try:
+        atomic.check_output_file(path)
+    except atomic.OutputPathError as exc:
+        raise RenderError(f"--out {exc}") from None
+    try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".s3d-write-test-"):
             pass
     except OSError as exc:
         raise RenderError(f"--out {path}: cannot write in {folder} ({exc.strerror or exc})") from None
+    atomic.sweep_stale_temporaries(path)  # what a killed render of this --out left behind
     return path
 
 
@@ -118,8 +126,8 @@ def run(args) -> int:
     if args.orbit is not None and offsets:
         raise RenderError("--orbit sweeps the yaw itself; use either --orbit or --yaw/--pitch/--roll")
     api.check_size(args.size)
-    if args.batch < 1:
-        raise RenderError(f"--batch must be at least 1, got {args.batch}")
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise RenderError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
     for path, what in ((image, "image"), (speech_path, "audio")):
         if not os.path.exists(path):
             bundled = (

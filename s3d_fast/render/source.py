@@ -22,15 +22,18 @@ through detection, which on an aligned crop is close to the identity anyway.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.npz import save_npz
+from ..data.errors import DataError
+from ..data.npz import load_npz, save_npz
 from ..data.preprocess import align, geometry, landmarks
 from ..data.synthtalk import camera
+from .cameras import check_c2w
 from .errors import NoFaceError, SourceImageError
 
 SIDECAR_SUFFIX = ".npz"
@@ -62,17 +65,43 @@ def sidecar_path(image_path) -> str:
     return stem + SIDECAR_SUFFIX
 
 
+# Larger images are refused before they are decoded: 8192^2, well above any camera's,
+# and the decoded RGB (200 MB) still fits a small machine. PIL's own guard starts at 89 MP
+# with only a warning.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
 def read_image(path) -> np.ndarray:
-    """Any image PIL reads, as uint8 (H, W, 3) RGB (alpha dropped, grey expanded)."""
+    """Any image PIL reads, as uint8 (H, W, 3) RGB (alpha dropped, grey expanded, 16-bit
+    grey scaled to 8 bits); larger than :data:`MAX_IMAGE_PIXELS` is refused undecoded."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SourceImageError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")  # also forces the decode, so truncated files fail here
-            return np.asarray(img, np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise SourceImageError(
+                        f"{path}: {w}x{h} pixels is more than this reads ({MAX_IMAGE_PIXELS:,} pixels); scale it down"
+                    )
+                # convert() also forces the decode, so truncated files fail here
+                return _to_rgb8(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SourceImageError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SourceImageError(f"{path}: cannot read image ({exc})") from None
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    """uint8 RGB; PIL's own conversion of 32-bit and 16-bit grey clips to 0..255 (a 16-bit
+    photo becomes white), so those are scaled from 16 bits instead."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        grey = np.asarray(img).astype(np.float64)
+        grey = np.clip(np.round(grey / 257.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, 2))
+    return np.asarray(img.convert("RGB"), np.uint8).copy()
 
 
 def write_sidecar(image_path, c2w: np.ndarray, K: np.ndarray, mask: Optional[np.ndarray] = None) -> str:
@@ -87,19 +116,40 @@ def write_sidecar(image_path, c2w: np.ndarray, K: np.ndarray, mask: Optional[np.
 
 def _read_sidecar(path: str, image_shape) -> dict:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise SourceImageError(f"{path}: cannot read the image's camera sidecar ({exc})") from None
+        data = load_npz(path, what="image's camera sidecar")
+    except DataError as exc:
+        raise SourceImageError(str(exc)) from None
     for key, shape in (("c2w", (4, 4)), ("K", (3, 3))):
         if key not in data:
             raise SourceImageError(f"{path}: the camera sidecar lacks '{key}'")
-        if data[key].shape != shape or not np.isfinite(data[key]).all():
+        if data[key].shape != shape or data[key].dtype.kind not in "fiu" or not np.isfinite(data[key]).all():
             raise SourceImageError(f"{path}: '{key}' must be a finite {shape} array, got {data[key].shape}")
+    check_c2w(data["c2w"][None], f"{path}: 'c2w'")
+    if np.abs(data["c2w"][:3, 3]).max() > _MAX_CAMERA_DISTANCE:
+        raise SourceImageError(f"{path}: 'c2w' puts the camera over {_MAX_CAMERA_DISTANCE:g} head boxes away")
+    _check_intrinsics(np.asarray(data["K"], np.float64), image_shape, path)
     mask = data.get("mask")
     if mask is not None and mask.shape != tuple(image_shape[:2]):
         raise SourceImageError(f"{path}: 'mask' is {mask.shape}, the image is {tuple(image_shape[:2])}")
     return data
+
+
+_MAX_CAMERA_DISTANCE = 1000.0
+
+
+def _check_intrinsics(K: np.ndarray, image_shape, path: str) -> None:
+    """A pinhole camera that can see the image: focal lengths from 1/100 to 100 times its
+    side, principal point within half a side of the image, last row (0, 0, 1)."""
+    side = float(max(image_shape[:2]))
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not (side / 100 <= fx <= 100 * side and side / 100 <= fy <= 100 * side):
+        raise SourceImageError(
+            f"{path}: 'K' focal lengths must be from {side / 100:g} to {100 * side:g} pixels, got {fx:g} and {fy:g}"
+        )
+    if not (-side / 2 <= cx <= 1.5 * side and -side / 2 <= cy <= 1.5 * side):
+        raise SourceImageError(f"{path}: 'K' principal point ({cx:g}, {cy:g}) lies far outside the image")
+    if not np.allclose(K[2], (0.0, 0.0, 1.0)) or abs(K[1, 0]) > 1e-6 or abs(K[0, 1]) > side:
+        raise SourceImageError(f"{path}: 'K' is not a pinhole camera matrix (last row must be 0 0 1)")
 
 
 def _resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:

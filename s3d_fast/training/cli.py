@@ -10,10 +10,11 @@ RUN/profile.txt.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from ..config import CONFIGS
-from ..errors import S3DError
+from ..errors import S3DError, Terminated, handle_sigterm
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +57,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="s3d_fast.training")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    handle_sigterm()
     try:
         return run(args)
     except S3DError as exc:
         print(f"s3d-fast train: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130

@@ -10,7 +10,7 @@ from ..config import (
     Config,
     ConfigError,
     apply_overrides,
-    check_model_config,
+    check_config,
     check_phases,
     format_config,
     get_config,
@@ -35,10 +35,10 @@ def resolve_config(args) -> Config:
             cfg = load_config(json.loads(saved.read_text())["config"])
         except ConfigError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or no "config" in it
+        except (ValueError, KeyError, TypeError, RecursionError, OSError) as exc:  # not JSON, no "config" in it
             raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
     cfg = apply_overrides(cfg, overrides)
-    check_model_config(cfg.model)
+    check_config(cfg)
     check_phases(cfg)
     return cfg
 

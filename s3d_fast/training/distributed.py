@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..errors import S3DError
+from ..errors import S3DError, Terminated
 
 __all__ = [
     "DistContext",
@@ -247,9 +247,12 @@ def launch_with_torchrun(
     proc = subprocess.Popen(cmd, env=child_env, cwd=cwd)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # Ctrl-C reached torchrun too (same process group); it forwards it to the workers
         # (which write their exit checkpoint). Wait for them rather than orphan them.
+        # SIGTERM reached this process alone: pass it on, torchrun forwards it likewise.
+        if isinstance(exc, Terminated):
+            proc.terminate()
         try:
             return proc.wait()
         except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import RunDirectory, load_checkpoint, load_model_state, save_checkpoint
+from ..checkpoint import Checkpoint, RunDirectory, load_checkpoint, load_model_state, save_checkpoint
 from ..config import Config, config_to_dict
 from ..errors import S3DError
 from ..metrics.image import psnr
@@ -89,13 +89,16 @@ class GeneratorStage:
         return tc.lr_min_ratio + (1 - tc.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     # -- checkpoints -----------------------------------------------------------------------
-    def restore(self, path) -> None:
-        """Continue from a checkpoint of this run."""
-        ckpt = load_checkpoint(path, map_location=self.device, with_training=True)
+    def restore(self, checkpoint) -> None:
+        """Continue from a checkpoint of this run: its folder, or one already loaded
+        (``load_checkpoint(..., with_training=True)``)."""
+        ckpt = checkpoint
+        if not isinstance(ckpt, Checkpoint):
+            ckpt = load_checkpoint(checkpoint, map_location=self.device, with_training=True)
         self.take_over(
             ckpt.config, ckpt.model_state, ckpt.optimizers["generator"], ckpt.schedulers["generator"], ckpt.step
         )
-        self._say(f"resumed from {path} at step {self.step}")
+        self._say(f"resumed from {ckpt.path} at step {self.step}")
 
     def hand_over(self) -> tuple:
         """What the next phase's stage continues from (``take_over``), without a round trip to disk."""

@@ -43,10 +43,12 @@ class MetricLog:
     """Append-only CSV of training metrics, flushed per row.
 
     ``resume_step=None`` starts a new log (an existing ``metrics.csv`` is replaced);
-    ``resume_step=N`` keeps the rows with ``step <= N`` and appends after them.
+    ``resume_step=N`` keeps the rows with ``step <= N``, and every row of the stages named
+    in ``keep_stages`` (a finished stage that counts its own steps, such as the lip-sync
+    expert's), and appends after them.
     """
 
-    def __init__(self, run_dir: PathLike, resume_step: Optional[int] = None) -> None:
+    def __init__(self, run_dir: PathLike, resume_step: Optional[int] = None, keep_stages: Sequence[str] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / METRICS_FILE
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,7 @@ class MetricLog:
             for name in columns:
                 if name not in self.columns:
                     self.columns.append(name)
-            self._rows = [r for r in rows if _step_of(r, self.path) <= resume_step]
+            self._rows = [r for r in rows if r.get("stage") in keep_stages or _step_of(r, self.path) <= resume_step]
             walls = [float(r["wall_time"]) for r in self._rows if r.get("wall_time")]
             self._wall_offset = walls[-1] if walls else 0.0
         self._t0 = time.monotonic()

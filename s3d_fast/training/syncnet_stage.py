@@ -4,6 +4,7 @@ RUN/syncnet.safetensors, so a resumed run (or ``s3d-fast eval``) reuses it."""
 
 from __future__ import annotations
 
+from ..errors import S3DError
 from ..model.syncnet import freeze, load_syncnet, save_syncnet
 from .distributed import barrier
 from .syncnet import train_syncnet
@@ -39,4 +40,11 @@ def run_syncnet_stage(trainer, train_set):
                 f"after {stats['steps']} steps ({stats['seconds']:.0f} s) -> {path}"
             )
     barrier()
-    return freeze(load_syncnet(path).to(t.device))
+    try:
+        syncnet = load_syncnet(path)
+    except S3DError:
+        raise
+    except Exception as exc:  # any damage to the file: one line, and what to do about it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise S3DError(f"{path} cannot be loaded ({first}); delete it to train the lip-sync expert again") from None
+    return freeze(syncnet.to(t.device))

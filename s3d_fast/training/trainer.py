@@ -10,7 +10,7 @@ import time
 import torch
 
 from .. import atomic
-from ..checkpoint import RunDirectory, read_checkpoint_meta
+from ..checkpoint import CheckpointError, RunDirectory, load_checkpoint
 from ..config import config_at, config_to_dict, format_config, phase_spans
 from ..data.dataset import TalkingHeadDataset
 from ..data.manifest import load_manifest
@@ -64,24 +64,94 @@ class Trainer:
 
     def fit(self) -> int:
         cfg, run = self.cfg, self.run
-        run.root.mkdir(parents=True, exist_ok=True)
-        latest = run.latest() if self.args.resume else None
-        if not self.args.resume and run.latest() is not None:
+        resume = self.args.resume
+        try:
+            atomic.check_output_folder(run.root)
+        except atomic.OutputPathError as exc:
+            raise S3DError(f"--out {exc}") from None
+        if not resume and run.latest() is not None:
             raise S3DError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
+        self.check_data(cfg)
+        latest, step = self.resume_point() if resume else (None, 0)
+        created = self.make_run_folder()
+        try:
+            return self.train(latest, step)
+        except BaseException:
+            if not resume and self.dist.is_main:
+                self.remove_unusable_run(created)
+            raise
+
+    def check_data(self, cfg) -> None:
+        """The data set's frames at the size the model takes, before anything is trained."""
+        manifest = load_manifest(self.args.data)
+        if manifest.resolution != cfg.model.input_resolution:
+            raise S3DError(
+                f"--data {self.args.data}: frames are {manifest.resolution}^2 but model.input_resolution is "
+                f"{cfg.model.input_resolution} (--set model.input_resolution={manifest.resolution}, with the "
+                "other model sizes to match, or a data set made at that size)"
+            )
+        if not manifest.clips_in("train"):
+            raise S3DError(f"--data {self.args.data}: no clips in the train split")
+
+    def make_run_folder(self) -> bool:
+        """Create the run folder (True if this run created it), checking it can be written."""
+        root = self.run.root
+        created = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            atomic.probe_writable(root)
+        except OSError as exc:
+            raise S3DError(f"--out {root}: cannot write the run folder ({exc.strerror or exc})") from None
+        return created
+
+    def resume_point(self):
+        """The newest checkpoint that loads whole (an older one, with a warning, when the
+        newest is damaged) and its step; (None, 0) for a run with none yet."""
+        found = self.run.checkpoints()
+        for _, path in reversed(found):
+            try:
+                ckpt = load_checkpoint(path, map_location="cpu", with_training=True)
+            except CheckpointError as exc:
+                if self.dist.is_main:
+                    print(f"warning: skipping a damaged checkpoint: {exc}", file=sys.stderr)
+                continue
+            return ckpt, ckpt.step
+        if found:
+            raise S3DError(f"--resume: no checkpoint in {self.run.checkpoints_dir} can be read")
+        return None, 0
+
+    def remove_unusable_run(self, created: bool) -> None:
+        """A run that failed before it had anything to resume from leaves no folder behind
+        (only its own files go; a folder that existed before stays)."""
+        run = self.run
+        if run.syncnet_path.exists() or run.checkpoints():
+            return
+        for path in (run.config_path, run.metrics_path, run.curves_path, run.profile_path):
+            if path.is_file():
+                path.unlink()
+        if run.checkpoints_dir.is_dir() and not any(run.checkpoints_dir.iterdir()):
+            run.checkpoints_dir.rmdir()
+        if created and run.root.is_dir() and not any(run.root.iterdir()):
+            run.root.rmdir()
+
+    def train(self, latest, step: int) -> int:
+        cfg, run = self.cfg, self.run
         if self.dist.is_main:
             atomic.write_text(run.config_path, json.dumps({"config": config_to_dict(cfg)}, indent=2))
             if not self.quiet:
                 print(format_config(cfg))
-        step = int(read_checkpoint_meta(latest)["step"]) if latest else 0
-        if self.dist.is_main:
-            self.log = MetricLog(run.root, resume_step=step if latest else None)
         start_cfg = config_at(cfg, step)
         train, heldout = self.datasets(start_cfg)
-        syncnet = run_syncnet_stage(self, train) if cfg.train.sync_steps > 0 else None
+        if self.dist.is_main:
+            # On --resume the lip-sync stage's rows stay as long as its expert does.
+            keep = ("sync",) if self.args.resume and run.syncnet_path.is_file() else ()
+            resume_step = step if latest is not None else (-1 if self.args.resume else None)
+            self.log = MetricLog(run.root, resume_step=resume_step, keep_stages=keep)
         deadline = None if self.args.minutes is None else self.start_time + 60 * self.args.minutes
         timers: dict[str, float] = {}
         stage, finished = None, False
         try:
+            syncnet = run_syncnet_stage(self, train) if cfg.train.sync_steps > 0 else None
             for start, end in phase_spans(cfg):
                 if end <= step:
                     continue

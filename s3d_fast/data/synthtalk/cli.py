@@ -36,6 +36,7 @@ def run(args) -> int:
     import os
     import time
 
+    from ...atomic import check_output_file, output_folder
     from ..errors import DataError
     from .generate import SynthConfig, generate_dataset, identity_seed
     from .identity import sample_identity
@@ -55,11 +56,17 @@ def run(args) -> int:
         crf=args.crf,
         supersample=args.supersample,
     )
-    start = time.perf_counter()
+    config.validate()
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise DataError("--workers must be at least 1")
-    manifest = generate_dataset(args.out, config, overwrite=args.overwrite, progress=not args.quiet, workers=workers)
+    if not 1 <= workers <= 1024:
+        raise DataError(f"--workers must be from 1 to 1024, got {workers}")
+    if args.contact_sheet:
+        check_output_file(args.contact_sheet)
+    start = time.perf_counter()
+    with output_folder(args.out):
+        manifest = generate_dataset(
+            args.out, config, overwrite=args.overwrite, progress=not args.quiet, workers=workers
+        )
     elapsed = time.perf_counter() - start
     n_images = sum(c["n_frames"] * (1 + len(c.get("views", []))) for c in manifest.clips)
     print(

@@ -44,18 +44,38 @@ class SynthConfig:
     supersample: int = 1
 
     def validate(self) -> None:
-        if self.identities < 1 or self.clips < 1:
-            raise DataError("--identities and --clips must be at least 1")
+        """Every setting in range, and the whole set within :data:`MAX_IMAGES`: one
+        DataError naming the option, before anything is written."""
+        for name, low, high in _INT_LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise DataError(f"--{name} must be from {low} to {high}, got {value}")
         if not 0 <= self.heldout < self.identities and not (self.identities == 1 and self.heldout == 0):
             raise DataError(f"--heldout must be in [0, {self.identities - 1}] (some identity must be left to train on)")
-        if self.size < 32 or self.size % 2:
+        if self.size % 2:
             raise DataError(f"--size must be an even number >= 32, got {self.size}")
-        if self.seconds < 1.0 / FPS:
-            raise DataError(f"--seconds must cover at least one frame (>= {1.0 / FPS} s)")
-        if not 1 <= self.supersample <= 4:
-            raise DataError("--supersample must be 1, 2, 3 or 4")
-        if self.views < 0:
-            raise DataError("--views must be >= 0")
+        if not 1.0 / FPS <= self.seconds <= MAX_SECONDS:  # NaN fails too
+            raise DataError(f"--seconds must be from {1.0 / FPS} (one frame) to {MAX_SECONDS:g}, got {self.seconds}")
+        images = self.identities * self.clips * round(self.seconds * FPS) * (1 + self.views)
+        if images > MAX_IMAGES:
+            raise DataError(
+                f"this data set would be {images:,} images ({self.identities} identities x {self.clips} clips x "
+                f"{self.seconds:g} s x {FPS} fps x {1 + self.views} cameras); at most {MAX_IMAGES:,} per run"
+            )
+
+
+# Bounds of the options, and of a whole run (10^7 images of 256^2 is about a day on 16 cores).
+MAX_SECONDS = 600.0
+MAX_IMAGES = 10**7
+_INT_LIMITS = (
+    ("identities", 1, 100_000),
+    ("clips", 1, 10_000),
+    ("size", 32, 2048),
+    ("views", 0, 16),
+    ("heldout", 0, 100_000),
+    ("crf", 0, 51),
+    ("supersample", 1, 4),
+)
 
 
 def identity_seed(config: SynthConfig, index: int) -> int:
