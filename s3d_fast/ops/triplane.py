@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .. import _ext
+from ._half import is_half, narrow
 from ._triplane_spec import AXES, PADDINGS, PLANE_REDUCES, SCALE_REDUCES, TriplaneSpec
 
 _FUSED_DTYPES = (torch.float32, torch.float64)
@@ -18,6 +20,7 @@ class _TriplaneSample(torch.autograd.Function):
         return _ext.load().triplane_forward(list(planes), points, *codes)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         points, *planes = ctx.saved_tensors
         points_grad = ctx.needs_input_grad[1]
@@ -61,11 +64,19 @@ def triplane_sample(
 
     Gradients flow to every plane tensor and to ``points``. Bilinear
     arithmetic matches ``grid_sample``; the (N, 3, C) intermediate is never
-    materialised. Float32 and float64 on CPU and CUDA.
+    materialised. Float32 and float64 on CPU and CUDA; float16 and bfloat16
+    are computed in float32 and the result cast back. A NaN coordinate gives
+    NaN features from the planes it selects; +-inf and huge coordinates fall
+    outside the planes (docs/kernels/triplane.md). Second derivatives are
+    refused (the backward is ``once_differentiable``).
     """
     spec = TriplaneSpec.parse(planes, points, plane_reduce, scale_reduce, align_corners, padding, axes)
+    if is_half(points):
+        widened = [p.float() for p in spec.planes]
+        out = triplane_sample(widened, points.float(), plane_reduce, scale_reduce, align_corners, padding, axes)
+        return narrow(out, points.dtype)
     if points.dtype not in _FUSED_DTYPES:
-        raise TypeError(f"triplane_sample supports float32 and float64, got {points.dtype}")
+        raise TypeError(f"triplane_sample supports float16, bfloat16, float32 and float64, got {points.dtype}")
     if points.device.type not in ("cpu", "cuda"):
         raise ValueError(f"triplane_sample runs on cpu or cuda, got {points.device}")
     codes = (
