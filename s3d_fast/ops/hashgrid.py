@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _ext
+from ._first_order import first_order
 from ._half import is_half, narrow
 from .hashgrid_config import INTERPOLATIONS, HashGridConfig, HashGridLayout
 
@@ -22,17 +22,18 @@ class _HashGridEncode(torch.autograd.Function):
         return _ext.load().hashgrid_forward(x, table, *args)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         x, params = ctx.saved_tensors
         x_grad, params_grad = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         if not (x_grad or params_grad):
             return None, None, None
         table = params.view(-1, grad_out.shape[1] // len(ctx.args[1]))
-        grad_x, grad_table = _ext.load().hashgrid_backward(
-            grad_out.contiguous(), x, table, *ctx.args, x_grad, params_grad
-        )
-        return None, grad_x if x_grad else None, grad_table.view(-1) if params_grad else None
+        with torch.no_grad():
+            grad_x, grad_table = _ext.load().hashgrid_backward(
+                grad_out.contiguous(), x, table, *ctx.args, x_grad, params_grad
+            )
+        grads = (grad_x if x_grad else None, grad_table.view(-1) if params_grad else None)
+        return (None, *first_order("hashgrid_encode", grads, (grad_out, x, params)))
 
 
 def hashgrid_encode(

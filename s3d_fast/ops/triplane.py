@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _ext
+from ._first_order import first_order
 from ._half import is_half, narrow
 from ._triplane_spec import AXES, PADDINGS, PLANE_REDUCES, SCALE_REDUCES, TriplaneSpec
 
@@ -20,18 +20,19 @@ class _TriplaneSample(torch.autograd.Function):
         return _ext.load().triplane_forward(list(planes), points, *codes)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         points, *planes = ctx.saved_tensors
         points_grad = ctx.needs_input_grad[1]
         planes_grad = any(ctx.needs_input_grad[2:])
         if not (points_grad or planes_grad):
             return (None,) * (2 + len(planes))
-        grad_points, grad_planes = _ext.load().triplane_backward(
-            grad_out.contiguous(), list(planes), points, *ctx.codes, points_grad, planes_grad
-        )
+        with torch.no_grad():
+            grad_points, grad_planes = _ext.load().triplane_backward(
+                grad_out.contiguous(), list(planes), points, *ctx.codes, points_grad, planes_grad
+            )
         grad_planes = [g if need else None for g, need in zip(grad_planes, ctx.needs_input_grad[2:])]
-        return (None, grad_points if points_grad else None, *grad_planes)
+        grads = (grad_points if points_grad else None, *grad_planes)
+        return (None, *first_order("triplane_sample", grads, (grad_out, points, *planes)))
 
 
 def triplane_sample(
@@ -68,7 +69,7 @@ def triplane_sample(
     are computed in float32 and the result cast back. A NaN coordinate gives
     NaN features from the planes it selects; +-inf and huge coordinates fall
     outside the planes (docs/kernels/triplane.md). Second derivatives are
-    refused (the backward is ``once_differentiable``).
+    refused with an error (the backward is first-order only).
     """
     spec = TriplaneSpec.parse(planes, points, plane_reduce, scale_reduce, align_corners, padding, axes)
     if is_half(points):

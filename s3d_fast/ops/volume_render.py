@@ -9,7 +9,7 @@ outputs, so it needs O(1) extra memory per ray.
 
 Packed samples must be sorted by ray (``OccupancyGrid.sampling`` returns them
 so). No gradient flows to ``t_starts`` / ``t_ends`` (as in nerfacc's CUDA path).
-Second derivatives are refused (the backward is ``once_differentiable``).
+Second derivatives are refused with an error (the backward is first-order only).
 float16 / bfloat16 inputs are computed in float32 and the outputs cast back.
 The offsets handed to the kernels are built or checked here, so the kernels
 are called with ``check=False`` (their own check costs a GPU sync).
@@ -18,9 +18,9 @@ are called with ``check=False`` (their own check costs a GPU sync).
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _ext
+from ._first_order import first_order
 from ._half import is_half, narrow, widen
 from ._packed import check_float, check_like, layout, with_prefix_trans
 from .reference.volume_render import accumulate_along_rays as reference_accumulate_along_rays
@@ -41,14 +41,15 @@ class _RenderWeight(torch.autograd.Function):
         return weights, trans, alphas
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_weights, grad_trans, grad_alphas):
         if not ctx.needs_input_grad[2]:
             return None, None, None, None, None
         offsets, t_starts, t_ends, trans, alphas = ctx.saved_tensors
-        grad_in = _ext.load().render_weight_backward(
-            offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans, grad_alphas, ctx.kind, False
-        )
+        with torch.no_grad():
+            grad_in = _ext.load().render_weight_backward(
+                offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans, grad_alphas, ctx.kind, False
+            )
+        (grad_in,) = first_order("render_weight", (grad_in,), (grad_weights, grad_trans, grad_alphas, alphas))
         return None, None, grad_in, None, None
 
 
@@ -131,33 +132,35 @@ class _Composite(torch.autograd.Function):
         return colors, opacity, depth
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_colors, grad_opacity, grad_depth):
         need_in, need_values = ctx.needs_input_grad[3], ctx.needs_input_grad[4]
         if not (need_in or need_values):
             return (None,) * 7
         offsets, inputs, values, t_starts, t_ends, colors, opacity, depth = ctx.saved_tensors
-        grad_in, grad_values = _ext.load().composite_backward(
-            offsets,
-            inputs,
-            values,
-            t_starts,
-            t_ends,
-            ctx.kind,
-            ctx.eps,
-            colors,
-            opacity,
-            depth,
-            grad_colors,
-            grad_opacity,
-            grad_depth,
-            need_in,
-            need_values,
-            False,
-        )
+        with torch.no_grad():
+            grad_in, grad_values = _ext.load().composite_backward(
+                offsets,
+                inputs,
+                values,
+                t_starts,
+                t_ends,
+                ctx.kind,
+                ctx.eps,
+                colors,
+                opacity,
+                depth,
+                grad_colors,
+                grad_opacity,
+                grad_depth,
+                need_in,
+                need_values,
+                False,
+            )
         if need_values and values.shape[1] == 0:
             grad_values = torch.zeros_like(values)
-        return (None, None, None, grad_in if need_in else None, grad_values if need_values else None, None, None)
+        grads = (grad_in if need_in else None, grad_values if need_values else None)
+        grads = first_order("composite", grads, (grad_colors, grad_opacity, grad_depth, inputs, values))
+        return (None, None, None, *grads, None, None)
 
 
 def composite(
