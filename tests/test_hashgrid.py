@@ -246,8 +246,6 @@ def test_bad_inputs_get_clear_errors():
         ops.hashgrid_encode(x.double(), params, **kw)
     with pytest.raises(ValueError, match="D in 1..3"):
         ops.hashgrid_encode(torch.rand(10, 4), params, **kw)
-    with pytest.raises(ValueError, match="NaN"):
-        ops.hashgrid_encode(torch.tensor([[0.1, float("nan"), 0.2]]), params, **kw)
     with pytest.raises(ValueError, match="params has"):
         ops.hashgrid_encode(x, params[:-2], **kw)
     with pytest.raises(ValueError, match="1-D"):

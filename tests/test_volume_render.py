@@ -178,7 +178,7 @@ def test_non_contiguous_inputs():
 def test_bad_inputs_raise_clear_errors():
     ray_indices, t0, t1, sigmas = packed_samples(seed=8, empty_rays=False)
     with pytest.raises(TypeError, match="float32 or float64"):
-        ops.render_weight_from_density(t0, t1, sigmas.half(), ray_indices=ray_indices)
+        ops.render_weight_from_density(t0.int(), t1.int(), sigmas.int(), ray_indices=ray_indices)
     with pytest.raises(ValueError, match="sorted"):
         ops.render_weight_from_density(t0, t1, sigmas, ray_indices=ray_indices.flip(0))
     with pytest.raises(ValueError, match="n_rays"):

@@ -19,8 +19,9 @@ inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& ta
 // The backward's output gradient, (N, L*F), checked alike for both devices.
 inline void check_hashgrid_grad_out(const at::Tensor& grad_out, const at::Tensor& points,
                                     const at::Tensor& table, int64_t n_levels) {
-  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type(),
-              "hashgrid: grad_out must be contiguous and match the points' dtype");
+  TORCH_CHECK(grad_out.is_contiguous() && grad_out.scalar_type() == points.scalar_type() &&
+                  grad_out.device() == points.device(),
+              "hashgrid: grad_out must be contiguous and match the points' dtype and device");
   TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == points.size(0) &&
                   grad_out.size(1) == n_levels * table.size(1),
               "hashgrid: grad_out must be (N, L*F)");
@@ -36,6 +37,8 @@ inline void check_hashgrid_inputs(const at::Tensor& points, const at::Tensor& ta
               "hashgrid: points and table must be contiguous");
   TORCH_CHECK(points.scalar_type() == table.scalar_type(),
               "hashgrid: points and table must share a dtype");
+  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble,
+              "hashgrid: points must be float32 or float64, got ", points.scalar_type());
   TORCH_CHECK(points.device() == table.device(),
               "hashgrid: points and table must be on one device");
 }
@@ -61,7 +64,9 @@ hg::Params<T> make_hashgrid_params(const at::Tensor& points, const at::Tensor& t
   for (int64_t l = 0; l < n_levels; ++l) {
     TORCH_CHECK(offsets[l + 1] > offsets[l], "hashgrid: every level needs entries");
     const float scale = static_cast<float>(scales[l]);
-    TORCH_CHECK(std::isfinite(scale) && scale >= 0.f, "hashgrid: bad level scale");
+    // ceil(scale) + 1 must fit the uint32 resolution.
+    TORCH_CHECK(std::isfinite(scale) && scale >= 0.f && scale < 4294967040.f,
+                "hashgrid: level scale ", scales[l], " is not in [0, 2^32 - 256)");
     const uint32_t res = static_cast<uint32_t>(std::ceil(scale)) + 1;
     p.layout.scale[l] = scale;
     p.layout.resolution[l] = res;

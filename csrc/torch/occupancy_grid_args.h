@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <tuple>
 
 #include "s3d/occupancy_grid_launchers.h"
@@ -18,18 +19,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
     const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res,
     at::ArrayRef<double> center, at::ArrayRef<double> half, const at::Tensor& rays_o,
     const at::Tensor& rays_d, const c10::optional<at::Tensor>& grid_indices,
-    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle) {
+    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle, bool check) {
   TORCH_CHECK(bits.dim() == 3 && bits.scalar_type() == at::kByte && bits.is_contiguous(),
               "occgrid_march: bits must be contiguous uint8 (n_grids, levels, bytes)");
   TORCH_CHECK(res.size() == 3 && center.size() == 3 && half.size() == 3,
               "occgrid_march: res, center and half need 3 entries");
+  // Cell indices are ints in the kernel; 2^20 per side keeps every product in int64.
+  for (int a = 0; a < 3; ++a)
+    TORCH_CHECK(res[a] >= 1 && res[a] <= (1 << 20), "occgrid_march: res must hold 3 ints in [1, ",
+                1 << 20, "], got ", res);
+  TORCH_CHECK(bits.size(0) >= 1, "occgrid_march: bits must hold at least one grid");
   TORCH_CHECK(bits.size(1) >= 1 && bits.size(1) <= og::kMaxLevels, "occgrid_march: 1 to ",
               og::kMaxLevels, " levels");
-  TORCH_CHECK(bits.size(2) * 8 >= res[0] * res[1] * res[2], "occgrid_march: bitfield too small");
+  // The coarsest box (half x 2^(levels - 1)) stays finite in float32, below the kernel's 1e30.
+  const double coarsest = std::ldexp(1.0, static_cast<int>(bits.size(1)) - 1);
+  for (int a = 0; a < 3; ++a)
+    TORCH_CHECK(
+        std::isfinite(center[a]) && half[a] > 0 && std::abs(center[a]) + half[a] * coarsest <= 1e30,
+        "occgrid_march: center and half must be finite with half > 0 and the coarsest box "
+        "within 1e30, got center ",
+        center, ", half ", half);
+  TORCH_CHECK(bits.size(2) * 8 >= res[0] * res[1] * res[2], "occgrid_march: bitfield of ",
+              bits.size(2), " bytes per level is too small for res ", res);
   TORCH_CHECK(rays_o.dim() == 2 && rays_o.size(1) == 3 && rays_o.is_contiguous() &&
                   rays_d.sizes() == rays_o.sizes() && rays_d.is_contiguous() &&
                   rays_d.scalar_type() == rays_o.scalar_type(),
               "occgrid_march: rays must be contiguous (R, 3) of one dtype");
+  TORCH_CHECK(rays_o.scalar_type() == at::kFloat || rays_o.scalar_type() == at::kDouble,
+              "occgrid_march: rays must be float32 or float64, got ", rays_o.scalar_type());
   const int64_t n_rays = rays_o.size(0);
   for (const auto* t : {&t_near, &t_far})
     TORCH_CHECK(t->dim() == 1 && t->size(0) == n_rays && t->is_contiguous() &&
@@ -37,12 +54,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
                 "occgrid_march: t_near/t_far must be contiguous (R,) like the rays");
   for (const auto* t : {&bits, &rays_d, &t_near, &t_far})
     TORCH_CHECK(t->device() == rays_o.device(), "occgrid_march: all tensors on one device");
-  if (grid_indices.has_value())
+  if (grid_indices.has_value()) {
     TORCH_CHECK(grid_indices->dim() == 1 && grid_indices->size(0) == n_rays &&
                     grid_indices->scalar_type() == at::kLong && grid_indices->is_contiguous() &&
                     grid_indices->device() == rays_o.device(),
                 "occgrid_march: grid_indices must be contiguous int64 (R,)");
-  TORCH_CHECK(step > 0, "occgrid_march: step must be > 0");
+    // A device-to-host sync on the GPU: s3d_fast.ops checks first and passes check=false.
+    if (check && n_rays > 0) {
+      const auto range = at::aminmax(*grid_indices);
+      TORCH_CHECK(std::get<0>(range).item<int64_t>() >= 0 &&
+                      std::get<1>(range).item<int64_t>() < bits.size(0),
+                  "occgrid_march: grid_indices must lie in [0, n_grids=", bits.size(0), ")");
+    }
+  }
+  // A ray crosses the coarsest box in at most diagonal / step steps.
+  const double diagonal = 2.0 * coarsest *
+                          std::sqrt(half[0] * half[0] + half[1] * half[1] + half[2] * half[2]);
+  TORCH_CHECK(std::isfinite(step) && step > 0 && diagonal / step <= og::kMaxStepsPerBox,
+              "occgrid_march: step must be finite, > 0 and at least the box diagonal / ",
+              og::kMaxStepsPerBox, ", got ", step);
+  TORCH_CHECK(std::isfinite(cone_angle) && cone_angle >= 0,
+              "occgrid_march: cone_angle must be finite and >= 0, got ", cone_angle);
   int64_t block_res[3];
   for (int a = 0; a < 3; ++a) block_res[a] = (res[a] + og::kBlock - 1) / og::kBlock;
   if (block_bits.has_value())

@@ -23,12 +23,14 @@ struct CpuBackend {
 }  // namespace
 }  // namespace s3d_torch
 
+// check=false skips the range check of grid_indices (a device-to-host sync
+// on the GPU): only for s3d_fast.ops, which checks them itself.
 TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
   m.def(
       "occgrid_march(Tensor bits, Tensor? block_bits, int[] res, float[] center, float[] half, "
       "Tensor rays_o, "
       "Tensor rays_d, Tensor? grid_indices, Tensor t_near, Tensor t_far, float step, "
-      "float cone_angle) -> (Tensor, Tensor, Tensor, Tensor)");
+      "float cone_angle, bool check=True) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {

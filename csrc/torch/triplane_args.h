@@ -20,6 +20,8 @@ inline void check_triplane_inputs(at::TensorList planes, const at::Tensor& point
               tp::kMaxScales, " scales");
   TORCH_CHECK(points.dim() == 3 && points.size(2) == 3, "triplane: points must be (B, N, 3)");
   TORCH_CHECK(points.is_contiguous(), "triplane: points must be contiguous");
+  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble,
+              "triplane: points must be float32 or float64, got ", points.scalar_type());
   for (const auto& plane : planes) {
     TORCH_CHECK(plane.dim() == 5 && plane.size(1) == 3,
                 "triplane: each plane tensor must be (B, 3, H, W, C)");
@@ -30,6 +32,10 @@ inline void check_triplane_inputs(at::TensorList planes, const at::Tensor& point
                 "triplane: planes and points must be on one device");
     TORCH_CHECK(plane.size(0) == points.size(0), "triplane: batch sizes differ");
     TORCH_CHECK(plane.size(4) == planes[0].size(4), "triplane: channel counts differ");
+    // Heights, widths and channels are ints in the kernels; an empty plane has no texel to read.
+    TORCH_CHECK(plane.size(2) >= 1 && plane.size(3) >= 1 && plane.size(2) < (1 << 30) &&
+                    plane.size(3) < (1 << 30) && plane.size(4) < (1 << 24),
+                "triplane: each plane needs 1 <= H, W < 2^30 and C < 2^24, got ", plane.sizes());
   }
 }
 

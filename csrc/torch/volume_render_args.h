@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <tuple>
+#include <vector>
 
 #include "s3d/volume_render_launchers.h"
 
@@ -24,6 +25,8 @@ inline void check_samples(const char* op, const at::Tensor& offsets, const at::T
   TORCH_CHECK(offsets.device() == in.device(), op, ": offsets and samples must share a device");
   TORCH_CHECK(in.dim() == 1 && in.is_contiguous(), op,
               ": per-sample input must be contiguous (S,)");
+  TORCH_CHECK(in.scalar_type() == at::kFloat || in.scalar_type() == at::kDouble, op,
+              ": per-sample input must be float32 or float64, got ", in.scalar_type());
   TORCH_CHECK(input_kind >= 0 && input_kind <= 2, op, ": bad input kind");
   const bool need_t = input_kind == static_cast<int64_t>(vr::Input::Density);
   TORCH_CHECK(!need_t || (t_starts.has_value() && t_ends.has_value()), op,
@@ -39,6 +42,40 @@ inline void check_samples(const char* op, const at::Tensor& offsets, const at::T
   }
 }
 
+// The values of the offsets: start at 0, never decrease, end at the sample
+// count. On the GPU this costs a device-to-host sync, so the Python layer,
+// which builds or validates its offsets itself, passes check=false.
+inline void check_offsets(const char* op, const at::Tensor& offsets, int64_t n_samples,
+                          bool check) {
+  if (!check) return;
+  const int64_t n = offsets.size(0);
+  bool ok;
+  if (offsets.device().is_cpu()) {
+    const int64_t* o = offsets.data_ptr<int64_t>();
+    ok = o[0] == 0 && o[n - 1] == n_samples;
+    for (int64_t r = 0; ok && r + 1 < n; ++r) ok = o[r] <= o[r + 1];
+  } else {
+    const auto steps = offsets.narrow(0, 1, n - 1) - offsets.narrow(0, 0, n - 1);
+    const auto bad = offsets.narrow(0, 0, 1).ne(0).sum() +
+                     offsets.narrow(0, n - 1, 1).ne(n_samples).sum() + steps.lt(0).sum();
+    ok = bad.item<int64_t>() == 0;
+  }
+  TORCH_CHECK(ok, op, ": offsets must start at 0, never decrease and end at the sample count ",
+              n_samples);
+}
+
+// A saved tensor or incoming gradient of a backward: shape, dtype and device
+// of `like`, contiguous.
+inline void check_like(const char* op, const char* name, const at::Tensor& t, at::IntArrayRef sizes,
+                       const at::Tensor& like) {
+  TORCH_CHECK(t.sizes() == sizes, op, ": ", name, " has shape ", t.sizes(), ", expected ", sizes);
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), op, ": ", name, " is ", t.scalar_type(),
+              ", expected ", like.scalar_type());
+  TORCH_CHECK(t.device() == like.device(), op, ": ", name, " is on ", t.device(), ", expected ",
+              like.device());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+}
+
 template <typename T>
 const T* ptr_or_null(const c10::optional<at::Tensor>& t) {
   return t.has_value() && t->defined() ? t->data_ptr<T>() : nullptr;
@@ -47,8 +84,9 @@ const T* ptr_or_null(const c10::optional<at::Tensor>& t) {
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weights_forward_impl(
     const at::Tensor& offsets, const at::Tensor& in, const c10::optional<at::Tensor>& t_starts,
-    const c10::optional<at::Tensor>& t_ends, int64_t input_kind) {
+    const c10::optional<at::Tensor>& t_ends, int64_t input_kind, bool check) {
   check_samples("render_weight", offsets, in, t_starts, t_ends, input_kind);
+  check_offsets("render_weight", offsets, in.size(0), check);
   auto weights = at::empty_like(in), trans = at::empty_like(in), alphas = at::empty_like(in);
   for (const auto* t : {&weights, &trans, &alphas}) Backend::prepare_output(*t);
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "render_weight_forward", [&] {
@@ -66,22 +104,19 @@ inline c10::optional<at::Tensor> contiguous_or_none(const c10::optional<at::Tens
 }
 
 template <typename Backend>
-at::Tensor weights_backward_impl(const at::Tensor& offsets,
-                                 const c10::optional<at::Tensor>& t_starts,
-                                 const c10::optional<at::Tensor>& t_ends, const at::Tensor& trans,
-                                 const at::Tensor& alphas,
-                                 const c10::optional<at::Tensor>& grad_weights,
-                                 const c10::optional<at::Tensor>& grad_trans,
-                                 const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind) {
+at::Tensor weights_backward_impl(
+    const at::Tensor& offsets, const c10::optional<at::Tensor>& t_starts,
+    const c10::optional<at::Tensor>& t_ends, const at::Tensor& trans, const at::Tensor& alphas,
+    const c10::optional<at::Tensor>& grad_weights, const c10::optional<at::Tensor>& grad_trans,
+    const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind, bool check) {
   check_samples("render_weight", offsets, alphas, t_starts, t_ends, input_kind);
-  TORCH_CHECK(trans.sizes() == alphas.sizes() && trans.is_contiguous(),
-              "render_weight: trans must match alphas");
+  check_like("render_weight", "trans", trans, alphas.sizes(), alphas);
+  check_offsets("render_weight", offsets, alphas.size(0), check);
   auto gw = contiguous_or_none(grad_weights), gt = contiguous_or_none(grad_trans),
        ga = contiguous_or_none(grad_alphas);
-  for (const auto* g : {&gw, &gt, &ga})
-    TORCH_CHECK(!g->has_value() || ((*g)->sizes() == alphas.sizes() &&
-                                    (*g)->scalar_type() == alphas.scalar_type()),
-                "render_weight: a gradient has the wrong shape or dtype");
+  check_like("render_weight", "grad_weights", gw.value_or(alphas), alphas.sizes(), alphas);
+  check_like("render_weight", "grad_trans", gt.value_or(alphas), alphas.sizes(), alphas);
+  check_like("render_weight", "grad_alphas", ga.value_or(alphas), alphas.sizes(), alphas);
   auto grad_in = at::empty_like(alphas);
   AT_DISPATCH_FLOATING_TYPES(alphas.scalar_type(), "render_weight_backward", [&] {
     Backend::template weights_backward<scalar_t>(
@@ -99,10 +134,6 @@ vr::CompositeArgs<T> composite_args(const at::Tensor& offsets, const at::Tensor&
                                     const c10::optional<at::Tensor>& t_starts,
                                     const c10::optional<at::Tensor>& t_ends, int64_t input_kind,
                                     double early_stop_eps) {
-  check_samples("composite", offsets, in, t_starts, t_ends, input_kind);
-  TORCH_CHECK(values.dim() == 2 && values.size(0) == in.size(0) && values.is_contiguous() &&
-                  values.scalar_type() == in.scalar_type() && values.device() == in.device(),
-              "composite: values must be a contiguous (S, C) tensor like the input");
   vr::CompositeArgs<T> p{};
   p.input = static_cast<vr::Input>(input_kind);
   p.offsets = offsets.data_ptr<int64_t>();
@@ -115,11 +146,24 @@ vr::CompositeArgs<T> composite_args(const at::Tensor& offsets, const at::Tensor&
   return p;
 }
 
+inline void check_composite(const at::Tensor& offsets, const at::Tensor& in,
+                            const at::Tensor& values, const c10::optional<at::Tensor>& t_starts,
+                            const c10::optional<at::Tensor>& t_ends, int64_t input_kind,
+                            double early_stop_eps, bool check) {
+  check_samples("composite", offsets, in, t_starts, t_ends, input_kind);
+  TORCH_CHECK(values.dim() == 2 && values.size(0) == in.size(0) && values.is_contiguous() &&
+                  values.scalar_type() == in.scalar_type() && values.device() == in.device(),
+              "composite: values must be a contiguous (S, C) tensor like the input");
+  TORCH_CHECK(early_stop_eps >= 0, "composite: early_stop_eps must be >= 0, got ", early_stop_eps);
+  check_offsets("composite", offsets, in.size(0), check);
+}
+
 template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_forward_impl(
     const at::Tensor& offsets, const at::Tensor& in, const at::Tensor& values,
     const c10::optional<at::Tensor>& t_starts, const c10::optional<at::Tensor>& t_ends,
-    int64_t input_kind, double early_stop_eps) {
+    int64_t input_kind, double early_stop_eps, bool check) {
+  check_composite(offsets, in, values, t_starts, t_ends, input_kind, early_stop_eps, check);
   const int64_t n_rays = offsets.size(0) - 1;
   at::Tensor colors, opacity, depth;
   AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "composite_forward", [&] {
@@ -142,13 +186,18 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
     int64_t input_kind, double early_stop_eps, const at::Tensor& colors, const at::Tensor& opacity,
     const at::Tensor& depth, const c10::optional<at::Tensor>& grad_colors,
     const c10::optional<at::Tensor>& grad_opacity, const c10::optional<at::Tensor>& grad_depth,
-    bool input_grad, bool values_grad) {
+    bool input_grad, bool values_grad, bool check) {
+  check_composite(offsets, in, values, t_starts, t_ends, input_kind, early_stop_eps, check);
   const int64_t n_rays = offsets.size(0) - 1;
+  const std::vector<int64_t> ray_colors = {n_rays, values.size(1)}, per_ray = {n_rays};
+  check_like("composite", "colors", colors, ray_colors, in);
+  check_like("composite", "opacity", opacity, per_ray, in);
+  check_like("composite", "depth", depth, per_ray, in);
   auto gc = contiguous_or_none(grad_colors), go = contiguous_or_none(grad_opacity),
        gd = contiguous_or_none(grad_depth);
-  TORCH_CHECK(!gc.has_value() || gc->sizes() == colors.sizes(), "composite: bad grad_colors");
-  TORCH_CHECK(!go.has_value() || go->sizes() == opacity.sizes(), "composite: bad grad_opacity");
-  TORCH_CHECK(!gd.has_value() || gd->sizes() == depth.sizes(), "composite: bad grad_depth");
+  check_like("composite", "grad_colors", gc.value_or(colors), ray_colors, in);
+  check_like("composite", "grad_opacity", go.value_or(opacity), per_ray, in);
+  check_like("composite", "grad_depth", gd.value_or(depth), per_ray, in);
   at::Tensor grad_in = input_grad ? at::empty_like(in) : at::Tensor();
   at::Tensor grad_values = values_grad ? at::empty_like(values) : at::Tensor();
   Backend::prepare_output(grad_values);
@@ -156,7 +205,7 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
     auto p = composite_args<scalar_t>(offsets, in, values, t_starts, t_ends, input_kind,
                                       early_stop_eps);
     Backend::template composite_backward<scalar_t>(
-        p, n_rays, colors.contiguous().data_ptr<scalar_t>(), opacity.data_ptr<scalar_t>(),
+        p, n_rays, colors.data_ptr<scalar_t>(), opacity.data_ptr<scalar_t>(),
         depth.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(gc), ptr_or_null<scalar_t>(go),
         ptr_or_null<scalar_t>(gd), input_grad ? grad_in.data_ptr<scalar_t>() : nullptr,
         values_grad && values.size(1) > 0 ? grad_values.data_ptr<scalar_t>() : nullptr);

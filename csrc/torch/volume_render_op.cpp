@@ -38,23 +38,26 @@ struct CpuBackend {
 }  // namespace
 }  // namespace s3d_torch
 
+// check=false skips the offsets' values (a device-to-host sync on the GPU):
+// only for s3d_fast.ops, which builds or validates its offsets itself.
 TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
   m.def("ray_offsets(Tensor ray_indices, int n_rays) -> (Tensor, int)");
   m.def(
       "render_weight_forward(Tensor offsets, Tensor input, Tensor? t_starts, Tensor? t_ends, "
-      "int input_kind) -> (Tensor, Tensor, Tensor)");
+      "int input_kind, bool check=True) -> (Tensor, Tensor, Tensor)");
   m.def(
       "render_weight_backward(Tensor offsets, Tensor? t_starts, Tensor? t_ends, Tensor trans, "
       "Tensor alphas, Tensor? grad_weights, Tensor? grad_trans, Tensor? grad_alphas, "
-      "int input_kind) -> Tensor");
+      "int input_kind, bool check=True) -> Tensor");
   m.def(
       "composite_forward(Tensor offsets, Tensor input, Tensor values, Tensor? t_starts, "
-      "Tensor? t_ends, int input_kind, float early_stop_eps) -> (Tensor, Tensor, Tensor)");
+      "Tensor? t_ends, int input_kind, float early_stop_eps, bool check=True) -> (Tensor, Tensor, "
+      "Tensor)");
   m.def(
       "composite_backward(Tensor offsets, Tensor input, Tensor values, Tensor? t_starts, "
       "Tensor? t_ends, int input_kind, float early_stop_eps, Tensor colors, Tensor opacity, "
       "Tensor depth, Tensor? grad_colors, Tensor? grad_opacity, Tensor? grad_depth, "
-      "bool input_grad, bool values_grad) -> (Tensor, Tensor)");
+      "bool input_grad, bool values_grad, bool check=True) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {

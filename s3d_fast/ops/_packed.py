@@ -28,7 +28,7 @@ def check_float(name: str, x, op: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FUSED_DTYPES:
-        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+        raise TypeError(f"{op}: {name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
     if x.device.type not in ("cpu", "cuda"):
         raise ValueError(f"{op}: {name} must be on cpu or cuda, got {x.device}")
     return x
@@ -46,13 +46,24 @@ def check_like(name: str, x, ref: torch.Tensor, ref_name: str, op: str, shape=No
     return x
 
 
-def offsets_from_packed_info(packed_info: torch.Tensor, n_samples: int, op: str) -> torch.Tensor:
+def offsets_from_packed_info(packed_info, n_samples: int, op: str) -> torch.Tensor:
+    """(n_rays + 1,) offsets from nerfacc's (chunk_starts, chunk_cnts), checked so
+    that the kernels may trust them: counts >= 0, the first chunk at 0, each
+    chunk right after the previous one, the last ending at ``n_samples``."""
+    if not isinstance(packed_info, torch.Tensor) or packed_info.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"{op}: packed_info must be an int32 or int64 tensor")
     if packed_info.dim() != 2 or packed_info.shape[-1] != 2:
         raise ValueError(f"{op}: packed_info must be (n_rays, 2) (chunk_starts, chunk_cnts)")
     starts, counts = packed_info.long().unbind(-1)
-    if starts.numel() and not bool((starts[1:] == starts[:-1] + counts[:-1]).all()):
-        raise ValueError(f"{op}: packed_info chunks must be contiguous and in ray order")
+    if starts.numel():
+        bad = (counts < 0).any() | (starts[0] != 0) | (starts[1:] != starts[:-1] + counts[:-1]).any()
+        if bool(bad):
+            raise ValueError(
+                f"{op}: packed_info must hold counts >= 0 and chunks that start at 0 and follow each other in ray order"
+            )
     end = (starts[-1:] + counts[-1:]) if starts.numel() else starts.new_zeros(1)
+    if int(end) != n_samples:
+        raise ValueError(f"{op}: packed_info covers {int(end)} samples, got {n_samples}")
     return torch.cat([starts, end]).contiguous()
 
 
@@ -61,9 +72,9 @@ def layout(op: str, x: torch.Tensor, ray_indices=None, n_rays=None, packed_info=
     if packed_info is not None:
         if x.dim() != 1:
             raise ValueError(f"{op}: packed samples must be (S,), got {tuple(x.shape)}")
-        offsets = offsets_from_packed_info(packed_info.to(x.device), x.shape[0], op)
-        if int(offsets[-1]) != x.shape[0]:
-            raise ValueError(f"{op}: packed_info covers {int(offsets[-1])} samples, got {x.shape[0]}")
+        if isinstance(packed_info, torch.Tensor):
+            packed_info = packed_info.to(x.device)
+        offsets = offsets_from_packed_info(packed_info, x.shape[0], op)
         return Layout(offsets, offsets.numel() - 1, None)
     if ray_indices is None:
         if x.dim() != 2:

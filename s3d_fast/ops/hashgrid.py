@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _ext
+from ._first_order import first_order
+from ._half import is_half, narrow
 from .hashgrid_config import INTERPOLATIONS, HashGridConfig, HashGridLayout
 
 _FUSED_DTYPES = (torch.float32, torch.float64)
@@ -21,17 +22,18 @@ class _HashGridEncode(torch.autograd.Function):
         return _ext.load().hashgrid_forward(x, table, *args)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
         x, params = ctx.saved_tensors
         x_grad, params_grad = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         if not (x_grad or params_grad):
             return None, None, None
         table = params.view(-1, grad_out.shape[1] // len(ctx.args[1]))
-        grad_x, grad_table = _ext.load().hashgrid_backward(
-            grad_out.contiguous(), x, table, *ctx.args, x_grad, params_grad
-        )
-        return None, grad_x if x_grad else None, grad_table.view(-1) if params_grad else None
+        with torch.no_grad():
+            grad_x, grad_table = _ext.load().hashgrid_backward(
+                grad_out.contiguous(), x, table, *ctx.args, x_grad, params_grad
+            )
+        grads = (grad_x if x_grad else None, grad_table.view(-1) if params_grad else None)
+        return (None, *first_order("hashgrid_encode", grads, (grad_out, x, params)))
 
 
 def hashgrid_encode(
@@ -43,7 +45,9 @@ def hashgrid_encode(
         x: (..., D) positions, D in 1..3, nominally in [0, 1]. Coordinates
             outside are not clamped: as in tiny-cuda-nn the cell coordinate
             wraps (uint32) and the entry index wraps modulo the level's size,
-            so the encoding repeats/aliases there instead of failing.
+            so the encoding repeats/aliases there instead of failing. Past
+            the int range (and at +-inf) the cell saturates; a NaN coordinate
+            gives NaN features (docs/kernels/hashgrid.md).
         params: the flat 1-D table, level-major, then entry, then feature
             (tiny-cuda-nn's layout; ``nn.HashGrid.params``).
         config: the grid (:class:`HashGridConfig`); or, instead of it, its
@@ -53,9 +57,15 @@ def hashgrid_encode(
         (..., n_levels * n_features_per_level), feature ``l * F + f``.
 
     Gradients flow to ``params`` and to ``x``. Float32 and float64, CPU and
-    CUDA; the CPU backward is deterministic (no atomics).
+    CUDA; float16 and bfloat16 are computed in float32 and cast back. The CPU
+    backward is deterministic (no atomics). Second derivatives are refused.
     """
     config = HashGridConfig.coerce(config, options)
+    if is_half(x):
+        if not isinstance(params, torch.Tensor) or params.dtype != x.dtype:
+            got = params.dtype if isinstance(params, torch.Tensor) else type(params).__name__
+            raise TypeError(f"hashgrid_encode: params ({got}) and x ({x.dtype}) must share a dtype")
+        return narrow(hashgrid_encode(x.float(), params.float(), config), x.dtype)
     x2d, layout, lead = check_encode_inputs("hashgrid_encode", x, params, config, _FUSED_DTYPES)
     if x.device.type not in ("cpu", "cuda"):
         raise ValueError(f"hashgrid_encode runs on cpu or cuda, got {x.device}")
@@ -71,7 +81,7 @@ def check_encode_inputs(name: str, x, params, config: HashGridConfig, dtypes):
     if not isinstance(params, torch.Tensor):
         raise TypeError(f"{name}: params must be a tensor, got {type(params).__name__}")
     if x.dtype not in dtypes:
-        raise TypeError(f"{name}: x must be float32 or float64, got {x.dtype}")
+        raise TypeError(f"{name}: x must be float16, bfloat16, float32 or float64, got {x.dtype}")
     if params.dtype != x.dtype:
         raise TypeError(f"{name}: params ({params.dtype}) and x ({x.dtype}) must share a dtype")
     if x.dim() < 1 or x.shape[-1] not in (1, 2, 3):
@@ -86,10 +96,4 @@ def check_encode_inputs(name: str, x, params, config: HashGridConfig, dtypes):
             f"{name}: params has {params.numel()} values but this grid needs {layout.n_params} "
             f"({layout.offsets[-1]} entries x {config.n_features_per_level} features)"
         )
-    # A finite sum proves every coordinate finite at the cost of one read (an
-    # elementwise isfinite costs a third of the encoding); only a non-finite
-    # sum (NaN/inf, or huge values overflowing) takes the exact test.
-    if x.numel() and not bool(torch.isfinite(x.sum())):
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name}: x holds NaN or infinite coordinates")
     return x.reshape(-1, x.shape[-1]), layout, tuple(x.shape[:-1])

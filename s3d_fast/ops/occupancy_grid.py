@@ -5,14 +5,21 @@ returns the packed samples: the steps t0 + k*dt (growing with t when
 ``cone_angle`` > 0) whose midpoint lies in an occupied cell of the ray's grid,
 before min(t_far, exit of the coarsest box). Empty cells are skipped whole.
 Two passes on the device: count samples per ray, exclusive scan, fill.
+Rays with NaN or infinite origins, directions or t_near give no samples; a
+NaN t_far means no far bound (docs/kernels/marching-and-compositing.md).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import _ext
+from ._half import is_half, narrow, widen
 from ._packed import check_float, check_like
+
+MAX_RESOLUTION = 1 << 20  # cells per side (the binding's limit)
 
 
 def pack_bits(binaries: torch.Tensor) -> torch.Tensor:
@@ -80,6 +87,13 @@ def occgrid_march(
         sorted by ray then t.
     """
     op = "occgrid_march"
+    if is_half(rays_o):
+        names = ("rays_o", "rays_d", "t_near", "t_far")
+        rays = widen(op, names, (rays_o, rays_d, t_near, t_far))
+        ray_indices, t_starts, t_ends, offsets = occgrid_march(
+            bits, resolution, roi_aabb, *rays, step_size, cone_angle, grid_indices, block_bits
+        )
+        return ray_indices, narrow(t_starts, rays_o.dtype), narrow(t_ends, rays_o.dtype), offsets
     check_float("rays_o", rays_o, op)
     if rays_o.dim() != 2 or rays_o.shape[-1] != 3:
         raise ValueError(f"{op}: rays_o must be (R, 3), got {tuple(rays_o.shape)}")
@@ -87,8 +101,14 @@ def occgrid_march(
     n = rays_o.shape[0]
     check_like("t_near", t_near, rays_o, "rays_o", op, shape=(n,))
     check_like("t_far", t_far, rays_o, "rays_o", op, shape=(n,))
-    if bits.dtype != torch.uint8 or bits.dim() != 3:
+    if not isinstance(bits, torch.Tensor) or bits.dtype != torch.uint8 or bits.dim() != 3:
         raise TypeError(f"{op}: bits must be a (n_grids, levels, bytes) uint8 tensor")
+    if bits.shape[0] < 1 or bits.shape[1] < 1:
+        raise ValueError(f"{op}: bits must hold at least one grid and one level, got {tuple(bits.shape)}")
+    resolution = _resolution(op, resolution)
+    cells = resolution[0] * resolution[1] * resolution[2]
+    if bits.shape[2] * 8 < cells:
+        raise ValueError(f"{op}: bits has {bits.shape[2]} bytes per level, too few for resolution {resolution}")
     if bits.device != rays_o.device:
         raise ValueError(f"{op}: the grid is on {bits.device} but the rays are on {rays_o.device}")
     if grid_indices is not None:
@@ -101,18 +121,37 @@ def occgrid_march(
         if n and (int(grid_indices.min()) < 0 or int(grid_indices.max()) >= bits.shape[0]):
             raise ValueError(f"{op}: grid_indices must lie in [0, n_grids={bits.shape[0]})")
         grid_indices = grid_indices.long().contiguous()
+    step_size = _number(op, "render_step_size", step_size)
     if not step_size > 0:
         raise ValueError(f"{op}: render_step_size must be > 0, got {step_size}")
-    lo = [float(v) for v in roi_aabb[:3]]
-    hi = [float(v) for v in roi_aabb[3:]]
+    cone_angle = _number(op, "cone_angle", cone_angle)
+    if not cone_angle >= 0:
+        raise ValueError(f"{op}: cone_angle must be >= 0, got {cone_angle}")
+    try:
+        aabb = [float(v) for v in roi_aabb]
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: roi_aabb must be 6 numbers, got {roi_aabb!r}") from None
+    if len(aabb) != 6 or not all(math.isfinite(v) for v in aabb) or not all(a < b for a, b in zip(aabb, aabb[3:])):
+        raise ValueError(f"{op}: roi_aabb must be 6 finite numbers (min xyz, max xyz) with min < max, got {roi_aabb!r}")
+    lo, hi = aabb[:3], aabb[3:]
     center = [(a + b) / 2 for a, b in zip(lo, hi)]
     half = [(b - a) / 2 for a, b in zip(lo, hi)]
-    if block_bits is not None and (block_bits.dtype != torch.uint8 or block_bits.device != bits.device):
-        raise TypeError(f"{op}: block_bits must be a uint8 tensor on the grid's device")
+    if block_bits is not None:
+        if not isinstance(block_bits, torch.Tensor) or block_bits.dtype != torch.uint8:
+            raise TypeError(f"{op}: block_bits must be a uint8 tensor (block_bits_of)")
+        if block_bits.device != bits.device:
+            raise ValueError(f"{op}: block_bits is on {block_bits.device} but the grid is on {bits.device}")
+        blocks = math.prod(-(-r // BLOCK) for r in resolution)
+        if block_bits.dim() != 3 or block_bits.shape[:2] != bits.shape[:2] or block_bits.shape[2] * 8 < blocks:
+            raise ValueError(
+                f"{op}: block_bits must be ({bits.shape[0]}, {bits.shape[1]}, >= {-(-blocks // 8)}) "
+                f"(block_bits_of the same grid), got {tuple(block_bits.shape)}"
+            )
+        block_bits = block_bits.contiguous()
     return _ext.load().occgrid_march(
-        bits,
+        bits.contiguous(),
         block_bits,
-        [int(r) for r in resolution],
+        list(resolution),
         center,
         half,
         rays_o.contiguous(),
@@ -122,4 +161,27 @@ def occgrid_march(
         t_far.contiguous(),
         float(step_size),
         float(cone_angle),
+        False,  # grid_indices are checked above; the binding's check would sync the GPU
     )
+
+
+def _number(op: str, name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{op}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{op}: {name} must be finite, got {number}")
+    return number
+
+
+def _resolution(op: str, resolution) -> tuple:
+    """Three ints in [1, MAX_RESOLUTION]."""
+    try:
+        values = [int(r) for r in resolution]
+        exact = all(int(r) == r for r in resolution)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: resolution must be 3 ints, got {resolution!r}") from None
+    if len(values) != 3 or not exact or not all(1 <= r <= MAX_RESOLUTION for r in values):
+        raise ValueError(f"{op}: resolution must be 3 ints in [1, {MAX_RESOLUTION}], got {resolution!r}")
+    return tuple(values)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from ._first_order import first_order
+from ._half import is_half, narrow
 from ._triplane_spec import AXES, PADDINGS, PLANE_REDUCES, SCALE_REDUCES, TriplaneSpec
 
 _FUSED_DTYPES = (torch.float32, torch.float64)
@@ -24,11 +26,13 @@ class _TriplaneSample(torch.autograd.Function):
         planes_grad = any(ctx.needs_input_grad[2:])
         if not (points_grad or planes_grad):
             return (None,) * (2 + len(planes))
-        grad_points, grad_planes = _ext.load().triplane_backward(
-            grad_out.contiguous(), list(planes), points, *ctx.codes, points_grad, planes_grad
-        )
+        with torch.no_grad():
+            grad_points, grad_planes = _ext.load().triplane_backward(
+                grad_out.contiguous(), list(planes), points, *ctx.codes, points_grad, planes_grad
+            )
         grad_planes = [g if need else None for g, need in zip(grad_planes, ctx.needs_input_grad[2:])]
-        return (None, grad_points if points_grad else None, *grad_planes)
+        grads = (grad_points if points_grad else None, *grad_planes)
+        return (None, *first_order("triplane_sample", grads, (grad_out, points, *planes)))
 
 
 def triplane_sample(
@@ -61,11 +65,19 @@ def triplane_sample(
 
     Gradients flow to every plane tensor and to ``points``. Bilinear
     arithmetic matches ``grid_sample``; the (N, 3, C) intermediate is never
-    materialised. Float32 and float64 on CPU and CUDA.
+    materialised. Float32 and float64 on CPU and CUDA; float16 and bfloat16
+    are computed in float32 and the result cast back. A NaN coordinate gives
+    NaN features from the planes it selects; +-inf and huge coordinates fall
+    outside the planes (docs/kernels/triplane.md). Second derivatives are
+    refused with an error (the backward is first-order only).
     """
     spec = TriplaneSpec.parse(planes, points, plane_reduce, scale_reduce, align_corners, padding, axes)
+    if is_half(points):
+        widened = [p.float() for p in spec.planes]
+        out = triplane_sample(widened, points.float(), plane_reduce, scale_reduce, align_corners, padding, axes)
+        return narrow(out, points.dtype)
     if points.dtype not in _FUSED_DTYPES:
-        raise TypeError(f"triplane_sample supports float32 and float64, got {points.dtype}")
+        raise TypeError(f"triplane_sample supports float16, bfloat16, float32 and float64, got {points.dtype}")
     if points.device.type not in ("cpu", "cuda"):
         raise ValueError(f"triplane_sample runs on cpu or cuda, got {points.device}")
     codes = (

@@ -9,6 +9,10 @@ outputs, so it needs O(1) extra memory per ray.
 
 Packed samples must be sorted by ray (``OccupancyGrid.sampling`` returns them
 so). No gradient flows to ``t_starts`` / ``t_ends`` (as in nerfacc's CUDA path).
+Second derivatives are refused with an error (the backward is first-order only).
+float16 / bfloat16 inputs are computed in float32 and the outputs cast back.
+The offsets handed to the kernels are built or checked here, so the kernels
+are called with ``check=False`` (their own check costs a GPU sync).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import torch
 
 from .. import _ext
+from ._first_order import first_order
+from ._half import is_half, narrow, widen
 from ._packed import check_float, check_like, layout, with_prefix_trans
 from .reference.volume_render import accumulate_along_rays as reference_accumulate_along_rays
 
@@ -29,7 +35,7 @@ def _flat(x):
 class _RenderWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kind, offsets, inputs, t_starts, t_ends):
-        weights, trans, alphas = _ext.load().render_weight_forward(offsets, inputs, t_starts, t_ends, kind)
+        weights, trans, alphas = _ext.load().render_weight_forward(offsets, inputs, t_starts, t_ends, kind, False)
         ctx.kind = kind
         ctx.save_for_backward(offsets, t_starts, t_ends, trans, alphas)
         return weights, trans, alphas
@@ -39,9 +45,11 @@ class _RenderWeight(torch.autograd.Function):
         if not ctx.needs_input_grad[2]:
             return None, None, None, None, None
         offsets, t_starts, t_ends, trans, alphas = ctx.saved_tensors
-        grad_in = _ext.load().render_weight_backward(
-            offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans, grad_alphas, ctx.kind
-        )
+        with torch.no_grad():
+            grad_in = _ext.load().render_weight_backward(
+                offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans, grad_alphas, ctx.kind, False
+            )
+        (grad_in,) = first_order("render_weight", (grad_in,), (grad_weights, grad_trans, grad_alphas, alphas))
         return None, None, grad_in, None, None
 
 
@@ -77,6 +85,12 @@ def render_weight_from_density(
         (1 - alpha) along the ray, weight = T alpha. Gradients flow to sigmas.
     """
     op = "render_weight_from_density"
+    if is_half(sigmas):
+        dtype = sigmas.dtype
+        names = ("sigmas", "t_starts", "t_ends", "prefix_trans")
+        sigmas, t_starts, t_ends, prefix_trans = widen(op, names, (sigmas, t_starts, t_ends, prefix_trans))
+        outs = render_weight_from_density(t_starts, t_ends, sigmas, packed_info, ray_indices, n_rays, prefix_trans)
+        return narrow(outs, dtype)
     check_float("sigmas", sigmas, op)
     if t_starts is None or t_ends is None:
         raise ValueError(f"{op}: t_starts and t_ends are required")
@@ -96,6 +110,10 @@ def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=
     :func:`render_weight_from_density`.
     """
     op = "render_weight_from_alpha"
+    if is_half(alphas):
+        dtype = alphas.dtype
+        alphas, prefix_trans = widen(op, ("alphas", "prefix_trans"), (alphas, prefix_trans))
+        return narrow(render_weight_from_alpha(alphas, packed_info, ray_indices, n_rays, prefix_trans), dtype)
     check_float("alphas", alphas, op)
     weights, trans, _ = _render_weight(
         op, 1, alphas, "alphas", None, None, ray_indices, n_rays, packed_info, prefix_trans
@@ -106,7 +124,9 @@ def render_weight_from_alpha(alphas, packed_info=None, ray_indices=None, n_rays=
 class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kind, eps, offsets, inputs, values, t_starts, t_ends):
-        colors, opacity, depth = _ext.load().composite_forward(offsets, inputs, values, t_starts, t_ends, kind, eps)
+        colors, opacity, depth = _ext.load().composite_forward(
+            offsets, inputs, values, t_starts, t_ends, kind, eps, False
+        )
         ctx.kind, ctx.eps = kind, eps
         ctx.save_for_backward(offsets, inputs, values, t_starts, t_ends, colors, opacity, depth)
         return colors, opacity, depth
@@ -117,26 +137,30 @@ class _Composite(torch.autograd.Function):
         if not (need_in or need_values):
             return (None,) * 7
         offsets, inputs, values, t_starts, t_ends, colors, opacity, depth = ctx.saved_tensors
-        grad_in, grad_values = _ext.load().composite_backward(
-            offsets,
-            inputs,
-            values,
-            t_starts,
-            t_ends,
-            ctx.kind,
-            ctx.eps,
-            colors,
-            opacity,
-            depth,
-            grad_colors,
-            grad_opacity,
-            grad_depth,
-            need_in,
-            need_values,
-        )
+        with torch.no_grad():
+            grad_in, grad_values = _ext.load().composite_backward(
+                offsets,
+                inputs,
+                values,
+                t_starts,
+                t_ends,
+                ctx.kind,
+                ctx.eps,
+                colors,
+                opacity,
+                depth,
+                grad_colors,
+                grad_opacity,
+                grad_depth,
+                need_in,
+                need_values,
+                False,
+            )
         if need_values and values.shape[1] == 0:
             grad_values = torch.zeros_like(values)
-        return (None, None, None, grad_in if need_in else None, grad_values if need_values else None, None, None)
+        grads = (grad_in if need_in else None, grad_values if need_values else None)
+        grads = first_order("composite", grads, (grad_colors, grad_opacity, grad_depth, inputs, values))
+        return (None, None, None, *grads, None, None)
 
 
 def composite(
@@ -173,6 +197,15 @@ def composite(
         nerfacc's ``rendering``. Gradients flow to ``inputs`` and ``values``.
     """
     op = "composite"
+    if is_half(inputs):
+        dtype = inputs.dtype
+        names = ("inputs", "values", "t_starts", "t_ends", "render_bkgd")
+        widened = widen(op, names, (inputs, values, t_starts, t_ends, render_bkgd))
+        inputs, values, t_starts, t_ends, render_bkgd = widened
+        outs = composite(
+            inputs, values, ray_indices, n_rays, t_starts, t_ends, kind, early_stop_eps, render_bkgd, packed_info
+        )
+        return narrow(outs, dtype)
     check_float("inputs", inputs, op)
     if kind not in INPUT_KINDS:
         raise ValueError(f"{op}: kind must be one of {', '.join(INPUT_KINDS)}, got {kind!r}")
@@ -228,6 +261,10 @@ def accumulate_along_rays(weights, values=None, ray_indices=None, n_rays=None):
     nerfacc also accepts) are summed with ``index_add_``.
     """
     op = "accumulate_along_rays"
+    if is_half(weights):
+        dtype = weights.dtype
+        weights, values = widen(op, ("weights", "values"), (weights, values))
+        return narrow(accumulate_along_rays(weights, values, ray_indices, n_rays), dtype)
     check_float("weights", weights, op)
     if ray_indices is not None and weights.dim() == 1 and ray_indices.numel() > 1:
         if isinstance(ray_indices, torch.Tensor) and not bool((ray_indices[1:] >= ray_indices[:-1]).all()):

@@ -20,7 +20,9 @@
 //    index) * F + f]); output feature l*F + f.
 //  * inputs outside [0, 1] are not clamped: the cell coordinate is converted
 //    through int to uint32, so negative cells wrap around 2^32 and the index
-//    (dense or hashed) wraps modulo the level size, as in tcnn.
+//    (dense or hashed) wraps modulo the level size, as in tcnn. Past the int
+//    range (and for +-inf) the cell saturates at its ends with weight 0; a NaN
+//    coordinate gives NaN features and no table gradient (locate).
 // tcnn's stochastic interpolation, quantisation threshold and max_level are
 // not reproduced (their defaults are off).
 #pragma once
@@ -76,14 +78,34 @@ struct Cell {
   T dw[D];
 };
 
+// The floor of a position must lie in the int range to be converted.
+template <typename T>
+S3D_FN T kMinCell() {
+  return T(-2147483648.0);
+}
+template <typename T>
+S3D_FN T kMaxCell() {
+  return sizeof(T) == 4 ? T(2147483520.0) : T(2147483647.0);  // the largest float < 2^31
+}
+
 template <int D, typename T>
 S3D_FN void locate(const T* x, T scale, Interpolation interp, Cell<D, T>* c) {
 #pragma unroll
   for (int d = 0; d < D; ++d) {
     const T pos = detail::fma_(scale, x[d], T(0.5));
-    const T fl = floor_(pos);
+    T fl = floor_(pos);
+    T f = pos - fl;
+    const bool beyond = !(fl >= kMinCell<T>() && fl <= kMaxCell<T>());
+    const bool nan = x[d] != x[d];
+    if (beyond) {
+      // NaN, infinite, or beyond the int range (where the cast is undefined):
+      // a NaN coordinate keeps a NaN weight (its features are NaN) at cell 0;
+      // any other saturates to the int range's end with weight 0 and no slope
+      // (a float that large has no fraction left anyway).
+      fl = nan || pos != pos ? T(0) : (fl < T(0) ? kMinCell<T>() : kMaxCell<T>());
+      f = nan ? x[d] : T(0);
+    }
     c->lower[d] = static_cast<uint32_t>(static_cast<int>(fl));
-    const T f = pos - fl;
     if (interp == Interpolation::Smoothstep) {
       c->w[d] = f * f * (T(3) - T(2) * f);
       c->dw[d] = scale * T(6) * f * (T(1) - f);
@@ -91,6 +113,7 @@ S3D_FN void locate(const T* x, T scale, Interpolation interp, Cell<D, T>* c) {
       c->w[d] = f;
       c->dw[d] = scale;
     }
+    if (beyond) c->dw[d] = nan ? x[d] : T(0);
   }
 }
 
@@ -191,7 +214,8 @@ S3D_FN void scatter_corners(T* table, const uint32_t* entry, const T* weight, co
                             uint32_t lo, uint32_t hi) {
 #pragma unroll
   for (int k = 0; k < (1 << D); ++k) {
-    if (entry[k] < lo || entry[k] >= hi) continue;
+    // A NaN point's weights are NaN: its gradient reaches no entry.
+    if (entry[k] < lo || entry[k] >= hi || weight[k] != weight[k]) continue;
     T* dst = table + static_cast<int64_t>(entry[k]) * F;
 #pragma unroll
     for (int f = 0; f < F; ++f) Add::add(dst + f, weight[k] * g[f]);

@@ -33,6 +33,13 @@ constexpr int kMaxLevels = 16;
 // Cells per side of the coarse blocks that let the walk skip large empty
 // regions in one jump (a ray crosses ~res * sqrt(3) cells, mostly empty).
 constexpr int kBlock = 8;
+// Steps of the finest lattice (`step`) across the coarsest box's diagonal that
+// the bindings accept; more would walk for minutes per ray.
+constexpr double kMaxStepsPerBox = 16777216.0;  // 2^24
+// A ray whose lattice needs more steps than this from t_near to its end (a
+// t_near far before the box, or not finite) yields no samples: its lattice
+// indices would not fit an int64 or its t values would be rounding noise.
+constexpr double kMaxLatticeSteps = 2147483648.0;  // 2^31
 
 template <typename T>
 struct MarchParams {
@@ -243,6 +250,12 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
   const T t0 = p.t_near[r];
   const T t_hi = min_(p.t_far[r], t_exit);
   if (!(t_enter <= t_exit) || !(t0 < t_hi)) return 0;
+  if (!((t_hi - t0) / p.step < T(kMaxLatticeSteps))) return 0;  // also NaN and infinite bounds
+  // t so large that a step vanishes in rounding: the walk would not advance.
+  const T t_mag = max_(t0 < T(0) ? -t0 : t0, t_hi < T(0) ? -t_hi : t_hi);
+  if (!(t_mag + p.step > t_mag)) return 0;
+  // No step past this one has its midpoint before t_hi: a jump never goes further.
+  const T k_end = ceil_((t_hi - t0) / p.step) + T(1);
 
   T scale = t_hi < T(0) ? -t_hi : t_hi;
   for (int a = 0; a < 3; ++a) {
@@ -257,7 +270,7 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
     // First lattice step whose midpoint is inside the box.
     int64_t k = 0;
     if (t_enter > t0) {
-      const T first = ceil_((t_enter - margin - t0) / dt - T(0.5));
+      const T first = min_(ceil_((t_enter - margin - t0) / dt - T(0.5)), k_end);
       k = first > T(0) ? static_cast<int64_t>(first) : 0;
     }
     for (;;) {
@@ -272,7 +285,7 @@ S3D_FN int64_t march_ray(const MarchParams<T>& p, int64_t r, Emit& emit) {
         ++k;
       } else {
         // Jump to the first step whose midpoint lies past the empty region.
-        const T next = ceil_((region_exit - margin - t0) / dt - T(0.5));
+        const T next = min_(ceil_((region_exit - margin - t0) / dt - T(0.5)), k_end);
         k = next > T(k + 1) ? static_cast<int64_t>(next) : k + 1;
       }
     }

@@ -86,6 +86,7 @@ S3D_FN T pixel_coordinate(T coord, int size, bool align_corners, Padding padding
     pixel = ((coord + T(1)) * T(size) - T(1)) * T(0.5);
     *d_pixel = T(0.5) * T(size);
   }
+  if (coord != coord) return T(-2);  // NaN: a cell outside the plane (make_footprint)
   if (padding == Padding::Border) {
     // grid_sample counts the border itself as clipped (zero gradient).
     if (!(pixel > T(0))) {
@@ -149,6 +150,14 @@ S3D_FN void make_footprint(T u, T v, int height, int width, int channels, bool a
     fp.inside |= in[j] ? (1u << j) : 0u;
     fp.weight[j] = in[j] ? w[j] : T(0);
     fp.offset[j] = in[j] ? offsets[j] : 0;
+  }
+  if (u != u || v != v) {
+    // A NaN coordinate samples NaN, as grid_sample does with zeros padding,
+    // reads texel 0 only to be multiplied by NaN, and scatters to no texel.
+    const T nan = u != u ? u : v;
+    fp.fx = fp.fy = nan;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) fp.weight[j] = nan;
   }
 }
 
@@ -444,7 +453,7 @@ S3D_FN void backward_plane_point(const Params<T>& p, const T* points, const T* g
 #pragma unroll
     for (int corner = 0; corner < 4; ++corner) {
       const T w = fp.weight[corner] * factor;
-      if (w == T(0)) continue;
+      if (w == T(0) || !((fp.inside >> corner) & 1u)) continue;
       T* dst = grad_plane + fp.offset[corner];
       for (int c = c_begin; c < c_end; ++c) Add::add(dst + c, w * g[c]);
     }
@@ -466,7 +475,7 @@ S3D_FN void backward_plane_point(const Params<T>& p, const T* points, const T* g
 #pragma unroll
     for (int corner = 0; corner < 4; ++corner) {
       const T w = fp[k].weight[corner];
-      if (w == T(0)) continue;
+      if (w == T(0) || !((fp[k].inside >> corner) & 1u)) continue;
       T* dst = grad_plane + fp[k].offset[corner] + c0;
       for (int c = 0; c < n; ++c) Add::add(dst + c, w * g[c]);
     }

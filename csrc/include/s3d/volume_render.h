@@ -328,7 +328,8 @@ S3D_FN int ray_offsets_sample(const I* ray_indices, int64_t n_samples, int64_t n
   if (cur < prev) err |= 1;
   if (cur < 0 || cur >= n_rays) err |= 2;
   if (err) return err;
-  for (int64_t r = prev + 1; r <= cur; ++r) offsets[r] = i;
+  // An out-of-range previous index is its own sample's error; never write before offsets[0].
+  for (int64_t r = prev < 0 ? 0 : prev + 1; r <= cur; ++r) offsets[r] = i;
   if (i == n_samples - 1)
     for (int64_t r = cur + 1; r <= n_rays; ++r) offsets[r] = n_samples;
   return 0;

@@ -26,10 +26,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_cuda(
     const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res,
     at::ArrayRef<double> center, at::ArrayRef<double> half, const at::Tensor& rays_o,
     const at::Tensor& rays_d, const c10::optional<at::Tensor>& grid_indices,
-    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle) {
+    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle, bool check) {
   const c10::cuda::CUDAGuard guard(rays_o.device());
   return occgrid_march_impl<CudaBackend>(bits, block_bits, res, center, half, rays_o, rays_d,
-                                         grid_indices, t_near, t_far, step, cone_angle);
+                                         grid_indices, t_near, t_far, step, cone_angle, check);
 }
 
 }  // namespace

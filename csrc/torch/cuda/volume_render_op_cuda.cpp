@@ -43,30 +43,28 @@ struct CudaBackend {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weights_forward_cuda(
     const at::Tensor& offsets, const at::Tensor& in, const c10::optional<at::Tensor>& t_starts,
-    const c10::optional<at::Tensor>& t_ends, int64_t input_kind) {
+    const c10::optional<at::Tensor>& t_ends, int64_t input_kind, bool check) {
   const c10::cuda::CUDAGuard guard(in.device());
-  return weights_forward_impl<CudaBackend>(offsets, in, t_starts, t_ends, input_kind);
+  return weights_forward_impl<CudaBackend>(offsets, in, t_starts, t_ends, input_kind, check);
 }
 
-at::Tensor weights_backward_cuda(const at::Tensor& offsets,
-                                 const c10::optional<at::Tensor>& t_starts,
-                                 const c10::optional<at::Tensor>& t_ends, const at::Tensor& trans,
-                                 const at::Tensor& alphas,
-                                 const c10::optional<at::Tensor>& grad_weights,
-                                 const c10::optional<at::Tensor>& grad_trans,
-                                 const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind) {
+at::Tensor weights_backward_cuda(
+    const at::Tensor& offsets, const c10::optional<at::Tensor>& t_starts,
+    const c10::optional<at::Tensor>& t_ends, const at::Tensor& trans, const at::Tensor& alphas,
+    const c10::optional<at::Tensor>& grad_weights, const c10::optional<at::Tensor>& grad_trans,
+    const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind, bool check) {
   const c10::cuda::CUDAGuard guard(alphas.device());
   return weights_backward_impl<CudaBackend>(offsets, t_starts, t_ends, trans, alphas, grad_weights,
-                                            grad_trans, grad_alphas, input_kind);
+                                            grad_trans, grad_alphas, input_kind, check);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_forward_cuda(
     const at::Tensor& offsets, const at::Tensor& in, const at::Tensor& values,
     const c10::optional<at::Tensor>& t_starts, const c10::optional<at::Tensor>& t_ends,
-    int64_t input_kind, double early_stop_eps) {
+    int64_t input_kind, double early_stop_eps, bool check) {
   const c10::cuda::CUDAGuard guard(in.device());
   return composite_forward_impl<CudaBackend>(offsets, in, values, t_starts, t_ends, input_kind,
-                                             early_stop_eps);
+                                             early_stop_eps, check);
 }
 
 std::tuple<at::Tensor, at::Tensor> composite_backward_cuda(
@@ -75,11 +73,11 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_cuda(
     int64_t input_kind, double early_stop_eps, const at::Tensor& colors, const at::Tensor& opacity,
     const at::Tensor& depth, const c10::optional<at::Tensor>& grad_colors,
     const c10::optional<at::Tensor>& grad_opacity, const c10::optional<at::Tensor>& grad_depth,
-    bool input_grad, bool values_grad) {
+    bool input_grad, bool values_grad, bool check) {
   const c10::cuda::CUDAGuard guard(in.device());
-  return composite_backward_impl<CudaBackend>(offsets, in, values, t_starts, t_ends, input_kind,
-                                              early_stop_eps, colors, opacity, depth, grad_colors,
-                                              grad_opacity, grad_depth, input_grad, values_grad);
+  return composite_backward_impl<CudaBackend>(
+      offsets, in, values, t_starts, t_ends, input_kind, early_stop_eps, colors, opacity, depth,
+      grad_colors, grad_opacity, grad_depth, input_grad, values_grad, check);
 }
 
 std::tuple<at::Tensor, int64_t> ray_offsets_cuda(const at::Tensor& ray_indices, int64_t n_rays) {

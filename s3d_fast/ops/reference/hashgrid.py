@@ -11,6 +11,12 @@ from ..hashgrid_config import HashGridConfig
 
 _PRIMES = (1, 2654435761, 805459861)
 _MASK32 = 0xFFFFFFFF
+_MIN_CELL = -(2**31)
+
+
+def _max_cell(dtype: torch.dtype) -> float:
+    """The largest cell the kernel converts to int: the largest float below 2^31 in float32."""
+    return 2147483647.0 if dtype == torch.float64 else 2147483520.0
 
 
 def _mul32(a: torch.Tensor, b: int) -> torch.Tensor:
@@ -42,6 +48,15 @@ def hashgrid_encode(
             pos = (x2d.double() * scale + 0.5).to(x2d.dtype)
         lower = torch.floor(pos)
         frac = pos - lower  # d/dx = scale; floor has no gradient
+        # Past the int range and at +-inf the cell saturates with weight 0 and
+        # no gradient; a NaN coordinate keeps a NaN weight at cell 0 (as the kernel).
+        nan = torch.isnan(x2d)
+        lower = lower.double()  # holds every cell exactly, also for float16 inputs
+        beyond = ~((lower >= _MIN_CELL) & (lower <= _max_cell(x2d.dtype)))
+        if bool(beyond.any()):
+            saturated = torch.full_like(lower, _max_cell(x2d.dtype)).masked_fill(lower < 0, _MIN_CELL)
+            lower = saturated.masked_fill(nan | torch.isnan(pos), 0.0).where(beyond, lower)
+            frac = torch.where(nan, x2d, torch.zeros_like(frac)).where(beyond, frac)
         if config.interpolation == "smoothstep":
             frac = frac * frac * (3.0 - 2.0 * frac)
         cell = lower.detach().long() & _MASK32  # (int) then (uint32): negatives wrap

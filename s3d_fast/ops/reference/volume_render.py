@@ -1,7 +1,8 @@
 """Pure-PyTorch volume rendering over packed samples: the semantics.
 
-Densities use a packed exclusive ``cumsum`` of sigma * dt; alphas use the
-dense (n_rays, max_samples) ``cumprod``; sums per ray use ``index_add_``.
+Densities use a per-ray exclusive ``cumsum`` of sigma * dt and alphas a per-ray
+``cumprod``, both on a dense (n_rays, max_samples) copy; sums per ray use
+``index_add_``.
 Same signatures as :mod:`s3d_fast.ops.volume_render`.
 """
 
@@ -17,29 +18,30 @@ def _ray_of_sample(offsets: torch.Tensor, n_samples: int) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(counts.numel(), device=offsets.device), counts, output_size=n_samples)
 
 
-def _exclusive_trans_density(tau, offsets):
-    """exp(-exclusive per-ray cumsum of tau), packed (S,)."""
-    n = tau.numel()
-    incl = torch.cumsum(tau, 0)
-    excl = incl - tau
-    rays = _ray_of_sample(offsets, n)
-    start = offsets[:-1].clamp(max=max(n - 1, 0))
-    base = excl[start] if n else excl
-    return torch.exp(-(excl - base[rays]))
-
-
-def _exclusive_trans_alpha(alphas, offsets):
-    """Exclusive per-ray cumprod of (1 - alpha) on a dense padded copy."""
-    n = alphas.numel()
+def _per_ray_dense(x, offsets):
+    """(rays, cols, dense): packed (S,) ``x`` on a (n_rays, max_samples + 1) grid
+    whose first column is 0, so that a cumsum or cumprod along dim 1 stays in
+    its ray (a NaN or inf in one ray never reaches another)."""
+    n = x.numel()
     counts = offsets[1:] - offsets[:-1]
     n_rays = counts.numel()
     width = int(counts.max()) if n_rays and n else 0
     rays = _ray_of_sample(offsets, n)
-    cols = torch.arange(n, device=alphas.device) - offsets[:-1][rays]
-    dense = alphas.new_zeros(n_rays, width + 1)
-    dense = dense.index_put((rays, cols + 1), alphas)
-    trans = torch.cumprod(1.0 - dense, dim=1)
-    return trans[rays, cols]
+    cols = torch.arange(n, device=x.device) - offsets[:-1][rays]
+    dense = x.new_zeros(n_rays, width + 1).index_put((rays, cols + 1), x)
+    return rays, cols, dense
+
+
+def _exclusive_trans_density(tau, offsets):
+    """exp(-exclusive per-ray cumsum of tau), packed (S,)."""
+    rays, cols, dense = _per_ray_dense(tau, offsets)
+    return torch.exp(-torch.cumsum(dense, dim=1)[rays, cols])
+
+
+def _exclusive_trans_alpha(alphas, offsets):
+    """Exclusive per-ray cumprod of (1 - alpha) on a dense padded copy."""
+    rays, cols, dense = _per_ray_dense(alphas, offsets)
+    return torch.cumprod(1.0 - dense, dim=1)[rays, cols]
 
 
 def _weights(kind, inputs, t_starts, t_ends, offsets):
