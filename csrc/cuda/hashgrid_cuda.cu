@@ -54,8 +54,8 @@ struct Forward {
   cudaStream_t stream;
   template <int D, int F>
   void operator()() const {
-    forward_kernel<D, F, T>
-        <<<grid_for(p.n_points, p.layout.n_levels), kThreads, 0, stream>>>(p, points, out);
+    S3D_LAUNCH(grid_for(p.n_points, p.layout.n_levels), kThreads, stream, forward_kernel<D, F, T>)(
+        p, points, out);
     S3D_CUDA_CHECK(cudaGetLastError());
   }
 };
@@ -71,14 +71,13 @@ struct Backward {
   template <int D, int F>
   void operator()() const {
     if (grad_table != nullptr) {
-      backward_table_kernel<D, F, T>
-          <<<grid_for(p.n_points, p.layout.n_levels), kThreads, 0, stream>>>(p, points, grad_out,
-                                                                             grad_table);
+      S3D_LAUNCH(grid_for(p.n_points, p.layout.n_levels), kThreads, stream,
+                 backward_table_kernel<D, F, T>)(p, points, grad_out, grad_table);
       S3D_CUDA_CHECK(cudaGetLastError());
     }
     if (grad_points != nullptr) {
-      backward_input_kernel<D, F, T>
-          <<<grid_for(p.n_points, 1), kThreads, 0, stream>>>(p, points, grad_out, grad_points);
+      S3D_LAUNCH(grid_for(p.n_points, 1), kThreads, stream, backward_input_kernel<D, F, T>)(
+          p, points, grad_out, grad_points);
       S3D_CUDA_CHECK(cudaGetLastError());
     }
   }

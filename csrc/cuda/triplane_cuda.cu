@@ -45,7 +45,7 @@ template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, void* stream) {
   const int64_t total = p.batch * p.n_points;
   if (total == 0) return;
-  forward_kernel<T><<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+  S3D_LAUNCH(blocks_for(total), kThreads, static_cast<cudaStream_t>(stream), forward_kernel<T>)(
       p, points, out, total);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
@@ -57,13 +57,13 @@ void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_po
   if (total == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (grad_points != nullptr) {
-    backward_points_kernel<T>
-        <<<blocks_for(total), kThreads, 0, s>>>(p, points, grad_out, grad_points, total);
+    S3D_LAUNCH(blocks_for(total), kThreads, s, backward_points_kernel<T>)(p, points, grad_out,
+                                                                          grad_points, total);
     S3D_CUDA_CHECK(cudaGetLastError());
   }
   for (int scale = 0; scale < p.n_scales; ++scale) {
     if (grad_planes[scale] == nullptr) continue;
-    backward_planes_kernel<T><<<blocks_for(total * 3), kThreads, 0, s>>>(
+    S3D_LAUNCH(blocks_for(total * 3), kThreads, s, backward_planes_kernel<T>)(
         p, points, grad_out, grad_planes[scale], scale, total);
     S3D_CUDA_CHECK(cudaGetLastError());
   }
