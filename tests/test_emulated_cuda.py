@@ -367,3 +367,57 @@ def test_kernels_that_need_threads_to_cooperate_do_not_compile(name, tmp_path):
     done = _compile_kernel(REFUSED[name], tmp_path)
     assert done.returncode != 0 and f"{name} is not emulated" in done.stderr, done.stderr[-2000:]
     assert _compile_kernel("*x += 1;", tmp_path).returncode == 0
+
+
+# -- deterministic mode --------------------------------------------------------------------------------
+
+
+def _float_atomics_during(fn):
+    before = emulated_cuda.counts()["float_atomic_adds"]
+    result = fn()
+    return emulated_cuda.counts()["float_atomic_adds"] - before, result
+
+
+def check_deterministic(fn, inputs, grad_index, rtol, atol):
+    """Under torch.use_deterministic_algorithms(True) the emulated backward uses no float
+    atomics and gives the same bits under two launch orders, close to the CPU's; without
+    it, the atomic scatter's float32 sums change with the order (so the orders do differ)."""
+    atomics, _ = _float_atomics_during(lambda: check(fn, inputs, rtol=rtol, atol=atol, deterministic=True))
+    assert atomics == 0
+    atomics, (first, second) = _float_atomics_during(lambda: [run(fn, inputs, seed)[1][grad_index] for seed in SEEDS])
+    assert atomics > 0
+    if first.dtype == torch.float32:
+        assert not torch.equal(first, second), "the atomic scatter gave the same bits under two launch orders"
+
+
+@pytest.mark.parametrize("plane_reduce", PLANE_REDUCES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_triplane_deterministic_backward(plane_reduce, dtype):
+    # 3000 points on 8^2 and 5x12 planes: dozens of contributions per texel.
+    planes = _planes(shapes=((8, 8), (5, 12)), batch=2, channels=11, seed=5, dtype=dtype)
+    pts = _points(batch=2, n=3000, seed=6, spread=1.1, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    kw = dict(plane_reduce=plane_reduce, scale_reduce="sum", padding="border" if plane_reduce == "mean" else "zeros")
+    check_deterministic(_triplane(**kw), (pts, planes), grad_index=1, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dims,features", [(1, 1), (2, 8), (3, 2), (3, 4)])
+@pytest.mark.parametrize("levels", ["dense", "hashed", "mixed"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_hashgrid_deterministic_backward(levels, dims, features, dtype):
+    kw = dict(LEVEL_SETS[levels], n_features_per_level=features, interpolation="smoothstep")
+    inputs = (_unit_points(3000, dims, dtype=dtype), _table(dims, kw, dtype=dtype))
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    check_deterministic(_hashgrid(kw), inputs, grad_index=1, rtol=tol, atol=tol)
+
+
+def test_deterministic_backward_empty_and_large():
+    kw = dict(LEVEL_SETS["mixed"], n_features_per_level=2)
+    _, launched = check(_hashgrid(kw), (_unit_points(0, 3), _table(3, kw)), deterministic=True)
+    assert launched == 0
+    _, launched = check(_triplane(), (_points(n=0), _planes()), deterministic=True)
+    assert launched == 0
+    # The README's hash grid at 2^15 + 3 points: 2^21 contributions sorted into 2^19-entry levels.
+    kw = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+    inputs = (_unit_points((1 << 15) + 3, 3, seed=5, dtype=torch.float32), _table(3, kw, seed=6, dtype=torch.float32))
+    check(_hashgrid(kw), inputs, rtol=1e-4, atol=1e-4, deterministic=True)
