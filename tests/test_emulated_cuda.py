@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from aids import emulated_cuda
-from s3d_fast import ops
+from s3d_fast import _ext, ops
 from s3d_fast.nn import OccupancyGrid
 from s3d_fast.ops import HashGridConfig
 
@@ -276,7 +276,7 @@ def test_compositing_empty_and_float32_large():
 @pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
 def test_ray_offsets_and_their_errors(index_dtype):
     emulated = emulated_cuda.load()
-    cpu = ops._packed._ext.load()
+    cpu = _ext.load()
     ri, _, _, _ = _packed(index_dtype=index_dtype)
     for indices, n_rays in ((ri, 300), (ri, 310), (ri[:0], 7), (ri.flip(0), 300), (ri, 100)):
         for seed in SEEDS:

@@ -137,8 +137,9 @@ struct Backward {
       const gather::Workspace ws = gather::carve(workspace, entries);
       gather::sort_by_destination(
           TableContributions<D, T>{p, points, p.n_points * p.layout.n_levels}, entries, ws, stream);
-      S3D_LAUNCH(gather::blocks_for(entries), kThreads, stream, gather_table_kernel<D, F, T>)(
-          p, points, grad_out, grad_table, entries, ws.run_end, ws.ids);
+      S3D_LAUNCH(gather::blocks_for(entries), gather::kThreads, stream,
+                 gather_table_kernel<D, F, T>)(p, points, grad_out, grad_table, entries, ws.run_end,
+                                               ws.ids);
       S3D_CUDA_CHECK(cudaGetLastError());
     }
     if (grad_points != nullptr) {

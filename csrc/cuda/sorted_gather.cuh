@@ -146,6 +146,7 @@ static __global__ void sort_runs_kernel(const Id* run_end, int64_t n, Id* ids) {
 template <typename Contributions>
 void sort_by_destination(const Contributions& c, int64_t n_destinations, const Workspace& ws,
                          cudaStream_t stream) {
+  if (n_destinations == 0) return;  // CUDA refuses a launch of zero blocks
   S3D_CUDA_CHECK(cudaMemsetAsync(ws.run_end, 0, sizeof(Id) * n_destinations, stream));
   if (c.n_sources > 0) {
     S3D_LAUNCH(blocks_for(c.n_sources), kThreads, stream, count_kernel<Contributions>)(c,
