@@ -15,9 +15,14 @@ line of each group (benchmarks/conftest.py) is from the median round.
   reference vs nerfacc 0.5.3's ``OccGridEstimator.sampling`` (its CUDA path).
 - compositing forward + backward: 2^20 packed samples over 2^14 rays, C = 32; fused vs
   the packed reference vs nerfacc 0.5.3's packed CUDA path.
+- deterministic backward: the tri-plane (64/128/256) and hash-grid backward passes at the
+  sizes above, atomic scatter ("fused") vs the sorted gather that
+  ``torch.use_deterministic_algorithms(True)`` selects ("fused deterministic").
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
@@ -210,3 +215,54 @@ def test_cuda_composite_forward_backward(benchmark, record, impl):
     benchmark.group = "cuda compositing fwd+bwd 2^20 samples, 2^14 rays, C=32"
     _timed(benchmark, step, rounds=30, warmup=3)
     record("cuda compositing fwd+bwd, 2^20 samples, C=32", impl, _rate(benchmark, COMP_SAMPLES), "M samples/s")
+
+
+# -- deterministic backward ------------------------------------------------------------------------------
+DETERMINISM = {"fused": False, "fused deterministic": True}
+
+
+@contextlib.contextmanager
+def _deterministic(on: bool):
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(on)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _timed_backward(benchmark, outputs, leaves, grad_out, deterministic):
+    """Times the backward alone (the forward's graph is kept); returns the gradients of one
+    round, after checking that a second round gives the same bits when deterministic."""
+
+    def backward():
+        return torch.autograd.grad(outputs, leaves, grad_out, retain_graph=True)
+
+    with _deterministic(deterministic):
+        grads = _timed(benchmark, backward, rounds=30, warmup=3)
+        if deterministic:
+            again = backward()
+            torch.cuda.synchronize()
+            assert all(torch.equal(a, b) for a, b in zip(grads, again)), "deterministic backward changed its bits"
+    return grads
+
+
+@pytest.mark.parametrize("impl", list(DETERMINISM))
+def test_cuda_triplane_backward_deterministic(benchmark, record, impl):
+    planes, points = _triplane_inputs("3x64-128-256")
+    forward, leaves = differentiable_runner("fused", planes, points)
+    outputs = forward()
+    grad_out = torch.randn_like(outputs)
+    benchmark.group = "cuda triplane backward 3x64-128-256, atomic vs deterministic"
+    _timed_backward(benchmark, outputs, [points, *leaves], grad_out, DETERMINISM[impl])
+    record("cuda triplane backward 3x64-128-256", impl, _rate(benchmark, points.shape[1]), "Mpts/s")
+
+
+@pytest.mark.parametrize("impl", list(DETERMINISM))
+def test_cuda_hashgrid_backward_deterministic(benchmark, record, hash_data, impl):
+    x, params, grad = hash_data
+    p = params.detach().requires_grad_()
+    outputs = ops.hashgrid_encode(x, p, HASH_CONFIG)
+    benchmark.group = "cuda hashgrid backward (table gradient), atomic vs deterministic"
+    _timed_backward(benchmark, outputs, [p], grad, DETERMINISM[impl])
+    record("cuda hashgrid backward (table gradient)", impl, _rate(benchmark, HASH_N), "M pts/s")

@@ -37,8 +37,8 @@ __global__ void fill_kernel(MarchParams<T> p, int64_t n_rays, const int64_t* off
 template <typename T>
 void march_count(const MarchParams<T>& p, int64_t n_rays, int64_t* counts, void* stream) {
   if (n_rays == 0) return;
-  count_kernel<T>
-      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, n_rays, counts);
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream), count_kernel<T>)(
+      p, n_rays, counts);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -46,7 +46,7 @@ template <typename T>
 void march_fill(const MarchParams<T>& p, int64_t n_rays, const int64_t* offsets,
                 int64_t* ray_indices, T* t_starts, T* t_ends, void* stream) {
   if (n_rays == 0) return;
-  fill_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream), fill_kernel<T>)(
       p, n_rays, offsets, ray_indices, t_starts, t_ends);
   S3D_CUDA_CHECK(cudaGetLastError());
 }

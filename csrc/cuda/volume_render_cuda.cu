@@ -60,8 +60,9 @@ void weights_forward(Input input, int64_t n_rays, const int64_t* offsets, const 
                      const T* t_starts, const T* t_ends, T* weights, T* trans, T* alphas,
                      void* stream) {
   if (n_rays == 0) return;
-  weights_forward_kernel<T><<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      input, n_rays, offsets, in, t_starts, t_ends, weights, trans, alphas);
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream),
+             weights_forward_kernel<T>)(input, n_rays, offsets, in, t_starts, t_ends, weights,
+                                        trans, alphas);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -70,10 +71,9 @@ void weights_backward(Input input, int64_t n_rays, const int64_t* offsets, const
                       const T* t_ends, const T* trans, const T* alphas, const T* grad_weights,
                       const T* grad_trans, const T* grad_alphas, T* grad_in, void* stream) {
   if (n_rays == 0) return;
-  weights_backward_kernel<T>
-      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-          input, n_rays, offsets, t_starts, t_ends, trans, alphas, grad_weights, grad_trans,
-          grad_alphas, grad_in);
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream),
+             weights_backward_kernel<T>)(input, n_rays, offsets, t_starts, t_ends, trans, alphas,
+                                         grad_weights, grad_trans, grad_alphas, grad_in);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -81,9 +81,8 @@ template <typename T>
 void composite_forward(const CompositeArgs<T>& p, int64_t n_rays, T* colors, T* opacity, T* depth,
                        void* stream) {
   if (n_rays == 0) return;
-  composite_forward_kernel<T>
-      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p, n_rays, colors,
-                                                                               opacity, depth);
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream),
+             composite_forward_kernel<T>)(p, n_rays, colors, opacity, depth);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -93,10 +92,9 @@ void composite_backward(const CompositeArgs<T>& p, int64_t n_rays, const T* colo
                         const T* grad_opacity, const T* grad_depth, T* grad_in, T* grad_values,
                         void* stream) {
   if (n_rays == 0) return;
-  composite_backward_kernel<T>
-      <<<blocks_for(n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-          p, n_rays, colors, opacity, depth, grad_colors, grad_opacity, grad_depth, grad_in,
-          grad_values);
+  S3D_LAUNCH(blocks_for(n_rays), kThreads, static_cast<cudaStream_t>(stream),
+             composite_backward_kernel<T>)(p, n_rays, colors, opacity, depth, grad_colors,
+                                           grad_opacity, grad_depth, grad_in, grad_values);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -129,8 +127,8 @@ void ray_offsets(const I* ray_indices, int64_t n_samples, int64_t n_rays, int64_
     S3D_CUDA_CHECK(cudaMemsetAsync(offsets, 0, sizeof(int64_t) * (n_rays + 1), s));
     return;
   }
-  ray_offsets_kernel<I>
-      <<<blocks_for(n_samples), kThreads, 0, s>>>(ray_indices, n_samples, n_rays, offsets, error);
+  S3D_LAUNCH(blocks_for(n_samples), kThreads, s, ray_offsets_kernel<I>)(ray_indices, n_samples,
+                                                                        n_rays, offsets, error);
   S3D_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -17,3 +17,12 @@
                                std::to_string(__LINE__));                               \
   } while (0)
 #endif
+
+// A kernel launch: S3D_LAUNCH(grid, block, stream, kernel)(args...) is
+// kernel<<<grid, block, 0, stream>>>(args...). Every launcher launches through
+// it (no dynamic shared memory), so that the test build can compile the .cu
+// files as host C++ and run the launches on the CPU; its emulated runtime
+// (benchmarks/aids/emulated_cuda/cuda_runtime.h) defines it first.
+#if defined(__CUDACC__) && !defined(S3D_LAUNCH)
+#define S3D_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<grid, block, 0, stream>>>
+#endif

@@ -40,13 +40,21 @@ void backward(const Params<T>& p, int n_dims, int n_features, const T* points, c
 
 namespace cuda {
 // Same contracts as the CPU launchers, except that grad_table must be
-// zero-filled (the scatter is atomicAdd into it).
+// zero-filled.
 template <typename T>
 void forward(const Params<T>& p, int n_dims, int n_features, const T* points, T* out, void* stream);
 
+// The table gradient is scattered with float atomicAdd (its summation order
+// varies from run to run) unless `deterministic`: then the contributions are
+// sorted by entry and each entry sums its own in a fixed order (bit-identical
+// from run to run), in `workspace`, a device buffer of
+// backward_workspace_bytes(p, n_dims, true) bytes (8-byte aligned).
+template <typename T>
+int64_t backward_workspace_bytes(const Params<T>& p, int n_dims, bool deterministic);
+
 template <typename T>
 void backward(const Params<T>& p, int n_dims, int n_features, const T* points, const T* grad_out,
-              T* grad_points, T* grad_table, void* stream);
+              T* grad_points, T* grad_table, bool deterministic, void* workspace, void* stream);
 }  // namespace cuda
 
 }  // namespace hashgrid

@@ -23,13 +23,21 @@ void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_po
 
 namespace cuda {
 // `stream` is a cudaStream_t. Same contracts as the CPU launchers, except
-// that grad_planes must be zero-filled (the GPU scatters with atomics).
+// that grad_planes must be zero-filled.
 template <typename T>
 void forward(const Params<T>& p, const T* points, T* out, void* stream);
 
+// The plane gradients are scattered with float atomics (their summation order
+// varies from run to run) unless `deterministic`: then the contributions are
+// sorted by texel and each texel sums its own in a fixed order (bit-identical
+// from run to run), in `workspace`, a device buffer of
+// backward_workspace_bytes(p, true) bytes (8-byte aligned).
+template <typename T>
+int64_t backward_workspace_bytes(const Params<T>& p, bool deterministic);
+
 template <typename T>
 void backward(const Params<T>& p, const T* points, const T* grad_out, T* grad_points,
-              T* const* grad_planes, void* stream);
+              T* const* grad_planes, bool deterministic, void* workspace, void* stream);
 }  // namespace cuda
 
 }  // namespace triplane

@@ -40,12 +40,16 @@ std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cuda(
   at::Tensor grad_table = table_grad ? at::zeros_like(table) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cuda", [&] {
     auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
-    hg::cuda::backward<scalar_t>(p, static_cast<int>(points.size(1)),
-                                 static_cast<int>(table.size(1)), points.data_ptr<scalar_t>(),
-                                 grad_out.data_ptr<scalar_t>(),
-                                 points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
-                                 table_grad ? grad_table.data_ptr<scalar_t>() : nullptr,
-                                 c10::cuda::getCurrentCUDAStream().stream());
+    // torch.use_deterministic_algorithms(True): no float atomics (sorted gather).
+    const bool deterministic = table_grad && at::globalContext().deterministicAlgorithms();
+    const int n_dims = static_cast<int>(points.size(1));
+    const int64_t bytes = hg::cuda::backward_workspace_bytes<scalar_t>(p, n_dims, deterministic);
+    at::Tensor workspace = at::empty({bytes}, points.options().dtype(at::kByte));
+    hg::cuda::backward<scalar_t>(
+        p, n_dims, static_cast<int>(table.size(1)), points.data_ptr<scalar_t>(),
+        grad_out.data_ptr<scalar_t>(), points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
+        table_grad ? grad_table.data_ptr<scalar_t>() : nullptr, deterministic, workspace.data_ptr(),
+        c10::cuda::getCurrentCUDAStream().stream());
   });
   return {grad_points, grad_table};
 }

@@ -43,9 +43,14 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cuda(
     std::vector<scalar_t*> plane_ptrs;
     for (auto& g : grads.planes)
       plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    // torch.use_deterministic_algorithms(True): no float atomics (sorted gather).
+    const bool deterministic = planes_grad && at::globalContext().deterministicAlgorithms();
+    const int64_t bytes = tp::cuda::backward_workspace_bytes<scalar_t>(p, deterministic);
+    at::Tensor workspace = at::empty({bytes}, points.options().dtype(at::kByte));
     tp::cuda::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
                                  points_grad ? grads.points.data_ptr<scalar_t>() : nullptr,
-                                 plane_ptrs.data(), c10::cuda::getCurrentCUDAStream().stream());
+                                 plane_ptrs.data(), deterministic, workspace.data_ptr(),
+                                 c10::cuda::getCurrentCUDAStream().stream());
   });
   return {grads.points, grads.planes};
 }

@@ -1,0 +1,4 @@
+// csrc/cuda/volume_render_cuda.cu compiled as host C++ over the emulated CUDA runtime.
+#include "cuda_runtime.h"  // first: its macros must precede the kernels
+//
+#include "cuda/volume_render_cuda.cu"

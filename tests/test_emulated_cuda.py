@@ -1,0 +1,423 @@
+"""The CUDA launchers (csrc/cuda/*.cu) run on the CPU through the emulated CUDA runtime
+(benchmarks/aids/emulated_cuda): every op forward and backward against the CPU launchers,
+blocks and threads in two different random orders.
+
+Kernels without atomics must give the same bits under both orders; gradients scattered
+with float atomics (tri-plane planes, hash-grid table) only agree within rounding, unless
+deterministic algorithms are asked for. Sizes are not multiples of the block size, empty,
+and large. tests/test_cuda_vs_cpu.py runs the same launchers on a real GPU where one exists.
+"""
+
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from aids import emulated_cuda
+from s3d_fast import _ext, ops
+from s3d_fast.nn import OccupancyGrid
+from s3d_fast.ops import HashGridConfig
+
+SEEDS = (1, 2)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool):
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(on)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _leaves(xs):
+    out = []
+    for x in xs:
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            out.append(x)
+        elif isinstance(x, (list, tuple)):
+            out += _leaves(x)
+    return out
+
+
+def _fresh(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone().requires_grad_(x.requires_grad)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_fresh(v) for v in x)
+    return x
+
+
+def run(fn, inputs, seed=None, deterministic=False):
+    """fn(*inputs) on the CPU launchers (seed None) or on the emulated CUDA launchers in the
+    launch order of ``seed``: its outputs and the gradients of its inputs under seeded
+    cotangents."""
+    xs = _fresh(inputs)
+    on_cuda = contextlib.nullcontext() if seed is None else emulated_cuda.ops_on_emulated_cuda(seed)
+    with on_cuda, deterministic_algorithms(deterministic):
+        outs = fn(*xs)
+        outs = [outs] if isinstance(outs, torch.Tensor) else list(outs)
+        diff = [o for o in outs if o.requires_grad]
+        wrt = _leaves(xs)
+        grads = []
+        if diff and wrt:
+            g = torch.Generator().manual_seed(0)
+            cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype) for o in diff]
+            grads = list(torch.autograd.grad(diff, wrt, cot, allow_unused=True))
+    return [o.detach() for o in outs], grads
+
+
+def assert_identical(a, b, what):
+    assert (a is None) == (b is None), what
+    if a is not None:
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{what}: {m}")
+
+
+def check(fn, inputs, atomic_grads=(), rtol=1e-10, atol=1e-10, deterministic=False):
+    """The emulated launchers under two launch orders against the CPU launchers. Outputs and
+    gradients are bit-identical between the orders, except the gradients at the indices in
+    ``atomic_grads`` (float atomics) unless ``deterministic``; all match the CPU's.
+    Returns the CPU's results and the number of kernels launched."""
+    cpu = run(fn, inputs)
+    before = emulated_cuda.counts()["launches"]
+    first, second = (run(fn, inputs, seed, deterministic) for seed in SEEDS)
+    launched = emulated_cuda.counts()["launches"] - before
+    for kind, index in (("output", 0), ("gradient", 1)):
+        assert len(first[index]) == len(cpu[index])
+        for i, (a, b, c) in enumerate(zip(first[index], second[index], cpu[index])):
+            what = f"{kind} {i}"
+            if kind == "gradient" and i in atomic_grads and not deterministic:
+                if a is not None:
+                    torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, w=what: f"{w}: {m}")
+            else:
+                assert_identical(a, b, f"{what} under two launch orders")
+            assert (a is None) == (c is None), what
+            if a is not None:
+                torch.testing.assert_close(
+                    a, c, rtol=rtol, atol=atol, equal_nan=True, msg=lambda m, w=what: f"{w} against the CPU: {m}"
+                )
+    return cpu, launched
+
+
+# -- tri-plane sampling -------------------------------------------------------------------------------
+PLANE_REDUCES = ("sum", "mean", "product", "concat")
+
+
+def _planes(shapes=((6, 7), (9, 5), (16, 16)), batch=2, channels=11, seed=0, dtype=torch.float64):
+    # 11 channels: a full chunk of 8 plus a ragged tail in every kernel loop.
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, 3, h, w, channels, generator=g, dtype=dtype).requires_grad_() for h, w in shapes]
+
+
+def _points(batch=2, n=300, seed=1, spread=1.3, dtype=torch.float64):
+    # 2 x 300 points: 3 blocks of 256 threads, the last one partly idle.
+    g = torch.Generator().manual_seed(seed)
+    return ((torch.rand(batch, n, 3, generator=g, dtype=dtype) * 2 - 1) * spread).requires_grad_()
+
+
+def _triplane(**kw):
+    return lambda pts, planes: ops.triplane_sample(planes, pts, **kw)
+
+
+@pytest.mark.parametrize("plane_reduce,scale_reduce", list(itertools.product(PLANE_REDUCES, ("concat", "sum"))))
+@pytest.mark.parametrize(
+    "align_corners,padding,axes", list(itertools.product((False, True), ("zeros", "border"), ("xy_xz_yz", "eg3d")))
+)
+def test_triplane_every_mode(plane_reduce, scale_reduce, align_corners, padding, axes):
+    kw = dict(
+        plane_reduce=plane_reduce, scale_reduce=scale_reduce, align_corners=align_corners, padding=padding, axes=axes
+    )
+    _, launched = check(_triplane(**kw), (_points(), _planes()), atomic_grads=(1, 2, 3))
+    assert launched == 2 * (1 + 1 + 3)  # per order: forward, point gradients, one plane kernel per scale
+
+
+def test_triplane_empty_launches_nothing():
+    # CUDA refuses a launch of zero blocks, so the launchers must not launch at all.
+    cpu, launched = check(_triplane(), (_points(n=0), _planes()), atomic_grads=(1, 2, 3))
+    assert launched == 0 and cpu[0][0].shape == (2, 0, 33)
+
+
+def test_triplane_float32_large():
+    # 2^16 + 3 points on the benchmark's 64/128/256 planes.
+    planes = _planes(shapes=((64, 64), (128, 128), (256, 256)), batch=1, channels=32, seed=2, dtype=torch.float32)
+    pts = _points(batch=1, n=(1 << 16) + 3, seed=3, spread=1.05, dtype=torch.float32)
+    check(_triplane(plane_reduce="product"), (pts, planes), atomic_grads=(1, 2, 3), rtol=1e-4, atol=1e-4)
+
+
+# -- hash-grid encoding --------------------------------------------------------------------------------
+LEVEL_SETS = {
+    "dense": dict(n_levels=4, base_resolution=3, per_level_scale=1.5, log2_hashmap_size=20),
+    "hashed": dict(n_levels=4, base_resolution=40, per_level_scale=1.5, log2_hashmap_size=8),
+    "mixed": dict(n_levels=6, base_resolution=4, per_level_scale=1.8, log2_hashmap_size=10),
+}
+
+
+def _table(dims, kw, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    n = HashGridConfig(**kw).layout(dims).n_params
+    return (torch.rand(n, generator=g, dtype=dtype) * 2 - 1).requires_grad_()
+
+
+def _unit_points(n, dims, seed=1, lo=-0.2, hi=1.2, dtype=torch.float64):
+    # Partly outside [0, 1]: cells wrap there, as in tiny-cuda-nn.
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, dims, generator=g, dtype=dtype) * (hi - lo) + lo).requires_grad_()
+
+
+def _hashgrid(kw):
+    return lambda x, params: ops.hashgrid_encode(x, params, **kw)
+
+
+@pytest.mark.parametrize("dims,features", list(itertools.product((1, 2, 3), (1, 2, 4, 8))))
+@pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
+@pytest.mark.parametrize("levels", list(LEVEL_SETS))
+def test_hashgrid_every_compiled_shape(levels, dims, features, interpolation):
+    kw = dict(LEVEL_SETS[levels], n_features_per_level=features, interpolation=interpolation)
+    _, launched = check(_hashgrid(kw), (_unit_points(700, dims), _table(dims, kw)), atomic_grads=(1,))
+    assert launched == 2 * 3  # per order: forward, table gradient, point gradients
+
+
+def test_hashgrid_empty_and_float32_large():
+    kw = dict(LEVEL_SETS["mixed"], n_features_per_level=2)
+    cpu, launched = check(_hashgrid(kw), (_unit_points(0, 3), _table(3, kw)), atomic_grads=(1,))
+    assert launched == 0 and cpu[0][0].shape == (0, 12) and not cpu[1][1].any()
+    # The README's configuration at 2^16 + 3 points: coarse entries take thousands of adds.
+    kw = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+    inputs = (_unit_points((1 << 16) + 3, 3, seed=5, dtype=torch.float32), _table(3, kw, seed=6, dtype=torch.float32))
+    check(_hashgrid(kw), inputs, atomic_grads=(1,), rtol=1e-4, atol=1e-4)
+
+
+# -- volume rendering ----------------------------------------------------------------------------------
+
+
+def _packed(n_rays=300, max_per_ray=40, seed=0, index_dtype=torch.int64):
+    """Random packed samples sorted by ray; some rays get none."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.randint(0, max_per_ray + 1, (n_rays,), generator=g)
+    counts[:5] = 0
+    ray_indices = torch.repeat_interleave(torch.arange(n_rays), counts).to(index_dtype)
+    n = int(counts.sum())
+    steps = torch.rand(n, generator=g, dtype=torch.float64) * 0.05 + 0.005
+    first = torch.repeat_interleave(torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]), counts)
+    csum = steps.cumsum(0)
+    t_ends = csum - (csum - steps)[first] + 0.5  # per-ray cumulative sum of the steps
+    return ray_indices, t_ends - steps, t_ends, n
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+@pytest.mark.parametrize("layout", ["packed", "batched", "prefix"])
+def test_render_weight(index_dtype, layout):
+    ri, t0, t1, n = _packed(index_dtype=index_dtype)
+    g = torch.Generator().manual_seed(1)
+    sig = (torch.rand(n, generator=g, dtype=torch.float64) * 30).requires_grad_()
+    alpha = (torch.rand(n, generator=g, dtype=torch.float64) * 0.9).requires_grad_()
+    if layout == "batched":
+        t = torch.sort(torch.rand(64, 33, generator=g, dtype=torch.float64), dim=1).values
+        bsig = (torch.rand(64, 32, generator=g, dtype=torch.float64) * 30).requires_grad_()
+        check(
+            lambda a, b, s: ops.render_weight_from_density(a, b, s),
+            (t[:, :-1].contiguous(), t[:, 1:].contiguous(), bsig),
+        )
+        check(lambda a: ops.render_weight_from_alpha(a), ((bsig.detach() / 40).requires_grad_(),))
+        return
+    extra = dict(prefix_trans=torch.rand(n, generator=g, dtype=torch.float64)) if layout == "prefix" else {}
+    check(
+        lambda a, b, s, r: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=300, **extra),
+        (t0, t1, sig, ri),
+    )
+    check(lambda a, r: ops.render_weight_from_alpha(a, ray_indices=r, n_rays=300, **extra), (alpha, ri))
+
+
+@pytest.mark.parametrize("kind", ["density", "alpha", "weight"])
+@pytest.mark.parametrize("early_stop_eps", [0.0, 1e-3, 0.3])
+@pytest.mark.parametrize("channels", [None, 3, 5, 16, 32, 64])  # compile-time widths 3/16/32/64, run-time 5
+def test_composite(kind, early_stop_eps, channels):
+    ri, t0, t1, n = _packed(seed=2)
+    g = torch.Generator().manual_seed(3)
+    scale = {"density": 30, "alpha": 0.9, "weight": 0.05}[kind]
+    inputs = (torch.rand(n, generator=g, dtype=torch.float64) * scale).requires_grad_()
+    values = None if channels is None else torch.randn(n, channels, generator=g, dtype=torch.float64).requires_grad_()
+    bkgd = None if channels is None else torch.rand(channels, generator=g, dtype=torch.float64)
+    check(
+        lambda x, v, a, b: ops.composite(
+            x, v, ri, 300, a, b, render_bkgd=bkgd, kind=kind, early_stop_eps=early_stop_eps
+        ),
+        (inputs, values, t0, t1),
+    )
+
+
+def test_compositing_empty_and_float32_large():
+    g = torch.Generator().manual_seed(4)
+    # Rays without samples, and no rays at all.
+    none = torch.zeros(0, dtype=torch.float64, requires_grad=True)
+    cpu, _ = check(lambda s: ops.composite(s, None, torch.zeros(0, dtype=torch.long), 7, none, none), (none,))
+    assert cpu[0][1].shape == (7, 1) and not cpu[0][1].any()
+    _, launched = check(
+        lambda s: ops.render_weight_from_alpha(s, ray_indices=torch.zeros(0, dtype=torch.long), n_rays=0), (none,)
+    )
+    assert launched == 0
+    # 2^18 samples over 2^13 + 5 rays, 32 channels, densities from 1e-3 to 1e4.
+    ri, t0, t1, n = _packed(n_rays=(1 << 13) + 5, max_per_ray=64, seed=6)
+    sig = (10 ** (torch.rand(n, generator=g, dtype=torch.float64) * 7 - 3)).float().requires_grad_()
+    val = torch.rand(n, 32, generator=g).requires_grad_()
+    check(
+        lambda s, v, a, b: ops.composite(s, v, ri, (1 << 13) + 5, a, b, early_stop_eps=1e-4),
+        (sig, val, t0.float(), t1.float()),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+def test_ray_offsets_and_their_errors(index_dtype):
+    emulated = emulated_cuda.load()
+    cpu = _ext.load()
+    ri, _, _, _ = _packed(index_dtype=index_dtype)
+    for indices, n_rays in ((ri, 300), (ri, 310), (ri[:0], 7), (ri.flip(0), 300), (ri, 100)):
+        for seed in SEEDS:
+            emulated.set_launch_seed(seed)
+            offsets, error = emulated.ray_offsets(indices, n_rays)
+            cpu_offsets, cpu_error = cpu.ray_offsets(indices, n_rays)
+            assert error == cpu_error
+            if error == 0:
+                assert torch.equal(offsets, cpu_offsets)
+    assert emulated.ray_offsets(ri.flip(0), 300)[1] != 0 and emulated.ray_offsets(ri, 100)[1] != 0
+
+
+# -- occupancy grid -----------------------------------------------------------------------------------
+AABB = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]
+
+
+def _grid(levels, n_grids, resolution=32):
+    def shell(x, g):
+        x = x - 0.2 * g[:, None].to(x.dtype)
+        return torch.exp(-(((x.norm(dim=-1) - 0.6) / 0.15) ** 2)) * 50
+
+    return OccupancyGrid(AABB, resolution, levels=levels, n_grids=n_grids).from_density(shell, threshold=1e-2, dilate=1)
+
+
+def _rays(n, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    o = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    o = o / o.norm(dim=-1, keepdim=True) * 3
+    d = -o + torch.randn(n, 3, generator=gen, dtype=torch.float64) * 0.6
+    return o, d / d.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("levels,n_grids", [(1, 1), (2, 3)])
+@pytest.mark.parametrize("cone_angle", [0.0, 0.02])
+@pytest.mark.parametrize("blocks", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_occgrid_march(levels, n_grids, cone_angle, blocks, dtype):
+    grid = _grid(levels, n_grids)
+    n = 1000 + 3  # 8 blocks of 128 threads, the last one with 107 idle
+    o, d = _rays(n)
+    g = torch.Generator().manual_seed(9)
+    near = torch.rand(n, generator=g, dtype=torch.float64)
+    far = near + 1 + torch.rand(n, generator=g, dtype=torch.float64) * 4
+    gi = None if n_grids == 1 else torch.arange(n) % n_grids
+    bb = grid.block_bits if blocks else None
+
+    def march(o, d, near, far):
+        return ops.occgrid_march(grid.bits, grid.resolution, AABB, o, d, near, far, 0.01, cone_angle, gi, block_bits=bb)
+
+    inputs = tuple(x.to(dtype) for x in (o, d, near, far))
+    cpu, _ = check(march, inputs, rtol=0, atol=0)  # the same body, no rounding to differ
+    assert cpu[0][0].numel() > 5000
+    empty = tuple(x[:0] for x in inputs)
+    gi = None if n_grids == 1 else gi[:0]
+    cpu, launched = check(march, empty)
+    assert launched == 0 and cpu[0][3].tolist() == [0]
+
+
+# -- what the emulation refuses ------------------------------------------------------------------------
+REFUSED = {
+    "__shared__": "__shared__ float tile[256];\n  tile[threadIdx.x] = *x;",
+    "__syncthreads": "__syncthreads();",
+    "__shfl_down_sync": "*x += __shfl_down_sync(0xffffffffu, *x, 1);",
+    "__ballot_sync": "if (__ballot_sync(0xffffffffu, *x > 0)) *x = 0;",
+}
+
+
+def _compile_kernel(body: str, tmp_path):
+    source = tmp_path / "kernel.cpp"
+    source.write_text(
+        '#include "cuda_runtime.h"\n'
+        "template <typename T>\n"
+        f"__global__ void kernel(T* x) {{\n  {body}\n}}\n"
+        "void launch(float* x) { S3D_LAUNCH(dim3(2), 32, nullptr, kernel<float>)(x); }\n"
+    )
+    compiler = os.environ.get("CXX", "c++")
+    assert shutil.which(compiler), f"no C++ compiler {compiler!r}"
+    return subprocess.run(
+        [compiler, "-std=c++17", "-fsyntax-only", f"-I{emulated_cuda.CSRC}", str(source)],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_kernels_that_need_threads_to_cooperate_do_not_compile(name, tmp_path):
+    # Sequential threads are a sound emulation only while threads do not cooperate.
+    done = _compile_kernel(REFUSED[name], tmp_path)
+    assert done.returncode != 0 and f"{name} is not emulated" in done.stderr, done.stderr[-2000:]
+    assert _compile_kernel("*x += 1;", tmp_path).returncode == 0
+
+
+# -- deterministic mode --------------------------------------------------------------------------------
+
+
+def _float_atomics_during(fn):
+    before = emulated_cuda.counts()["float_atomic_adds"]
+    result = fn()
+    return emulated_cuda.counts()["float_atomic_adds"] - before, result
+
+
+def check_deterministic(fn, inputs, grad_index, rtol, atol):
+    """Under torch.use_deterministic_algorithms(True) the emulated backward uses no float
+    atomics and gives the same bits under two launch orders, close to the CPU's; without
+    it, the atomic scatter's float32 sums change with the order (so the orders do differ)."""
+    atomics, _ = _float_atomics_during(lambda: check(fn, inputs, rtol=rtol, atol=atol, deterministic=True))
+    assert atomics == 0
+    atomics, (first, second) = _float_atomics_during(lambda: [run(fn, inputs, seed)[1][grad_index] for seed in SEEDS])
+    assert atomics > 0
+    if first.dtype == torch.float32:
+        assert not torch.equal(first, second), "the atomic scatter gave the same bits under two launch orders"
+
+
+@pytest.mark.parametrize("plane_reduce", PLANE_REDUCES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_triplane_deterministic_backward(plane_reduce, dtype):
+    # 3000 points on 8^2 and 5x12 planes: dozens of contributions per texel.
+    planes = _planes(shapes=((8, 8), (5, 12)), batch=2, channels=11, seed=5, dtype=dtype)
+    pts = _points(batch=2, n=3000, seed=6, spread=1.1, dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    kw = dict(plane_reduce=plane_reduce, scale_reduce="sum", padding="border" if plane_reduce == "mean" else "zeros")
+    check_deterministic(_triplane(**kw), (pts, planes), grad_index=1, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dims,features", [(1, 1), (2, 8), (3, 2), (3, 4)])
+@pytest.mark.parametrize("levels", ["dense", "hashed", "mixed"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_hashgrid_deterministic_backward(levels, dims, features, dtype):
+    kw = dict(LEVEL_SETS[levels], n_features_per_level=features, interpolation="smoothstep")
+    inputs = (_unit_points(3000, dims, dtype=dtype), _table(dims, kw, dtype=dtype))
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    check_deterministic(_hashgrid(kw), inputs, grad_index=1, rtol=tol, atol=tol)
+
+
+def test_deterministic_backward_empty_and_large():
+    kw = dict(LEVEL_SETS["mixed"], n_features_per_level=2)
+    _, launched = check(_hashgrid(kw), (_unit_points(0, 3), _table(3, kw)), deterministic=True)
+    assert launched == 0
+    _, launched = check(_triplane(), (_points(n=0), _planes()), deterministic=True)
+    assert launched == 0
+    # The README's hash grid at 2^15 + 3 points: 2^21 contributions sorted into 2^19-entry levels.
+    kw = dict(n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5)
+    inputs = (_unit_points((1 << 15) + 3, 3, seed=5, dtype=torch.float32), _table(3, kw, seed=6, dtype=torch.float32))
+    check(_hashgrid(kw), inputs, rtol=1e-4, atol=1e-4, deterministic=True)
