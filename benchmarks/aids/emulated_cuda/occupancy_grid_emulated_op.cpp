@@ -24,19 +24,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_emulate
     const at::Tensor& bits, const c10::optional<at::Tensor>& block_bits, at::IntArrayRef res,
     at::ArrayRef<double> center, at::ArrayRef<double> half, const at::Tensor& rays_o,
     const at::Tensor& rays_d, const c10::optional<at::Tensor>& grid_indices,
-    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle) {
+    const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle, bool check) {
   return occgrid_march_impl<EmulatedBackend>(bits, block_bits, res, center, half, rays_o, rays_d,
-                                             grid_indices, t_near, t_far, step, cone_angle);
+                                             grid_indices, t_near, t_far, step, cone_angle, check);
 }
 
 }  // namespace
 }  // namespace s3d_torch
 
+// The schemas of csrc/torch/occupancy_grid_op.cpp, check=True included (s3d_fast.ops pass false).
 TORCH_LIBRARY_FRAGMENT(s3d_fast_emulated_cuda, m) {
   m.def(
       "occgrid_march(Tensor bits, Tensor? block_bits, int[] res, float[] center, float[] half, "
       "Tensor rays_o, Tensor rays_d, Tensor? grid_indices, Tensor t_near, Tensor t_far, "
-      "float step, float cone_angle) -> (Tensor, Tensor, Tensor, Tensor)");
+      "float step, float cone_angle, bool check=True) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast_emulated_cuda, CPU, m) {

@@ -32,8 +32,6 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_emulated(
     bool points_grad, bool planes_grad) {
   check_triplane_inputs(planes, points);
   auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad);
-  for (auto& g : grads.planes)
-    if (g.defined()) g.zero_();  // the CUDA binding allocates them with zeros
   AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_emulated", [&] {
     auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
                                    padding, axes);
