@@ -86,3 +86,22 @@ def test_training_style_render_keeps_the_photo_too():
         model.deformation.cavity_head.bias.fill_(-30.0)
         out = model.render(model.prepare_source(img, mask, keep_photo=True), model.audio_tokens(mel), c2w, K)
     torch.testing.assert_close(out["rgb"][0], img.expand(2, *img.shape[1:]), atol=0, rtol=0)
+
+
+def test_an_opening_far_from_the_lips_is_not_shown():
+    model = _opening_model()
+    cfg = model.cfg
+    img, mask, _, _, _ = _inputs(cfg, T=1)
+    R = cfg.input_resolution
+    mask[:, R // 2 : R // 2 + 2, R // 2 - 3 : R // 2 + 3] = 2  # lips in the middle
+    r, C = cfg.nerf_resolution, cfg.feature_channels
+    share = torch.zeros(1, 1, r, r)
+    share[..., :3, :3] = 1.0  # an "opening" in the top-left corner, nowhere near them
+    share[..., r // 2 : r // 2 + 2, r // 2 - 1 : r // 2 + 1] = 1.0  # and one at the lips
+    source = model.prepare_source(img, mask, keep_photo=True)
+    with torch.no_grad():
+        out = model._finish(source, torch.rand(r * r, C + 4), torch.rand(r * r, 1), 1, 1, torch.zeros(()), None, share)
+    rgb = out["rgb"][0, 0]
+    corner = slice(0, R // 8)
+    torch.testing.assert_close(rgb[:, corner, corner], img[0][:, corner, corner], atol=0, rtol=0)
+    assert (rgb - img[0])[:, R // 2 - 2 : R // 2 + 4, R // 2 - 2 : R // 2 + 2].abs().max() > 1e-3

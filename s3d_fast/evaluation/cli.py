@@ -8,9 +8,16 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder"
+        "--checkpoint",
+        help="a run folder (its newest checkpoint) or a checkpoint folder (with --portraits: default the bundled demo)",
     )
-    parser.add_argument("--data", required=True, help="data set folder (manifest.json)")
+    parser.add_argument("--data", help="data set folder (manifest.json)")
+    parser.add_argument(
+        "--portraits",
+        metavar="FOLDER",
+        help="instead of --data: photos without a ground-truth video, each spoken with --speech (docs/evaluation.md)",
+    )
+    parser.add_argument("--speech", metavar="WAV", help="with --portraits: the speech (default: the bundled demo's)")
     parser.add_argument(
         "--split",
         default="heldout",
@@ -41,6 +48,19 @@ def run(args) -> int:
 
     if args.batch > MAX_BATCH:
         raise S3DError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
+    if args.portraits is not None:
+        if args.data is not None:
+            raise S3DError("give either --data (clips with ground truth) or --portraits (photos), not both")
+        from ..render.api import DEMO_SPEECH
+        from .portraits import evaluate_portraits
+
+        args.speech = args.speech or DEMO_SPEECH
+        if args.out is None:
+            return evaluate_portraits(args)
+        with output_folder(args.out):
+            return evaluate_portraits(args)
+    if args.data is None or args.checkpoint is None:
+        raise S3DError("--data and --checkpoint are required (or --portraits FOLDER for photos)")
     if args.out is None:
         return evaluate(args)
     with output_folder(args.out):  # checked before the model loads; removed again if left empty

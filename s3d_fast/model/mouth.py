@@ -13,6 +13,10 @@ import torch.nn.functional as F
 # the interior's edge, and the closed-mouth floor lies below the first threshold
 # (docs/experiments.md, "The cavity opening").
 OPENING_FROM, OPENING_FULL = 0.1, 0.5
+# ``keep_photo``: how far from the source's lips (a share of the image, downwards; a third
+# of it up and sideways) the speech can move a face: the jaw's reach. An opening the model
+# renders beyond it (under the chin, on a collar) is not the mouth and is not shown.
+SPEECH_REACH = 0.15
 
 
 def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: float) -> Optional[torch.Tensor]:

@@ -22,7 +22,7 @@ from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
-from .mouth import face_mask, mouth_keep_out, open_mouth, speech_region
+from .mouth import SPEECH_REACH, face_mask, mouth_keep_out, open_mouth, speech_region
 from .photo_view import photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
@@ -80,7 +80,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         camera = (c2w, K) if c2w is not None and K is not None else None
         keep_out = mouth_keep_out(mask, image, self.cfg.mouth_keep_out)
         points, anchor = (None, None) if geometry is None or camera is None else geometry
-        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo, points, anchor)
+        limit = mouth_keep_out(mask, image, SPEECH_REACH) if keep_photo else None
+        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo, limit, points, anchor)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -234,6 +235,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         if source.keep_photo and share is not None:
             with stage("keep the photo"):
                 region = speech_region(share, Ro)
+                if source.speech_limit is not None:
+                    limit = source.speech_limit.repeat_interleave(T, 0)
+                    region = region * F.interpolate(limit, size=(Ro, Ro), mode="bilinear", align_corners=False)
                 if photo.shape[-1] != Ro:
                     photo = F.interpolate(photo, size=(Ro, Ro), mode="bilinear", align_corners=False, antialias=True)
                 rgb = region * rgb + (1 - region) * photo

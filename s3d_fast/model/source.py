@@ -28,8 +28,12 @@ class Source:
     # move the face, and the model's frame only where it does (``mouth.speech_region``).
     # For photos: what the speech does not move is the person, not a learned face.
     keep_photo: bool = False
+    # (B, 1, R, R) in [0, 1]: where the speech can move the face at all (the source's lips
+    # grown by the jaw's reach, ``mouth.SPEECH_REACH``); None: no lip labels, no limit.
+    speech_limit: Optional[torch.Tensor] = None
     # The photo's own geometry (``photo_view.py``): head-space points (B, 3, g, g) of its
-    # pixels and how much each moves with the head (B, 1, g, g). When given, the source
-    # is seen from each frame's camera through it instead of the radiance field's depth.
+    # pixels and how much each moves with the head (B, 1, g, g). When given, frames are
+    # rendered at the source camera and turned to theirs through it, not through the
+    # radiance field's depth.
     photo_points: Optional[torch.Tensor] = None
     photo_anchor: Optional[torch.Tensor] = None

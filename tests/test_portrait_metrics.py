@@ -1,0 +1,79 @@
+"""The figures of ``s3d-fast eval --portraits``: masked PSNR, the lips' gap, the speech's
+loudness, the upsampling grid's share of the spectrum, and dlib's identity distance."""
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from s3d_fast.errors import S3DError
+from s3d_fast.evaluation import portraits
+from s3d_fast.metrics.identity import NO_FACE, SAME_PERSON, face_embedding, identity_distance
+from s3d_fast.metrics.portrait import grid_energy, lip_gap, masked_psnr, speech_envelope
+
+
+@pytest.fixture(scope="module")
+def faces():
+    astronaut = skimage.data.astronaut()
+    hopper = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    return astronaut, hopper
+
+
+def test_masked_psnr_counts_only_the_mask():
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = a.copy()
+    b[:4] = 255
+    mask = np.zeros((8, 8), bool)
+    mask[4:] = True
+    assert masked_psnr(a, b, mask) == 99.0
+    mask[3] = True
+    assert masked_psnr(a, b, mask) == pytest.approx(-10 * np.log10(8 / 40), abs=1e-9)
+    with pytest.raises(ValueError):
+        masked_psnr(a, b, np.zeros((8, 8), bool))
+
+
+def test_grid_energy_sees_a_checkerboard(faces):
+    photo = faces[0]
+    box = (200, 328, 180, 308)
+    checker = photo.astype(np.int16)
+    checker[::2, ::2] += 12
+    checker[1::2, 1::2] -= 12
+    checker = np.clip(checker, 0, 255).astype(np.uint8)
+    assert grid_energy(checker, box) > 3 * grid_energy(photo, box)
+
+
+def test_envelope_follows_loudness():
+    sr, fps = 16000, 25
+    samples = np.zeros(sr, np.float32)
+    samples[sr // 2 :] = 0.5 * np.sin(np.arange(sr // 2) * 0.1)
+    env = speech_envelope(samples, 25, fps, sr)
+    assert env[:10].max() == 0 and env[15:].min() > 0.3
+
+
+def test_lip_gap_reads_an_open_mouth(faces):
+    astronaut = faces[0]
+    gap, found = lip_gap(np.stack([astronaut, astronaut]))
+    assert found.all() and gap[0] == pytest.approx(gap[1], abs=0.005)  # tracked in video mode: close, not equal
+    assert 0.0 <= gap[0] < 0.2  # a smile: the lips parted a little, against the face's height
+
+
+def test_identity_distance_tells_two_people_apart(faces):
+    astronaut, hopper = faces
+    same, missing = identity_distance(astronaut, [astronaut, astronaut[:, ::-1]])
+    assert missing == 0 and same < 0.3
+    other, _ = identity_distance(astronaut, [hopper])
+    assert other > SAME_PERSON
+    blank = np.full_like(astronaut, 128)
+    assert face_embedding(blank) is None
+    assert identity_distance(astronaut, [blank]) == (NO_FACE, 1)
+    with pytest.raises(S3DError, match="no face in the reference"):
+        identity_distance(blank, [astronaut])
+
+
+def test_portraits_folder_errors(tmp_path):
+    with pytest.raises(S3DError, match="no such folder"):
+        portraits.portrait_paths(str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(S3DError, match="no images"):
+        portraits.portrait_paths(str(tmp_path))
