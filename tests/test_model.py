@@ -313,6 +313,12 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         load_model(tmp_path / "sync")
     with pytest.raises(S3DError):
         load_model(tmp_path / "missing")
+    state = model.state_dict()
+    state["decoder.mlp.0.weight"] = torch.full_like(state["decoder.mlp.0.weight"], float("nan"))
+    extra = {"kind": "generator"}
+    save_checkpoint(tmp_path / "nan", model_state=state, config=config_to_dict(cfg), step=9, extra=extra)
+    with pytest.raises(S3DError, match=r"weights hold NaN or infinite values \(decoder.mlp.0.weight\)"):
+        load_model(tmp_path / "nan")
 
 
 def test_source_image_shape_is_checked():

@@ -83,8 +83,9 @@ def test_output_size_is_resampled(identity):
     for bad in (32, 2000, 101):
         with pytest.raises(RenderError, match="--size"):
             identity.render(samples, size=bad)
-    with pytest.raises(RenderError, match="--batch"):
-        identity.render(samples, batch=0)
+    for bad in (0, 65, 2.5):
+        with pytest.raises(RenderError, match="--batch"):
+            identity.render(samples, batch=bad)
     with pytest.raises(RenderError, match="--fps"):
         identity.render(samples, fps=0)
     with pytest.raises(RenderError, match=r"\(T, 80, 16\)"):

@@ -16,6 +16,10 @@ def load_model(path, device="cpu") -> S3DNeRF:
     kind = ckpt.extra.get("kind")
     if kind != GENERATOR_KIND:
         raise CheckpointFormatError(f"{ckpt.path}: holds a {kind or 'unknown'} model, not an s3d-fast generator")
+    bad = sorted(name for name, t in ckpt.model_state.items() if t.is_floating_point() and not bool(t.isfinite().all()))
+    if bad:  # a diverged run's weights render a black or NaN video without a word: refuse them
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CheckpointFormatError(f"{ckpt.path}: weights hold NaN or infinite values ({', '.join(bad[:3])}{more})")
     cfg = load_config(ckpt.config)
     model = S3DNeRF(cfg.model).to(device)
     load_model_state(model, ckpt.model_state)

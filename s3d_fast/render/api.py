@@ -50,6 +50,7 @@ DEMO_IMAGE = os.path.join(ASSETS, "image.png")
 DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
 MIN_SIZE, MAX_SIZE = 64, 1024
 MIN_FPS, MAX_FPS = 1, 60
+MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
 MEL_PER_SECOND = audio_mod.SAMPLE_RATE // audio_mod.HOP  # 80
 
 
@@ -310,8 +311,8 @@ class Identity:
         model's own); other sizes are resampled with an antialiased bicubic filter.
         ``self.stats`` fills in as frames are produced.
         """
-        if int(batch) != batch or batch < 1:
-            raise RenderError(f"--batch must be a positive integer, got {batch}")
+        if int(batch) != batch or not 1 <= batch <= MAX_BATCH:
+            raise RenderError(f"--batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
         speech = load_speech(speech, fps)
         size = check_size(size)
         n = speech.n_frames

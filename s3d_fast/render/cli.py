@@ -22,8 +22,6 @@ from .errors import RenderError
 # (docs/experiments.md, "Known limits").
 DEMO_ORBIT = 12.0
 DEMO_OUT = "s3d_demo.mp4"
-# Frames rendered together; each holds about 8.5 MB of intermediate tensors at 256^2.
-MAX_BATCH = 64
 
 
 def add_arguments(parser) -> None:
@@ -126,8 +124,8 @@ def run(args) -> int:
     if args.orbit is not None and offsets:
         raise RenderError("--orbit sweeps the yaw itself; use either --orbit or --yaw/--pitch/--roll")
     api.check_size(args.size)
-    if not 1 <= args.batch <= MAX_BATCH:
-        raise RenderError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
+    if not 1 <= args.batch <= api.MAX_BATCH:
+        raise RenderError(f"--batch must be from 1 to {api.MAX_BATCH}, got {args.batch}")
     for path, what in ((image, "image"), (speech_path, "audio")):
         if not os.path.exists(path):
             bundled = (
