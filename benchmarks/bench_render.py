@@ -91,3 +91,37 @@ def test_training_style_path(benchmark, record, demo):
     seconds = min_seconds(benchmark)
     if seconds is not None:
         record("render 256^2 small (demo)", "training-style", FRAMES / seconds, "frames/s")
+
+
+@pytest.fixture(scope="module")
+def photo(demo):
+    """A real photo (scikit-image's astronaut) baked as `s3d-fast render --image` bakes it:
+    the photo kept where the speech does not move the face, turned through its own geometry."""
+    import skimage.data
+
+    from s3d_fast.render import Renderer, cameras
+
+    model, _, _, tokens, _, _ = demo
+    renderer = Renderer(DEMO_CHECKPOINT, "cpu")
+    identity = renderer.bake(skimage.data.astronaut())
+    baked = renderer.model.fit_to_audio(identity.baked, tokens)
+    poses = cameras.apply_offsets(cameras.static(identity.source.c2w, FRAMES), cameras.orbit_offsets(FRAMES, 20.0))
+    c2w = torch.from_numpy(np.asarray(poses, np.float32))
+    K = torch.from_numpy(np.asarray(identity.source.K, np.float32))
+    return renderer.model, baked, tokens, c2w, K
+
+
+def test_photo_real_time_path(benchmark, record, photo):
+    model, baked, tokens, c2w, K = photo
+    out = benchmark.pedantic(model.render_frames, (baked, tokens, c2w, K), rounds=3, warmup_rounds=1)
+    assert out["rgb"].shape == (FRAMES, 3, 256, 256)
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
+        record(
+            "render 256^2 small (photo, orbit 20)",
+            "fused",
+            FRAMES / seconds,
+            "frames/s",
+            **{f"per frame {k}": v for k, v in stages.items()},
+        )

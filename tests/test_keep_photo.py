@@ -105,3 +105,27 @@ def test_an_opening_far_from_the_lips_is_not_shown():
     corner = slice(0, R // 8)
     torch.testing.assert_close(rgb[:, corner, corner], img[0][:, corner, corner], atol=0, rtol=0)
     assert (rgb - img[0])[:, R // 2 - 2 : R // 2 + 4, R // 2 - 2 : R // 2 + 2].abs().max() > 1e-3
+
+
+def test_a_photo_rendered_at_its_camera_marches_only_the_rays_it_can_show(monkeypatch):
+    from s3d_fast.model.realtime import RealTimeRendering
+
+    model = _opening_model()
+    cfg = model.cfg
+    img, mask, c2w, K, mel = _inputs(cfg, T=2)
+    R, r = cfg.input_resolution, cfg.nerf_resolution
+    mask[:, R // 2 : R // 2 + 2, R // 2 - 3 : R // 2 + 3] = 2  # lips
+    g = 8
+    geometry = (torch.zeros(1, 3, g, g), torch.zeros(1, 1, g, g))  # a photo that stays put when turned
+    source = model.prepare_source(img, mask, c2w[:, 0], K, keep_photo=True, geometry=geometry)
+    shown = model._shown_rays(source, r)
+    assert 0 < shown.numel() < r * r // 2
+    tokens = model.audio_tokens(mel)[0]
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(30.0)  # the whole head opens: the region is the limit
+        baked = model.bake(source)
+        some = model.render_frames(baked, tokens, c2w[0], K[0])
+        monkeypatch.setattr(RealTimeRendering, "_shown_rays", lambda self, source, r: None)
+        every = model.render_frames(baked, tokens, c2w[0], K[0])
+    assert (every["rgb"] - img).abs().max() > 1e-2  # the model's frame shows somewhere
+    torch.testing.assert_close(some["rgb"], every["rgb"], atol=2e-3, rtol=0)

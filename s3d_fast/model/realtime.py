@@ -22,6 +22,9 @@ from .superres import MOTION_CHANNELS
 # opaque (see ``RealTimeRendering._shade_until_opaque``): a ray enters the dilated grid a few
 # samples before the surface, so most rays are done after the first rounds.
 SHADE_ROUNDS = (4, 8, 16)
+# A kept photo's frames are marched only near where the speech can move the face, and a
+# sixteenth of the image beyond it: super-resolution's convolutions read that far.
+SHOWN_MARGIN = 16
 
 
 @dataclass
@@ -169,31 +172,41 @@ class RealTimeRendering:
         rendered = o.new_zeros(Fn, r * r, self._shaded_channels)
         opacity = o.new_zeros(Fn, r * r, 1)
         depth = o.new_zeros(Fn, r * r, 1)
+        rays = self._shown_rays(source, r)
+        if rays is not None:
+            o_in, d_in, near_in, far_in = o[:, rays], d[:, rays], near[:, rays], far[:, rays]
+        else:
+            o_in, d_in, near_in, far_in = o, d, near, far
+        n_rays = o_in.shape[1]
         for f in range(Fn):
             ray_idx, t0, t1 = baked.grid.sampling(
-                o[f].contiguous(),
-                d[f].contiguous(),
-                t_min=near[f],
-                t_max=far[f],
+                o_in[f].contiguous(),
+                d_in[f].contiguous(),
+                t_min=near_in[f].contiguous(),
+                t_max=far_in[f].contiguous(),
                 render_step_size=step,
                 early_stop_eps=0.0,
-                grid_indices=torch.zeros(r * r, dtype=torch.long, device=o.device),
+                grid_indices=torch.zeros(n_rays, dtype=torch.long, device=o.device),
             )
             lap("marching")
             if ray_idx.numel() == 0:  # nothing occupied in view: background only
                 continue
             kept, sigma, values = self._shade_until_opaque(
-                source, slots[f : f + 1], o[f], d[f], ray_idx, t0, t1, r * r, lap, shade_rounds
+                source, slots[f : f + 1], o_in[f], d_in[f], ray_idx, t0, t1, n_rays, lap, shade_rounds
             )
-            rendered[f], opacity[f], depth[f] = ops.composite(
+            colour, alpha, distance = ops.composite(
                 sigma,
                 values,
                 ray_indices=ray_idx[kept],
-                n_rays=r * r,
+                n_rays=n_rays,
                 t_starts=t0[kept],
                 t_ends=t1[kept],
                 early_stop_eps=cfg.early_stop_eps,
             )
+            if rays is None:
+                rendered[f], opacity[f], depth[f] = colour, alpha, distance
+            else:
+                rendered[f, rays], opacity[f, rays], depth[f, rays] = colour, alpha, distance
             lap("compositing")
         share = None
         if cfg.cavity_opening:
@@ -212,6 +225,18 @@ class RealTimeRendering:
         )
         lap("super-resolution")
         return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
+
+    def _shown_rays(self, source: Source, r: int) -> Optional[torch.Tensor]:
+        """The rays whose pixels a kept photo can show (``Source.keep_photo``): those near
+        where the speech can move the face, with a margin for super-resolution's
+        convolutions; None (every ray) unless frames render at the source camera, where
+        that region is (a photo with its own geometry)."""
+        if source.speech_limit is None or source.photo_points is None:
+            return None
+        limit = F.interpolate(source.speech_limit, size=(r, r), mode="bilinear", align_corners=False)
+        margin = max(1, r // SHOWN_MARGIN)
+        near = F.max_pool2d(limit, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+        return torch.nonzero(near.reshape(-1)).squeeze(1)
 
     @property
     def _shaded_channels(self) -> int:
