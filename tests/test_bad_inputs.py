@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import matplotlib.cbook
 import numpy as np
 import pytest
+import skimage.data
 from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk
+from PIL import Image
 from render_fixtures import write_dataset_frame, write_speech
 
 from s3d_fast.config import config_to_dict, small
@@ -244,6 +247,10 @@ CASES = [
         "render", "out in an unwritable folder", lambda i: i.render(out=unwritable_folder(i) / "o.mp4"), "cannot write"
     ),
     Case("render", "batch without bound", lambda i: i.render("--batch", "100000"), "--batch must be from 1 to 64"),
+    # render: which face
+    Case("render", "a photo without a face", lambda i: i.render(image=_grey_photo(i)), "no face found in"),
+    Case("render", "face counted from 0", lambda i: i.render("--face", "0", image=_two_people(i)), "counts from 1"),
+    Case("render", "face beyond those found", lambda i: i.render("--face", "3", image=_two_people(i)), "has 2 faces"),
     # render: the image
     Case(
         "render",
@@ -527,6 +534,23 @@ CASES = [
         "nested too deeply",
     ),
 ]
+
+
+def _grey_photo(inp: Inputs) -> Path:
+    path = inp.dir / "grey.png"
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(path)
+    return path
+
+
+def _two_people(inp: Inputs) -> Path:
+    """Two real faces side by side: scikit-image's astronaut and matplotlib's Grace Hopper."""
+    hopper = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    canvas = np.full((hopper.shape[0], 300 + hopper.shape[1], 3), 128, np.uint8)
+    canvas[:300, :300] = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((300, 300)))
+    canvas[:, 300:] = hopper
+    path = inp.dir / "two.png"
+    Image.fromarray(canvas).save(path)
+    return path
 
 
 def _valid_npz() -> bytes:

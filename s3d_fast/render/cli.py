@@ -124,6 +124,8 @@ def run(args) -> int:
     if args.orbit is not None and offsets:
         raise RenderError("--orbit sweeps the yaw itself; use either --orbit or --yaw/--pitch/--roll")
     api.check_size(args.size)
+    if args.face is not None and args.face < 1:
+        raise RenderError(f"--face counts from 1 (the leftmost face), got {args.face}")
     if not 1 <= args.batch <= api.MAX_BATCH:
         raise RenderError(f"--batch must be from 1 to {api.MAX_BATCH}, got {args.batch}")
     for path, what in ((image, "image"), (speech_path, "audio")):
@@ -145,8 +147,6 @@ def run(args) -> int:
 
     speech = api.load_speech(speech_path, args.fps)
     renderer = api.Renderer(args.checkpoint, args.device)
-    if args.face is not None and args.face < 1:
-        raise RenderError(f"--face counts from 1 (the leftmost face), got {args.face}")
     identity = renderer.bake(image, face=args.face)
     if identity.source.faces > 1:
         print(
