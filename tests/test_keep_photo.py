@@ -129,3 +129,20 @@ def test_a_photo_rendered_at_its_camera_marches_only_the_rays_it_can_show(monkey
         every = model.render_frames(baked, tokens, c2w[0], K[0])
     assert (every["rgb"] - img).abs().max() > 1e-2  # the model's frame shows somewhere
     torch.testing.assert_close(some["rgb"], every["rgb"], atol=2e-3, rtol=0)
+
+
+def test_what_is_open_at_rest_stays_the_photo():
+    model = _opening_model()
+    img, mask, c2w, K, mel = _inputs(model.cfg, T=2)
+    source = model.prepare_source(img, mask, c2w[:, 0], K, keep_photo=True)
+    tokens = model.audio_tokens(mel)[0]
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(30.0)  # open everywhere, whatever the speech
+        baked = model.bake(source)
+        opened = model.render_frames(baked, tokens, c2w[0], K[0])
+        rested = model.at_rest(baked, tokens[:1])
+        assert rested.source.rest_share.shape == (1, 1, model.cfg.nerf_resolution, model.cfg.nerf_resolution)
+        kept = model.render_frames(rested, tokens, c2w[0], K[0])
+    assert (opened["rgb"] - img).abs().max() > 0.05  # open from the start: painted by the model
+    # No more open than at rest: the photo (reprojected to its own camera: equal to rounding).
+    torch.testing.assert_close(kept["rgb"], img.expand_as(kept["rgb"]), atol=1e-4, rtol=0)

@@ -4,6 +4,7 @@ cells and shade each ray until it is opaque."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -224,7 +225,23 @@ class RealTimeRendering:
             turn,
         )
         lap("super-resolution")
-        return {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
+        result = {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
+        if share is not None:
+            result["cavity"] = share.view(Fn, r, r)
+        return result
+
+    @torch.no_grad()
+    def at_rest(self, baked: Baked, tokens: torch.Tensor) -> Baked:
+        """The bake with ``Source.rest_share`` measured: one frame of ``tokens`` (silent
+        speech's, (1, t, D)) rendered at the source camera. Without the mouth's opening
+        (``cavity_opening``) or a source camera, the bake unchanged."""
+        source = baked.source
+        if not self.cfg.cavity_opening or source.camera is None:
+            return baked
+        c2w, K = source.camera
+        out = self.render_frames(baked, tokens[:1], c2w[:1], K[:1])
+        rested = dataclasses.replace(source, rest_share=out["cavity"][:1, None].clone())
+        return dataclasses.replace(baked, source=rested)
 
     def _shown_rays(self, source: Source, r: int) -> Optional[torch.Tensor]:
         """The rays whose pixels a kept photo can show (``Source.keep_photo``): those near

@@ -81,7 +81,19 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         keep_out = mouth_keep_out(mask, image, self.cfg.mouth_keep_out)
         points, anchor = (None, None) if geometry is None or camera is None else geometry
         limit = mouth_keep_out(mask, image, SPEECH_REACH) if keep_photo else None
-        return Source(feats, slots, attn, image, bg, camera, keep_out, keep_photo, limit, points, anchor)
+        return Source(
+            feats,
+            slots,
+            attn,
+            image,
+            bg,
+            camera,
+            keep_out,
+            keep_photo=keep_photo,
+            speech_limit=limit,
+            photo_points=points,
+            photo_anchor=anchor,
+        )
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -234,7 +246,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         Ro = rgb.shape[-1]
         if source.keep_photo and share is not None:
             with stage("keep the photo"):
-                region = speech_region(share, Ro)
+                moved = share if source.rest_share is None else share - source.rest_share.repeat_interleave(T, 0)
+                region = speech_region(moved, Ro)
                 if source.speech_limit is not None:
                     limit = source.speech_limit.repeat_interleave(T, 0)
                     region = region * F.interpolate(limit, size=(Ro, Ro), mode="bilinear", align_corners=False)

@@ -31,6 +31,11 @@ class Source:
     # (B, 1, R, R) in [0, 1]: where the speech can move the face at all (the source's lips
     # grown by the jaw's reach, ``mouth.SPEECH_REACH``); None: no lip labels, no limit.
     speech_limit: Optional[torch.Tensor] = None
+    # (B, 1, r, r): the cavity share the model renders for this source at rest (silent
+    # speech, its own camera). A kept photo shows the model's frame only where the speech
+    # opens the mouth beyond it: a photo whose mouth is already open stays the photo when
+    # silent. None: measured from a closed mouth (zero).
+    rest_share: Optional[torch.Tensor] = None
     # The photo's own geometry (``photo_view.py``): head-space points (B, 3, g, g) of its
     # pixels and how much each moves with the head (B, 1, g, g). When given, frames are
     # rendered at the source camera and turned to theirs through it, not through the

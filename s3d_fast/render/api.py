@@ -51,6 +51,7 @@ DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
 MIN_SIZE, MAX_SIZE = 64, 1024
 MIN_FPS, MAX_FPS = 1, 60
 MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
+REST_SAMPLES = audio_mod.SAMPLE_RATE // 5  # the silence a kept photo's rest is measured with (0.2 s)
 MEL_PER_SECOND = audio_mod.SAMPLE_RATE // audio_mod.HOP  # 80
 
 
@@ -281,6 +282,9 @@ class Renderer:
             geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
         source = self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry)
         baked = self.model.bake(source)
+        if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
+            silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
+            baked = self.model.at_rest(baked, self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev)))
         _sync(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
 
