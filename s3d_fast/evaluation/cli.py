@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--speech", metavar="WAV", help="with --portraits: the speech (default: the bundled demo's)")
     parser.add_argument(
+        "--model-only",
+        action="store_true",
+        help="with --portraits: frames as the model paints them, without keeping the photo (render --model-only)",
+    )
+    parser.add_argument(
         "--split",
         default="heldout",
         choices=("heldout", "train"),

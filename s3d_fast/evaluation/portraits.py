@@ -78,8 +78,10 @@ def regions(source) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     return face, upper, box
 
 
-def evaluate_portrait(renderer: Renderer, path: str, speech, silence, log) -> tuple[dict, np.ndarray]:
-    identity = renderer.bake(path)
+def evaluate_portrait(
+    renderer: Renderer, path: str, speech, silence, log, keep_photo: bool = True
+) -> tuple[dict, np.ndarray]:
+    identity = renderer.bake(path, keep_photo=keep_photo)
     src = identity.source
     photo = src.image
     size = photo.shape[0]
@@ -139,7 +141,7 @@ def evaluate_portraits(args) -> int:
 
     rows, pictures = [], []
     for path in paths:
-        row, picture = evaluate_portrait(renderer, path, speech, silence, log)
+        row, picture = evaluate_portrait(renderer, path, speech, silence, log, keep_photo=not args.model_only)
         rows.append(row)
         pictures.append(picture)
     table = format_table(rows)

@@ -263,8 +263,9 @@ class Renderer:
         :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
         frame given as an array; ``face`` picks one of a photo's faces (numbered from 1, left
         to right; default the largest). ``keep_photo``: frames show the source itself wherever the
-        speech does not move the face, the model's frame only where it does (default: for
-        photos, not for data-set frames)."""
+        speech does not move the face, the model's frame only where it does, and a photo is
+        turned through its own geometry (default: for photos, not for data-set frames;
+        False: every frame as the model paints it)."""
         src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask, face=face)
         if src.resolution != self.input_resolution:
             raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")
@@ -277,7 +278,7 @@ class Renderer:
         if keep_photo is None:
             keep_photo = src.kind == "photo"
         geometry = None
-        if src.landmarks is not None:  # a photo: seen from other cameras through its own face mesh
+        if keep_photo and src.landmarks is not None:  # a photo: seen from other cameras through its own face mesh
             points, anchor = photo_geometry(src.image, src.landmarks, src.c2w, src.K)
             geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
         source = self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry)

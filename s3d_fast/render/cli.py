@@ -40,6 +40,11 @@ def add_arguments(parser) -> None:
         help="in a photo with several faces, animate face N (numbered from 1, left to right; default the largest)",
     )
     parser.add_argument(
+        "--model-only",
+        action="store_true",
+        help="a photo's frames as the model paints them, without keeping the photo where the speech does not move it",
+    )
+    parser.add_argument(
         "--audio",
         metavar="SPEECH",
         help="speech: a sound file (wav, flac, ogg, mp3) or the audio track of a video (mp4, m4a, "
@@ -147,7 +152,7 @@ def run(args) -> int:
 
     speech = api.load_speech(speech_path, args.fps)
     renderer = api.Renderer(args.checkpoint, args.device)
-    identity = renderer.bake(image, face=args.face)
+    identity = renderer.bake(image, face=args.face, keep_photo=False if args.model_only else None)
     if identity.source.faces > 1:
         print(
             f"{image}: {identity.source.faces} faces found; animating face {identity.source.face} "
