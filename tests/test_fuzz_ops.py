@@ -18,6 +18,8 @@ from fuzz_ops import DEFAULT_EXAMPLES, PROPERTIES
 from s3d_fast import ops
 
 ROOT = Path(__file__).resolve().parents[1]
+# The lines of a sanitizer report that say what and where (the stack follows them).
+SANITIZER_WORDS = ("ERROR: AddressSanitizer", "SUMMARY:", "runtime error:")
 EXAMPLES = int(os.environ.get("S3D_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 
 
@@ -36,7 +38,9 @@ def test_fuzzed_inputs_give_the_reference_or_a_clear_error(prop):
     outcome = lines[-1] if lines and "ok" in lines[-1] else None
     if outcome is None:  # the child died: a crash, an abort or a sanitizer report
         last = lines[-1]["example"] if lines else "before the first example"
-        pytest.fail(f"the fuzzing process died (code {proc.returncode}) during {last}:\n{proc.stderr[-4000:]}")
+        found = [line for line in proc.stderr.splitlines() if any(k in line for k in SANITIZER_WORDS)]
+        report = "\n".join(found[:6]) + "\n" + proc.stderr[-3000:]
+        pytest.fail(f"the fuzzing process died (code {proc.returncode}) during {last}:\n{report}")
     assert outcome["ok"], f"{prop}: {outcome['error']}"
     assert outcome["examples"] >= EXAMPLES
     # The strategies draw valid arguments: a refusal would mean an op turned down a legal call.
