@@ -6,7 +6,7 @@ import threading
 
 import torch
 
-from .build import ensure_built
+from .build import check_sanitizer_runtime, ensure_built
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -19,6 +19,7 @@ def load():
     with _lock:
         if "ops" not in _state:
             library, plan = ensure_built()
+            check_sanitizer_runtime(plan)
             torch.ops.load_library(library)
             _state["plan"] = plan
             _state["library"] = library

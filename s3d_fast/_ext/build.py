@@ -13,6 +13,9 @@ Environment variables:
                       an error if that is impossible.
   S3D_FAST_CACHE      where builds are kept (default ``~/.cache/s3d_fast``).
   S3D_FAST_VERBOSE    ``1`` shows the compiler's output.
+  S3D_FAST_SANITIZE   ``1``: a CPU-only build with AddressSanitizer and
+                      UndefinedBehaviorSanitizer, kept apart (``cpu-asan-...``);
+                      loading it needs libasan preloaded (docs/kernels/input-checks.md).
   TORCH_CUDA_ARCH_LIST  the GPU architectures (default: the visible GPUs, or
                       ``8.0;9.0+PTX`` when there are none).
 """
@@ -40,6 +43,14 @@ BACKENDS = ("auto", "cpu", "cuda")
 # -march=native is safe here: a library is compiled on, and cached for, the
 # machine that runs it.
 CPU_CFLAGS = ("-O3", "-fopenmp", "-march=native")
+# A test build: every out-of-bounds access and undefined operation (float-to-int
+# overflow included, which -fsanitize=undefined leaves out in GCC) aborts.
+SANITIZE_FLAGS = (
+    "-fsanitize=address,undefined,float-cast-overflow",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-g",
+)
 
 
 def source_root() -> str:
@@ -69,6 +80,12 @@ class BuildPlan:
     name: str = EXT_NAME
     include_dirs: tuple = ()  # besides the kernels' include/
     source_dirs: tuple = ()  # besides source_root(), fingerprinted with it
+    ldflags: tuple = ("-fopenmp",)
+    sanitize: bool = False
+
+
+def sanitize_requested() -> bool:
+    return os.environ.get("S3D_FAST_SANITIZE", "0").strip() == "1"
 
 
 def _cuda_home() -> str | None:
@@ -101,6 +118,10 @@ def decide_cuda() -> tuple[bool, str]:
         raise ExtensionBuildError(f"S3D_FAST_BUILD={wanted!r} is not one of {', '.join(BACKENDS)}")
     if wanted == "cpu":
         return False, "CUDA not built: S3D_FAST_BUILD=cpu"
+    if sanitize_requested():
+        if wanted == "cuda":
+            raise ExtensionBuildError("S3D_FAST_SANITIZE=1 builds the CPU kernels only; unset S3D_FAST_BUILD=cuda")
+        return False, "CUDA not built: S3D_FAST_SANITIZE=1 (a CPU test build)"
     problem = None
     if torch.version.cuda is None:
         problem = f"torch {torch.__version__} is a CPU-only build"
@@ -136,10 +157,15 @@ def make_plan() -> BuildPlan:
     if clashes:
         raise ExtensionBuildError(f"csrc files share a basename: {', '.join(clashes)}")
     cflags = list(CPU_CFLAGS)
+    ldflags = ["-fopenmp"]
     cuda_cflags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     if with_cuda:
         cflags.append("-DS3D_WITH_CUDA")
         cuda_cflags.append("-DS3D_WITH_CUDA")
+    sanitize = sanitize_requested()
+    if sanitize:
+        cflags = ["-O1" if f == "-O3" else f for f in cflags] + list(SANITIZE_FLAGS)
+        ldflags += SANITIZE_FLAGS
     return BuildPlan(
         with_cuda=with_cuda,
         reason=reason,
@@ -147,6 +173,8 @@ def make_plan() -> BuildPlan:
         cflags=tuple(cflags),
         cuda_cflags=tuple(cuda_cflags),
         arch_list=_default_arch_list() if with_cuda else "",
+        ldflags=tuple(ldflags),
+        sanitize=sanitize,
     )
 
 
@@ -206,7 +234,7 @@ def cache_root() -> str:
 
 
 def build_dir(plan: BuildPlan) -> str:
-    backend = "cuda" if plan.with_cuda else "cpu"
+    backend = "cuda" if plan.with_cuda else "cpu-asan" if plan.sanitize else "cpu"
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     name = f"{backend}-torch{torch.__version__.replace('+', '_')}-{py}-{_fingerprint(plan)}"
     if plan.name != EXT_NAME:
@@ -274,7 +302,7 @@ def compile_extension(plan: BuildPlan, directory: str) -> str:
             sources=list(plan.sources),
             extra_cflags=list(plan.cflags),
             extra_cuda_cflags=list(plan.cuda_cflags),
-            extra_ldflags=["-fopenmp"],
+            extra_ldflags=list(plan.ldflags),
             extra_include_paths=includes,
             build_directory=directory,
             with_cuda=plan.with_cuda,
@@ -297,10 +325,21 @@ def compile_extension(plan: BuildPlan, directory: str) -> str:
     return _library_path(plan, directory)
 
 
+def check_sanitizer_runtime(plan: BuildPlan) -> None:
+    """A sanitized library loads only into a process that started with libasan."""
+    if plan.sanitize and "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        raise ExtensionBuildError(
+            "S3D_FAST_SANITIZE=1: the sanitized kernels load only with the sanitizer runtimes preloaded: "
+            'LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" '
+            "ASAN_OPTIONS=detect_leaks=0 (docs/kernels/input-checks.md)"
+        )
+
+
 def ensure_built(plan: BuildPlan | None = None) -> tuple[str, BuildPlan]:
     """Return the path of a built library for this environment (the extension
     unless ``plan`` says otherwise), building it if needed."""
     plan = plan or make_plan()
+    check_sanitizer_runtime(plan)  # torch loads what it builds: the runtime must be there already
     directory = build_dir(plan)
     library = _library_path(plan, directory)
     if os.path.exists(library):

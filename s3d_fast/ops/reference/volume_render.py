@@ -110,8 +110,9 @@ def composite(
         weights, trans, _ = _weights(kind, flat, ts, te, lay.offsets)
         if early_stop_eps > 0:
             # A ray stops after the sample that takes T below eps: sample i
-            # counts iff the transmittance in front of it is still >= eps.
-            weights = weights * (trans >= early_stop_eps).to(weights.dtype)
+            # counts iff the transmittance in front of it is still >= eps; the
+            # samples after the stop are never read (a NaN there stays out).
+            weights = torch.where(trans >= early_stop_eps, weights, torch.zeros_like(weights))
     rays = _ray_of_sample(lay.offsets, n)
     channels = 0 if values is None else values.shape[-1]
     vals = weights.new_zeros(n, 0) if values is None else values.reshape(n, channels)
