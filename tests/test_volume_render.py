@@ -266,3 +266,22 @@ def test_composite_float32_extreme_densities_match_float64():
     for a, b in zip(fused, ref):
         assert bool(torch.isfinite(a).all())
         torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-4])
+def test_composite_gradient_through_an_alpha_of_exactly_one(eps):
+    """Behind an alpha of 1 the weights are 0, but (without an early stop there) they still
+    depend on that alpha: its gradient must count them (found by tests/test_fuzz_ops.py)."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.tensor([[0.3, 1.0, 0.4, 0.5, 1.0, 0.2]], dtype=torch.float64, requires_grad=True)
+    v = torch.rand(1, 6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    ts = torch.arange(6, dtype=torch.float64)[None]
+    fused = ops.composite(a, v, t_starts=ts, t_ends=ts + 1, kind="alpha", early_stop_eps=eps)
+    ref = reference.composite(a, v, t_starts=ts, t_ends=ts + 1, kind="alpha", early_stop_eps=eps)
+    weights = [torch.randn(x.shape, dtype=x.dtype, generator=g) for x in fused]
+    got = torch.autograd.grad(sum((x * w).sum() for x, w in zip(fused, weights)), (a, v))
+    want = torch.autograd.grad(sum((x * w).sum() for x, w in zip(ref, weights)), (a, v))
+    for x, y in zip(got, want):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+    if eps == 0:
+        assert got[0][0, 1].abs() > 1e-3  # the alpha of 1 carries the samples behind it

@@ -239,6 +239,26 @@ S3D_FN void composite_forward_ray(const CompositeArgs<T>& p, int64_t ray, T* col
 // row once (for g_w_i) and writes its gradient row once (w_i g). grad_in /
 // grad_values may be null when not needed. Samples past an early stop get
 // zero gradient.
+// U = sum_{j >= first} g_w_j a_j prod_{first <= k < j} (1 - a_k): what the samples from
+// ``first`` on add per unit of transmittance in front of them. It stops where that
+// transmittance reaches 0 (the next alpha of exactly 1), so summing it at every alpha
+// of 1 along a ray stays linear in the ray's samples.
+template <int kChannels, typename T>
+S3D_FN T weighted_alpha_suffix(const CompositeArgs<T>& p, const T* g, T g_op, T g_dep,
+                               int64_t first, int64_t end) {
+  const int64_t C = kChannels > 0 ? kChannels : p.channels;
+  T sum = T(0), through = T(1);
+  for (int64_t k = first; k < end && through > T(0); ++k) {
+    T gw = g_op;
+    if (g) gw += dot(g, p.values + k * C, C);
+    if (g_dep != T(0)) gw += g_dep * T(0.5) * (p.t_starts[k] + p.t_ends[k]);
+    const T a = alpha_of(p.input, p.in, p.t_starts, p.t_ends, k);
+    sum += gw * a * through;
+    through *= T(1) - a;
+  }
+  return sum;
+}
+
 template <int kChannels = 0, typename T>
 S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const T* colors,
                                    const T* opacity, const T* depth, const T* grad_colors,
@@ -296,9 +316,16 @@ S3D_FN void composite_backward_ray(const CompositeArgs<T>& p, int64_t ray, const
           // dL/dtau_i = g_w_i T_{i+1} - sum_{j>i} g_w_j w_j
           grad_in[i] = (gw * transmittance * one_minus_a - suffix) * (p.t_ends[i] - p.t_starts[i]);
         } else {
-          // dL/da_i = g_w_i T_i - T_i U_i; T_i U_i = suffix / (1 - a_i). An
-          // alpha of exactly 1 leaves nothing behind it, so its suffix is 0.
-          grad_in[i] = gw * transmittance - (one_minus_a > T(0) ? suffix / one_minus_a : T(0));
+          // dL/da_i = g_w_i T_i - T_i U_i; T_i U_i = suffix / (1 - a_i). An alpha
+          // of exactly 1 zeroes the suffix but not U_i, on which the samples behind
+          // still depend unless the march stops there: then U_i is summed directly.
+          T behind = T(0);
+          if (one_minus_a > T(0))
+            behind = suffix / one_minus_a;
+          else if (!(T(0) < p.early_stop_eps))
+            behind = transmittance *
+                     weighted_alpha_suffix<kChannels>(p, g, g_op, g_dep, i + 1, end);
+          grad_in[i] = gw * transmittance - behind;
         }
       }
       transmittance *= one_minus_a;
