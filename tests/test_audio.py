@@ -136,3 +136,27 @@ def test_integer_pcm_is_scaled():
     assert np.max(np.abs(a.samples)) == pytest.approx(0.5, abs=0.01)
     u8 = (np.round(_tone(500, 0.2, 16000, amp=0.5) * 127) + 128).astype(np.uint8)
     assert np.max(np.abs(audio.prepare(u8, 16000).samples)) == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_header_claiming_more_than_the_file_holds_reads_what_it_holds(tmp_path):
+    """A FLAC whose STREAMINFO claims 2^36 samples (256 GB as floats, allocated up front by a
+    one-shot read): decoded in blocks under a 3 GB address-space limit, in a child process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "claim.flac"
+    sf.write(path, np.zeros(1600, np.float32), 16000)
+    data = bytearray(path.read_bytes())
+    at = 8 + 10  # "fLaC", the block header, then 10 bytes of STREAMINFO before its last 8
+    data[at : at + 8] = (int.from_bytes(data[at : at + 8], "big") | ((1 << 36) - 1)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    assert sf.info(path).frames == (1 << 36) - 1
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "from s3d_fast.data.audio import load_audio, AudioFileError\n"
+        "try:\n    print(load_audio(sys.argv[1]).samples.shape[0])\n"
+        "except AudioFileError as exc:\n    print('error', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1600" or out.stdout.startswith("error"), out.stdout

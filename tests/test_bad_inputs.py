@@ -488,6 +488,13 @@ CASES = [
     ),
     Case(
         "train",
+        "resume: a lip-sync expert whose config asks for 10^9 channels",
+        lambda i: i.train("--resume", out=killed_run(i, _absurd_syncnet(i).read_bytes()), stage_one=True),
+        "channel counts and embed_dim must be integers from 1 to 1024",
+        memory=True,
+    ),
+    Case(
+        "train",
         "resume: corrupt syncnet.safetensors",
         lambda i: i.train("--resume", out=killed_run(i, b"\0" * 64), stage_one=True),
         "delete it to train the lip-sync expert again",
@@ -534,6 +541,19 @@ CASES = [
         "nested too deeply",
     ),
 ]
+
+
+def _absurd_syncnet(inp: Inputs) -> Path:
+    from safetensors.torch import save_file
+
+    from s3d_fast.model.syncnet import FORMAT_VERSION, SyncNetConfig
+
+    config = SyncNetConfig().to_json()
+    config["face_channels"] = [10**9, 10**9]
+    path = inp.dir / "syncnet.safetensors"
+    metadata = {"format": "s3d_fast.syncnet", "format_version": str(FORMAT_VERSION), "config": json.dumps(config)}
+    save_file({}, path, metadata=metadata)
+    return path
 
 
 def _grey_photo(inp: Inputs) -> Path:

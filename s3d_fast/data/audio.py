@@ -125,16 +125,41 @@ def prepare(samples: np.ndarray, sample_rate: int, *, where: str = "audio") -> A
     return Audio(mono, SAMPLE_RATE, int(sample_rate), int(channels), clipped)
 
 
+MAX_SECONDS = 3 * 3600  # longest speech read (about 0.7 GB of 16 kHz float samples)
+MAX_CHANNELS = 64
+
+
 def load_audio(path) -> Audio:
     """Read anything libsndfile reads (wav, flac, ogg, ...) as 16 kHz mono float32."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioFileError(f"{path}: no such audio file")
     try:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        samples, rate = _read_blocks(path)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise AudioFileError(f"{path}: cannot decode audio ({exc})") from None
     return prepare(samples, rate, where=path)
+
+
+def _read_blocks(path: str) -> tuple[np.ndarray, int]:
+    """Decode in blocks: what the file holds, never what its header claims (a FLAC header
+    can claim 2^36 samples, which reading at once would allocate up front)."""
+    with sf.SoundFile(path) as f:
+        rate, channels = int(f.samplerate), int(f.channels)
+        if not 0 < channels <= MAX_CHANNELS:
+            raise AudioFileError(f"{path}: {channels} audio channels (at most {MAX_CHANNELS})")
+        limit = MAX_SECONDS * rate
+        blocks, total = [], 0
+        while True:
+            block = f.read(frames=1 << 16, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            total += block.shape[0]
+            if total > limit:
+                raise AudioFileError(f"{path}: longer than {MAX_SECONDS // 3600} hours of audio; cut it first")
+            blocks.append(block)
+    samples = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    return samples, rate
 
 
 def write_wav(path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

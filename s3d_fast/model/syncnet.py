@@ -51,6 +51,9 @@ _EPS = 1e-6
 FORMAT_VERSION = 1  # of the safetensors file written by save_syncnet
 
 
+MAX_FACE_SIZE, MAX_CHANNELS, MAX_STAGES = 256, 1024, 8
+
+
 @dataclass(frozen=True)
 class SyncNetConfig:
     """Sizes of the sync expert.
@@ -66,8 +69,15 @@ class SyncNetConfig:
     embed_dim: int = 128
 
     def validate(self) -> None:
-        if self.face_size < 16:
-            raise ValueError(f"face_size must be >= 16, got {self.face_size}")
+        # Bounded above too: a weights file's config is data, and absurd sizes would be
+        # allocated before its tensors are even read.
+        if not isinstance(self.face_size, int) or not 16 <= self.face_size <= MAX_FACE_SIZE:
+            raise ValueError(f"face_size must be an integer from 16 to {MAX_FACE_SIZE}, got {self.face_size}")
+        sizes = [*self.face_channels, *self.audio_channels, self.embed_dim]
+        if not all(isinstance(c, int) and 1 <= c <= MAX_CHANNELS for c in sizes):
+            raise ValueError(f"channel counts and embed_dim must be integers from 1 to {MAX_CHANNELS}, got {sizes}")
+        if max(len(self.face_channels), len(self.audio_channels)) > MAX_STAGES:
+            raise ValueError(f"face_channels / audio_channels hold at most {MAX_STAGES} stages")
         for name in ("crop_rows", "crop_cols"):
             lo, hi = getattr(self, name)
             if not 0.0 <= lo < hi <= 1.0:

@@ -118,6 +118,7 @@ def run(args) -> int:
 
     from ..data import video
     from . import api, cameras
+    from .source import read_image
 
     demo = args.image is None and args.audio is None
     image = args.image if args.image is not None else api.DEMO_IMAGE
@@ -150,6 +151,7 @@ def run(args) -> int:
     if orbit is None and demo and not offsets and args.pose_from is None:
         orbit = DEMO_ORBIT
 
+    read_image(image)  # a bad image fails before the model loads
     speech = api.load_speech(speech_path, args.fps)
     renderer = api.Renderer(args.checkpoint, args.device)
     identity = renderer.bake(image, face=args.face, keep_photo=False if args.model_only else None)
