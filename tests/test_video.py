@@ -71,3 +71,15 @@ def test_read_errors(tmp_path):
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(300))
     with pytest.raises(VideoError):
         video.read_video(bad)
+
+
+def test_frames_beyond_the_bounds_are_refused_before_they_fill_memory(tmp_path, monkeypatch):
+    path = tmp_path / "v.mp4"
+    video.write_video(path, np.zeros((3, 64, 64, 3), np.uint8), fps=25)
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 63 * 64)
+    with pytest.raises(VideoError, match="64x64 video frames; at most 4032 pixels"):
+        video.read_video(path)
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 64 * 64)
+    monkeypatch.setattr(video, "MAX_VIDEO_BYTES", 2 * 64 * 64 * 3)
+    with pytest.raises(VideoError, match="decoded frames; cut or downscale it first"):
+        video.read_video(path)

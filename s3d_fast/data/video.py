@@ -42,6 +42,10 @@ def _open(path):
         raise VideoError(f"{path}: cannot open video ({exc})") from None
 
 
+MAX_FRAME_PIXELS = 8192 * 8192  # as for images
+MAX_VIDEO_BYTES = 4 << 30  # decoded frames read_video holds at once (about 6 min of 1080p)
+
+
 def iter_frames(path) -> Iterator[np.ndarray]:
     """Decode the first video stream frame by frame as uint8 RGB arrays."""
 
@@ -49,9 +53,14 @@ def iter_frames(path) -> Iterator[np.ndarray]:
         if not container.streams.video:
             raise VideoError(f"{os.fspath(path)}: the file has no video stream")
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > MAX_FRAME_PIXELS:  # said by the header: refused before a frame is decoded
+            raise VideoError(f"{os.fspath(path)}: {width}x{height} video frames; at most {MAX_FRAME_PIXELS} pixels")
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
+                if frame.width * frame.height > MAX_FRAME_PIXELS:  # a stream can change size midway
+                    raise VideoError(f"{os.fspath(path)}: a {frame.width}x{frame.height} frame; too large")
                 yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
             raise VideoError(f"{os.fspath(path)}: corrupt video data ({exc})") from None
@@ -94,7 +103,14 @@ def read_audio_track(path):
 
 def read_video(path, with_audio: bool = True) -> Video:
     """Decode a whole video into memory (frames plus, if present, the speech track)."""
-    frames = list(iter_frames(path))
+    frames, size = [], 0
+    for frame in iter_frames(path):
+        size += frame.nbytes
+        if size > MAX_VIDEO_BYTES:
+            raise VideoError(
+                f"{os.fspath(path)}: more than {MAX_VIDEO_BYTES >> 30} GB of decoded frames; cut or downscale it first"
+            )
+        frames.append(frame)
     if not frames:
         raise VideoError(f"{os.fspath(path)}: the video has no frames")
     track = read_audio_track(path) if with_audio else None
