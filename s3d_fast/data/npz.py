@@ -18,6 +18,8 @@ import numpy as np
 from ..atomic import atomic_path
 from .errors import DataError
 
+MAX_NPZ_BYTES = 2 << 30  # a clip's meta.npz at 1024^2 and an hour of frames is far below
+
 
 class ArrayFileError(DataError):
     """An ``.npz`` file is missing, damaged, or holds an array it cannot."""
@@ -49,6 +51,7 @@ def load_npz(path, keys: Optional[tuple] = None, what: str = "array file") -> di
 
 def _check_entries(path: str) -> None:
     """Each entry's array header against the entry's own size (read before decoding)."""
+    total = 0
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
@@ -62,6 +65,11 @@ def _check_entries(path: str) -> None:
                 else:
                     continue  # (3, 0): utf-8 field names; np.load checks the rest
                 claimed = math.prod(shape) * dtype.itemsize
+                total += claimed
+                if total > MAX_NPZ_BYTES:  # honest but inflating to more than any data file of ours
+                    raise ArrayFileError(
+                        f"{path}: its arrays inflate to more than {MAX_NPZ_BYTES / 2**30:g} GB (a zip bomb?)"
+                    )
                 if claimed > info.file_size:
                     raise ArrayFileError(
                         f"{path}: entry {info.filename} claims a {shape} {dtype} array "
