@@ -22,6 +22,7 @@ LAYERS = [
     {"_ext"},
     {"ops"},
     {"nn"},
+    {"compat"},  # other projects' APIs over ops and nn; nothing of the product imports it
     {"config", "checkpoint"},
     {"data", "model"},
     {"metrics"},
