@@ -66,6 +66,25 @@ def speech_region(share: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(soft, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def keep_photo_outside_speech(
+    rgb, photo, share, rest_share=None, limit=None, frames_per_source: int = 1
+) -> torch.Tensor:
+    """The model's frames ``rgb`` (F, 3, Ro, Ro) only where the speech moves the face, the
+    ``photo`` (F, 3, R, R) as each frame sees it everywhere else. Where: the rendered cavity
+    share (F, 1, r, r) above the share at rest (B, 1, r, r) when known, as
+    :func:`speech_region`, within ``limit`` (B, 1, R, R), the jaw's reach from the lips."""
+    size = rgb.shape[-1]
+    T = frames_per_source
+    moved = share if rest_share is None else share - rest_share.repeat_interleave(T, 0)
+    region = speech_region(moved, size)
+    if limit is not None:
+        limit = F.interpolate(limit, size=(size, size), mode="bilinear", align_corners=False)
+        region = region * limit.repeat_interleave(T, 0)
+    if photo.shape[-1] != size:
+        photo = F.interpolate(photo, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return region * rgb + (1 - region) * photo
+
+
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """(B, H, W) label map -> (B, 1, H, W) float, 1 on face, lips and mouth."""
     if mask is None:

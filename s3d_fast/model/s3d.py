@@ -22,7 +22,7 @@ from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
-from .mouth import SPEECH_REACH, face_mask, mouth_keep_out, open_mouth, speech_region
+from .mouth import SPEECH_REACH, face_mask, keep_photo_outside_speech, mouth_keep_out, open_mouth
 from .photo_view import photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
@@ -234,8 +234,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         photo = frame_images if frame_images is not None else source.image.repeat_interleave(T, 0)
         if opening:
             with stage("open the mouth"):
-                seen = frame_images if frame_images is not None else source.image.repeat_interleave(T, 0)
-                frame_images = open_mouth(seen, share)
+                frame_images = open_mouth(photo, share)
         with stage("super-resolution"):
             rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images, keep_out)
         if opening:
@@ -246,14 +245,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         Ro = rgb.shape[-1]
         if source.keep_photo and share is not None:
             with stage("keep the photo"):
-                moved = share if source.rest_share is None else share - source.rest_share.repeat_interleave(T, 0)
-                region = speech_region(moved, Ro)
-                if source.speech_limit is not None:
-                    limit = source.speech_limit.repeat_interleave(T, 0)
-                    region = region * F.interpolate(limit, size=(Ro, Ro), mode="bilinear", align_corners=False)
-                if photo.shape[-1] != Ro:
-                    photo = F.interpolate(photo, size=(Ro, Ro), mode="bilinear", align_corners=False, antialias=True)
-                rgb = region * rgb + (1 - region) * photo
+                rgb = keep_photo_outside_speech(rgb, photo, share, source.rest_share, source.speech_limit, T)
         if turn is not None:
             with stage("turn the photo"):
                 K = scaled_intrinsics(turn[1], self.input_resolution, Ro)
