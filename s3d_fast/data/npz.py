@@ -65,13 +65,13 @@ def _check_entries(path: str) -> None:
                 else:
                     continue  # (3, 0): utf-8 field names; np.load checks the rest
                 claimed = math.prod(shape) * dtype.itemsize
-                total += claimed
-                if total > MAX_NPZ_BYTES:  # honest but inflating to more than any data file of ours
-                    raise ArrayFileError(
-                        f"{path}: its arrays inflate to more than {MAX_NPZ_BYTES / 2**30:g} GB (a zip bomb?)"
-                    )
                 if claimed > info.file_size:
                     raise ArrayFileError(
                         f"{path}: entry {info.filename} claims a {shape} {dtype} array "
                         f"({claimed} bytes) but holds {info.file_size} bytes"
+                    )
+                total += claimed
+                if total > MAX_NPZ_BYTES:  # honest but inflating to more than any data file of ours
+                    raise ArrayFileError(
+                        f"{path}: its arrays inflate to more than {MAX_NPZ_BYTES / 2**30:g} GB (a zip bomb?)"
                     )
