@@ -68,11 +68,10 @@ class CompositeSpec(EncodingSpec):
         last.set_padded_output_width(width - (self.padded_output_width - last.padded_output_width))
 
     def forward(self, x, params):
-        outs, start = [], 0
-        for begin, enc in zip(self.begins, self.nested):
-            part = None if params is None else params[start : start + enc.n_params]
+        parts = params.split([e.n_params for e in self.nested]) if params is not None else [None] * len(self.nested)
+        outs = []
+        for begin, enc, part in zip(self.begins, self.nested, parts):
             outs.append(enc.forward(x[:, begin : begin + enc.n_input_dims], part))
-            start += enc.n_params
         return torch.cat(outs, dim=1) if outs else x.new_zeros(x.shape[0], 0)
 
     def initialize(self, rng) -> np.ndarray:

@@ -63,11 +63,8 @@ class MlpSpec:
 
     def weights(self, params):
         """The (out, in) weight views of the flat ``params``, in layer order."""
-        out, start = [], 0
-        for rows, cols in self.shapes:
-            out.append(params[start : start + rows * cols].view(rows, cols))
-            start += rows * cols
-        return out
+        flat = params.split([rows * cols for rows, cols in self.shapes])
+        return [w.view(shape) for w, shape in zip(flat, self.shapes)]
 
     def forward(self, h, params):
         """(N, input_width) -> (N, n_output_dims)."""

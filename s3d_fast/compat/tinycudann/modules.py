@@ -79,8 +79,10 @@ class NetworkWithInputEncoding(Module):
         return np.concatenate([self.mlp.initialize(rng), self.encoding.initialize(rng)])
 
     def _compute(self, x, params):
-        n_mlp = self.mlp.n_params
-        return self.mlp.forward(self.encoding.forward(x, params[n_mlp:]), params[:n_mlp])
+        # split, not slices: autograd then concatenates the two gradients instead of
+        # zero-filling and adding a table-sized gradient per slice
+        mlp_params, encoding_params = params.split([self.mlp.n_params, self.encoding.n_params])
+        return self.mlp.forward(self.encoding.forward(x, encoding_params), mlp_params)
 
     def hyperparams(self) -> dict:
         return {
