@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .reproject import pixel_grid
+from .reproject import pixel_grid, project, sample_shifted
 
 ITERATIONS = 12
 DAMPING = 0.5
@@ -38,24 +38,15 @@ def photo_in_view(
     Fn = c2w.shape[0]
     g, R = points.shape[-1], image.shape[-1]
     p = points.repeat_interleave(T, 0).flatten(2).transpose(1, 2)  # (F, g*g, 3)
-    rot, centre = c2w[:, :3, :3], c2w[:, None, :3, 3]
-    cam = torch.einsum("fnk,fkc->fnc", p - centre, rot)  # head -> frame camera: R^T (p - c)
-    z = cam[..., 2].clamp(min=1e-6)
-    u = K[:, None, 0, 0] * cam[..., 0] / z + K[:, None, 0, 2]
-    v = K[:, None, 1, 1] * cam[..., 1] / z + K[:, None, 1, 2]
+    projected, in_front = project(p, c2w, K, R)
     own = pixel_grid(g, points)  # (g, g, 2) grid_sample coordinates
-    landed = (torch.stack([u, v], -1) / R * 2 - 1).view(Fn, g, g, 2)
-    weight = anchor.repeat_interleave(T, 0) * (cam[..., 2] > 1e-3).view(Fn, 1, g, g).to(anchor.dtype)
+    landed = projected.view(Fn, g, g, 2)
+    weight = anchor.repeat_interleave(T, 0) * in_front.view(Fn, 1, g, g).to(anchor.dtype)
     moved = (landed - own) * weight.permute(0, 2, 3, 1)  # (F, g, g, 2): photo pixel -> frame pixel
     moved_ch = moved.permute(0, 3, 1, 2)
     source = own.expand(Fn, g, g, 2)
     for _ in range(iterations):
         at = F.grid_sample(moved_ch, source, mode="bilinear", padding_mode="border", align_corners=False)
         source = source + DAMPING * (own - at.permute(0, 2, 3, 1) - source)
-    shift = source - own  # where each frame pixel reads, relative to itself
-    if g != R:
-        shift = F.interpolate(shift.permute(0, 3, 1, 2), size=(R, R), mode="bilinear", align_corners=False)
-        shift = shift.permute(0, 2, 3, 1)
-    grid = pixel_grid(R, points)[None] + shift
     per_frame = image if image.shape[0] == Fn else image.repeat_interleave(T, 0)
-    return F.grid_sample(per_frame, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sample_shifted(per_frame, source - own)  # where each frame pixel reads, relative to itself

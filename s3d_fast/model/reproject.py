@@ -49,24 +49,35 @@ def reproject_source(
     K = src_K.repeat_interleave(frames_per_source, 0)
     distance = depth / opacity.clamp(min=1e-6)
     points = origins + directions * distance[..., None]
+    projected, in_front = project(points, c2w, K, R)
+    own = pixel_grid(r, depth).reshape(1, n, 2)
+    surface = (opacity > SURFACE_OPACITY) & in_front
+    shift = torch.where(surface[..., None], projected - own, torch.zeros_like(projected)).view(Fn, r, r, 2)
+    return sample_shifted(image.repeat_interleave(frames_per_source, 0), shift)
+
+
+def project(points: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor, size: int):
+    """points (F, n, 3) in head space seen by cameras c2w (F, 4, 4), K (F, 3, 3) in pixels
+    of ``size`` -> their grid_sample coordinates (F, n, 2) (x, y; align_corners=False) and
+    (F, n) bool: in front of the camera."""
     rot, centre = c2w[:, :3, :3], c2w[:, None, :3, 3]
-    cam = torch.einsum("fnk,fkc->fnc", points - centre, rot)  # head -> source camera: R^T (p - c)
+    cam = torch.einsum("fnk,fkc->fnc", points - centre, rot)  # head -> camera: R^T (p - c)
     z = cam[..., 2].clamp(min=1e-6)
     u = K[:, None, 0, 0] * cam[..., 0] / z + K[:, None, 0, 2]
     v = K[:, None, 1, 1] * cam[..., 1] / z + K[:, None, 1, 2]
-    projected = torch.stack([u, v], -1) / R * 2 - 1  # grid_sample's (x, y), align_corners=False
-    own = pixel_grid(r, depth).reshape(1, n, 2)
-    surface = (opacity > SURFACE_OPACITY) & (cam[..., 2] > 1e-3)
-    # Upsampled as a displacement from each pixel's own position: zero stays zero up to
-    # the image border, where interpolating absolute positions would clamp them.
-    shift = torch.where(surface[..., None], projected - own, torch.zeros_like(projected)).view(Fn, r, r, 2)
-    if r != R:
+    return torch.stack([u, v], -1) / size * 2 - 1, cam[..., 2] > 1e-3
+
+
+def sample_shifted(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """images (F, C, R, R) sampled at each pixel's own position plus ``shift`` (F, g, g, 2),
+    grid_sample units at any g. The shift is upsampled, not absolute positions: zero stays
+    zero up to the image border, where interpolating absolute positions would clamp them."""
+    R = images.shape[-1]
+    if shift.shape[1] != R:
         shift = F.interpolate(shift.permute(0, 3, 1, 2), size=(R, R), mode="bilinear", align_corners=False)
         shift = shift.permute(0, 2, 3, 1)
-    grid = pixel_grid(R, depth)[None] + shift
-    return F.grid_sample(
-        image.repeat_interleave(frames_per_source, 0), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
+    grid = pixel_grid(R, shift)[None] + shift
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def pixel_grid(size: int, like: torch.Tensor) -> torch.Tensor:
