@@ -97,6 +97,20 @@ def test_a_tcnn_config_gives_the_same_encoding_as_nn_hashgrid_from_tcnn_config()
     torch.testing.assert_close(enc(x), grid(x), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("otype", ["HashGrid", "DenseGrid"])
+def test_defaults_left_out_of_a_tcnn_config_agree_with_nn_hashgrid(otype):
+    """A config without per_level_scale: tcnn's default (dense: finest level at 256 cells)."""
+    config = {"otype": otype, "n_levels": 4, "n_features_per_level": 2, "base_resolution": 8}
+    enc = tcnn.Encoding(3, config, dtype=torch.float32)
+    grid = HashGrid.from_tcnn_config(3, config, backend="s3d")
+    assert enc.params.shape == grid.params.shape
+    assert grid.config.per_level_scale == pytest.approx(2.0 if otype == "HashGrid" else 2.0 ** (5 / 3), rel=1e-6)
+    with torch.no_grad():
+        grid.params.copy_(enc.params)
+    x = _x(200, 3).float()
+    torch.testing.assert_close(enc(x), grid(x), rtol=0, atol=0)
+
+
 def test_hashgrid_params_count_is_tcnns_formula():
     # tcnn: per level min(next_multiple(res^D, 8), 2^log2_hashmap_size) entries of F values,
     # res = ceil(base * scale^l - 1) + 1 in float32.

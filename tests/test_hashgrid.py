@@ -291,7 +291,7 @@ def test_from_tcnn_config():
         2, {"otype": "DenseGrid", "n_levels": 3, "base_resolution": 8, "interpolation": "Smoothstep"}
     )
     assert not any(dense.layout.hashed) and dense.config.interpolation == "smoothstep"
-    assert dense.layout.sizes[2] == 32**2  # dense grids never cap at the hash size
+    assert dense.layout.sizes[2] == 256**2  # tcnn's dense default: the finest level at 256 cells
     by_features = s3d_nn.HashGrid.from_tcnn_config(3, {"otype": "Grid", "type": "Hash", "n_features": 8})
     assert by_features.config.n_levels == 4
     for bad in (

@@ -46,6 +46,15 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+def tcnn_default_scale(grid_type: str, base_resolution: int, n_levels: int) -> float:
+    """tcnn's per_level_scale when a config leaves it out: 2 for hash grids; for dense grids
+    the scale that puts the finest level at 256 cells (in float32, as tcnn computes it)."""
+    if grid_type != "dense":
+        return 2.0
+    f32 = np.float32
+    return float(np.exp(np.log(f32(256.0) / f32(base_resolution)) / f32(max(n_levels - 1, 1))))
+
+
 @dataclass(frozen=True)
 class HashGridConfig:
     """tiny-cuda-nn's HashGrid/DenseGrid options (defaults are tcnn's).
@@ -135,6 +144,7 @@ class HashGridConfig:
             n_levels = int(config["n_features"]) // features
         else:
             n_levels = int(config.get("n_levels", 16))
+        base = int(config.get("base_resolution", 16))
         interpolation = str(config.get("interpolation", "Linear")).lower()
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {config.get('interpolation')!r} is not supported (Linear or Smoothstep)")
@@ -146,8 +156,8 @@ class HashGridConfig:
             n_levels=n_levels,
             n_features_per_level=features,
             log2_hashmap_size=int(config.get("log2_hashmap_size", 19)),
-            base_resolution=int(config.get("base_resolution", 16)),
-            per_level_scale=float(config.get("per_level_scale", 2.0)),
+            base_resolution=base,
+            per_level_scale=float(config.get("per_level_scale", tcnn_default_scale(grid_type, base, n_levels))),
             interpolation=interpolation,
             grid_type=grid_type,
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ops import hashgrid_encode
-from ...ops.hashgrid_config import HashGridConfig
+from ...ops.hashgrid_config import HashGridConfig, tcnn_default_scale
 from ._config import check_keys, positive_int, refuse_value, same_name
 from .encoding_base import EncodingSpec
 from .grid_torch import grid_encode
@@ -104,12 +104,7 @@ class GridSpec(EncodingSpec):
         if not same_name(config.get("hash", "CoherentPrime"), "CoherentPrime"):
             refuse_value(name, "hash", config["hash"], "CoherentPrime, tcnn's default and its only compiled hash")
         base = positive_int(name, "base_resolution", config.get("base_resolution", 16))
-        if "per_level_scale" in config:
-            scale = float(config["per_level_scale"])
-        elif grid_type == "dense":  # tcnn's dense default: the finest level at 256
-            scale = float(np.exp(np.log(np.float32(256.0) / np.float32(base)) / np.float32(max(n_levels - 1, 1))))
-        else:
-            scale = 2.0
+        scale = float(config.get("per_level_scale", tcnn_default_scale(grid_type, base, n_levels)))
         self.grid_type, self.interpolation = grid_type, interpolation
         self.fused = grid_type in ("hash", "dense") and n_input_dims <= 3
         if self.fused:
