@@ -15,7 +15,10 @@ The model is reached only through this interface (``s3d_fast.model``)::
                                c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
     baked = model.bake(src)
     baked = model.fit_to_audio(baked, tokens)                  # optional: tighten the grid to this speech
+    model.audio_probes(T) -> (P,) int64                        # with fit_to_audio: the frames it reads
+    baked = model.fit_to_probes(baked, tokens[probes])         # fit_to_audio from those frames' tokens
     tokens = model.audio_tokens(mel (T,80,16) f32)             # -> (T, D)
+    model.config.model.audio_context                           # optional: frames of context either side
     out = model.render_frames(baked, tokens[i:j], c2w (B,4,4), K (B,3,3))
     out["rgb"] (B,3,Rout,Rout) in [0,1]; out["timings"] {stage: seconds}
 
@@ -408,13 +411,14 @@ class Identity:
         pose=None,
         batch: int = 1,
         size: Optional[int] = None,
-        grid=None,
+        grid="reference",
     ):
         """Frames while the speech arrives: ``chunks`` is an iterable of sample arrays at
         ``sample_rate``; iterating the returned :class:`s3d_fast.render.stream.FrameStream`
         yields each frame with its presentation time as soon as its speech has arrived, and
-        its ``set_camera`` changes the camera of the frames not yet rendered. See
-        :mod:`s3d_fast.render.stream`."""
+        its ``set_camera`` changes the camera of the frames not yet rendered. ``grid``:
+        "reference" (fitted once per identity to the demo sentence), "baked", or
+        :meth:`fit_grid`'s result. See :mod:`s3d_fast.render.stream`."""
         from .stream import FrameStream
 
         return FrameStream(self, chunks, sample_rate, fps=fps, pose=pose, batch=batch, size=size, grid=grid)
