@@ -27,6 +27,7 @@ stream given that grid renders ``render``'s frames (to float rounding of the log
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import time
@@ -259,26 +260,38 @@ def fit_grid(identity, chunks: Iterable, sample_rate: int, fps: int, n_frames: O
         counted.flush()
         n_frames = api.frame_count(counted.samples_out, fps=fps)
     probes = model.audio_probes(int(n_frames)).tolist()
-    wanted, found = set(probes), {}
-    features, tokens_stream = SpeechFeatureStream(sample_rate, fps), TokenStream(model, dev)
+    # Only the probes' tokens are needed: each from its window and its context's alone.
+    context = TokenStream(model, dev).context
+    recent = collections.deque(maxlen=2 * context + 1)  # (frame index, window) of the last frames
+    pending, found = collections.deque(probes), []
 
-    def keep(tokens, first):
-        for k in range(0 if tokens is None else tokens.shape[0]):
-            if first + k in wanted:
-                found[first + k] = tokens[k : k + 1]
+    def take(final: bool) -> None:
+        while pending and (final or pending[0] + context <= recent[-1][0]):
+            p = pending.popleft()
+            segment = np.stack([w for i, w in recent if p - context <= i <= p + context])
+            with torch.inference_mode():
+                tokens = model.audio_tokens(torch.from_numpy(segment).to(dev))
+            found.append(tokens[p - max(0, p - context)][None])
 
-    for chunk in chunks:
-        first = tokens_stream.frames
-        keep(tokens_stream.push(features.push(chunk)), first)
-    for step in (lambda: tokens_stream.push(features.flush()), tokens_stream.flush):
-        first = tokens_stream.frames
-        keep(step(), first)
+    features, index = SpeechFeatureStream(sample_rate, fps), 0
+    for windows in _all_windows(features, chunks):
+        for window in windows:
+            recent.append((index, window))
+            index += 1
+            take(final=False)
     if features.n_frames != n_frames:
         raise RenderError(f"fit_grid: n_frames is {n_frames}, the speech has {features.n_frames} frames")
+    take(final=True)
     with torch.inference_mode():
-        baked = model.fit_to_probes(identity.baked, torch.cat([found[p] for p in probes]))
+        baked = model.fit_to_probes(identity.baked, torch.cat(found))
     api._sync(dev)
     return FittedGrid(identity, baked, int(n_frames), time.perf_counter() - start)
+
+
+def _all_windows(features: SpeechFeatureStream, chunks: Iterable) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        yield features.push(chunk)
+    yield features.flush()
 
 
 def reference_grid(identity) -> FittedGrid:
