@@ -147,22 +147,21 @@ class FrameStream:
 
         if int(batch) != batch or not 1 <= batch <= api.MAX_BATCH:
             raise RenderError(f"batch must be an integer from 1 to {api.MAX_BATCH}, got {batch}")
-        if isinstance(grid, str) and grid == "reference":
+        self.identity = identity
+        self.fps = api._check_fps(fps)
+        self.size = api.check_size(size)
+        self.batch = int(batch)
+        self._chunks = chunks
+        self._features = SpeechFeatureStream(sample_rate, self.fps)
+        self._tokens = TokenStream(identity.renderer.model, identity.renderer.device)
+        self._camera = _as_pose(identity.source.c2w if pose is None else pose, "pose")
+        if isinstance(grid, str) and grid == "reference":  # last: the first stream of an identity fits it
             grid = reference_grid(identity)
         elif isinstance(grid, str) and grid == "baked":
             grid = None
         elif not isinstance(grid, FittedGrid) or grid.identity is not identity:
             raise RenderError('grid must be "reference", "baked" or the result of this identity\'s fit_grid()')
-        self.identity = identity
-        self.fps = api._check_fps(fps)
-        self.size = api.check_size(size)
-        self.batch = int(batch)
         self.grid = grid
-        self._chunks = chunks
-        self._features = SpeechFeatureStream(sample_rate, self.fps)
-        self._tokens = TokenStream(identity.renderer.model, identity.renderer.device)
-        self._camera = identity.source.c2w if pose is None else pose
-        self._camera = _as_pose(self._camera, "pose")
         self.stats = identity.stats = api.RenderStats()
         self.stats.setup["bake"] = identity.bake_seconds
         if grid is not None:
