@@ -5,7 +5,7 @@ tokens), run up to its first frame, where its peak already is.
 
 Opt-in (minutes of rendering): S3D_SLOW_BENCHMARKS=1 PYTHONPATH=. python -m pytest
 benchmarks/bench_stream_memory.py -s. Each figure is the resident-set high-water mark
-(ru_maxrss) of a fresh process, 2 threads, the bundled demo checkpoint and portrait, 256^2.
+(VmHWM) of a fresh process, 2 threads, the bundled demo checkpoint and portrait, 256^2.
 The speech is synthetic (harmonics at a syllable rate, 16 kHz). The frame rate,
 S3D_STREAM_MEMORY_FPS (default 1, so 10 min renders in minutes on two cores), sets only how
 many frames are made; the whole speech is read, resampled, turned into log-mel and audio
@@ -48,15 +48,38 @@ def _write_speech(path, seconds: int, rate: int = 16000) -> str:
     return str(path)
 
 
-def _peak_mb(argv) -> float:
-    """ru_maxrss of a fresh process running ``argv``, in MB."""
-    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.communicate()
-    if status != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))} failed:\n{err[-2000:]}")
-    return usage.ru_maxrss / 1024.0  # kB on Linux
+# The child reports its own resident-set high-water mark as it exits. Not the ru_maxrss that
+# wait4 gives: a child started by vfork counts the parent's peak, taken over at exec.
+PEAK_REPORTER = """
+import atexit, os, runpy, sys
+
+def report():
+    with open("/proc/self/status") as f:
+        kib = next(line for line in f if line.startswith("VmHWM:")).split()[1]
+    with open(os.environ["S3D_PEAK_FILE"], "w") as f:
+        f.write(kib)
+
+atexit.register(report)
+kind, target, *rest = sys.argv[1:]
+if kind == "-m":
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<benchmark>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def _peak_mb(argv, folder) -> float:
+    """Peak resident memory of a fresh python running ``argv`` (["-m", module, ...] or
+    ["-c", code, ...]), in MB."""
+    peak_file = os.path.join(folder, "peak.kib")
+    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", S3D_PEAK_FILE=peak_file)
+    done = subprocess.run([sys.executable, "-c", PEAK_REPORTER, *argv], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv[:2]))} failed:\n{done.stderr[-2000:]}")
+    with open(peak_file) as f:
+        return int(f.read()) / 1024.0
 
 
 def test_render_memory_does_not_grow_with_the_speech(tmp_path, record):
@@ -64,9 +87,9 @@ def test_render_memory_does_not_grow_with_the_speech(tmp_path, record):
     for seconds in DURATIONS:
         wav = _write_speech(tmp_path / f"speech{seconds}.wav", seconds)
         out = tmp_path / f"out{seconds}.mp4"
-        render = [sys.executable, "-m", "s3d_fast", "render", "--audio", wav, "--out", str(out)]
-        streamed[seconds] = _peak_mb(render + ["--fps", str(FPS), "--device", "cpu", "--quiet"])
-        whole[seconds] = _peak_mb([sys.executable, "-c", WHOLE_UTTERANCE, wav, str(FPS)])
+        render = ["-m", "s3d_fast", "render", "--audio", wav, "--out", str(out), "--fps", str(FPS), "--device", "cpu"]
+        streamed[seconds] = _peak_mb(render + ["--quiet"], tmp_path)
+        whole[seconds] = _peak_mb(["-c", WHOLE_UTTERANCE, wav, str(FPS)], tmp_path)
         assert out.is_file()
     short, long = DURATIONS
     per_minute = 60 * (streamed[long] - streamed[short]) / (long - short)
