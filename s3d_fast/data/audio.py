@@ -89,19 +89,24 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
     return np.asarray(soxr.resample(samples, int(source_rate), int(target_rate), quality="HQ"), dtype=np.float32)
 
 
-def prepare(samples: np.ndarray, sample_rate: int, *, where: str = "audio") -> Audio:
-    """Down-mix, validate, resample to 16 kHz and clip an in-memory signal.
-
-    ``samples`` is (n,) or (n, channels): float in [-1, 1], or integer PCM (scaled by its
-    full scale); ``where`` names the source in errors.
-    """
+def as_float32(samples: np.ndarray) -> np.ndarray:
+    """Float samples as float32; integer PCM scaled by its full scale."""
     samples = np.asarray(samples)
     if samples.dtype.kind in "iu":
         info = np.iinfo(samples.dtype)
         # Unsigned PCM (8-bit wav) is offset binary: centre it before scaling.
         offset = (int(info.max) + 1) // 2 if samples.dtype.kind == "u" else 0
         samples = (samples.astype(np.float64) - offset) / float(int(info.max) + 1 - offset)
-    samples = samples.astype(np.float32, copy=False)
+    return samples.astype(np.float32, copy=False)
+
+
+def prepare(samples: np.ndarray, sample_rate: int, *, where: str = "audio") -> Audio:
+    """Down-mix, validate, resample to 16 kHz and clip an in-memory signal.
+
+    ``samples`` is (n,) or (n, channels): float in [-1, 1], or integer PCM (scaled by its
+    full scale); ``where`` names the source in errors.
+    """
+    samples = as_float32(samples)
     if samples.ndim == 1:
         samples = samples[:, None]
     if samples.ndim != 2:
@@ -197,9 +202,14 @@ def log_mel(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     # Centred frames over zero padding (librosa's center=True, pad_mode="constant"),
     # framed here so that inputs shorter than n_fft need no special case.
     padded = np.pad(emphasised, (N_FFT // 2, N_FFT // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    spec = np.abs(np.fft.rfft(frames * _hann(), axis=1)).T  # (401, 1 + n // hop)
-    mel = _mel_basis(sample_rate) @ spec  # (80, n)
+    return log_mel_of_frames(np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP])
+
+
+def log_mel_of_frames(frames: np.ndarray) -> np.ndarray:
+    """(n, N_FFT) pre-emphasised, padded 16 kHz frames -> (n, 80) log-mel (the step
+    :func:`log_mel` and the streaming :mod:`s3d_fast.data.audio_stream` share)."""
+    spec = np.abs(np.fft.rfft(frames * _hann(), axis=1)).T  # (401, n)
+    mel = _mel_basis(SAMPLE_RATE) @ spec  # (80, n)
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - _REF_LEVEL_DB
     norm = (MEL_MAX - MEL_MIN) * ((db - _MIN_LEVEL_DB) / -_MIN_LEVEL_DB) + MEL_MIN
     return np.clip(norm, MEL_MIN, MEL_MAX).T.astype(np.float32)

@@ -8,6 +8,7 @@ crash or Ctrl-C never leaves a truncated mp4 under the final name.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -135,57 +136,129 @@ def write_video(
     ``frames`` may be an array (T, H, W, 3) or any iterable of (H, W, 3) frames, so long
     renders stream to disk. H and W must be even (a 4:2:0 constraint of H.264).
     """
-
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise VideoError(f"{path}: the folder {folder} does not exist")
-    try:
-        with atomic_path(path) as tmp:
-            _write(tmp, frames, fps, audio, sample_rate, crf)
-    except av.FFmpegError as exc:
-        raise VideoError(f"{path}: cannot write video ({exc})") from None
-
-
-def _write(tmp, frames, fps, audio, sample_rate, crf) -> None:
-
-    with av.open(tmp, mode="w", format="mp4") as container:
-        vstream = None
-        astream = None
-        if audio is not None:
-            audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-            astream = container.add_stream("aac", rate=int(sample_rate))
-            astream.layout = "mono"
-        count = 0
+    with VideoWriter(path, fps, sample_rate if audio is not None else None, crf) as writer:
         for frame in frames:
-            frame = np.asarray(frame)
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise VideoError(f"frames must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
-            if vstream is None:
+            writer.add_frame(frame)
+        if audio is not None:
+            writer.add_audio(audio)
+
+
+class VideoWriter:
+    """An mp4 written as it is made: ``add_frame`` uint8 (H, W, 3) RGB frames (H.264,
+    yuv420p) and, when ``sample_rate`` is given, ``add_audio`` mono samples (AAC) in any
+    blocks and any order between them; the speech is encoded as it comes, so neither is
+    held whole. Used as a context manager: the file appears under ``path`` only when the
+    block ends without an exception (``s3d_fast.atomic``)."""
+
+    def __init__(self, path, fps: int = 25, sample_rate: Optional[int] = None, crf: int = 18):
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise VideoError(f"{self.path}: the folder {folder} does not exist")
+        self.fps, self.sample_rate, self.crf = int(fps), sample_rate, int(crf)
+        self.frames = 0
+        self._atomic = None
+        self._container = self._video = self._audio = None
+        self._pending = np.zeros(0, np.float32)  # speech not yet encoded (a partial AAC frame, or before frame 0)
+        self._audio_pts = 0
+
+    def __enter__(self) -> VideoWriter:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            try:
+                self._container = av.open(tmp, mode="w", format="mp4")
+                if self.sample_rate is not None:
+                    self._audio = self._container.add_stream("aac", rate=int(self.sample_rate))
+                    self._audio.layout = "mono"
+            except av.FFmpegError as exc:
+                raise VideoError(f"{self.path}: cannot write video ({exc})") from None
+        except BaseException:
+            self._abandon(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None:
+            self._abandon(kind, exc, tb)
+            return False
+        try:
+            self._finish()
+            try:
+                self._container.close()
+            except av.FFmpegError as error:
+                raise VideoError(f"{self.path}: cannot write video ({error})") from None
+        except BaseException:
+            self._abandon(*sys.exc_info())
+            raise
+        self._atomic.__exit__(None, None, None)
+        return False
+
+    def _abandon(self, kind, exc, tb) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except av.FFmpegError:
+                pass  # the file is being discarded
+        self._atomic.__exit__(kind, exc, tb)
+
+    def add_frame(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise VideoError(f"frames must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
+        try:
+            if self._video is None:
                 h, w = frame.shape[:2]
                 if h % 2 or w % 2:
                     raise VideoError(f"H.264 needs even frame sizes, got {w}x{h}")
-                vstream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
-                vstream.width, vstream.height, vstream.pix_fmt = w, h, "yuv420p"
-                vstream.options = {"crf": str(int(crf)), "preset": "veryfast"}
-            elif frame.shape[:2] != (vstream.height, vstream.width):
+                self._video = self._container.add_stream("libx264", rate=Fraction(self.fps, 1))
+                self._video.width, self._video.height, self._video.pix_fmt = w, h, "yuv420p"
+                self._video.options = {"crf": str(self.crf), "preset": "veryfast"}
+            elif frame.shape[:2] != (self._video.height, self._video.width):
                 raise VideoError(
-                    f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, expected {vstream.width}x{vstream.height}"
+                    f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, "
+                    f"expected {self._video.width}x{self._video.height}"
                 )
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-            count += 1
-        if vstream is None:
-            raise VideoError("no frames to write")
-        container.mux(vstream.encode())
-        if astream is not None:
-            # The AAC encoder takes fixed-size frames; the codec context says how many.
-            chunk = astream.codec_context.frame_size or 1024
-            for start in range(0, audio.shape[0], chunk):
-                block = audio[start : start + chunk]
+            for packet in self._video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                self._container.mux(packet)
+            self.frames += 1
+        except av.FFmpegError as exc:
+            raise VideoError(f"{self.path}: cannot write video ({exc})") from None
+        if self._pending.size:
+            self.add_audio(np.zeros(0, np.float32))
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        if self._audio is None:
+            raise VideoError("add_audio: this writer was opened without a sample_rate")
+        block = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+        self._pending = np.concatenate([self._pending, block]) if self._pending.size else block
+        if self._video is not None:  # the container's header waits for the video stream
+            self._encode_audio(last=False)
+
+    def _encode_audio(self, last: bool) -> None:
+        # The AAC encoder takes fixed-size frames; the codec context says how many.
+        chunk = self._audio.codec_context.frame_size or 1024
+        whole = self._pending.shape[0] if last else self._pending.shape[0] // chunk * chunk
+        try:
+            for start in range(0, whole, chunk):
+                block = self._pending[start : min(start + chunk, whole)]
                 aframe = av.AudioFrame.from_ndarray(block[None, :], format="fltp", layout="mono")
-                aframe.sample_rate = int(sample_rate)
-                aframe.pts = start
-                for packet in astream.encode(aframe):
-                    container.mux(packet)
-            container.mux(astream.encode())
+                aframe.sample_rate = int(self.sample_rate)
+                aframe.pts = self._audio_pts
+                self._audio_pts += block.shape[0]
+                for packet in self._audio.encode(aframe):
+                    self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise VideoError(f"{self.path}: cannot write video ({exc})") from None
+        self._pending = self._pending[whole:].copy()
+
+    def _finish(self) -> None:
+        if self._video is None:
+            raise VideoError("no frames to write")
+        try:
+            self._container.mux(self._video.encode())
+            if self._audio is not None:
+                self._encode_audio(last=True)
+                self._container.mux(self._audio.encode())
+        except av.FFmpegError as exc:
+            raise VideoError(f"{self.path}: cannot write video ({exc})") from None

@@ -102,6 +102,20 @@ class RealTimeRendering:
         while each corner's offset stays in the range the probes showed (the margin is
         the allowance for the rest). The result is never larger than the bake it tightens.
         """
+        if baked.source.slots.shape[0] != 1:
+            return baked
+        return self.fit_to_probes(baked, tokens[self.audio_probes(tokens.shape[0], probes)], margin)
+
+    @staticmethod
+    def audio_probes(n_frames: int, probes: int = 16) -> torch.Tensor:
+        """The frames of an utterance of ``n_frames`` whose tokens ``fit_to_audio`` reads:
+        ``probes`` spread evenly from the first to the last, ascending."""
+        return torch.linspace(0, n_frames - 1, min(probes, n_frames)).round().long().unique()
+
+    @torch.no_grad()
+    def fit_to_probes(self, baked: Baked, tokens: torch.Tensor, margin: int = 1) -> Baked:
+        """``fit_to_audio`` given only the tokens (P, t, D) of its probe frames
+        (``audio_probes``), so a streamed utterance need not be held whole."""
         cfg = self.cfg
         if baked.source.slots.shape[0] != 1:
             return baked
@@ -110,8 +124,7 @@ class RealTimeRendering:
         solid = baked.solid[0, 0] > 0.5
         ticks = torch.arange(res + 1, device=tokens.device, dtype=tokens.dtype) * cell - 1
         corners = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), -1).view(1, -1, 3)
-        frames = torch.linspace(0, tokens.shape[0] - 1, min(probes, tokens.shape[0])).round().long().unique()
-        slots = self.regions.condition(baked.source.slots, tokens[frames].unsqueeze(0))[0]
+        slots = self.regions.condition(baked.source.slots, tokens.unsqueeze(0))[0]
         encoded = self.deformation.encode(corners)  # the audio-free part, shared by every probe
         low = torch.full_like(corners[0], math.inf)
         high = torch.full_like(corners[0], -math.inf)

@@ -15,7 +15,10 @@ The model is reached only through this interface (``s3d_fast.model``)::
                                c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
     baked = model.bake(src)
     baked = model.fit_to_audio(baked, tokens)                  # optional: tighten the grid to this speech
+    model.audio_probes(T) -> (P,) int64                        # with fit_to_audio: the frames it reads
+    baked = model.fit_to_probes(baked, tokens[probes])         # fit_to_audio from those frames' tokens
     tokens = model.audio_tokens(mel (T,80,16) f32)             # -> (T, D)
+    model.config.model.audio_context                           # optional: frames of context either side
     out = model.render_frames(baked, tokens[i:j], c2w (B,4,4), K (B,3,3))
     out["rgb"] (B,3,Rout,Rout) in [0,1]; out["timings"] {stage: seconds}
 
@@ -334,7 +337,6 @@ class Identity:
 
     def _frames(self, speech: Speech, poses: np.ndarray, batch: int, size: Optional[int]) -> Iterator[np.ndarray]:
         model, dev = self.renderer.model, self.renderer.device
-        out_res = self.renderer.output_resolution
         stats = self.stats = RenderStats()
         stats.setup["bake"] = self.bake_seconds
         # Intrinsics follow the source camera, in pixels of the model's input resolution
@@ -361,28 +363,65 @@ class Identity:
             raise RenderError(f"the model made {tokens.shape[0]} audio tokens for {n} frames")
         for i in range(0, n, batch):
             j = min(n, i + batch)
-            with torch.inference_mode():
-                start = time.perf_counter()
-                out = model.render_frames(baked, tokens[i:j], c2w_all[i:j], K_all[i:j])
-                t_model = time.perf_counter()
-                if tuple(out["rgb"].shape) != (j - i, 3, out_res, out_res):
-                    raise RenderError(
-                        f"the model returned images of shape {tuple(out['rgb'].shape)}, "
-                        f"expected {(j - i, 3, out_res, out_res)} (a checkpoint/config mismatch?)"
-                    )
-                frames = _to_uint8(out["rgb"], size)  # copies to the host: synchronises
-                done = time.perf_counter()
-            timings = out.get("timings", {})
-            for name, sec in timings.items():
-                stats.add_stage(name, sec)
-            # Whatever the model did not itemise (launch gaps, glue) stays visible.
-            unaccounted = (t_model - start) - sum(timings.values())
-            if unaccounted > 0:
-                stats.add_stage("other", unaccounted)
-            stats.add_stage("resize + to uint8" if size not in (None, out_res) else "to uint8", done - t_model)
-            stats.render_seconds += done - start
-            stats.frames += j - i
-            yield from frames
+            yield from self._render_batch(baked, tokens[i:j], c2w_all[i:j], K_all[i:j], size, stats)
+
+    def _render_batch(self, baked, tokens, c2w, K, size: Optional[int], stats: RenderStats) -> np.ndarray:
+        """uint8 (b, H, W, 3) frames of one batch: tokens (b, ...), c2w (b, 4, 4) and K (b, 3, 3)
+        tensors on the model's device; the time of each stage goes to ``stats``."""
+        model = self.renderer.model
+        out_res = self.renderer.output_resolution
+        b = tokens.shape[0]
+        with torch.inference_mode():
+            start = time.perf_counter()
+            out = model.render_frames(baked, tokens, c2w, K)
+            t_model = time.perf_counter()
+            if tuple(out["rgb"].shape) != (b, 3, out_res, out_res):
+                raise RenderError(
+                    f"the model returned images of shape {tuple(out['rgb'].shape)}, "
+                    f"expected {(b, 3, out_res, out_res)} (a checkpoint/config mismatch?)"
+                )
+            frames = _to_uint8(out["rgb"], size)  # copies to the host: synchronises
+            done = time.perf_counter()
+        timings = out.get("timings", {})
+        for name, sec in timings.items():
+            stats.add_stage(name, sec)
+        # Whatever the model did not itemise (launch gaps, glue) stays visible.
+        unaccounted = (t_model - start) - sum(timings.values())
+        if unaccounted > 0:
+            stats.add_stage("other", unaccounted)
+        stats.add_stage("resize + to uint8" if size not in (None, out_res) else "to uint8", done - t_model)
+        stats.render_seconds += done - start
+        stats.frames += b
+        return frames
+
+    def fit_grid(self, chunks, sample_rate: int = audio_mod.SAMPLE_RATE, fps: int = audio_mod.FPS, n_frames=None):
+        """The occupancy grid fitted to a whole utterance given as chunks of samples, as
+        :meth:`render` fits it, read as a stream (see :mod:`s3d_fast.render.stream`); pass
+        the result to :meth:`stream` as ``grid``."""
+        from .stream import fit_grid
+
+        return fit_grid(self, chunks, sample_rate, fps, n_frames)
+
+    def stream(
+        self,
+        chunks,
+        sample_rate: int = audio_mod.SAMPLE_RATE,
+        *,
+        fps: int = audio_mod.FPS,
+        pose=None,
+        batch: int = 1,
+        size: Optional[int] = None,
+        grid="reference",
+    ):
+        """Frames while the speech arrives: ``chunks`` is an iterable of sample arrays at
+        ``sample_rate``; iterating the returned :class:`s3d_fast.render.stream.FrameStream`
+        yields each frame with its presentation time as soon as its speech has arrived, and
+        its ``set_camera`` changes the camera of the frames not yet rendered. ``grid``:
+        "reference" (fitted once per identity to the demo sentence), "baked", or
+        :meth:`fit_grid`'s result. See :mod:`s3d_fast.render.stream`."""
+        from .stream import FrameStream
+
+        return FrameStream(self, chunks, sample_rate, fps=fps, pose=pose, batch=batch, size=size, grid=grid)
 
 
 def _to_uint8(rgb: torch.Tensor, size: Optional[int]) -> np.ndarray:

@@ -39,18 +39,19 @@ def static(c2w: np.ndarray, n: int) -> np.ndarray:
     return np.repeat(c2w[None], int(n), 0)
 
 
-def fit_length(c2w: np.ndarray, n: int) -> np.ndarray:
-    """Truncate or loop a (T, 4, 4) sequence to ``n`` frames.
+def fit_length(c2w: np.ndarray, n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Truncate or loop a (T, 4, 4) sequence to ``n`` frames (frames ``start`` to ``stop`` of them).
 
     Looping plays the sequence forwards then backwards (ping-pong), so a clip shorter than
     the speech never jumps from its last head pose back to its first.
     """
     c2w = np.asarray(c2w)
     t = c2w.shape[0]
+    i = np.arange(start, n if stop is None else stop)
     if t >= n or t == 1:
-        return c2w[np.minimum(np.arange(n), t - 1)]
+        return c2w[np.minimum(i, t - 1)]
     period = 2 * t - 2
-    k = np.arange(n) % period
+    k = i % period
     return c2w[np.where(k < t, k, period - k)]
 
 
@@ -76,17 +77,20 @@ def load_pose_sequence(path) -> np.ndarray:
     return check_c2w(c2w, path)
 
 
-def orbit_offsets(n: int, degrees: float, pitch_wobble: float | None = None) -> np.ndarray:
+def orbit_offsets(
+    n: int, degrees: float, pitch_wobble: float | None = None, start: int = 0, stop: int | None = None
+) -> np.ndarray:
     """(n, 3) yaw, pitch, roll offsets: yaw sweeps -deg -> +deg -> -deg over the video.
 
     yaw(u) = -deg cos(2 pi u) with u = i / n (one full sweep, so a looping player never
     jumps), and a small pitch wobble at twice that rate (default a quarter of the orbit,
     at most 5 degrees) so the head is seen a little from above and below as well.
+    ``start``/``stop``: only those frames of the n.
     """
     if pitch_wobble is None:
         pitch_wobble = min(5.0, 0.25 * abs(degrees))
-    u = np.arange(int(n)) / max(int(n), 1)
-    out = np.zeros((int(n), 3))
+    u = np.arange(int(start), int(n) if stop is None else int(stop)) / max(int(n), 1)
+    out = np.zeros((u.shape[0], 3))
     out[:, 0] = -float(degrees) * np.cos(2 * np.pi * u)
     out[:, 1] = float(pitch_wobble) * np.sin(4 * np.pi * u)
     return out
@@ -107,8 +111,11 @@ def camera_sequence(
     roll: float = 0.0,
     orbit: float | None = None,
     pose_from=None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> np.ndarray:
-    """The (n, 4, 4) float32 camera-to-head matrices of a render.
+    """The (n, 4, 4) float32 camera-to-head matrices of a render (or frames ``start`` to
+    ``stop`` of them, the same values).
 
     Base: ``pose_from`` (a clip's head-pose sequence: its meta.npz / folder, or the
     (T, 4, 4) array itself; looped or truncated to ``n``) or the source camera held
@@ -118,6 +125,9 @@ def camera_sequence(
     n = int(n)
     if n < 1:
         raise CameraError(f"a render needs at least one frame, got {n}")
+    stop = n if stop is None else int(stop)
+    if not 0 <= start < stop <= n:
+        raise CameraError(f"frames {start} to {stop} are not within the render's {n}")
     if orbit is not None and (yaw or pitch or roll):
         raise CameraError("--orbit sweeps the yaw itself; do not combine it with --yaw/--pitch/--roll")
     for name, value in (("yaw", yaw), ("pitch", pitch), ("roll", roll), ("orbit", orbit)):
@@ -126,10 +136,37 @@ def camera_sequence(
     if orbit is not None and not 0.0 <= abs(orbit) <= 180.0:
         raise CameraError(f"--orbit must be within [0, 180] degrees, got {orbit}")
     if pose_from is None:
-        base = static(source_c2w, n)
+        base = static(source_c2w, stop - start)
     elif isinstance(pose_from, (str, os.PathLike)):
-        base = fit_length(load_pose_sequence(pose_from), n)
+        base = fit_length(load_pose_sequence(pose_from), n, start, stop)
     else:
-        base = fit_length(check_c2w(pose_from, "pose_from"), n)
-    offsets = orbit_offsets(n, orbit) if orbit is not None else np.array([yaw, pitch, roll], np.float64)
+        base = fit_length(check_c2w(pose_from, "pose_from"), n, start, stop)
+    offsets = (
+        orbit_offsets(n, orbit, start=start, stop=stop)
+        if orbit is not None
+        else np.array([yaw, pitch, roll], np.float64)
+    )
     return apply_offsets(base, offsets).astype(np.float32)
+
+
+class CameraPath:
+    """The cameras of :func:`camera_sequence` served one frame at a time, ``path(i)`` -> (4, 4),
+    computed a block of frames at a time, so a long render never holds them all."""
+
+    BLOCK = 256
+
+    def __init__(self, source_c2w: np.ndarray, n: int, **options):
+        if isinstance(options.get("pose_from"), (str, os.PathLike)):
+            options["pose_from"] = load_pose_sequence(options["pose_from"])
+        camera_sequence(source_c2w, n, stop=1, **options)  # every option checked now
+        self.source_c2w, self.n, self.options = source_c2w, int(n), options
+        self._start, self._block = 0, None
+
+    def __call__(self, i: int) -> np.ndarray:
+        if not 0 <= i < self.n:
+            raise CameraError(f"frame {i} is not within the render's {self.n}")
+        if self._block is None or not self._start <= i < self._start + self._block.shape[0]:
+            self._start = i - i % self.BLOCK
+            stop = min(self.n, self._start + self.BLOCK)
+            self._block = camera_sequence(self.source_c2w, self.n, start=self._start, stop=stop, **self.options)
+        return self._block[i - self._start]

@@ -117,7 +117,8 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..data import video
-    from . import api, cameras
+    from ..data.errors import AudioTooShortError
+    from . import api, cameras, stream
     from .source import read_image
 
     demo = args.image is None and args.audio is None
@@ -151,8 +152,18 @@ def run(args) -> int:
     if orbit is None and demo and not offsets and args.pose_from is None:
         orbit = DEMO_ORBIT
 
+    api._check_fps(args.fps)
     read_image(image)  # a bad image fails before the model loads
-    speech = api.load_speech(speech_path, args.fps)
+    # The speech is read as a stream, three times over, never held whole: once here (every
+    # error surfaces before the model loads, and the length gives the frame count), once to
+    # fit the grid to it as `Identity.render` does, once to render.
+    speech = stream.SpeechFile(speech_path)
+    n_samples = speech.scan()
+    n_frames = api.frame_count(n_samples, speech.sample_rate, args.fps)
+    if n_frames < 1:
+        raise AudioTooShortError(
+            f"{n_samples / speech.sample_rate * 1000:.1f} ms of speech is shorter than one frame at {args.fps} fps"
+        )
     renderer = api.Renderer(args.checkpoint, args.device)
     identity = renderer.bake(image, face=args.face, keep_photo=False if args.model_only else None)
     if identity.source.faces > 1:
@@ -160,21 +171,32 @@ def run(args) -> int:
             f"{image}: {identity.source.faces} faces found; animating face {identity.source.face} "
             "(numbered from 1, left to right; --face N picks another)"
         )
-    poses = identity.cameras(
-        speech.n_frames,
+    poses = cameras.CameraPath(
+        identity.source.c2w,
+        n_frames,
         yaw=args.yaw or 0.0,
         pitch=args.pitch or 0.0,
         roll=args.roll or 0.0,
         orbit=orbit,
         pose_from=pose_from,
     )
-    frames = identity.render(speech, pose=poses, batch=args.batch, size=args.size, fps=args.fps)
-    bar = tqdm(
-        frames, total=speech.n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr
-    )
+    grid = identity.fit_grid(speech, speech.sample_rate, args.fps, n_frames=n_frames)
+    bar = tqdm(total=n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr)
     start = time.perf_counter()
     try:
-        video.write_video(out, bar, fps=args.fps, audio=speech.samples, sample_rate=speech.sample_rate)
+        with video.VideoWriter(out, fps=args.fps, sample_rate=speech.sample_rate) as writer:
+            frames = identity.stream(
+                _muxed(speech, writer),
+                speech.sample_rate,
+                fps=args.fps,
+                pose=poses,
+                batch=args.batch,
+                size=args.size,
+                grid=grid,
+            )
+            for frame in frames:
+                writer.add_frame(frame.image)
+                bar.update(1)
     finally:
         bar.close()
     total = time.perf_counter() - start
@@ -183,8 +205,15 @@ def run(args) -> int:
     side = args.size or renderer.output_resolution
     print(
         f"wrote {out}: {stats.frames} frames at {side}x{side}, {args.fps} fps, "
-        f"{stats.frames / args.fps:.2f} s video with {speech.samples.shape[0] / speech.sample_rate:.2f} s of speech "
+        f"{stats.frames / args.fps:.2f} s video with {n_samples / speech.sample_rate:.2f} s of speech "
         f"({identity.source.kind} source, {renderer.device.type}, batch {args.batch}, {total:.1f} s in all)"
     )
     print(stats.summary())
     return 0
+
+
+def _muxed(blocks, writer):
+    """The speech's blocks, each also handed to the video's sound track as it passes."""
+    for block in blocks:
+        writer.add_audio(block)
+        yield block
