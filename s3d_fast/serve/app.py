@@ -64,7 +64,9 @@ def create_app(renderer, limits: Optional[Limits] = None, token: Optional[str] =
             return _error(f"the request is {int(length):,} bytes, over this server's upload limit", 413)
         response = await call_next(request)
         if token is not None and request.query_params.get(security.TOKEN_QUERY):
-            response.set_cookie(security.TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=True)
+            response.set_cookie(
+                security.TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+            )
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -126,7 +126,7 @@ class Player:
             return camera.pose(identity.source.c2w)
 
         frames = identity.stream(chunks, SAMPLE_RATE, fps=FPS, pose=pose, batch=1)
-        spent = 0.0
+        spent, last = 0.0, -1
         for frame in frames:
             if utt.cancelled or self.closed:
                 return
@@ -136,12 +136,14 @@ class Player:
                 utt.start_sample = self.clock.next_block_sample(LEAD)
                 utt.first_frame_ms = 1000.0 * (time.perf_counter() - utt.started)
             utt.frames.append(Rendered(frame.index, frame.image, render_ms, utt.cameras[frame.index]))
+            utt.skipped += frame.index - last - 1
+            last = frame.index
             playing = math.floor((self.clock.now() - utt.due(0)) * FPS)  # the frame the sound is at
             if playing > frame.index + 1:  # behind: skip what would be late anyway
-                utt.skipped += playing - frame.index
                 frames.skip_to(playing + 1)
             while not utt.cancelled and utt.due(frame.index) - self.clock.now() > AHEAD:
                 time.sleep(0.004)
+        utt.skipped += frames.n_frames - last - 1  # skipped at the end
 
     def _want_still(self) -> None:
         with self._still_lock:
