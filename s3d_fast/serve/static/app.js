@@ -158,6 +158,7 @@
     $("speech-state").textContent = "reading…";
     await send();
     state.speech = send;
+    updateButtons();
   }));
   $("speak-text").addEventListener("click", () => attempt(async () => {
     const text = $("text-input").value;
@@ -166,6 +167,7 @@
     $("speech-state").textContent = "speaking…";
     await send();
     state.speech = send;
+    updateButtons();
   }));
 
   // ------------------------------------------------------------------ playback
@@ -278,6 +280,7 @@
       dropped: state.dropped,
       playing: state.playing,
       session: state.sid,
+      connected: !!state.pc && state.pc.connectionState === "connected",
     }),
     // Mean RGB of a box of the frame shown now, in the video's own pixels (for tests).
     sample: (x, y, w, h) => {
