@@ -199,3 +199,15 @@ def test_serve_off_localhost_needs_token_and_https_and_stops_on_sigterm(tmp_path
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err, (proc.returncode, err)
+
+
+def test_skip_to_drops_frames_without_rendering_them(server):
+    identity = server.app.state.portraits.ready("demo").identity
+    speech = np.frombuffer(wav_bytes(0.4)[44:], np.int16)
+    frames = identity.stream([speech], 16000, batch=1)
+    seen = []
+    for frame in frames:
+        seen.append(frame.index)
+        if frame.index == 1:
+            frames.skip_to(6)
+    assert seen == [0, 1, 6, 7, 8, 9] and frames.n_frames == 10 and frames.stats.frames == 6
