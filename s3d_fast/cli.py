@@ -30,6 +30,7 @@ SUBCOMMANDS = {
         "s3d_fast.evaluation.cli",
         "one-shot evaluation on held-out identities: PSNR/SSIM, mouth, lip sync, novel view, fps",
     ),
+    "serve": ("s3d_fast.serve.cli", "a live talking head in the browser: portrait + speech, camera under the mouse"),
 }
 
 

@@ -28,6 +28,7 @@ LAYERS = [
     {"metrics"},
     {"render"},
     {"evaluation", "training"},
+    {"serve"},  # the web layer over rendering
     {"doctor", "cli"},
     {"__main__", "__init__"},
 ]

@@ -116,7 +116,6 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..data import video
     from ..data.errors import AudioTooShortError
     from . import api, cameras, stream
     from .source import read_image
@@ -180,23 +179,20 @@ def run(args) -> int:
         orbit=orbit,
         pose_from=pose_from,
     )
-    grid = identity.fit_grid(speech, speech.sample_rate, args.fps, n_frames=n_frames)
     bar = tqdm(total=n_frames, unit="frame", desc="render", disable=args.quiet, leave=False, file=sys.stderr)
     start = time.perf_counter()
     try:
-        with video.VideoWriter(out, fps=args.fps, sample_rate=speech.sample_rate) as writer:
-            frames = identity.stream(
-                _muxed(speech, writer),
-                speech.sample_rate,
-                fps=args.fps,
-                pose=poses,
-                batch=args.batch,
-                size=args.size,
-                grid=grid,
-            )
-            for frame in frames:
-                writer.add_frame(frame.image)
-                bar.update(1)
+        write_mp4(
+            identity,
+            speech,
+            out,
+            n_frames,
+            fps=args.fps,
+            poses=poses,
+            batch=args.batch,
+            size=args.size,
+            on_frame=lambda: bar.update(1),
+        )
     finally:
         bar.close()
     total = time.perf_counter() - start
@@ -210,6 +206,23 @@ def run(args) -> int:
     )
     print(stats.summary())
     return 0
+
+
+def write_mp4(identity, speech, out: str, n_frames: int, *, fps: int, poses, batch: int, size, on_frame=None) -> None:
+    """The mp4 ``s3d-fast render`` writes: ``speech`` (a re-iterable stream of blocks, such as
+    a :class:`~s3d_fast.render.stream.SpeechFile`) read once to fit the grid as ``render`` does
+    and once to render, frames and sound written as they are made; ``on_frame()`` after each."""
+    from ..data import video
+
+    grid = identity.fit_grid(speech, speech.sample_rate, fps, n_frames=n_frames)
+    with video.VideoWriter(out, fps=fps, sample_rate=speech.sample_rate) as writer:
+        frames = identity.stream(
+            _muxed(speech, writer), speech.sample_rate, fps=fps, pose=poses, batch=batch, size=size, grid=grid
+        )
+        for frame in frames:
+            writer.add_frame(frame.image)
+            if on_frame is not None:
+                on_frame()
 
 
 def _muxed(blocks, writer):

@@ -168,6 +168,7 @@ class FrameStream:
             self.stats.setup["fit grid to audio"] = grid.seconds
         self.n_frames = None
         self._started = False
+        self._skip = 0  # frames before this index are not rendered (skip_to)
 
     @property
     def lookahead_seconds(self) -> float:
@@ -184,6 +185,11 @@ class FrameStream:
 
     def set_camera(self, pose: Pose) -> None:
         self.camera = pose
+
+    def skip_to(self, index: int) -> None:
+        """Frames before ``index`` not yet rendered are dropped, neither rendered nor yielded:
+        for a live viewer whose rendering fell behind the sound."""
+        self._skip = max(self._skip, int(index))
 
     def __iter__(self) -> Iterator[StreamFrame]:
         if self._started:
@@ -221,7 +227,11 @@ class FrameStream:
             raise RenderError(f"the grid was fitted to {self.grid.n_frames} frames of speech, this speech has {done}")
 
     def _render(self, tokens: torch.Tensor, first: int) -> Iterator[StreamFrame]:
+        dropped = min(tokens.shape[0], max(0, self._skip - first))
+        tokens, first = tokens[dropped:], first + dropped
         b = tokens.shape[0]
+        if b == 0:
+            return
         camera = self._camera
         poses = [camera(first + k) for k in range(b)] if callable(camera) else [camera] * b
         poses = cameras.check_c2w(np.stack(poses), "camera")
