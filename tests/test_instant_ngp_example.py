@@ -82,15 +82,15 @@ def test_training_script_runs_unchanged_through_the_drop_ins(small_scene, tmp_pa
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
     command = [sys.executable, "-m", "s3d_fast.compat", "--force", os.path.join(EXAMPLE, "train.py")]
-    command += ["--data", small_scene, "--minutes", "0.25", "--eval-at", "0.1", "--out", str(out)]
+    # Stopped by steps, not minutes, so that what it learns does not depend on the machine's load.
+    command += ["--data", small_scene, "--minutes", "30", "--steps", "60", "--eval-at", "--out", str(out)]
     command += ["--grid-resolution", "32", "--target-samples", "8192"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "test PSNR" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     results = metrics["results"]
-    assert [r["minutes"] for r in results] == [0.1, 0.25]
-    assert results[-1]["steps"] > results[0]["steps"] > 0
+    assert len(results) == 1 and results[0]["steps"] == 60
     # Better than painting every pixel the white background.
     test = torch.from_numpy(
         np.stack([np.asarray(Image.open(os.path.join(small_scene, "test", f"r_{k}.png"))) for k in range(3)])
@@ -99,4 +99,4 @@ def test_training_script_runs_unchanged_through_the_drop_ins(small_scene, tmp_pa
     target = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
     white_psnr = -10 * math.log10(float(((target - 1) ** 2).mean()))
     assert results[-1]["test_psnr"] > white_psnr + 3, (results, white_psnr)
-    assert (out / "test_0_0.25min.png").exists()
+    assert (out / "test_0_step60.png").exists()

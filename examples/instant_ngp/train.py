@@ -39,6 +39,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--eval-at", type=float, nargs="*", default=(2.0, 5.0), help="also evaluate after these minutes"
     )
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many steps, if before --minutes")
     parser.add_argument("--test-views", type=int, default=None, help="evaluate on the first N test views (default all)")
     parser.add_argument("--render-step-size", type=float, default=None, help="default: the box diagonal / 512")
     parser.add_argument("--log2-hashmap-size", type=int, default=17)
@@ -52,6 +53,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
     return args
 
 
@@ -69,6 +72,11 @@ def learning_rate(base: float, step: int, progress: float) -> float:
     warmup = min(1.0, 0.01 + 0.99 * step / 100)
     decays = sum(progress >= m for m in (0.5, 0.75, 0.9))
     return base * warmup * 0.33**decays
+
+
+def progress(time_fraction: float, step: int, steps) -> float:
+    """How far through training: of the time budget, or of --steps when that ends it sooner."""
+    return time_fraction if steps is None else max(time_fraction, step / steps)
 
 
 @torch.no_grad()
@@ -124,7 +132,7 @@ def main(argv=None) -> int:
         radiance_field.train()
         estimator.train()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(args.lr, step, trained / budget)
+            group["lr"] = learning_rate(args.lr, step, progress(trained / budget, step, args.steps))
 
         def occ_eval_fn(x):
             return radiance_field.query_density(x) * render_step_size
@@ -145,16 +153,21 @@ def main(argv=None) -> int:
         step += 1
         trained += time.perf_counter() - started
 
+        by_steps = args.steps is not None and step >= args.steps
+        if by_steps:
+            checkpoints = [trained]  # stopped by steps: evaluate now, and only now
         if trained >= checkpoints[0]:
-            minutes = checkpoints.pop(0) / 60.0
-            tag = f"_{minutes:g}min"
+            minutes = round(checkpoints.pop(0) / 60.0, 2)
+            tag = f"_step{step}" if by_steps else f"_{minutes:g}min"
             psnr = evaluate(radiance_field, estimator, test_dataset, render_step_size, test_views, args.out, tag)
             results.append({"minutes": minutes, "steps": step, "test_psnr": psnr})
             print(f"after {minutes:g} min ({step} steps): test PSNR {psnr:.2f} dB over {test_views} views", flush=True)
 
     if args.out:
-        with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        path = os.path.join(args.out, "metrics.json")
+        with open(path + ".tmp", "w") as f:
             json.dump({"nerfacc": nerfacc.__version__, "device": str(device), "results": results}, f, indent=1)
+        os.replace(path + ".tmp", path)
     return 0
 
 
