@@ -22,12 +22,11 @@ line of each group (benchmarks/conftest.py) is from the median round.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 from conftest import median_seconds
 
+from aids.op_comparison import deterministic_algorithms
 from aids.triplane import CASES, differentiable_runner, make_inputs, runner
 from s3d_fast import ops
 from s3d_fast.ops import HashGridConfig, reference
@@ -221,16 +220,6 @@ def test_cuda_composite_forward_backward(benchmark, record, impl):
 DETERMINISM = {"fused": False, "fused deterministic": True}
 
 
-@contextlib.contextmanager
-def _deterministic(on: bool):
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(on)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-
-
 def _timed_backward(benchmark, outputs, leaves, grad_out, deterministic):
     """Times the backward alone (the forward's graph is kept); returns the gradients of one
     round, after checking that a second round gives the same bits when deterministic."""
@@ -238,7 +227,7 @@ def _timed_backward(benchmark, outputs, leaves, grad_out, deterministic):
     def backward():
         return torch.autograd.grad(outputs, leaves, grad_out, retain_graph=True)
 
-    with _deterministic(deterministic):
+    with deterministic_algorithms(deterministic):
         grads = _timed(benchmark, backward, rounds=30, warmup=3)
         if deterministic:
             again = backward()

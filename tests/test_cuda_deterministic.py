@@ -5,25 +5,14 @@ Skipped where no CUDA device is present (CI has none); tests/test_emulated_cuda.
 the same launchers on the CPU, under different block and thread orders.
 """
 
-import contextlib
-
 import pytest
 import torch
 
+from aids.op_comparison import deterministic_algorithms
 from s3d_fast import ops
 from s3d_fast.ops import HashGridConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@contextlib.contextmanager
-def deterministic_algorithms():
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
 
 
 def _grads(fn, inputs, dev):

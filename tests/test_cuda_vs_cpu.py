@@ -17,9 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from aids.op_comparison import AABB, LEVEL_SETS, composite_case, outputs_and_grads, render_weight_cases
+from aids.op_comparison import packed_samples as _packed
+from aids.op_comparison import planes as _planes
+from aids.op_comparison import points as _points
+from aids.op_comparison import rays as _rays
+from aids.op_comparison import shell_density as _shell
+from aids.op_comparison import shell_grid as _grid
+from aids.op_comparison import table as _table
+from aids.op_comparison import unit_points as _unit_points
 from s3d_fast import ops
 from s3d_fast.nn import OccupancyGrid
-from s3d_fast.ops import HashGridConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEV = "cuda"
@@ -55,54 +63,10 @@ def test_every_op_with_a_cuda_kernel_is_covered_here():
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def _to(x, dev):
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(dev).requires_grad_(x.requires_grad)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to(v, dev) for v in x)
-    if isinstance(x, dict):
-        return {k: _to(v, dev) for k, v in x.items()}
-    return x
-
-
-def _leaves(xs):
-    out = []
-    for x in xs:
-        if isinstance(x, torch.Tensor):
-            if x.requires_grad:
-                out.append(x)
-        elif isinstance(x, (list, tuple)):
-            out += _leaves(x)
-        elif isinstance(x, dict):
-            out += _leaves(list(x.values()))
-    return out
-
-
-def _outputs(o):
-    return [o] if isinstance(o, torch.Tensor) else list(o)
-
-
-def run_on(dev, fn, inputs, cotangent_seed=0):
-    """fn(*inputs) on ``dev``: its outputs and the gradients of every input that requires
-    grad, under random cotangents drawn on the CPU (the same on both devices)."""
-    xs = _to(inputs, dev)
-    outs = _outputs(fn(*xs))
-    for o in outs:
-        assert o.device.type == torch.device(dev).type, f"output on {o.device}, expected {dev}"
-    wrt = _leaves(xs)
-    grads = []
-    diff = [o for o in outs if o.requires_grad]
-    if wrt and diff:
-        g = torch.Generator().manual_seed(cotangent_seed)
-        cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype).to(dev) for o in diff]
-        grads = list(torch.autograd.grad(diff, wrt, cot, allow_unused=True))
-    return [o.detach().cpu() for o in outs], [None if x is None else x.cpu() for x in grads]
-
-
 def assert_same(fn, inputs, rtol=1e-10, atol=1e-10, grad_rtol=1e-9, grad_atol=1e-9):
     """CUDA and CPU agree on fn's outputs and gradients (float64 inputs)."""
-    cpu = run_on("cpu", fn, inputs)
-    gpu = run_on(DEV, fn, inputs)
+    cpu = outputs_and_grads(fn, inputs, "cpu")
+    gpu = outputs_and_grads(fn, inputs, DEV)
     assert len(cpu[0]) == len(gpu[0]) and len(cpu[1]) == len(gpu[1])
     for i, (a, b) in enumerate(zip(gpu[0], cpu[0])):
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, i=i: f"output {i}: {m}")
@@ -116,10 +80,10 @@ def assert_same(fn, inputs, rtol=1e-10, atol=1e-10, grad_rtol=1e-9, grad_atol=1e
 def assert_as_accurate_float32(fn, inputs64, floor=1e-5):
     """fn on float32 inputs: the CUDA results are no further from the float64 CPU answer
     than the float32 CPU results are (twice that, or ``floor`` relative to the scale)."""
-    gold = run_on("cpu", fn, inputs64)
+    gold = outputs_and_grads(fn, inputs64, "cpu")
     inputs32 = _cast(inputs64, torch.float32)
-    cpu = run_on("cpu", fn, inputs32)
-    gpu = run_on(DEV, fn, inputs32)
+    cpu = outputs_and_grads(fn, inputs32, "cpu")
+    gpu = outputs_and_grads(fn, inputs32, DEV)
     for kind, g_list, c_list, d_list in (("output", gold[0], cpu[0], gpu[0]), ("gradient", gold[1], cpu[1], gpu[1])):
         for i, (g, c, d) in enumerate(zip(g_list, c_list, d_list)):
             if g is None or not g.is_floating_point():
@@ -142,19 +106,6 @@ def _cast(x, dtype):
 
 
 # -- tri-plane sampling -------------------------------------------------------------------------------
-
-
-def _planes(shapes=((6, 7), (9, 5), (16, 16)), batch=2, channels=11, seed=0, grad=True):
-    # 11 channels: a full chunk of 8 plus a ragged tail in every kernel loop.
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(batch, 3, h, w, channels, generator=g, dtype=torch.float64).requires_grad_(grad) for h, w in shapes
-    ]
-
-
-def _points(batch=2, n=300, seed=1, spread=1.3, grad=True):
-    g = torch.Generator().manual_seed(seed)
-    return ((torch.rand(batch, n, 3, generator=g, dtype=torch.float64) * 2 - 1) * spread).requires_grad_(grad)
 
 
 @pytest.mark.parametrize(
@@ -206,23 +157,6 @@ def test_triplane_eg3d_layout_empty_and_gradcheck():
 
 
 # -- hash-grid encoding --------------------------------------------------------------------------------
-
-LEVEL_SETS = {
-    "dense": dict(n_levels=4, base_resolution=3, per_level_scale=1.5, log2_hashmap_size=20),
-    "hashed": dict(n_levels=4, base_resolution=40, per_level_scale=1.5, log2_hashmap_size=8),
-    "mixed": dict(n_levels=6, base_resolution=4, per_level_scale=1.8, log2_hashmap_size=10),
-}
-
-
-def _table(dims, kw, seed=0):
-    lay = HashGridConfig(**kw).layout(dims)
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(lay.n_params, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_()
-
-
-def _unit_points(n, dims, seed=1, lo=0.0, hi=1.0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, dims, generator=g, dtype=torch.float64) * (hi - lo) + lo).requires_grad_()
 
 
 @pytest.mark.parametrize("dims,features", list(itertools.product((1, 2, 3), (1, 2, 4, 8))))
@@ -283,63 +217,18 @@ def test_hashgrid_module_leading_dims_empty_and_gradcheck():
 # -- volume rendering ----------------------------------------------------------------------------------
 
 
-def _packed(n_rays=300, max_per_ray=40, seed=0, index_dtype=torch.int64):
-    """Random packed samples sorted by ray; some rays get none."""
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.randint(0, max_per_ray + 1, (n_rays,), generator=g)
-    counts[:5] = 0
-    ray_indices = torch.repeat_interleave(torch.arange(n_rays), counts).to(index_dtype)
-    n = int(counts.sum())
-    steps = torch.rand(n, generator=g, dtype=torch.float64) * 0.05 + 0.005
-    start = torch.repeat_interleave(torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]), counts)
-    csum = steps.cumsum(0)
-    t_ends = csum - (csum - steps)[start] + 0.5  # per-ray cumulative sum of the steps
-    t_starts = t_ends - steps
-    return ray_indices, t_starts, t_ends, n
-
-
 @pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
 @pytest.mark.parametrize("layout", ["packed", "batched", "prefix"])
 def test_render_weight(index_dtype, layout):
-    ri, t0, t1, n = _packed(index_dtype=index_dtype)
-    g = torch.Generator().manual_seed(1)
-    sig = (torch.rand(n, generator=g, dtype=torch.float64) * 30).requires_grad_()
-    alpha = (torch.rand(n, generator=g, dtype=torch.float64) * 0.9).requires_grad_()
-    if layout == "batched":
-        t = torch.sort(torch.rand(64, 33, generator=g, dtype=torch.float64), dim=1).values
-        bt0, bt1 = t[:, :-1].contiguous(), t[:, 1:].contiguous()
-        bsig = (torch.rand(64, 32, generator=g, dtype=torch.float64) * 30).requires_grad_()
-        assert_same(lambda a, b, s: ops.render_weight_from_density(a, b, s), (bt0, bt1, bsig))
-        assert_same(lambda a: ops.render_weight_from_alpha(a), ((bsig.detach() / 40).requires_grad_(),))
-        return
-    extra = {}
-    if layout == "prefix":
-        extra = dict(prefix_trans=torch.rand(n, generator=g, dtype=torch.float64))
-    assert_same(
-        lambda a, b, s, r, e: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=300, **e),
-        (t0, t1, sig, ri, extra),
-    )
-    assert_same(lambda a, r, e: ops.render_weight_from_alpha(a, ray_indices=r, n_rays=300, **e), (alpha, ri, extra))
+    for fn, inputs in render_weight_cases(index_dtype, layout):
+        assert_same(fn, inputs)
 
 
 @pytest.mark.parametrize("kind", ["density", "alpha", "weight"])
 @pytest.mark.parametrize("early_stop_eps", [0.0, 1e-3, 0.3])
 @pytest.mark.parametrize("channels", [None, 3, 5, 16, 32, 64])  # compile-time widths 3/16/32/64, run-time 5
 def test_composite(kind, early_stop_eps, channels):
-    ri, t0, t1, n = _packed(seed=2)
-    g = torch.Generator().manual_seed(3)
-    inputs = {
-        "density": torch.rand(n, generator=g, dtype=torch.float64) * 30,
-        "alpha": torch.rand(n, generator=g, dtype=torch.float64) * 0.9,
-        "weight": torch.rand(n, generator=g, dtype=torch.float64) * 0.05,
-    }[kind].requires_grad_()
-    values = None if channels is None else torch.randn(n, channels, generator=g, dtype=torch.float64).requires_grad_()
-    bkgd = None if channels is None else torch.rand(channels, generator=g, dtype=torch.float64)
-    kw = dict(kind=kind, early_stop_eps=early_stop_eps)
-    assert_same(
-        lambda x, v, r, a, b, bg: ops.composite(x, v, r, 300, a, b, render_bkgd=bg, **kw),
-        (inputs, values, ri, t0, t1, bkgd),
-    )
+    assert_same(*composite_case(kind, early_stop_eps, channels))
 
 
 def test_composite_batched_accumulate_and_float32_extremes():
@@ -390,31 +279,6 @@ def test_ray_offsets_and_their_errors(index_dtype):
 
 
 # -- occupancy grid -----------------------------------------------------------------------------------
-
-AABB = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]
-
-
-def _shell(x, g=None, r=0.6, width=0.15):
-    if g is not None:
-        x = x - 0.2 * g[:, None].to(x.dtype)
-    return torch.exp(-(((x.norm(dim=-1) - r) / width) ** 2)) * 50
-
-
-def _grid(levels=1, n_grids=1, resolution=32):
-    grid = OccupancyGrid(AABB, resolution, levels=levels, n_grids=n_grids)
-    return grid.from_density(lambda x, g: _shell(x, g), threshold=1e-2, dilate=1)
-
-
-def _rays(n=2000, seed=0, dtype=torch.float64):
-    gen = torch.Generator().manual_seed(seed)
-    o = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    o = o / o.norm(dim=-1, keepdim=True) * 3
-    d = -o + torch.randn(n, 3, generator=gen, dtype=torch.float64) * 0.6
-    d = d / d.norm(dim=-1, keepdim=True)
-    o[0], d[0] = torch.tensor([-3.0, 0.1, 0.2]), torch.tensor([1.0, 0.0, 0.0])  # axis-parallel
-    o[1], d[1] = torch.tensor([0.05, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])  # starts inside
-    o[2], d[2] = torch.tensor([0.0, 3.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])  # misses
-    return o.to(dtype), d.to(dtype)
 
 
 def _march(grid, o, d, near, far, step, cone, gi, blocks, dev):

@@ -9,6 +9,7 @@ and large. tests/test_cuda_vs_cpu.py runs the same launchers on a real GPU where
 """
 
 import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -19,58 +20,33 @@ import pytest
 import torch
 
 from aids import emulated_cuda
+from aids.op_comparison import (
+    AABB,
+    LEVEL_SETS,
+    composite_case,
+    deterministic_algorithms,
+    outputs_and_grads,
+    render_weight_cases,
+    unit_points,
+)
+from aids.op_comparison import packed_samples as _packed
+from aids.op_comparison import planes as _planes
+from aids.op_comparison import points as _points
+from aids.op_comparison import rays as _rays
+from aids.op_comparison import shell_grid as _grid
+from aids.op_comparison import table as _table
 from s3d_fast import _ext, ops
-from s3d_fast.nn import OccupancyGrid
-from s3d_fast.ops import HashGridConfig
 
 SEEDS = (1, 2)
-
-
-@contextlib.contextmanager
-def deterministic_algorithms(on: bool):
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(on)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-
-
-def _leaves(xs):
-    out = []
-    for x in xs:
-        if isinstance(x, torch.Tensor) and x.requires_grad:
-            out.append(x)
-        elif isinstance(x, (list, tuple)):
-            out += _leaves(x)
-    return out
-
-
-def _fresh(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().clone().requires_grad_(x.requires_grad)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_fresh(v) for v in x)
-    return x
 
 
 def run(fn, inputs, seed=None, deterministic=False):
     """fn(*inputs) on the CPU launchers (seed None) or on the emulated CUDA launchers in the
     launch order of ``seed``: its outputs and the gradients of its inputs under seeded
     cotangents."""
-    xs = _fresh(inputs)
     on_cuda = contextlib.nullcontext() if seed is None else emulated_cuda.ops_on_emulated_cuda(seed)
     with on_cuda, deterministic_algorithms(deterministic):
-        outs = fn(*xs)
-        outs = [outs] if isinstance(outs, torch.Tensor) else list(outs)
-        diff = [o for o in outs if o.requires_grad]
-        wrt = _leaves(xs)
-        grads = []
-        if diff and wrt:
-            g = torch.Generator().manual_seed(0)
-            cot = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype) for o in diff]
-            grads = list(torch.autograd.grad(diff, wrt, cot, allow_unused=True))
-    return [o.detach() for o in outs], grads
+        return outputs_and_grads(fn, inputs)
 
 
 def assert_identical(a, b, what):
@@ -130,18 +106,6 @@ def test_every_op_has_the_real_ops_schema():
 PLANE_REDUCES = ("sum", "mean", "product", "concat")
 
 
-def _planes(shapes=((6, 7), (9, 5), (16, 16)), batch=2, channels=11, seed=0, dtype=torch.float64):
-    # 11 channels: a full chunk of 8 plus a ragged tail in every kernel loop.
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 3, h, w, channels, generator=g, dtype=dtype).requires_grad_() for h, w in shapes]
-
-
-def _points(batch=2, n=300, seed=1, spread=1.3, dtype=torch.float64):
-    # 2 x 300 points: 3 blocks of 256 threads, the last one partly idle.
-    g = torch.Generator().manual_seed(seed)
-    return ((torch.rand(batch, n, 3, generator=g, dtype=dtype) * 2 - 1) * spread).requires_grad_()
-
-
 def _triplane(**kw):
     return lambda pts, planes: ops.triplane_sample(planes, pts, **kw)
 
@@ -172,23 +136,8 @@ def test_triplane_float32_large():
 
 
 # -- hash-grid encoding --------------------------------------------------------------------------------
-LEVEL_SETS = {
-    "dense": dict(n_levels=4, base_resolution=3, per_level_scale=1.5, log2_hashmap_size=20),
-    "hashed": dict(n_levels=4, base_resolution=40, per_level_scale=1.5, log2_hashmap_size=8),
-    "mixed": dict(n_levels=6, base_resolution=4, per_level_scale=1.8, log2_hashmap_size=10),
-}
-
-
-def _table(dims, kw, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    n = HashGridConfig(**kw).layout(dims).n_params
-    return (torch.rand(n, generator=g, dtype=dtype) * 2 - 1).requires_grad_()
-
-
-def _unit_points(n, dims, seed=1, lo=-0.2, hi=1.2, dtype=torch.float64):
-    # Partly outside [0, 1]: cells wrap there, as in tiny-cuda-nn.
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, dims, generator=g, dtype=dtype) * (hi - lo) + lo).requires_grad_()
+# Partly outside [0, 1]: cells wrap there, as in tiny-cuda-nn.
+_unit_points = functools.partial(unit_points, lo=-0.2, hi=1.2)
 
 
 # The README grid's point gradients in float32 sum terms of up to ~5e4 (the finest level's
@@ -224,60 +173,18 @@ def test_hashgrid_empty_and_float32_large():
 # -- volume rendering ----------------------------------------------------------------------------------
 
 
-def _packed(n_rays=300, max_per_ray=40, seed=0, index_dtype=torch.int64):
-    """Random packed samples sorted by ray; some rays get none."""
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.randint(0, max_per_ray + 1, (n_rays,), generator=g)
-    counts[:5] = 0
-    ray_indices = torch.repeat_interleave(torch.arange(n_rays), counts).to(index_dtype)
-    n = int(counts.sum())
-    steps = torch.rand(n, generator=g, dtype=torch.float64) * 0.05 + 0.005
-    first = torch.repeat_interleave(torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]), counts)
-    csum = steps.cumsum(0)
-    t_ends = csum - (csum - steps)[first] + 0.5  # per-ray cumulative sum of the steps
-    return ray_indices, t_ends - steps, t_ends, n
-
-
 @pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
 @pytest.mark.parametrize("layout", ["packed", "batched", "prefix"])
 def test_render_weight(index_dtype, layout):
-    ri, t0, t1, n = _packed(index_dtype=index_dtype)
-    g = torch.Generator().manual_seed(1)
-    sig = (torch.rand(n, generator=g, dtype=torch.float64) * 30).requires_grad_()
-    alpha = (torch.rand(n, generator=g, dtype=torch.float64) * 0.9).requires_grad_()
-    if layout == "batched":
-        t = torch.sort(torch.rand(64, 33, generator=g, dtype=torch.float64), dim=1).values
-        bsig = (torch.rand(64, 32, generator=g, dtype=torch.float64) * 30).requires_grad_()
-        check(
-            lambda a, b, s: ops.render_weight_from_density(a, b, s),
-            (t[:, :-1].contiguous(), t[:, 1:].contiguous(), bsig),
-        )
-        check(lambda a: ops.render_weight_from_alpha(a), ((bsig.detach() / 40).requires_grad_(),))
-        return
-    extra = dict(prefix_trans=torch.rand(n, generator=g, dtype=torch.float64)) if layout == "prefix" else {}
-    check(
-        lambda a, b, s, r: ops.render_weight_from_density(a, b, s, ray_indices=r, n_rays=300, **extra),
-        (t0, t1, sig, ri),
-    )
-    check(lambda a, r: ops.render_weight_from_alpha(a, ray_indices=r, n_rays=300, **extra), (alpha, ri))
+    for fn, inputs in render_weight_cases(index_dtype, layout):
+        check(fn, inputs)
 
 
 @pytest.mark.parametrize("kind", ["density", "alpha", "weight"])
 @pytest.mark.parametrize("early_stop_eps", [0.0, 1e-3, 0.3])
 @pytest.mark.parametrize("channels", [None, 3, 5, 16, 32, 64])  # compile-time widths 3/16/32/64, run-time 5
 def test_composite(kind, early_stop_eps, channels):
-    ri, t0, t1, n = _packed(seed=2)
-    g = torch.Generator().manual_seed(3)
-    scale = {"density": 30, "alpha": 0.9, "weight": 0.05}[kind]
-    inputs = (torch.rand(n, generator=g, dtype=torch.float64) * scale).requires_grad_()
-    values = None if channels is None else torch.randn(n, channels, generator=g, dtype=torch.float64).requires_grad_()
-    bkgd = None if channels is None else torch.rand(channels, generator=g, dtype=torch.float64)
-    check(
-        lambda x, v, a, b: ops.composite(
-            x, v, ri, 300, a, b, render_bkgd=bkgd, kind=kind, early_stop_eps=early_stop_eps
-        ),
-        (inputs, values, t0, t1),
-    )
+    check(*composite_case(kind, early_stop_eps, channels))
 
 
 def test_compositing_empty_and_float32_large():
@@ -319,23 +226,6 @@ def test_ray_offsets_and_their_errors(index_dtype):
 
 
 # -- occupancy grid -----------------------------------------------------------------------------------
-AABB = [-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]
-
-
-def _grid(levels, n_grids, resolution=32):
-    def shell(x, g):
-        x = x - 0.2 * g[:, None].to(x.dtype)
-        return torch.exp(-(((x.norm(dim=-1) - 0.6) / 0.15) ** 2)) * 50
-
-    return OccupancyGrid(AABB, resolution, levels=levels, n_grids=n_grids).from_density(shell, threshold=1e-2, dilate=1)
-
-
-def _rays(n, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    o = torch.randn(n, 3, generator=gen, dtype=torch.float64)
-    o = o / o.norm(dim=-1, keepdim=True) * 3
-    d = -o + torch.randn(n, 3, generator=gen, dtype=torch.float64) * 0.6
-    return o, d / d.norm(dim=-1, keepdim=True)
 
 
 @pytest.mark.parametrize("levels,n_grids", [(1, 1), (2, 3)])

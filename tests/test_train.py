@@ -2,6 +2,8 @@
 two gloo processes under DistributedDataParallel, and its error messages."""
 
 import csv
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,19 @@ def _sets(overrides):
     for o in overrides:
         out += ["--set", o]
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Train in one intra-op thread, as each --nproc worker on two cores does. On a busy
+    shared CPU, two OpenMP threads spin-wait on each other: the lip-sync stage test took
+    135-150 s beside four CPU-bound processes with two threads, 55 s with one (25 s idle)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +106,62 @@ def test_train_refuses_to_overwrite_and_explains(data, tmp_path, capsys):
     assert "model.nope" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "y")] + _sets(FAST_TRAIN)) == 1
     assert "absent" in capsys.readouterr().err
+
+
+def test_deterministic_mode_is_on_while_training_and_kept_by_resume(data, tmp_path, monkeypatch):
+    from s3d_fast.training.generator_stage import GeneratorStage
+
+    seen = []  # torch's flag at each generator step
+    original = GeneratorStage.train_step
+
+    def observed(self, update=True):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(self, update)
+
+    monkeypatch.setattr(GeneratorStage, "train_step", observed)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # restored (unset) after the test
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    assert not torch.are_deterministic_algorithms_enabled()
+    out = tmp_path / "det"
+    args = ["train", "--data", str(data), "--out", str(out), "--quiet"]
+    try:
+        assert main(args + ["--steps", "2", "--deterministic"] + _sets(FAST_TRAIN)) == 0
+        assert seen == [True, True]
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert json.loads((out / "config.json").read_text())["config"]["train"]["deterministic"] is True
+        # A fresh process would start with the flag off: --resume turns it on from the run's config.
+        torch.use_deterministic_algorithms(False)
+        seen.clear()
+        assert main(args + ["--steps", "4", "--resume"]) == 0
+        assert seen == [True, True]
+        # Without it, training leaves the flag as it found it.
+        torch.use_deterministic_algorithms(False)
+        seen.clear()
+        assert (
+            main(
+                ["train", "--data", str(data), "--out", str(tmp_path / "plain"), "--quiet", "--steps", "1"]
+                + _sets(FAST_TRAIN)
+            )
+            == 0
+        )
+        assert seen == [False]
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_worker_processes_get_deterministic_mode():
+    import argparse
+
+    from s3d_fast.training.cli import add_arguments
+    from s3d_fast.training.command import argv_for_workers
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    on = parser.parse_args(["--data", "d", "--out", "o", "--nproc", "2", "--deterministic"])
+    assert "--deterministic" in argv_for_workers(on)
+    worker = parser.parse_args(argv_for_workers(on))
+    assert worker.deterministic and worker.nproc == 1
+    assert "--deterministic" not in argv_for_workers(parser.parse_args(["--data", "d", "--out", "o", "--nproc", "2"]))
 
 
 def test_print_config(capsys):

@@ -26,9 +26,9 @@ _loaded: list = []
 
 
 def plan():
-    """The build: this folder's .cpp files, which #include the .cu files from csrc/."""
-    root = build.source_root()
-    return build.side_plan(NAME, CSRC, include_dirs=[CSRC, root, os.path.join(root, "torch")])
+    """The build: this folder's .cpp files, which #include the .cu files and the CUDA
+    bindings (torch/cuda/*_cuda_backend.h) from csrc/."""
+    return build.side_plan(NAME, CSRC, include_dirs=[CSRC, build.source_root()])
 
 
 def load():

@@ -1,12 +1,16 @@
-// Turns tensors and the level table into the framework-free parameter block
-// of the hash-grid kernels. Shared by the CPU and CUDA registrations. The
-// Python wrapper validates user input with friendly messages; these checks
-// guard direct torch.ops callers.
+// Tensor-level glue of the hash-grid ops, shared by the CPU and CUDA
+// registrations (and the emulated CUDA test build): argument checks, the
+// framework-free parameter block, allocation, the schemas, and the calls into
+// a backend's raw-pointer launchers (`Backend` supplies them with its thread
+// count or stream). The Python wrapper validates user input with friendly
+// messages; these checks guard direct torch.ops callers.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "s3d/hashgrid.h"
 
@@ -79,6 +83,64 @@ hg::Params<T> make_hashgrid_params(const at::Tensor& points, const at::Tensor& t
   p.table = table.data_ptr<T>();
   p.n_points = points.size(0);
   return p;
+}
+
+// Backend: Guard (constructed from the points' device), kZeroFilledGrads (its
+// launchers add into a zeroed table gradient rather than overwrite it), and
+// forward<T> / backward<T> over raw pointers.
+template <typename Backend>
+at::Tensor hashgrid_forward_impl(const at::Tensor& points, const at::Tensor& table,
+                                 at::IntArrayRef offsets, at::ArrayRef<double> scales,
+                                 int64_t interpolation) {
+  check_hashgrid_inputs(points, table);
+  const typename Backend::Guard guard(points.device());
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_forward", [&] {
+    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
+    out = at::empty({points.size(0), p.layout.n_levels * table.size(1)}, points.options());
+    Backend::template forward<scalar_t>(p, static_cast<int>(points.size(1)),
+                                        static_cast<int>(table.size(1)),
+                                        points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+template <typename Backend>
+std::tuple<at::Tensor, at::Tensor> hashgrid_backward_impl(
+    const at::Tensor& grad_out, const at::Tensor& points, const at::Tensor& table,
+    at::IntArrayRef offsets, at::ArrayRef<double> scales, int64_t interpolation, bool points_grad,
+    bool table_grad) {
+  check_hashgrid_inputs(points, table);
+  check_hashgrid_grad_out(grad_out, points, table, static_cast<int64_t>(scales.size()));
+  const typename Backend::Guard guard(points.device());
+  at::Tensor grad_points = points_grad ? at::empty_like(points) : at::Tensor();
+  at::Tensor grad_table = !table_grad                 ? at::Tensor()
+                          : Backend::kZeroFilledGrads ? at::zeros_like(table)
+                                                      : at::empty_like(table);
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward", [&] {
+    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
+    Backend::template backward<scalar_t>(
+        p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
+        points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+        points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
+        table_grad ? grad_table.data_ptr<scalar_t>() : nullptr, points.options());
+  });
+  return {grad_points, grad_table};
+}
+
+inline void define_hashgrid_ops(torch::Library& m) {
+  m.def(
+      "hashgrid_forward(Tensor points, Tensor table, int[] offsets, float[] scales, "
+      "int interpolation) -> Tensor");
+  m.def(
+      "hashgrid_backward(Tensor grad_out, Tensor points, Tensor table, int[] offsets, "
+      "float[] scales, int interpolation, bool points_grad, bool table_grad) -> (Tensor, Tensor)");
+}
+
+template <typename Backend>
+void impl_hashgrid_ops(torch::Library& m) {
+  m.impl("hashgrid_forward", &hashgrid_forward_impl<Backend>);
+  m.impl("hashgrid_backward", &hashgrid_backward_impl<Backend>);
 }
 
 }  // namespace s3d_torch

@@ -3,62 +3,32 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <tuple>
-
 #include "hashgrid_args.h"
+#include "host_context.h"
 #include "s3d/hashgrid_launchers.h"
 
 namespace s3d_torch {
 namespace {
 
-at::Tensor hashgrid_forward_cpu(const at::Tensor& points, const at::Tensor& table,
-                                at::IntArrayRef offsets, at::ArrayRef<double> scales,
-                                int64_t interpolation) {
-  check_hashgrid_inputs(points, table);
-  at::Tensor out;
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_forward_cpu", [&] {
-    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
-    out = at::empty({points.size(0), p.layout.n_levels * table.size(1)}, points.options());
-    hg::cpu::forward<scalar_t>(p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
-                               points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                               at::get_num_threads());
-  });
-  return out;
-}
-
-std::tuple<at::Tensor, at::Tensor> hashgrid_backward_cpu(
-    const at::Tensor& grad_out, const at::Tensor& points, const at::Tensor& table,
-    at::IntArrayRef offsets, at::ArrayRef<double> scales, int64_t interpolation, bool points_grad,
-    bool table_grad) {
-  check_hashgrid_inputs(points, table);
-  check_hashgrid_grad_out(grad_out, points, table, static_cast<int64_t>(scales.size()));
-  at::Tensor grad_points = points_grad ? at::empty_like(points) : at::Tensor();
+struct CpuBackend {
+  using Guard = HostContext::Guard;
   // The CPU launcher zero-fills the table gradient itself, range by range.
-  at::Tensor grad_table = table_grad ? at::empty_like(table) : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "hashgrid_backward_cpu", [&] {
-    auto p = make_hashgrid_params<scalar_t>(points, table, offsets, scales, interpolation);
-    hg::cpu::backward<scalar_t>(
-        p, static_cast<int>(points.size(1)), static_cast<int>(table.size(1)),
-        points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
-        points_grad ? grad_points.data_ptr<scalar_t>() : nullptr,
-        table_grad ? grad_table.data_ptr<scalar_t>() : nullptr, at::get_num_threads());
-  });
-  return {grad_points, grad_table};
-}
+  static constexpr bool kZeroFilledGrads = false;
+  template <typename T>
+  static void forward(const hg::Params<T>& p, int n_dims, int n_features, const T* points, T* out) {
+    hg::cpu::forward<T>(p, n_dims, n_features, points, out, at::get_num_threads());
+  }
+  template <typename T>
+  static void backward(const hg::Params<T>& p, int n_dims, int n_features, const T* points,
+                       const T* grad_out, T* grad_points, T* grad_table, const at::TensorOptions&) {
+    hg::cpu::backward<T>(p, n_dims, n_features, points, grad_out, grad_points, grad_table,
+                         at::get_num_threads());
+  }
+};
 
 }  // namespace
 }  // namespace s3d_torch
 
-TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
-  m.def(
-      "hashgrid_forward(Tensor points, Tensor table, int[] offsets, float[] scales, "
-      "int interpolation) -> Tensor");
-  m.def(
-      "hashgrid_backward(Tensor grad_out, Tensor points, Tensor table, int[] offsets, "
-      "float[] scales, int interpolation, bool points_grad, bool table_grad) -> (Tensor, Tensor)");
-}
+TORCH_LIBRARY_FRAGMENT(s3d_fast, m) { s3d_torch::define_hashgrid_ops(m); }
 
-TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
-  m.impl("hashgrid_forward", &s3d_torch::hashgrid_forward_cpu);
-  m.impl("hashgrid_backward", &s3d_torch::hashgrid_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) { s3d_torch::impl_hashgrid_ops<s3d_torch::CpuBackend>(m); }

@@ -1,8 +1,11 @@
 // Tensor-level glue of the occupancy-grid marcher, shared by the CPU and CUDA
-// registrations: checks, the two-pass launch (count, exclusive scan, fill).
+// registrations (and the emulated CUDA test build): checks, the two-pass
+// launch (count, exclusive scan, fill) over a backend's launchers and Guard,
+// the schema.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cmath>
 #include <tuple>
@@ -20,6 +23,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
     at::ArrayRef<double> center, at::ArrayRef<double> half, const at::Tensor& rays_o,
     const at::Tensor& rays_d, const c10::optional<at::Tensor>& grid_indices,
     const at::Tensor& t_near, const at::Tensor& t_far, double step, double cone_angle, bool check) {
+  const typename Backend::Guard guard(rays_o.device());
   TORCH_CHECK(bits.dim() == 3 && bits.scalar_type() == at::kByte && bits.is_contiguous(),
               "occgrid_march: bits must be contiguous uint8 (n_grids, levels, bytes)");
   TORCH_CHECK(res.size() == 3 && center.size() == 3 && half.size() == 3,
@@ -123,6 +127,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occgrid_march_impl(
           t_starts.data_ptr<scalar_t>(), t_ends.data_ptr<scalar_t>());
   });
   return {ray_indices, t_starts, t_ends, offsets};
+}
+
+// check=false skips the range check of grid_indices (a device-to-host sync
+// on the GPU): only for s3d_fast.ops, which checks them itself.
+inline void define_occupancy_grid_ops(torch::Library& m) {
+  m.def(
+      "occgrid_march(Tensor bits, Tensor? block_bits, int[] res, float[] center, float[] half, "
+      "Tensor rays_o, Tensor rays_d, Tensor? grid_indices, Tensor t_near, Tensor t_far, "
+      "float step, float cone_angle, bool check=True) -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+template <typename Backend>
+void impl_occupancy_grid_ops(torch::Library& m) {
+  m.impl("occgrid_march", &occgrid_march_impl<Backend>);
 }
 
 }  // namespace s3d_torch

@@ -1,11 +1,16 @@
-// Turns tensors into the framework-free parameter block of the tri-plane
-// kernels. Shared by the CPU and CUDA registrations. The Python wrapper
+// Tensor-level glue of the tri-plane ops, shared by the CPU and CUDA
+// registrations (and the emulated CUDA test build): argument checks, the
+// framework-free parameter block, allocation, the schemas, and the calls into
+// a backend's raw-pointer launchers (`Backend` supplies them with its thread
+// count or stream, and prepares fresh output buffers). The Python wrapper
 // validates user input with friendly messages; these checks guard direct
 // torch.ops callers.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
+#include <tuple>
 #include <vector>
 
 #include "s3d/triplane.h"
@@ -84,8 +89,7 @@ struct TriplaneGrads {
 // zero_planes=false leaves the plane gradients uninitialised, for launchers
 // that write every element themselves.
 inline TriplaneGrads allocate_triplane_grads(at::TensorList planes, const at::Tensor& points,
-                                             bool points_grad, bool planes_grad,
-                                             bool zero_planes = true) {
+                                             bool points_grad, bool planes_grad, bool zero_planes) {
   TriplaneGrads grads;
   grads.points = points_grad ? at::empty_like(points) : at::Tensor();
   for (const auto& plane : planes)
@@ -93,6 +97,69 @@ inline TriplaneGrads allocate_triplane_grads(at::TensorList planes, const at::Te
                            : zero_planes ? at::zeros_like(plane)
                                          : at::empty_like(plane));
   return grads;
+}
+
+// Backend: Guard (constructed from the points' device), kZeroFilledGrads (its
+// launchers add into zeroed plane gradients rather than overwrite them),
+// prepare_output for each fresh buffer, and forward<T> / backward<T> over raw
+// pointers.
+template <typename Backend>
+at::Tensor triplane_forward_impl(at::TensorList planes, const at::Tensor& points,
+                                 int64_t plane_reduce, int64_t scale_reduce, bool align_corners,
+                                 int64_t padding, int64_t axes) {
+  check_triplane_inputs(planes, points);
+  const typename Backend::Guard guard(points.device());
+  at::Tensor out;
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_forward", [&] {
+    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
+                                   padding, axes);
+    out = at::empty({points.size(0), points.size(1), p.out_channels}, points.options());
+    Backend::prepare_output(out);
+    Backend::template forward<scalar_t>(p, points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+template <typename Backend>
+std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_impl(
+    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
+    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
+    bool points_grad, bool planes_grad) {
+  check_triplane_inputs(planes, points);
+  const typename Backend::Guard guard(points.device());
+  TriplaneGrads grads = allocate_triplane_grads(planes, points, points_grad, planes_grad,
+                                                Backend::kZeroFilledGrads);
+  Backend::prepare_output(grads.points);
+  for (const auto& g : grads.planes) Backend::prepare_output(g);
+  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward", [&] {
+    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
+                                   padding, axes);
+    check_triplane_grad_out(grad_out, points, p.out_channels);
+    std::vector<scalar_t*> plane_ptrs;
+    for (auto& g : grads.planes)
+      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
+    Backend::template backward<scalar_t>(p, points.data_ptr<scalar_t>(),
+                                         grad_out.data_ptr<scalar_t>(),
+                                         points_grad ? grads.points.data_ptr<scalar_t>() : nullptr,
+                                         plane_ptrs.data(), planes_grad, points.options());
+  });
+  return {grads.points, grads.planes};
+}
+
+inline void define_triplane_ops(torch::Library& m) {
+  m.def(
+      "triplane_forward(Tensor[] planes, Tensor points, int plane_reduce, int scale_reduce, "
+      "bool align_corners, int padding, int axes) -> Tensor");
+  m.def(
+      "triplane_backward(Tensor grad_out, Tensor[] planes, Tensor points, int plane_reduce, "
+      "int scale_reduce, bool align_corners, int padding, int axes, bool points_grad, "
+      "bool planes_grad) -> (Tensor, Tensor[])");
+}
+
+template <typename Backend>
+void impl_triplane_ops(torch::Library& m) {
+  m.impl("triplane_forward", &triplane_forward_impl<Backend>);
+  m.impl("triplane_backward", &triplane_backward_impl<Backend>);
 }
 
 }  // namespace s3d_torch

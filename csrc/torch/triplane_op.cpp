@@ -3,71 +3,34 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <tuple>
-#include <vector>
-
 #include "cpu_memory.h"
+#include "host_context.h"
 #include "s3d/triplane_launchers.h"
 #include "triplane_args.h"
 
 namespace s3d_torch {
 namespace {
 
-at::Tensor triplane_forward_cpu(at::TensorList planes, const at::Tensor& points,
-                                int64_t plane_reduce, int64_t scale_reduce, bool align_corners,
-                                int64_t padding, int64_t axes) {
-  check_triplane_inputs(planes, points);
-  at::Tensor out;
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_forward_cpu", [&] {
-    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
-                                   padding, axes);
-    out = at::empty({points.size(0), points.size(1), p.out_channels}, points.options());
-    advise_huge_pages(out);
-    tp::cpu::forward<scalar_t>(p, points.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                               at::get_num_threads());
-  });
-  return out;
-}
-
-std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_cpu(
-    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
-    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
-    bool points_grad, bool planes_grad) {
-  check_triplane_inputs(planes, points);
+struct CpuBackend {
+  using Guard = HostContext::Guard;
   // The CPU launcher zeroes the plane gradients itself, in parallel and
   // texel by texel as it fills them, after the huge-page hint.
-  auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad,
-                                       /*zero_planes=*/false);
-  advise_huge_pages(grads.points);
-  for (const auto& g : grads.planes) advise_huge_pages(g);
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_cpu", [&] {
-    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
-                                   padding, axes);
-    check_triplane_grad_out(grad_out, points, p.out_channels);
-    std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes)
-      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
-    scalar_t* grad_points = points_grad ? grads.points.data_ptr<scalar_t>() : nullptr;
-    tp::cpu::backward<scalar_t>(p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
-                                grad_points, plane_ptrs.data(), at::get_num_threads());
-  });
-  return {grads.points, grads.planes};
-}
+  static constexpr bool kZeroFilledGrads = false;
+  static void prepare_output(const at::Tensor& t) { advise_huge_pages(t); }
+  template <typename T>
+  static void forward(const tp::Params<T>& p, const T* points, T* out) {
+    tp::cpu::forward<T>(p, points, out, at::get_num_threads());
+  }
+  template <typename T>
+  static void backward(const tp::Params<T>& p, const T* points, const T* grad_out, T* grad_points,
+                       T* const* grad_planes, bool, const at::TensorOptions&) {
+    tp::cpu::backward<T>(p, points, grad_out, grad_points, grad_planes, at::get_num_threads());
+  }
+};
 
 }  // namespace
 }  // namespace s3d_torch
 
-TORCH_LIBRARY_FRAGMENT(s3d_fast, m) {
-  m.def(
-      "triplane_forward(Tensor[] planes, Tensor points, int plane_reduce, int scale_reduce, "
-      "bool align_corners, int padding, int axes) -> Tensor");
-  m.def(
-      "triplane_backward(Tensor grad_out, Tensor[] planes, Tensor points, int plane_reduce, "
-      "int scale_reduce, bool align_corners, int padding, int axes, bool points_grad, "
-      "bool planes_grad) -> (Tensor, Tensor[])");
-}
+TORCH_LIBRARY_FRAGMENT(s3d_fast, m) { s3d_torch::define_triplane_ops(m); }
 
-TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) {
-  m.impl("triplane_forward", &s3d_torch::triplane_forward_cpu);
-  m.impl("triplane_backward", &s3d_torch::triplane_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(s3d_fast, CPU, m) { s3d_torch::impl_triplane_ops<s3d_torch::CpuBackend>(m); }

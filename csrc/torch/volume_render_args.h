@@ -1,11 +1,14 @@
 // Tensor-level glue of the volume-rendering ops, shared by the CPU and CUDA
-// registrations: argument checks, allocation, and the calls into a backend's
-// raw-pointer launchers (`Backend` supplies them with its thread count or
-// stream, and prepares fresh output buffers). The Python wrappers validate user input with friendly
-// messages; these checks guard direct torch.ops callers.
+// registrations (and the emulated CUDA test build): argument checks,
+// allocation, the schemas, and the calls into a backend's raw-pointer
+// launchers (`Backend` supplies them with its thread count or stream, a Guard
+// constructed from the samples' device, and prepares fresh output buffers).
+// The Python wrappers validate user input with friendly messages; these
+// checks guard direct torch.ops callers.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <tuple>
 #include <vector>
@@ -85,6 +88,7 @@ template <typename Backend>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> weights_forward_impl(
     const at::Tensor& offsets, const at::Tensor& in, const c10::optional<at::Tensor>& t_starts,
     const c10::optional<at::Tensor>& t_ends, int64_t input_kind, bool check) {
+  const typename Backend::Guard guard(in.device());
   check_samples("render_weight", offsets, in, t_starts, t_ends, input_kind);
   check_offsets("render_weight", offsets, in.size(0), check);
   auto weights = at::empty_like(in), trans = at::empty_like(in), alphas = at::empty_like(in);
@@ -109,6 +113,7 @@ at::Tensor weights_backward_impl(
     const c10::optional<at::Tensor>& t_ends, const at::Tensor& trans, const at::Tensor& alphas,
     const c10::optional<at::Tensor>& grad_weights, const c10::optional<at::Tensor>& grad_trans,
     const c10::optional<at::Tensor>& grad_alphas, int64_t input_kind, bool check) {
+  const typename Backend::Guard guard(alphas.device());
   check_samples("render_weight", offsets, alphas, t_starts, t_ends, input_kind);
   check_like("render_weight", "trans", trans, alphas.sizes(), alphas);
   check_offsets("render_weight", offsets, alphas.size(0), check);
@@ -163,6 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> composite_forward_impl(
     const at::Tensor& offsets, const at::Tensor& in, const at::Tensor& values,
     const c10::optional<at::Tensor>& t_starts, const c10::optional<at::Tensor>& t_ends,
     int64_t input_kind, double early_stop_eps, bool check) {
+  const typename Backend::Guard guard(in.device());
   check_composite(offsets, in, values, t_starts, t_ends, input_kind, early_stop_eps, check);
   const int64_t n_rays = offsets.size(0) - 1;
   at::Tensor colors, opacity, depth;
@@ -187,6 +193,7 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
     const at::Tensor& depth, const c10::optional<at::Tensor>& grad_colors,
     const c10::optional<at::Tensor>& grad_opacity, const c10::optional<at::Tensor>& grad_depth,
     bool input_grad, bool values_grad, bool check) {
+  const typename Backend::Guard guard(in.device());
   check_composite(offsets, in, values, t_starts, t_ends, input_kind, early_stop_eps, check);
   const int64_t n_rays = offsets.size(0) - 1;
   const std::vector<int64_t> ray_colors = {n_rays, values.size(1)}, per_ray = {n_rays};
@@ -216,6 +223,7 @@ std::tuple<at::Tensor, at::Tensor> composite_backward_impl(
 // (offsets (n_rays + 1,) int64, error bits) for sorted packed ray indices.
 template <typename Backend>
 std::tuple<at::Tensor, int64_t> ray_offsets_impl(const at::Tensor& ray_indices, int64_t n_rays) {
+  const typename Backend::Guard guard(ray_indices.device());
   TORCH_CHECK(ray_indices.dim() == 1 && ray_indices.is_contiguous() &&
                   (ray_indices.scalar_type() == at::kInt || ray_indices.scalar_type() == at::kLong),
               "ray_offsets: ray_indices must be a contiguous int32/int64 (S,) tensor");
@@ -229,6 +237,37 @@ std::tuple<at::Tensor, int64_t> ray_offsets_impl(const at::Tensor& ray_indices, 
     error = Backend::ray_offsets(ray_indices.data_ptr<int64_t>(), ray_indices.size(0), n_rays,
                                  offsets);
   return {offsets, error};
+}
+
+// check=false skips the offsets' values (a device-to-host sync on the GPU):
+// only for s3d_fast.ops, which builds or validates its offsets itself.
+inline void define_volume_render_ops(torch::Library& m) {
+  m.def("ray_offsets(Tensor ray_indices, int n_rays) -> (Tensor, int)");
+  m.def(
+      "render_weight_forward(Tensor offsets, Tensor input, Tensor? t_starts, Tensor? t_ends, "
+      "int input_kind, bool check=True) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "render_weight_backward(Tensor offsets, Tensor? t_starts, Tensor? t_ends, Tensor trans, "
+      "Tensor alphas, Tensor? grad_weights, Tensor? grad_trans, Tensor? grad_alphas, "
+      "int input_kind, bool check=True) -> Tensor");
+  m.def(
+      "composite_forward(Tensor offsets, Tensor input, Tensor values, Tensor? t_starts, "
+      "Tensor? t_ends, int input_kind, float early_stop_eps, bool check=True) -> (Tensor, Tensor, "
+      "Tensor)");
+  m.def(
+      "composite_backward(Tensor offsets, Tensor input, Tensor values, Tensor? t_starts, "
+      "Tensor? t_ends, int input_kind, float early_stop_eps, Tensor colors, Tensor opacity, "
+      "Tensor depth, Tensor? grad_colors, Tensor? grad_opacity, Tensor? grad_depth, "
+      "bool input_grad, bool values_grad, bool check=True) -> (Tensor, Tensor)");
+}
+
+template <typename Backend>
+void impl_volume_render_ops(torch::Library& m) {
+  m.impl("ray_offsets", &ray_offsets_impl<Backend>);
+  m.impl("render_weight_forward", &weights_forward_impl<Backend>);
+  m.impl("render_weight_backward", &weights_backward_impl<Backend>);
+  m.impl("composite_forward", &composite_forward_impl<Backend>);
+  m.impl("composite_backward", &composite_backward_impl<Backend>);
 }
 
 }  // namespace s3d_torch

@@ -6,8 +6,16 @@ from .errors import ConfigError
 from .overrides import apply_overrides
 from .schema import Config, check_config
 
-# Keys a phase may not change: the run's length and its schedule, and stage 1, which is over.
-FIXED_KEYS = ("train.phases", "train.steps", "train.sync_steps", "train.sync_batch", "train.sync_lr")
+# Keys a phase may not change: the run's length and its schedule, stage 1, which is over,
+# and deterministic mode, which each training process sets when it starts.
+FIXED_KEYS = (
+    "train.phases",
+    "train.steps",
+    "train.sync_steps",
+    "train.sync_batch",
+    "train.sync_lr",
+    "train.deterministic",
+)
 
 
 def config_at(cfg: Config, step: int) -> Config:

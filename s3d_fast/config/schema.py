@@ -137,6 +137,11 @@ class TrainConfig:
     eval_every: int = 250
     eval_items: int = 4
     seed: int = 0
+    # torch.use_deterministic_algorithms(True) in every training process (``--deterministic``):
+    # s3d_fast's CUDA backward passes then scatter without float atomics and torch's own
+    # kernels are deterministic or refuse, so a resumed CUDA run repeats an uninterrupted
+    # one bit for bit (docs/kernels/emulated-cuda.md). The CPU is deterministic either way.
+    deterministic: bool = False
     # Later settings for the same run, each from a generator step on (see ``Phase``).
     phases: tuple[Phase, ...] = ()
 

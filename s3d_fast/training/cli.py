@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="torch.use_deterministic_algorithms(True) in every training process (sets "
+        "train.deterministic, kept by --resume): CUDA gradients without float atomics, so a "
+        "resumed run repeats an uninterrupted one bit for bit on the same GPU",
+    )
     parser.add_argument("--nproc", type=int, default=1, help="processes (DistributedDataParallel through torchrun)")
     parser.add_argument(
         "--profile-steps",

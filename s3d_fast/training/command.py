@@ -27,6 +27,8 @@ def resolve_config(args) -> Config:
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
+    if args.deterministic:
+        overrides.append("train.deterministic=true")
     if args.resume:
         saved = RunDirectory(args.out).config_path
         if not saved.is_file():
@@ -69,7 +71,7 @@ def argv_for_workers(args) -> list:
     for flag, value in (("--steps", args.steps), ("--minutes", args.minutes), ("--profile-steps", args.profile_steps)):
         if value is not None:
             argv += [flag, str(value)]
-    for flag, on in (("--resume", args.resume), ("--quiet", args.quiet)):
+    for flag, on in (("--resume", args.resume), ("--quiet", args.quiet), ("--deterministic", args.deterministic)):
         if on:
             argv.append(flag)
     return argv

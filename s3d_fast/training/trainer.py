@@ -15,6 +15,7 @@ from ..config import config_at, config_to_dict, format_config, phase_spans
 from ..data.dataset import TalkingHeadDataset
 from ..data.manifest import load_manifest
 from ..errors import S3DError
+from .determinism import use_deterministic_algorithms
 from .distributed import cleanup, init_distributed, seed_everything
 from .generator_stage import GeneratorStage
 from .metric_log import MetricLog, plot_curves
@@ -25,6 +26,7 @@ from .syncnet_stage import run_syncnet_stage
 class Trainer:
     def __init__(self, cfg, args):
         self.cfg, self.args = cfg, args
+        use_deterministic_algorithms(cfg.train.deterministic)  # before CUDA starts
         self.dist = init_distributed(args.device)
         self.device = self.dist.device
         self.run = RunDirectory(args.out)

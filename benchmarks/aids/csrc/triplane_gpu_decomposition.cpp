@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "host_context.h"
 #include "s3d/triplane.h"
 #include "triplane_args.h"
 
@@ -32,26 +33,17 @@ void backward_gpu_decomposition(const tp::Params<T>& p, const T* points, const T
   }
 }
 
-std::tuple<at::Tensor, std::vector<at::Tensor>> triplane_backward_gpu_decomposition_cpu(
-    const at::Tensor& grad_out, at::TensorList planes, const at::Tensor& points,
-    int64_t plane_reduce, int64_t scale_reduce, bool align_corners, int64_t padding, int64_t axes,
-    bool points_grad, bool planes_grad) {
-  using namespace s3d_torch;
-  check_triplane_inputs(planes, points);
-  auto grads = allocate_triplane_grads(planes, points, points_grad, planes_grad);
-  AT_DISPATCH_FLOATING_TYPES(points.scalar_type(), "triplane_backward_gpu_decomposition", [&] {
-    auto p = make_params<scalar_t>(planes, points, plane_reduce, scale_reduce, align_corners,
-                                   padding, axes);
-    check_triplane_grad_out(grad_out, points, p.out_channels);
-    std::vector<scalar_t*> plane_ptrs;
-    for (auto& g : grads.planes)
-      plane_ptrs.push_back(g.defined() ? g.data_ptr<scalar_t>() : nullptr);
-    backward_gpu_decomposition<scalar_t>(
-        p, points.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
-        points_grad ? grads.points.data_ptr<scalar_t>() : nullptr, plane_ptrs.data());
-  });
-  return {grads.points, grads.planes};
-}
+// The binding's checks and allocations (triplane_args.h) around the decomposition.
+struct GpuDecompositionBackend {
+  using Guard = s3d_torch::HostContext::Guard;
+  static constexpr bool kZeroFilledGrads = true;  // as for the CUDA launcher
+  static void prepare_output(const at::Tensor&) {}
+  template <typename T>
+  static void backward(const tp::Params<T>& p, const T* points, const T* grad_out, T* grad_points,
+                       T* const* grad_planes, bool, const at::TensorOptions&) {
+    backward_gpu_decomposition<T>(p, points, grad_out, grad_points, grad_planes);
+  }
+};
 
 }  // namespace
 
@@ -63,5 +55,6 @@ TORCH_LIBRARY_FRAGMENT(s3d_fast_aids, m) {
 }
 
 TORCH_LIBRARY_IMPL(s3d_fast_aids, CPU, m) {
-  m.impl("triplane_backward_gpu_decomposition", &triplane_backward_gpu_decomposition_cpu);
+  m.impl("triplane_backward_gpu_decomposition",
+         &s3d_torch::triplane_backward_impl<GpuDecompositionBackend>);
 }
