@@ -36,6 +36,25 @@ def speech_then_silence(path):
     return samples.shape[0] / rate
 
 
+def face_band(side=256):
+    """(x, y, w, h): the rows from the eyes to the chin, across the whole picture."""
+    x, y, w, h = mouth_box(side)
+    return 0, max(0, y - 60), side, min(side - max(0, y - 60), h + 70)
+
+
+def face(page, band):
+    x, y, w, h = band
+    return np.array(page.evaluate(f"window.s3d.sample({x}, {y}, {w}, {h})"), np.float32).reshape(h, w, 4)[..., :3]
+
+
+def horizontal_shift(before, after, most=30):
+    """The shift s (pixels, positive to the right) that best carries ``before`` onto ``after``."""
+    w = before.shape[1]
+    middle = before[:, most : w - most]
+    errors = {s: np.abs(after[:, most + s : w - most + s] - middle).mean() for s in range(-most, most + 1)}
+    return min(errors, key=errors.get)
+
+
 @pytest.fixture(scope="module")
 def server():
     with LiveServer(create_app(api.Renderer(None, "cpu"))) as live:
@@ -107,14 +126,20 @@ def test_the_page_streams_a_talking_head_turns_it_and_reports_errors(page, serve
     s = stats(page)
     assert s["fps"] > 0 and s["lastFrameLatencyMs"] is not None and set(s["camera"]) == {"yaw", "pitch", "distance"}
 
-    # A drag to the right turns the camera's yaw up, reported back with the frames it reaches.
+    # A drag to the right turns the head with it: the yaw reported with the frames it reaches
+    # falls (render --yaw's sense), and the face moves to the right in the picture.
+    band = face_band()
+    before = face(page, band)
     video = page.get_by_test_id("video").bounding_box()
     x, y = video["x"] + video["width"] / 2, video["y"] + video["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 80, y, steps=5)
     page.mouse.up()
-    page.wait_for_function("window.s3d.stats().camera.yaw > 15", timeout=20000)
+    page.wait_for_function("window.s3d.stats().camera.yaw < -15", timeout=20000)
+    time.sleep(0.5)  # the frame itself, a moment after its report
+    moved = horizontal_shift(before, face(page, band))
+    assert moved >= 5, f"the face moved {moved} pixels; a drag to the right should move it right"
     page.get_by_test_id("reset-view").click()
     page.wait_for_function("window.s3d.stats().camera.yaw === 0", timeout=20000)
 

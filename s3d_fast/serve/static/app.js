@@ -249,8 +249,9 @@
   });
   video.addEventListener("pointermove", (e) => {
     if (!drag) return;
-    // Dragging right turns the head to the right (the camera orbits to its left): yaw grows.
-    setCamera(drag.yaw + (e.clientX - drag.x) * 0.25, drag.pitch + (e.clientY - drag.y) * 0.25, state.camera.distance);
+    // The head follows the pointer, as if held: dragging right turns its face to the right
+    // of the picture (yaw falls, as render --yaw counts it), dragging down tilts it down.
+    setCamera(drag.yaw - (e.clientX - drag.x) * 0.25, drag.pitch - (e.clientY - drag.y) * 0.25, state.camera.distance);
   });
   const endDrag = () => { drag = null; };
   video.addEventListener("pointerup", endDrag);
