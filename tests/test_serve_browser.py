@@ -2,6 +2,7 @@
 Playwright (pointed at the system browser; Playwright's own download is not used), with the
 page's stable hooks (``data-testid`` attributes and ``window.s3d``)."""
 
+import contextlib
 import io
 import os
 import shutil
@@ -15,8 +16,7 @@ import pytest
 pytest.importorskip("aiortc", reason="the serve extra is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from aids.serve_live import LiveServer  # noqa: E402
-from s3d_fast.data.npz import load_npz  # noqa: E402
+from aids.serve_live import LiveServer, mouth_box  # noqa: E402
 from s3d_fast.render import api  # noqa: E402
 from s3d_fast.serve.app import create_app  # noqa: E402
 
@@ -36,13 +36,23 @@ def speech_then_silence(path):
     return samples.shape[0] / rate
 
 
-def mouth_box(side=256):
-    """(x, y, w, h) around the demo portrait's lips and mouth (labels 2, 3 of its mask), in video pixels."""
-    mask = load_npz(os.path.splitext(api.DEMO_IMAGE)[0] + ".npz")["mask"]
-    ys, xs = np.nonzero(mask >= 2)
-    s = side / mask.shape[0]
-    x0, y0, x1, y1 = int(xs.min() * s) - 4, int(ys.min() * s) - 4, int(xs.max() * s) + 5, int(ys.max() * s) + 5
-    return x0, y0, x1 - x0, y1 - y0
+def face_band(side=256):
+    """(x, y, w, h): the rows from the eyes to the chin, across the whole picture."""
+    x, y, w, h = mouth_box(side)
+    return 0, max(0, y - 60), side, min(side - max(0, y - 60), h + 70)
+
+
+def face(page, band):
+    x, y, w, h = band
+    return np.array(page.evaluate(f"window.s3d.sample({x}, {y}, {w}, {h})"), np.float32).reshape(h, w, 4)[..., :3]
+
+
+def horizontal_shift(before, after, most=30):
+    """The shift s (pixels, positive to the right) that best carries ``before`` onto ``after``."""
+    w = before.shape[1]
+    middle = before[:, most : w - most]
+    errors = {s: np.abs(after[:, most + s : w - most + s] - middle).mean() for s in range(-most, most + 1)}
+    return min(errors, key=errors.get)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +61,8 @@ def server():
         yield live
 
 
-@pytest.fixture
-def page(server):
+@contextlib.contextmanager
+def open_page(server, *args):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
     with sync_api.sync_playwright() as pw:
@@ -62,13 +72,22 @@ def page(server):
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
                 "--autoplay-policy=no-user-gesture-required",
+                *args,
             ],
         )
-        tab = browser.new_page(viewport={"width": 1000, "height": 700})
-        tab.goto(server.url)
-        tab.wait_for_function("window.s3d && window.s3d.stats().connected")
+        try:
+            tab = browser.new_page(viewport={"width": 1000, "height": 700})
+            tab.goto(server.url)
+            tab.wait_for_function("window.s3d && window.s3d.stats().connected")
+            yield tab
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(server):
+    with open_page(server) as tab:
         yield tab
-        browser.close()
 
 
 def stats(page):
@@ -107,14 +126,20 @@ def test_the_page_streams_a_talking_head_turns_it_and_reports_errors(page, serve
     s = stats(page)
     assert s["fps"] > 0 and s["lastFrameLatencyMs"] is not None and set(s["camera"]) == {"yaw", "pitch", "distance"}
 
-    # A drag to the right turns the camera's yaw up, reported back with the frames it reaches.
+    # A drag to the right turns the head with it: the yaw reported with the frames it reaches
+    # falls (render --yaw's sense), and the face moves to the right in the picture.
+    band = face_band()
+    before = face(page, band)
     video = page.get_by_test_id("video").bounding_box()
     x, y = video["x"] + video["width"] / 2, video["y"] + video["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 80, y, steps=5)
     page.mouse.up()
-    page.wait_for_function("window.s3d.stats().camera.yaw > 15", timeout=20000)
+    page.wait_for_function("window.s3d.stats().camera.yaw < -15", timeout=20000)
+    time.sleep(0.5)  # the frame itself, a moment after its report
+    moved = horizontal_shift(before, face(page, band))
+    assert moved >= 5, f"the face moved {moved} pixels; a drag to the right should move it right"
     page.get_by_test_id("reset-view").click()
     page.wait_for_function("window.s3d.stats().camera.yaw === 0", timeout=20000)
 
@@ -129,3 +154,28 @@ def test_the_page_streams_a_talking_head_turns_it_and_reports_errors(page, serve
     page.get_by_test_id("play").click()
     before = stats(page)["framesReceived"]
     page.wait_for_function(f"window.s3d.stats().framesReceived > {before + 10}", timeout=20000)
+
+
+def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path):
+    # Chromium's fake microphone plays this file over and over: speech, then SILENCE seconds.
+    speech_seconds = speech_then_silence(tmp_path / "mic.wav")
+    with open_page(server, f"--use-file-for-fake-audio-capture={tmp_path / 'mic.wav'}") as page:
+        page.get_by_test_id("demo-portrait").click()
+        page.wait_for_function("document.querySelector('[data-testid=portrait-state]').textContent.includes('baked')")
+        page.get_by_test_id("mic-button").click()
+        page.wait_for_function("window.s3d.stats().microphone")
+        assert page.get_by_test_id("mic-button").get_attribute("aria-pressed") == "true"
+        box, start, samples = mouth_box(), time.monotonic(), []
+        while time.monotonic() - start < 2 * (speech_seconds + SILENCE) + 1:
+            image = np.array(page.evaluate(f"window.s3d.sample{box}"), np.float32)
+            samples.append((time.monotonic() - start, image, stats(page)["utterances"]))
+            time.sleep(0.05)
+    change = [(t, float(np.abs(b - a).mean()), n) for (_, a, _), (t, b, n) in zip(samples, samples[1:])]
+    print("mouth change per sample:", [round(c, 1) for _, c, _ in change])
+    # The head mouths the voice while it speaks...
+    assert max(c for _, c, _ in change) > 4.0, change
+    # ...an utterance ends after the pause, and the head then holds still at rest.
+    ended = next((t for t, _, n in change if n >= 1), None)
+    assert ended is not None, "no utterance ended after the pause"
+    rest = [c for t, c, _ in change if ended + 0.3 < t < ended + 0.8]
+    assert rest and max(rest) < 1.0, rest

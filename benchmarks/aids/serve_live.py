@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 
+import numpy as np
 import requests
 import uvicorn
 
@@ -46,13 +47,60 @@ class LiveServer:
             time.sleep(0.1)
 
 
-class StreamClient:
-    """A program's peer connection to one session: receives its frames and sound (the
-    frames' arrival times kept) and sends camera messages on the data channel."""
+class SoundTrack:
+    """A microphone for a program: ``SoundTrack.make(samples)`` is an aiortc audio track that
+    plays 16 kHz mono float samples in real time from when ``start()`` is called (silence
+    before and after); ``started`` is the time.monotonic() its first sample went out."""
 
-    def __init__(self, server: LiveServer, sid: str):
-        self.server, self.sid = server, sid
+    @staticmethod
+    def make(samples):
+        import fractions
+
+        from aiortc.mediastreams import MediaStreamTrack
+        from av import AudioFrame
+
+        class _Track(MediaStreamTrack):
+            kind = "audio"
+
+            def __init__(self):
+                super().__init__()
+                self.pcm = np.clip(np.round(np.asarray(samples) * 32767), -32768, 32767).astype(np.int16)
+                self.sent, self.begin, self.offset, self.started = 0, None, None, None
+
+            def start(self):
+                self.offset = self.sent  # the sample count at which the sound begins
+
+            async def recv(self):
+                if self.begin is None:
+                    self.begin = time.monotonic()
+                wait = self.begin + self.sent / 16000 - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                block = np.zeros(320, np.int16)
+                if self.offset is not None:
+                    at = self.sent - self.offset
+                    if at == 0:
+                        self.started = time.monotonic()
+                    part = self.pcm[at : at + 320]
+                    block[: part.shape[0]] = part
+                frame = AudioFrame.from_ndarray(block[None], format="s16", layout="mono")
+                frame.sample_rate, frame.pts = 16000, self.sent
+                frame.time_base = fractions.Fraction(1, 16000)
+                self.sent += 320
+                return frame
+
+        return _Track()
+
+
+class StreamClient:
+    """A program's peer connection to one session: receives its frames and sound (arrival
+    times kept) and sends camera messages on the data channel, and ``microphone`` (an audio
+    track, e.g. :class:`SoundTrack`) as its microphone."""
+
+    def __init__(self, server: LiveServer, sid: str, microphone=None):
+        self.server, self.sid, self.microphone = server, sid, microphone
         self.frames = []  # (arrival time.monotonic(), pts, rgb ndarray)
+        self.audio = []  # (arrival time.monotonic(), pts, mono int16 ndarray at the frame's rate)
         self.audio_frames = 0
         self.messages = []
         self.loop = asyncio.new_event_loop()
@@ -69,7 +117,10 @@ class StreamClient:
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         pc = self.pc = RTCPeerConnection()
-        pc.addTransceiver("audio", direction="recvonly")
+        if self.microphone is not None:
+            pc.addTrack(self.microphone)
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
         pc.addTransceiver("video", direction="recvonly")
         self.channel = pc.createDataChannel("control")
         self.channel.on("message", lambda m: self.messages.append(json.loads(m)))
@@ -101,14 +152,39 @@ class StreamClient:
                 self.frames.append((time.monotonic(), frame.pts, frame.to_ndarray(format="rgb24")))
             else:
                 self.audio_frames += 1
+                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+                self.audio.append((time.monotonic(), frame.pts, pcm))
 
     def send_camera(self, **camera) -> None:
+        self.send({"type": "camera", **camera})
+
+    def send(self, message: dict) -> None:
         import json
 
-        message = json.dumps({"type": "camera", **camera})
-        self.loop.call_soon_threadsafe(self.channel.send, message)
+        self.loop.call_soon_threadsafe(self.channel.send, json.dumps(message))
 
     def close(self) -> None:
         self._run(self.pc.close()).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def mouth_box(side: int = 256) -> tuple:
+    """(x, y, w, h) around the demo portrait's lips and mouth (labels 2, 3 of its mask), in video pixels."""
+    import os
+
+    from s3d_fast.data.npz import load_npz
+    from s3d_fast.render import api
+
+    mask = load_npz(os.path.splitext(api.DEMO_IMAGE)[0] + ".npz")["mask"]
+    ys, xs = np.nonzero(mask >= 2)
+    s = side / mask.shape[0]
+    x0, y0, x1, y1 = int(xs.min() * s) - 4, int(ys.min() * s) - 4, int(xs.max() * s) + 5, int(ys.max() * s) + 5
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def mouth_change(frames) -> np.ndarray:
+    """Mean absolute change of the mouth box between consecutive (H, W, 3) frames."""
+    x, y, w, h = mouth_box(frames[0].shape[1])
+    mouth = np.array([f[y : y + h, x : x + w].astype(np.float32) for f in frames])
+    return np.abs(np.diff(mouth, axis=0)).mean(axis=(1, 2, 3))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import collections
 import math
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .portraits import rest_frame
 FPS = 25
 AHEAD = 0.12  # how far rendering runs ahead of the sound, seconds
 LEAD = 0.04  # the first frame's sound starts this long after it is rendered (the next sound blocks)
+LIVE_LEAD = 0.08  # the same for live speech, whose sound arrives in packets of uneven timing
 RESEND = 0.5  # seconds between repeats of the still picture while idle (a late or lossy viewer gets it)
 CHUNK = SAMPLE_RATE // FPS  # speech handed to the renderer at a time: one frame's
 
@@ -38,10 +40,47 @@ class Rendered:
     camera: Camera
 
 
+class LiveSpeech:
+    """Speech that arrives while it is rendered (the microphone): ``push`` 16 kHz samples from
+    one thread, ``end()`` when it stops; ``chunks()`` gives them to the renderer as they come.
+    Holds at most ``capacity`` samples (the speech limit); more is dropped."""
+
+    def __init__(self, capacity: int):
+        self._buffer = np.zeros(capacity, np.float32)
+        self.n = 0
+        self.ended = False
+        self._queue: queue.Queue = queue.Queue()
+
+    @property
+    def samples(self) -> np.ndarray:
+        return self._buffer[: self.n]
+
+    def push(self, samples: np.ndarray) -> None:
+        if self.ended:
+            return
+        take = min(samples.shape[0], self._buffer.shape[0] - self.n)
+        self._buffer[self.n : self.n + take] = samples[:take]
+        self.n += take
+        if take:
+            self._queue.put(self._buffer[self.n - take : self.n])
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._queue.put(None)
+
+    def chunks(self):
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            yield chunk
+
+
 @dataclass
 class Utterance:
     identity: object
-    samples: np.ndarray
+    speech: Union[np.ndarray, LiveSpeech]
     started: float = field(default_factory=time.perf_counter)  # when "play" came
     start_sample: Optional[int] = None  # media sample its sound starts at (its first frame rendered)
     frames: collections.deque = field(default_factory=collections.deque)
@@ -53,6 +92,14 @@ class Utterance:
     dropped: int = 0
     skipped: int = 0
     first_frame_ms: Optional[float] = None
+
+    @property
+    def live(self) -> bool:
+        return isinstance(self.speech, LiveSpeech)
+
+    @property
+    def samples(self) -> np.ndarray:
+        return self.speech.samples if self.live else self.speech
 
     def due(self, index: int) -> float:
         return self.start_sample / SAMPLE_RATE + index / FPS
@@ -75,6 +122,7 @@ class Player:
         self._still_wanted = False
         self._still_lock = threading.Lock()
         self._error: Optional[str] = None  # a failed still render, for the page
+        self.echo = False  # live speech (the user's own voice) is sent back only when asked
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.closed = False
 
@@ -90,16 +138,27 @@ class Player:
         if self.utterance is None and self.identity is not None:
             self._want_still()
 
-    def play(self, samples: np.ndarray) -> Utterance:
+    def play(self, speech: Union[np.ndarray, LiveSpeech]) -> Utterance:
         self.stop()
-        utt = self.utterance = self.last = Utterance(self.identity, samples)
+        utt = self.utterance = self.last = Utterance(self.identity, speech)
         self._worker.submit(self._render, utt)
         return utt
+
+    def play_live(self, max_seconds: float) -> LiveSpeech:
+        """Start an utterance of speech still arriving; its frames follow it as it comes."""
+        live = LiveSpeech(int(max_seconds * SAMPLE_RATE))
+        if self.identity is None:  # no portrait yet: the voice is heard by no one
+            live.end()
+            return live
+        self.play(live)
+        return live
 
     def stop(self) -> None:
         utt, self.utterance = self.utterance, None
         if utt is not None:
             utt.cancelled = True
+            if utt.live:
+                utt.speech.end()  # wakes the render thread waiting for more
             if self.identity is not None and not self.closed:
                 self._want_still()
 
@@ -118,8 +177,12 @@ class Player:
             utt.rendered_all = True
 
     def _render_frames(self, utt: Utterance) -> None:
-        samples, identity = utt.samples, utt.identity
-        chunks = (samples[i : i + CHUNK] for i in range(0, samples.shape[0], CHUNK))
+        identity = utt.identity
+        if utt.live:
+            chunks, lead = utt.speech.chunks(), LIVE_LEAD
+        else:
+            samples, lead = utt.speech, LEAD
+            chunks = (samples[i : i + CHUNK] for i in range(0, samples.shape[0], CHUNK))
 
         def pose(index: int) -> np.ndarray:
             camera = utt.cameras[index] = self.camera
@@ -133,7 +196,7 @@ class Player:
             render_ms = 1000.0 * (frames.stats.render_seconds - spent)
             spent = frames.stats.render_seconds
             if utt.start_sample is None:
-                utt.start_sample = self.clock.next_block_sample(LEAD)
+                utt.start_sample = self.clock.next_block_sample(lead)
                 utt.first_frame_ms = 1000.0 * (time.perf_counter() - utt.started)
             utt.frames.append(Rendered(frame.index, frame.image, render_ms, utt.cameras[frame.index]))
             utt.skipped += frame.index - last - 1
@@ -168,7 +231,7 @@ class Player:
     # --------------------------------------------------------------- the tracks (event loop thread)
     def sound_block(self, first: int, n: int) -> Optional[np.ndarray]:
         utt = self.utterance
-        if utt is None or utt.start_sample is None:
+        if utt is None or utt.start_sample is None or (utt.live and not self.echo):
             return None
         offset = first - utt.start_sample
         if 0 <= offset < utt.samples.shape[0]:

@@ -18,6 +18,7 @@ from .camera import Camera
 from .errors import LimitError, NotFound, ServeError
 from .limits import Limits
 from .media import FrameTrack, MediaClock, SpeechTrack
+from .microphone import Microphone
 from .player import Player
 from .portraits import Portrait
 from .speech import Speech
@@ -26,11 +27,12 @@ log = logging.getLogger("s3d_fast.serve")
 
 
 class Session:
-    def __init__(self, sid: str):
+    def __init__(self, sid: str, max_speech_seconds: float = 60.0):
         self.id = sid
         self.created = self.last_seen = time.monotonic()
         self.clock = MediaClock()
         self.player = Player(self.clock, self._emit)
+        self.microphone = Microphone(self.player, max_speech_seconds)
         self.portrait: Optional[Portrait] = None
         self.speech: Optional[Speech] = None
         self.pc: Optional[RTCPeerConnection] = None
@@ -59,7 +61,9 @@ class Session:
             message = json.loads(text)
         except ValueError:
             return
-        if isinstance(message, dict) and message.get("type") == "camera":
+        if isinstance(message, dict) and message.get("type") == "microphone":
+            self.microphone.enable(message.get("on") is True, message.get("echo") is True)
+        elif isinstance(message, dict) and message.get("type") == "camera":
             try:
                 self.player.set_camera(Camera.parse(message))
             except ServeError as exc:
@@ -74,6 +78,11 @@ class Session:
         def on_datachannel(channel):
             self.channel = channel
             channel.on("message", self.on_message)
+
+        @pc.on("track")
+        def on_track(track):
+            if track.kind == "audio":  # the page's microphone (sent only while it is on)
+                self.microphone.listen(track)
 
         pc.addTrack(SpeechTrack(self.clock, self.player))
         pc.addTrack(FrameTrack(self.clock, self.player))
@@ -92,6 +101,11 @@ class Session:
             "speech": None if self.speech is None else self.speech.describe(),
             "connection": None if self.pc is None else self.pc.connectionState,
             "playing": self.player.utterance is not None,
+            "microphone": {
+                "on": self.microphone.on,
+                "echo": self.player.echo,
+                "speaking": self.microphone.gate.speaking,
+            },
             "camera": self.player.camera.describe(),
             "utterance": None
             if utt is None
@@ -102,6 +116,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.microphone.close()
         self.player.close()
         if self.pc is not None:
             await self.pc.close()
@@ -124,7 +139,7 @@ class Sessions:
                 "(s3d-fast serve --max-sessions); close another page or try again later",
                 503,
             )
-        session = Session(secrets.token_urlsafe(12))
+        session = Session(secrets.token_urlsafe(12), self.limits.max_speech_seconds)
         self._sessions[session.id] = session
         return session
 

@@ -10,6 +10,7 @@
     camera: { yaw: 0, pitch: 0, distance: 1 }, shownCamera: null,
     framesReceived: 0, fps: 0, renderMs: null, latencyMs: null, jitterMs: 0, offsetMs: null,
     dropped: 0, playAt: null, playing: false, orbit: false, reconnecting: false,
+    mic: null, micSender: null, utterances: 0,
   };
 
   // ------------------------------------------------------------------ messages
@@ -43,11 +44,13 @@
     const session = await api("POST", "/api/sessions");
     state.sid = session.id;
     const pc = state.pc = new RTCPeerConnection();
-    pc.addTransceiver("audio", { direction: "recvonly" });
+    // Audio both ways: the server's sound in, the microphone out (its track set only while it is on).
+    state.micSender = pc.addTransceiver("audio", { direction: "sendrecv" }).sender;
+    if (state.mic) await state.micSender.replaceTrack(state.mic.getAudioTracks()[0]);
     pc.addTransceiver("video", { direction: "recvonly" });
     const channel = state.channel = pc.createDataChannel("control");
     channel.onmessage = (event) => onMessage(JSON.parse(event.data));
-    channel.onopen = () => sendCamera();
+    channel.onopen = () => { sendCamera(); sendMicrophone(); };
     pc.ontrack = (event) => {
       if (!video.srcObject) video.srcObject = new MediaStream();
       video.srcObject.addTrack(event.track);
@@ -98,6 +101,7 @@
       }
     } else if (message.type === "ended") {
       state.playing = false;
+      state.utterances += 1;
       $("download").hidden = false;
       setStatus("done: " + message.sent + " frames sent, " + message.dropped + " dropped");
       updateButtons();
@@ -170,6 +174,33 @@
     updateButtons();
   }));
 
+  // ------------------------------------------------------------------ microphone
+  function sendMicrophone() {
+    const c = state.channel;
+    const message = { type: "microphone", on: !!state.mic, echo: $("mic-echo").checked };
+    if (c && c.readyState === "open") c.send(JSON.stringify(message));
+  }
+  $("mic-button").addEventListener("click", () => attempt(async () => {
+    const button = $("mic-button");
+    if (state.mic) {
+      state.mic.getTracks().forEach((t) => t.stop());
+      state.mic = null;
+      if (state.micSender) await state.micSender.replaceTrack(null);
+    } else {
+      if (!navigator.mediaDevices) throw new Error("this browser gives the microphone only to secure pages (https or localhost)");
+      let stream;
+      try { stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } }); }
+      catch (e) { throw new Error("the microphone is not available: " + e.message); }
+      state.mic = stream;
+      if (state.micSender) await state.micSender.replaceTrack(stream.getAudioTracks()[0]);
+      if (!state.portrait) showError("choose a portrait first: the head mouths what you say once it has one");
+    }
+    button.textContent = state.mic ? "Microphone: on" : "Microphone: off";
+    button.setAttribute("aria-pressed", String(!!state.mic));
+    sendMicrophone();
+  }));
+  $("mic-echo").addEventListener("change", sendMicrophone);
+
   // ------------------------------------------------------------------ playback
   function updateButtons() {
     $("play").disabled = !(state.sid && state.portrait && state.speech) || state.playing;
@@ -218,8 +249,9 @@
   });
   video.addEventListener("pointermove", (e) => {
     if (!drag) return;
-    // Dragging right turns the head to the right (the camera orbits to its left): yaw grows.
-    setCamera(drag.yaw + (e.clientX - drag.x) * 0.25, drag.pitch + (e.clientY - drag.y) * 0.25, state.camera.distance);
+    // The head follows the pointer, as if held: dragging right turns its face to the right
+    // of the picture (yaw falls, as render --yaw counts it), dragging down tilts it down.
+    setCamera(drag.yaw - (e.clientX - drag.x) * 0.25, drag.pitch - (e.clientY - drag.y) * 0.25, state.camera.distance);
   });
   const endDrag = () => { drag = null; };
   video.addEventListener("pointerup", endDrag);
@@ -279,6 +311,8 @@
       renderMs: state.renderMs,
       dropped: state.dropped,
       playing: state.playing,
+      microphone: !!state.mic,
+      utterances: state.utterances,
       session: state.sid,
       connected: !!state.pc && state.pc.connectionState === "connected",
     }),
