@@ -87,14 +87,14 @@ def read_image(path) -> np.ndarray:
                         f"{path}: {w}x{h} pixels is more than this reads ({MAX_IMAGE_PIXELS:,} pixels); scale it down"
                     )
                 # convert() also forces the decode, so truncated files fail here
-                return _to_rgb8(img)
+                return to_rgb8(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise SourceImageError(f"{path}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SourceImageError(f"{path}: cannot read image ({exc})") from None
 
 
-def _to_rgb8(img: Image.Image) -> np.ndarray:
+def to_rgb8(img: Image.Image) -> np.ndarray:
     """uint8 RGB; PIL's own conversion of 32-bit and 16-bit grey clips to 0..255 (a 16-bit
     photo becomes white), so those are scaled from 16 bits instead."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):

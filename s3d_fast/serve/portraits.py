@@ -18,7 +18,7 @@ import numpy as np
 
 from ..render import api, stream
 from ..render.errors import NoFaceError, SourceImageError
-from ..render.source import _to_rgb8
+from ..render.source import to_rgb8
 from .errors import LimitError, NotFound, ServeError
 from .limits import Limits
 
@@ -80,7 +80,7 @@ def decode_image(data: bytes, limits: Limits) -> np.ndarray:
                         f"the portrait is {w}x{h} pixels, more than this server takes "
                         f"({limits.max_image_pixels:,} pixels); scale it down"
                     )
-                return _to_rgb8(img)
+                return to_rgb8(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise LimitError("the portrait was refused as a decompression bomb") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
