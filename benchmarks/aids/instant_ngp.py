@@ -10,6 +10,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import torch
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "instant_ngp")
@@ -57,8 +58,6 @@ def scene_occupancy(scene, resolution: int, aabb) -> torch.Tensor:
 def scene_rays(make_scene, n_rays: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays of ``n_rays`` random pixels of random training views (OpenGL cameras)."""
     rng = torch.Generator().manual_seed(seed)
-    import numpy as np
-
     poses = torch.from_numpy(np.stack(make_scene.hemisphere_poses(100, np.random.default_rng(seed)))).float()
     focal = 0.5 * size / math.tan(0.5 * make_scene.CAMERA_ANGLE_X)
     view = torch.randint(0, len(poses), (n_rays,), generator=rng)
