@@ -1,7 +1,8 @@
 """One Instant-NGP training step of examples/instant_ngp through the drop-ins, beside the
 same model in pure PyTorch, in one run on 2 threads.
 
-Both take the same 2^12 rays of the example's scene, the same parameters, an occupancy
+Both take the same rays of the example's scene (12 x 1024: about 2^16 samples, the
+example's step at its default --target-samples), the same parameters, an occupancy
 grid marking the scene's surfaces (as training leaves it) and the same samples per ray:
 steps of the example's size whose midpoint is in an occupied cell, less those behind an
 opaque surface (transmittance under 1e-4, found by a density pass without gradients).
@@ -9,7 +10,8 @@ Fused: tcnn hash grid and fused MLPs, nerfacc ``OccGridEstimator.sampling`` and
 ``rendering`` (s3d_fast.compat). Pure PyTorch, as nerfstudio's fallback runs without
 CUDA extensions: a torch hash grid of the same levels and table size, bias-free
 ``nn.Linear`` layers, every step of every ray generated and masked by the grid, volume
-rendering by cumulative sums. A step is forward, backward and Adam.
+rendering by cumulative sums. A step is forward, backward and the example's optimizer
+(Adam, fused).
 
     PYTHONPATH=. python -m pytest benchmarks/bench_instant_ngp_step.py -q -s
 """
@@ -23,10 +25,11 @@ from s3d_fast.compat.tinycudann.spherical_harmonics import real_sh
 from s3d_fast.ops import HashGridConfig
 from s3d_fast.ops import reference as ref
 
-N_RAYS = 1 << 12
+N_RAYS = 12 * 1024
+TARGET_SAMPLES = 1 << 16  # the example's --target-samples
 GRID = 128
 EARLY_STOP_EPS = 1e-4
-GROUP = "Instant-NGP training step (2^12 rays)"
+GROUP = "Instant-NGP training step (2^16 samples)"
 
 
 class TorchNGP(torch.nn.Module):
@@ -113,8 +116,8 @@ def setup():
     }
 
 
-def _run(benchmark, record, impl, render, parameters, pixels, rounds):
-    optimizer = torch.optim.Adam(parameters, lr=1e-2, eps=1e-15)
+def _run(benchmark, record, impl, render, make_optimizer, parameters, pixels, rounds):
+    optimizer = make_optimizer(parameters, 1e-2)
     samples = []
 
     def step():
@@ -144,7 +147,8 @@ def test_fused_instant_ngp_step(benchmark, record, setup):
         rgb, _, n_samples = render_rays(field, estimator, origins, viewdirs, background, setup["step_size"])
         return rgb, n_samples
 
-    _run(benchmark, record, "fused", render, field.parameters(), pixels, rounds=5)
+    make_optimizer = setup["example"]["train"].make_optimizer
+    _run(benchmark, record, "fused", render, make_optimizer, field.parameters(), pixels, rounds=5)
 
 
 @pytest.mark.benchmark(group="instant-ngp-step")
@@ -161,9 +165,11 @@ def test_torch_instant_ngp_step(benchmark, record, setup):
         )
         dense, dense_samples = torch_render(model, setup["binaries"], origins, viewdirs, background, setup["step_size"])
     assert abs(fused_samples - dense_samples) <= 1e-3 * dense_samples, (fused_samples, dense_samples)
+    assert abs(fused_samples - TARGET_SAMPLES) <= 0.1 * TARGET_SAMPLES, fused_samples  # a step of the example's size
     torch.testing.assert_close(dense, fused, rtol=1e-3, atol=1e-3)
 
     def render():
         return torch_render(model, setup["binaries"], origins, viewdirs, background, setup["step_size"])
 
-    _run(benchmark, record, "torch", render, model.parameters(), pixels, rounds=3)
+    make_optimizer = setup["example"]["train"].make_optimizer
+    _run(benchmark, record, "torch", render, make_optimizer, model.parameters(), pixels, rounds=3)

@@ -66,13 +66,20 @@ class MlpSpec:
         flat = params.split([rows * cols for rows, cols in self.shapes])
         return [w.view(shape) for w, shape in zip(flat, self.shapes)]
 
-    def forward(self, h, params):
-        """(N, input_width) -> (N, n_output_dims)."""
+    def forward(self, h, params, n_ones: int = 0):
+        """(N, input_width - n_ones) -> (N, n_output_dims); the input's last ``n_ones``
+        columns are ones (padding), applied as the first layer's bias instead of copied in."""
         act, last = ACTIVATIONS[self.activation], ACTIVATIONS[self.output_activation]
         mats = self.weights(params)
-        for w in mats[:-1]:
-            h = act(F.linear(h, w))
-        return last(F.linear(h, mats[-1])[:, : self.n_output_dims])
+        # only the rows of the outputs returned: the padded rows' gradients are zero either way
+        mats[-1] = mats[-1][: self.n_output_dims]
+        for i, w in enumerate(mats):
+            if i == 0 and n_ones:
+                h = F.linear(h, w[:, :-n_ones], w[:, -n_ones:].sum(1))
+            else:
+                h = F.linear(h, w)
+            h = act(h) if i < len(mats) - 1 else last(h)
+        return h
 
     def initialize(self, rng) -> np.ndarray:
         f32 = np.float32

@@ -52,8 +52,8 @@ class Network(Module):
         return self.mlp.initialize(rng)
 
     def _compute(self, x, params):
-        ones = x.new_ones(x.shape[0], self.input_width - self.n_input_dims)  # the Identity encoding's padding
-        return self.mlp.forward(torch.cat([x, ones], dim=1), params)
+        # the Identity encoding's padding: ones, as the first layer's bias
+        return self.mlp.forward(x, params, n_ones=self.input_width - self.n_input_dims)
 
     def hyperparams(self) -> dict:
         encoding = {"otype": "Identity"}
