@@ -22,6 +22,7 @@ from s3d_fast.data import audio
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.evaluation.rendering import silent_mel, source_frame
 from s3d_fast.evaluation.scores import image_metrics, metric_box
+from s3d_fast.metrics import identity
 from s3d_fast.metrics import landmarks as lm
 from s3d_fast.model import GENERATOR_KIND as KIND
 from s3d_fast.model import S3DNeRF
@@ -107,6 +108,8 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
     ):
         assert isinstance(mean[key], float) and np.isfinite(mean[key]), key
     assert 0 < mean["psnr"] < 60 and -1 <= mean["ssim"] <= 1 and 0 <= mean["lse_d_gt"] <= 2
+    # dlib's identity distance is scored (NaN here: no face at toy sizes; tests/test_portrait_metrics.py)
+    assert {"identity_dist", "identity_dist_gt", "identity_no_face"} <= set(row)
     assert mean["fps"] > 0 and mean["lmd"] >= 0
     table = (out / "metrics.md").read_text()
     assert "| **mean** |" in table and "LSE-D GT+1s" in table and "view PSNR" in table
@@ -123,7 +126,8 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
     assert np.all(silence == audio.MEL_MIN) and silence.shape == speech.shape
 
 
-def test_eval_baked_without_syncnet_notes_and_skips_sync(data, run, tmp_path, capsys):
+def test_eval_baked_without_syncnet_notes_and_skips_sync(data, run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(identity, "unavailable", lambda: "the identity metric needs dlib")
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("syncnet.safetensors", "eval_*"))
     out = tmp_path / "out"
@@ -150,6 +154,8 @@ def test_eval_baked_without_syncnet_notes_and_skips_sync(data, run, tmp_path, ca
     assert not [k for k in mean if k.startswith("lse_")]
     assert mean["baked_fps"] > 0 and mean["training_fps"] > 0 and np.isfinite(mean["psnr"])
     assert "sync scores skipped" in (out / "metrics.md").read_text()
+    assert "identity scores skipped: the identity metric needs dlib" in result["notes"]
+    assert not [k for k in result["clips"][0] if "identity_" in k]
 
 
 def test_image_metrics_sanity(data):

@@ -5,9 +5,11 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 import skimage.data
+import torch
 from PIL import Image
 
 from s3d_fast.errors import S3DError
+from s3d_fast.evaluation import identity as clip_identity
 from s3d_fast.evaluation import portraits
 from s3d_fast.metrics.identity import NO_FACE, SAME_PERSON, face_embedding, identity_distance
 from s3d_fast.metrics.portrait import grid_energy, lip_gap, masked_psnr, speech_envelope
@@ -77,3 +79,32 @@ def test_portraits_folder_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(S3DError, match="no images"):
         portraits.portrait_paths(str(tmp_path))
+
+
+def _frames(*images):
+    """uint8 (H, W, 3) images as an eval render: (T, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def test_clip_identity_scores_ours_and_the_ground_truth_against_the_source(faces):
+    astronaut, hopper = faces
+    hopper = np.asarray(Image.fromarray(hopper).resize(astronaut.shape[1::-1]))  # frames share one size
+    blank = np.full_like(astronaut, 128)
+    gt = np.stack([astronaut] * 9)
+    ours = _frames(*[hopper] * 8, astronaut)  # every 8th frame is scored: frames 0 and 8
+    row = clip_identity.identity_scores(astronaut, ours, gt, view=_frames(blank))
+    assert row["identity_dist_gt"] < 1e-6  # the ground truth is the source
+    other, _ = identity_distance(astronaut, [hopper])
+    assert row["identity_dist"] == pytest.approx(other / 2, rel=1e-3)  # (hopper + astronaut) / 2
+    assert row["identity_no_face"] == 0 and row["view_identity_dist"] == NO_FACE
+    # A source without a face: no scores, never a crash.
+    empty = clip_identity.identity_scores(blank, ours, gt, view=None)
+    assert all(np.isnan(v) for v in empty.values()) and "_source_embedding" not in empty
+
+    rows = [
+        dict(row, identity="a"),
+        dict(row, identity="a"),
+        {"identity": "b", "_source_embedding": face_embedding(hopper)},
+    ]
+    assert clip_identity.between_identities(rows) == pytest.approx(other, rel=1e-3)
+    assert np.isnan(clip_identity.between_identities(rows[:2]))  # one identity: no pair

@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, default=4, help="frames per render call, 1-64 (default 4)")
     parser.add_argument("--syncnet", help="lip-sync expert weights (default RUN/syncnet.safetensors)")
+    parser.add_argument(
+        "--no-identity",
+        dest="identity",
+        action="store_false",
+        help="skip the identity scores (dlib's face embedding: about 1 s per clip)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result table is still printed)")
 
 

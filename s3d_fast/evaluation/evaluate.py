@@ -24,6 +24,7 @@ from ..metrics.landmarks import landmark_distance
 from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
 from ..model.syncnet import N_FRAMES
+from .identity import between_identities, identity_scores
 from .rendering import one_shot_source, render_clip, silent_mel, source_frame, synchronize
 from .report import format_table, write_outputs
 from .scores import fit_size, image_metrics, mouth_landmarks, to_tensor
@@ -104,13 +105,18 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
             row[f"lse_d_{name}"], row[f"lse_c_{name}"], row[f"offset_{name}"] = s["lse_d"], s["lse_c"], s["offset"]
         row["sync_max_offset"] = k
 
+    view_rgb = None
     if "view_frames" in data and data["view_frames"].shape[0] > 0:
         view = render_clip(model, source, mel, data["view_c2w"][0, :T], K, args.batch, baked)
         vgt = to_tensor(data["view_frames"][0, :T])
         vmasks = data["view_masks"][0, :T]
         vbox = mouth_region(vmasks) if np.isin(vmasks, (2, 3)).any() else default_region(H, H)
-        vm = image_metrics(vgt, fit_size(view["rgb"], H), vbox, valid)
+        view_rgb = fit_size(view["rgb"], H)
+        vm = image_metrics(vgt, view_rgb, vbox, valid)
         row["view_psnr"], row["view_ssim"] = vm["psnr"], vm["ssim"]
+
+    if setup.identity:
+        row.update(identity_scores(gt_u8[src], ours, gt_u8, view_rgb))
 
     if keep_for_grid:
         picks = np.unique(np.linspace(0, T - 1, GRID_FRAMES).round().astype(int))
@@ -156,6 +162,8 @@ def evaluate(args) -> int:
             print(f"[{i + 1}/{len(setup.clips)}] {clip['id']}", file=sys.stderr, flush=True)
         rows.append(evaluate_clip(setup, store, clip, args, keep_for_grid=i < GRID_CLIPS, fps_training_too=i == 0))
     mean = summarise(rows)
+    if setup.identity:
+        mean["identity_between"] = between_identities(rows)
     if args.baked and "training_fps" in rows[0]:
         mean["training_fps"] = rows[0]["training_fps"]  # measured on the first clip only
     result = {

@@ -30,10 +30,11 @@ from ..metrics import pearson
 from ..metrics.identity import identity_distance
 from ..metrics.portrait import grid_energy, lip_gap, masked_psnr, speech_envelope
 from ..render.api import Renderer, load_speech
+from .identity import IDENTITY_EVERY
 
 YAWS = (15.0, 30.0)
 SILENT_SECONDS = 1.0
-IDENTITY_EVERY = 8  # identity is scored on every 8th frame (dlib's network is the slow part)
+
 GRID_EVERY = 10
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 NOSE_TIP = 1

@@ -12,6 +12,7 @@ import torch
 from ..checkpoint import RunDirectory, resolve_checkpoint
 from ..data.dataset import load_manifest
 from ..errors import S3DError
+from ..metrics import identity
 from ..model import load_model, load_syncnet
 
 
@@ -24,6 +25,7 @@ class Setup:
     clips: list[dict]
     device: object
     syncnet: Optional[object]
+    identity: bool = False  # dlib's identity metric is installed and asked for
     notes: list[str] = field(default_factory=list)
 
 
@@ -65,6 +67,11 @@ def load_setup(args) -> Setup:
         )
     run = run_dir_of(ckpt)
     setup = Setup(model, ckpt, run, manifest, clips, device, None)
+    if getattr(args, "identity", True):
+        missing = identity.unavailable()
+        setup.identity = missing is None
+        if missing:
+            setup.notes.append(f"identity scores skipped: {missing}")
     sync_path = Path(args.syncnet) if args.syncnet else RunDirectory(run).syncnet_path
     if sync_path.is_file():
         try:

@@ -36,6 +36,15 @@ def _networks():
     return detector, shape, encoder
 
 
+def unavailable() -> Optional[str]:
+    """Why the identity metric cannot run here (what to install), or None when it can."""
+    try:
+        _networks()
+    except S3DError as exc:
+        return str(exc)
+    return None
+
+
 def face_embedding(image: np.ndarray) -> Optional[np.ndarray]:
     """(128,) embedding of the largest face in a uint8 RGB image, or None without a face."""
     detector, shape, encoder = _networks()
@@ -47,10 +56,11 @@ def face_embedding(image: np.ndarray) -> Optional[np.ndarray]:
     return np.asarray(encoder.compute_face_descriptor(image, shape(image, face)), np.float64)
 
 
-def identity_distance(reference: np.ndarray, frames) -> tuple[float, int]:
-    """Mean embedding distance of ``frames`` from the face in ``reference`` (a frame
-    without a face counts :data:`NO_FACE`), and how many frames had no face."""
-    ref = face_embedding(reference)
+def identity_distance(reference, frames) -> tuple[float, int]:
+    """Mean embedding distance of ``frames`` from the face in ``reference`` (an image, or
+    its embedding; a frame without a face counts :data:`NO_FACE`), and how many frames had
+    no face."""
+    ref = reference if np.shape(reference) == (128,) else face_embedding(reference)
     if ref is None:
         raise S3DError("the identity metric found no face in the reference image")
     distances, missing = [], 0
