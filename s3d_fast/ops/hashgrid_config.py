@@ -25,19 +25,21 @@ _TCNN_MAX_PARAMS = 0xFFFFFFFF // 2  # tcnn caps a level's dense count at uint32 
 
 # tcnn encoding-config keys understood here (anything else is an error, so a
 # config that means something we do not reproduce never passes silently).
-_TCNN_KEYS = {
-    "otype",
-    "type",
-    "n_levels",
-    "n_features",
-    "n_features_per_level",
-    "log2_hashmap_size",
-    "base_resolution",
-    "per_level_scale",
-    "interpolation",
-    "stochastic_interpolation",
-    "hash",
-}
+TCNN_KEYS = frozenset(
+    {
+        "otype",
+        "type",
+        "n_levels",
+        "n_features",
+        "n_features_per_level",
+        "log2_hashmap_size",
+        "base_resolution",
+        "per_level_scale",
+        "interpolation",
+        "stochastic_interpolation",
+        "hash",
+    }
+)
 
 
 def _positive_int(name: str, value) -> int:
@@ -125,7 +127,7 @@ class HashGridConfig:
         (``{"otype": "HashGrid" | "Grid" | "DenseGrid", ...}``), with tcnn's defaults."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        unknown = sorted(set(config) - _TCNN_KEYS)
+        unknown = sorted(set(config) - TCNN_KEYS)
         if unknown:
             raise ValueError(f"unsupported tiny-cuda-nn grid config keys: {', '.join(unknown)}")
         otype = str(config.get("otype", "Grid"))

@@ -13,25 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ops import hashgrid_encode
-from ...ops.hashgrid_config import HashGridConfig, tcnn_default_scale
+from ...ops.hashgrid_config import TCNN_KEYS, HashGridConfig, tcnn_default_scale
 from ._config import check_keys, positive_int, refuse_value, same_name
 from .encoding_base import EncodingSpec
 from .grid_torch import grid_encode
 
-KEYS = {
-    "type",
-    "n_levels",
-    "n_features",
-    "n_grid_features",
-    "n_features_per_level",
-    "log2_hashmap_size",
-    "base_resolution",
-    "per_level_scale",
-    "interpolation",
-    "stochastic_interpolation",
-    "hash",
-    "fixed_point_pos",
-}
+# the keys HashGridConfig.from_tcnn reads, tcnn's other name for n_features, and a flag refused when set
+KEYS = TCNN_KEYS | {"n_grid_features", "fixed_point_pos"}
 _MAX_LEVEL_PARAMS = 0xFFFFFFFF // 2  # tcnn caps a level's dense count
 
 
