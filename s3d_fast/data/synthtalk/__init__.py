@@ -8,6 +8,7 @@ camera.py     intrinsics, physical camera, head pose folded into camera-to-head,
 head.py       identity + per-frame state -> list of ellipsoid primitives with materials
 raycast.py    vectorised ray casting of clipped ellipsoids, shading, label masks
 generate.py   one clip end to end, and a whole data set (resumable per clip)
+photo_*.py    the photo style: its identities' look, head/hair/body, scene, light and camera
 sheet.py      contact-sheet PNG of identities and mouth shapes
 cli.py        ``s3d-fast synth``
 """

@@ -24,6 +24,13 @@ def add_arguments(parser) -> None:
         default=1,
         help="rays per pixel along each axis, 1-4: anti-aliasing at s^2 the cost (default 1)",
     )
+    parser.add_argument(
+        "--style",
+        choices=("classic", "photo"),
+        default="classic",
+        help="classic: the original smooth-shaded heads; photo: hair volume, shoulders and clothes, textured "
+        "scenes, pores, soft shadows, coloured light, head turns up to 45 degrees (default classic)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: one per CPU core)")
     parser.add_argument(
         "--contact-sheet", metavar="PNG", help="also write a contact sheet of identities and mouth shapes"
@@ -40,7 +47,8 @@ def run(args) -> int:
     from ..errors import DataError
     from .generate import SynthConfig, generate_dataset, identity_seed
     from .identity import sample_identity
-    from .sheet import write_contact_sheet
+    from .photo_identity import sample_photo_identity
+    from .sheet import write_contact_sheet, write_photo_contact_sheet
 
     heldout = args.heldout
     if heldout is None:
@@ -55,6 +63,7 @@ def run(args) -> int:
         heldout=heldout,
         crf=args.crf,
         supersample=args.supersample,
+        style=args.style,
     )
     config.validate()
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -74,7 +83,11 @@ def run(args) -> int:
         f"({n_images} images at {config.size}^2) to {args.out} in {elapsed:.1f} s"
     )
     if args.contact_sheet:
-        idents = [sample_identity(identity_seed(config, i)) for i in range(min(config.identities, 8))]
-        write_contact_sheet(args.contact_sheet, idents, supersample=2)
+        if config.style == "photo":
+            looks = [sample_photo_identity(identity_seed(config, i)) for i in range(min(config.identities, 8))]
+            write_photo_contact_sheet(args.contact_sheet, looks, supersample=2)
+        else:
+            idents = [sample_identity(identity_seed(config, i)) for i in range(min(config.identities, 8))]
+            write_contact_sheet(args.contact_sheet, idents, supersample=2)
         print(f"contact sheet: {args.contact_sheet}")
     return 0

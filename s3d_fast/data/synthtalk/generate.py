@@ -25,10 +25,15 @@ from .. import video
 from ..errors import DataError
 from ..manifest import SCHEMA_VERSION, Manifest, load_manifest, write_manifest
 from ..npz import save_npz
-from . import camera, head, phonemes, raycast, speech, visemes
+from . import camera, head, phonemes, photo_render, raycast, speech, visemes
 from .identity import Identity, sample_identity
+from .photo_identity import sample_photo_identity
 
 FPS = 25
+# Generator styles and their versions: "classic" (the original smooth-shaded heads, whose
+# output never changes) and "photo" (photo_*.py: hair volume, body, scene, richer light).
+STYLES = {"classic": 1, "photo": 1}
+_PHOTO_STREAM = 0xF070  # the photo style's own random stream per clip: classic draws stay put
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class SynthConfig:
     heldout: int = 1
     crf: int = 16
     supersample: int = 1
+    style: str = "classic"
 
     def validate(self) -> None:
         """Every setting in range, and the whole set within :data:`MAX_IMAGES`: one
@@ -56,6 +62,8 @@ class SynthConfig:
             raise DataError(f"--size must be an even number >= 32, got {self.size}")
         if not 1.0 / FPS <= self.seconds <= MAX_SECONDS:  # NaN fails too
             raise DataError(f"--seconds must be from {1.0 / FPS} (one frame) to {MAX_SECONDS:g}, got {self.seconds}")
+        if self.style not in STYLES:
+            raise DataError(f"--style must be one of {', '.join(STYLES)}, got {self.style!r}")
         images = self.identities * self.clips * round(self.seconds * FPS) * (1 + self.views)
         if images > MAX_IMAGES:
             raise DataError(
@@ -156,6 +164,26 @@ def clip_timeline(ident: Identity, clip_seed, config: SynthConfig) -> dict:
     }
 
 
+def source_record(config: SynthConfig) -> dict:
+    """The manifest's ``source``; classic data sets keep the record they had before styles."""
+    settings = asdict(config)
+    if config.style == "classic":
+        settings.pop("style")
+        return {"kind": "synthtalk", "config": settings}
+    return {"kind": "synthtalk", "config": settings, "style": {"name": config.style, "version": STYLES[config.style]}}
+
+
+def _render_photo_frame(task):
+    """Worker body of the photo style: every view of one frame."""
+    ident, look, state, pose, cams, K, size, light_world, supersample, augment, grain_seed = task
+    return [
+        photo_render.render_view(
+            ident, look, state, pose, c2w, K, size, light_world, supersample, augment, (*grain_seed, v)
+        )
+        for v, c2w in enumerate(cams)
+    ]
+
+
 def _render_frame(task):
     """Worker body: every view of one frame (top level, so a process pool can run it)."""
     ident, state, cams, K, size, light_head, supersample = task
@@ -163,16 +191,30 @@ def _render_frame(task):
 
 
 def make_clip(
-    ident: Identity, clip_seed, config: SynthConfig, on_frame: Optional[Callable[[int], None]] = None, pool=None
+    ident: Identity,
+    clip_seed,
+    config: SynthConfig,
+    on_frame: Optional[Callable[[int], None]] = None,
+    pool=None,
+    look=None,
 ) -> dict:
     """Everything about one clip in memory: audio, frames, masks and ground truth.
 
     ``pool`` (a concurrent.futures executor) renders frames in parallel; frames are
-    independent, so this scales with cores and changes no pixel.
+    independent, so this scales with cores and changes no pixel. ``look`` (a PhotoLook)
+    is required by the photo style: speech, visemes, blinks and gaze are the classic
+    clip's, the head turns up to 45 degrees and a per-clip camera response is applied.
     """
+    photo = config.style == "photo"
+    if photo and look is None:
+        raise ValueError("the photo style needs the identity's look (sample_photo_identity)")
     tl = clip_timeline(ident, clip_seed, config)
     segments, wave, n, times = tl["segments"], tl["audio"], tl["n_frames"], tl["times"]
     vis, blink, motion, gaze, offsets = tl["visemes"], tl["blink"], tl["motion"], tl["gaze"], tl["view_offsets"]
+    if photo:
+        photo_rng = np.random.default_rng([*np.atleast_1d(clip_seed).tolist(), _PHOTO_STREAM])
+        motion = visemes.head_turns(photo_rng, times)
+        augment = photo_render.Augment.sample(photo_rng)
 
     K = camera.intrinsics(config.size)
     cam_world = camera.front_camera()
@@ -190,13 +232,21 @@ def make_clip(
         # The light stays put in the world while the head turns under it.
         light_head = head_pose[i][:3, :3].T @ light_world
         state = head.FrameState(jaw=vis[i, 0], width=vis[i, 1], rounding=vis[i, 2], blink=blink[i], gaze=tuple(gaze[i]))
-        tasks.append((ident, state, [c2w[i], *view_c2w[:, i]], K, size, light_head, config.supersample))
+        cams = [c2w[i], *view_c2w[:, i]]
+        if photo:
+            grain = (*np.atleast_1d(clip_seed).tolist(), i)
+            tasks.append(
+                (ident, look, state, head_pose[i], cams, K, size, light_world, config.supersample, augment, grain)
+            )
+        else:
+            tasks.append((ident, state, cams, K, size, light_head, config.supersample))
 
     frames = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
     view_frames = np.empty((V, n, size, size, 3), np.uint8)
     view_masks = np.empty((V, n, size, size), np.uint8)
-    results = pool.map(_render_frame, tasks, chunksize=2) if pool is not None else map(_render_frame, tasks)
+    body = _render_photo_frame if photo else _render_frame
+    results = pool.map(body, tasks, chunksize=2) if pool is not None else map(body, tasks)
     for i, rendered in enumerate(results):
         frames[i], masks[i] = rendered[0]
         for v in range(V):
@@ -204,7 +254,7 @@ def make_clip(
         if on_frame is not None:
             on_frame(1 + V)
     seg_ids = np.array([phonemes.SYMBOLS.index(s.symbol) for s in segments], np.int16)
-    return {
+    clip = {
         "audio": wave,
         "frames": frames,
         "view_frames": view_frames,
@@ -228,6 +278,11 @@ def make_clip(
             "segment_end": np.array([s.end for s in segments], np.float32),
         },
     }
+    if photo:
+        clip["meta"]["style"] = np.array(config.style)
+        clip["meta"]["style_version"] = np.array(STYLES[config.style], np.int16)
+        clip["meta"]["augment"] = augment.as_array().astype(np.float32)  # gain, white balance (3), gamma, ...
+    return clip
 
 
 def write_clip(folder: str, clip: dict, crf: int) -> None:
@@ -264,22 +319,28 @@ def generate_dataset(
     """
     config.validate()
     os.makedirs(out, exist_ok=True)
-    source = {"kind": "synthtalk", "config": asdict(config)}
+    source = source_record(config)
     if os.path.isfile(os.path.join(out, "manifest.json")) and not overwrite:
         existing = load_manifest(out, check_files=False)
-        if existing.source.get("config") != source["config"]:
+        if existing.source.get("config") != source["config"] or existing.source.get("style") != source.get("style"):
             raise DataError(
                 f"{out} holds a SynthTalk data set made with other settings; choose another --out or pass --overwrite"
             )
     n_heldout = config.heldout
     identities, plan = [], []
     for i in range(config.identities):
-        ident = sample_identity(identity_seed(config, i))
+        look = None
+        if config.style == "photo":
+            ident, look = sample_photo_identity(identity_seed(config, i))
+        else:
+            ident = sample_identity(identity_seed(config, i))
         split = "heldout" if i >= config.identities - n_heldout else "train"
         iid = identity_id(config, i)
         identities.append({"id": iid, "split": split, **ident.summary()})
+        if look is not None:
+            identities[-1]["look"] = look.summary()
         for k in range(config.clips):
-            plan.append((ident, iid, split, k))
+            plan.append((ident, look, iid, split, k))
 
     manifest = Manifest(FPS, audio_mod.SAMPLE_RATE, config.size, identities, [], source, SCHEMA_VERSION)
     n_per_clip = audio_mod.num_video_frames(int(round(config.seconds * audio_mod.SAMPLE_RATE))) * (1 + config.views)
@@ -289,12 +350,12 @@ def generate_dataset(
         # spawn, not fork: the caller may hold threads (torch, BLAS) that fork would copy mid-flight.
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        for ident, iid, split, k in plan:
+        for ident, look, iid, split, k in plan:
             clip_id = f"{iid}_c{k:02d}"
             entry = _clip_entry(config, iid, clip_id, split)
             folder = os.path.join(out, "clips", clip_id)
             if overwrite or not os.path.isfile(os.path.join(folder, "meta.npz")):
-                clip = make_clip(ident, [config.seed, ident.seed, k], config, on_frame=bar.update, pool=pool)
+                clip = make_clip(ident, [config.seed, ident.seed, k], config, on_frame=bar.update, pool=pool, look=look)
                 write_clip(folder, clip, config.crf)
             else:
                 bar.update(n_per_clip)

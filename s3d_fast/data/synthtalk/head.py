@@ -49,6 +49,16 @@ def mouth_geometry(state: FrameState):
 
 
 def build_head(ident: Identity, state: FrameState) -> list:
+    prims, hair_material, cranium_c, cranium_r = face_parts(ident, state)
+    prims += _hair(ident, cranium_c, cranium_r, hair_material)
+    prims += _accessories(ident, cranium_c, cranium_r, ident.eye_spacing, ident.shape[2])
+    return prims
+
+
+def face_parts(ident: Identity, state: FrameState):
+    """Everything but hair and accessories: skin, mouth (cavity, teeth, tongue), eyes, brows,
+    ears, each primitive named; also the hair material and the cranium (centre, radii) the
+    hair is fitted to."""
     sx, sy, sz = ident.shape
     skin = np.asarray(ident.skin)
     noise = ident.noise
@@ -136,7 +146,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
         return ~(mouth_lens(p) | eye_lens(p))
 
     prims = [
-        Ellipsoid(cranium_c, cranium_r, skin_material, FACE, keep=not_mouth_or_eyes, blend=True),
+        Ellipsoid(cranium_c, cranium_r, skin_material, FACE, keep=not_mouth_or_eyes, blend=True, name="cranium"),
         Ellipsoid(
             np.array([0.0, -0.18, 0.10 * sz]),
             np.array([0.50 * sx * ident.jaw_width, 0.52 * sy, 0.55 * sz]),
@@ -144,6 +154,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             FACE,
             keep=not_mouth_or_eyes,
             blend=True,
+            name="jaw",
         ),
         Ellipsoid(
             np.array([0.0, -0.42 - chin_drop, 0.22 * sz]),
@@ -152,6 +163,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             FACE,
             keep=not_mouth_or_eyes,
             blend=True,
+            name="chin",
         ),
         Ellipsoid(
             np.array([0.0, -0.08, 0.66 * sz]),
@@ -159,8 +171,16 @@ def build_head(ident: Identity, state: FrameState) -> list:
             skin_material,
             FACE,
             rot=rotation(0, -18, 0),
+            name="nose",
         ),
-        Ellipsoid(np.array([0.0, -0.80, -0.08]), np.array([0.27, 0.42, 0.27]) * sx, skin_material, FACE, blend=True),
+        Ellipsoid(
+            np.array([0.0, -0.80, -0.08]),
+            np.array([0.27, 0.42, 0.27]) * sx,
+            skin_material,
+            FACE,
+            blend=True,
+            name="neck",
+        ),
         # Lips: a ring around the opening, pushed forward by rounding.
         Ellipsoid(
             np.array([0.0, my, 0.585 * sz + protrude]),
@@ -170,6 +190,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             keep=lambda p: ~mouth_lens(p),
             specular=0.15,
             shininess=30,
+            name="lips",
         ),
         Ellipsoid(
             np.array([0.0, my, 0.42 * sz]),
@@ -178,6 +199,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             MOUTH,
             back_only=True,
             specular=0.0,
+            name="cavity",
         ),
         Ellipsoid(
             np.array([0.0, my + half_h + 0.004, 0.545 * sz]),
@@ -186,6 +208,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             MOUTH,
             specular=0.25,
             shininess=40,
+            name="upper_teeth",
         ),
         Ellipsoid(
             np.array([0.0, my - half_h - 0.004, 0.535 * sz]),
@@ -194,6 +217,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             MOUTH,
             specular=0.25,
             shininess=40,
+            name="lower_teeth",
         ),
         Ellipsoid(
             np.array([0.0, my - half_h - 0.03, 0.47 * sz]),
@@ -201,6 +225,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
             flat([0.72, 0.32, 0.33]),
             MOUTH,
             specular=0.2,
+            name="tongue",
         ),
     ]
     for side in (-1.0, 1.0):
@@ -212,6 +237,7 @@ def build_head(ident: Identity, state: FrameState) -> list:
                 FACE,
                 specular=0.6,
                 shininess=80,
+                name="eye",
             ),
             Ellipsoid(
                 np.array([side * es, EYE_Y + 0.125, 0.585 * sz]),
@@ -219,12 +245,13 @@ def build_head(ident: Identity, state: FrameState) -> list:
                 hair_material,
                 FACE,
                 rot=rotation(0, 0, side * ident.brow_angle),
+                name="brow",
             ),
-            Ellipsoid(np.array([side * 0.60 * sx, 0.02, 0.0]), np.array([0.05, 0.14, 0.09]), skin_material, FACE),
+            Ellipsoid(
+                np.array([side * 0.60 * sx, 0.02, 0.0]), np.array([0.05, 0.14, 0.09]), skin_material, FACE, name="ear"
+            ),
         ]
-    prims += _hair(ident, cranium_c, cranium_r, hair_material)
-    prims += _accessories(ident, cranium_c, cranium_r, es, sz)
-    return prims
+    return prims, hair_material, cranium_c, cranium_r
 
 
 def _hair(ident, cranium_c, cranium_r, material):

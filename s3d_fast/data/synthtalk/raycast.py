@@ -31,6 +31,7 @@ class Ellipsoid:
     specular: float = 0.08
     shininess: float = 20.0
     blend: bool = False  # shade with normals blended across the other `blend` primitives
+    name: str = ""  # the part it is ("jaw", "upper_teeth"): lets a style restyle parts
 
 
 def _intersect(prim: Ellipsoid, o: np.ndarray, d: np.ndarray) -> np.ndarray:

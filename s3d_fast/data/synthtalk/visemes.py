@@ -58,3 +58,18 @@ def head_motion(rng: np.random.Generator, times: np.ndarray, amount: float = 1.0
             f = rng.uniform(0.08, 0.6)
             out[:, axis] += rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * f * times + rng.uniform(0, 2 * np.pi))
     return (out / 1.2 * amp).astype(np.float32)
+
+
+def head_turns(rng: np.random.Generator, times: np.ndarray, max_yaw: float = 45.0, max_pitch: float = 12.0):
+    """(T, 6) like :func:`head_motion`, plus a turn of the head: from one yaw to another
+    (each up to ``max_yaw`` degrees) over 0.6-1.5 s, and a held pitch up to ``max_pitch``."""
+    out = head_motion(rng, times).astype(np.float64)
+    yaw0, yaw1 = rng.uniform(-max_yaw, max_yaw, 2)
+    pitch = rng.uniform(-0.7, 0.7) * max_pitch
+    span = times[-1] if len(times) else 0.0
+    start, duration = rng.uniform(0.1, 0.6) * span, rng.uniform(0.6, 1.5)
+    ease = np.clip((times - start) / duration, 0.0, 1.0)
+    ease = ease * ease * (3 - 2 * ease)
+    out[:, 0] = np.clip(out[:, 0] + yaw0 + (yaw1 - yaw0) * ease, -max_yaw, max_yaw)
+    out[:, 1] = np.clip(out[:, 1] + pitch, -max_pitch, max_pitch)
+    return out.astype(np.float32)
