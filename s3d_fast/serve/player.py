@@ -225,6 +225,9 @@ class Player:
                     skipped_last = False
                     with utt.lock:
                         utt.rendering.extend(range(first, first + tokens.shape[0]))
+                    if utt.start_sample is None and not under_way:  # the first frame: here, on all cores, sooner
+                        self._render_batch(utt, frames, first, tokens, free, alone=True)
+                        continue
                     job = self._renderers.submit(self._render_batch, utt, frames, first, tokens, free)
                 except BaseException:
                     free.release()
@@ -246,13 +249,20 @@ class Player:
             time.sleep(0.004)
         return self.clock.now() + render > utt.due(index) + LATE and not (utt.live and skipped_last)
 
-    def _render_batch(self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore) -> None:
+    def _render_batch(
+        self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, alone: bool = False
+    ) -> None:
+        """Renders a batch (on a render thread; ``alone``: on the calling thread, with torch's
+        threads) and hands the frames now in order to the picture track."""
         try:
             start = time.perf_counter()
             rendered = frames.render_batch(first, tokens)
             seconds = (time.perf_counter() - start) / max(1, len(rendered))
             average = self.render_seconds
-            self.render_seconds = seconds if average is None else 0.8 * average + 0.2 * seconds
+            if not alone:
+                self.render_seconds = seconds if average is None else 0.8 * average + 0.2 * seconds
+            elif average is None:  # a first guess at a render thread's time, on one core of them
+                self.render_seconds = seconds * RENDER_WORKERS
             done = {f.index: Rendered(f.index, f.image, 1000.0 * seconds, utt.cameras[f.index]) for f in rendered}
         except Exception as exc:  # reported on the page; the session goes on
             utt.error = f"rendering failed: {type(exc).__name__}: {exc}"
