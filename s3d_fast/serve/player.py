@@ -138,7 +138,6 @@ class Player:
         self._error: Optional[str] = None  # a failed still render, for the page
         self.echo = False  # live speech (the user's own voice) is sent back only when asked
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
-        self._renderers = render_pool("render-frame")
         self.render_seconds: Optional[float] = None  # a frame's recent render time (moving average)
         self.closed = False
 
@@ -182,7 +181,6 @@ class Player:
         self.closed = True
         self.stop()
         self._worker.shutdown(wait=False, cancel_futures=True)
-        self._renderers.shutdown(wait=False, cancel_futures=True)
 
     # --------------------------------------------------------------- the render thread
     def _render(self, utt: Utterance) -> None:
@@ -226,9 +224,11 @@ class Player:
                     with utt.lock:
                         utt.rendering.extend(range(first, first + tokens.shape[0]))
                     if utt.start_sample is None and not under_way:  # the first frame: here, on all cores, sooner
-                        self._render_batch(utt, frames, first, tokens, free, alone=True)
+                        self._render_batch(utt, frames, first, tokens, free, time.perf_counter(), alone=True)
                         continue
-                    job = self._renderers.submit(self._render_batch, utt, frames, first, tokens, free)
+                    job = render_pool().submit(
+                        self._render_batch, utt, frames, first, tokens, free, time.perf_counter()
+                    )
                 except BaseException:
                     free.release()
                     raise
@@ -250,14 +250,14 @@ class Player:
         return self.clock.now() + render > utt.due(index) + LATE and not (utt.live and skipped_last)
 
     def _render_batch(
-        self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, alone: bool = False
+        self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, since: float, alone: bool = False
     ) -> None:
         """Renders a batch (on a render thread; ``alone``: on the calling thread, with torch's
-        threads) and hands the frames now in order to the picture track."""
+        threads) and hands the frames now in order to the picture track. Its time counts from
+        its submission (``since``): a wait for a render thread (other sessions') delays it too."""
         try:
-            start = time.perf_counter()
             rendered = frames.render_batch(first, tokens)
-            seconds = (time.perf_counter() - start) / max(1, len(rendered))
+            seconds = (time.perf_counter() - since) / max(1, len(rendered))
             average = self.render_seconds
             if not alone:
                 self.render_seconds = seconds if average is None else 0.8 * average + 0.2 * seconds

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-RENDER_WORKERS = max(1, min(2, os.cpu_count() or 1))  # frames of a session rendered at once
+RENDER_WORKERS = max(1, min(2, os.cpu_count() or 1))  # frames rendered at once
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,5 +42,8 @@ def one_thread() -> None:
         runtime.omp_set_num_threads(1)
 
 
-def render_pool(prefix: str) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix=prefix, initializer=one_thread)
+@functools.lru_cache(maxsize=1)
+def render_pool() -> ThreadPoolExecutor:
+    """The server's render threads, one per core (up to ``RENDER_WORKERS``), shared by its
+    sessions: more would only take turns on the same cores."""
+    return ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="render-frame", initializer=one_thread)
