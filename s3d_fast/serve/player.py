@@ -4,10 +4,11 @@
 The sound of an utterance starts (on the media clock) once its first frame is rendered,
 so "play" never shows a still face under moving sound. Frames are rendered on
 ``RENDER_WORKERS`` threads at once (:mod:`.threads`) and handed to the picture track in
-order. Rendering stays at most ``AHEAD`` seconds ahead of the sound, so a camera change
-reaches a frame within that time; when it falls behind, a frame that would be ready more
-than ``LATE`` after its time (by the recent frames' render times) is skipped, not rendered:
-a frame shown late puts the picture behind its sound.
+order (the first ``FIRST_ALONE``, due soonest, one at a time on all cores). Rendering
+stays at most ``AHEAD`` seconds ahead of the sound, so a camera change reaches a frame
+within that time; when it falls behind, a frame that would be ready more than ``LATE``
+after its time (by the recent frames' render times) is skipped, not rendered: a frame
+shown late puts the picture behind its sound.
 
 Live speech (the microphone) is scheduled from when its samples arrived: a frame is due
 ``LIVE_MARGIN`` after the speech it needs (its look-ahead) is in and it can be rendered.
@@ -35,6 +36,7 @@ AHEAD = 0.12  # how far rendering runs ahead of the sound, beyond a frame's rend
 LEAD = 0.04  # the first frame's sound starts this long after it is rendered (the next sound blocks)
 LIVE_MARGIN = 0.04  # live speech: slack for its packets' uneven timing and a slower render
 LATE = 0.5 / FPS  # a frame expected later than this past its time is skipped
+FIRST_ALONE = 2  # an utterance's first frames, rendered one at a time on all cores: due soonest
 RESEND = 0.5  # seconds between repeats of the still picture while idle (a late or lossy viewer gets it)
 CHUNK = SAMPLE_RATE // FPS  # speech handed to the renderer at a time: one frame's
 
@@ -215,7 +217,8 @@ class Player:
                     if utt.cancelled or self.closed:
                         free.release()
                         return
-                    if self._skip(utt, first, skipped_last):
+                    alone = first < FIRST_ALONE and not under_way  # sooner than any on a render thread
+                    if not alone and self._skip(utt, first, skipped_last):
                         utt.skipped += tokens.shape[0]
                         skipped_last = True
                         free.release()
@@ -223,7 +226,7 @@ class Player:
                     skipped_last = False
                     with utt.lock:
                         utt.rendering.extend(range(first, first + tokens.shape[0]))
-                    if utt.start_sample is None and not under_way:  # the first frame: here, on all cores, sooner
+                    if alone:
                         self._render_batch(utt, frames, first, tokens, free, time.perf_counter(), alone=True)
                         continue
                     job = render_pool().submit(
