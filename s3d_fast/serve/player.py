@@ -214,7 +214,7 @@ class Player:
             for first, tokens in frames.batches():
                 free.acquire()  # a render thread is free
                 try:
-                    if utt.cancelled or self.closed:
+                    if utt.cancelled or self.closed or utt.error:  # (a frame failed: the page is told)
                         free.release()
                         return
                     alone = first < FIRST_ALONE and not under_way  # sooner than any on a render thread
@@ -242,9 +242,8 @@ class Player:
 
     def _skip(self, utt: Utterance, index: int, skipped_last: bool) -> bool:
         """Paces rendering to ``AHEAD`` of the sound (a frame starts at most that long before it
-        must), then whether frame ``index`` would be ready
-        too late to show. Live speech never skips two in a row: the next frame's speech is not
-        yet in to render instead."""
+        must), then says whether frame ``index`` would be ready too late to show. Live speech
+        never skips two in a row: the next frame's speech is not yet in to render instead."""
         if utt.start_sample is None:
             return False
         render = self.render_seconds or 0.0
