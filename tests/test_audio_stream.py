@@ -66,6 +66,28 @@ def test_prepared_samples_equal_the_whole_file_ones_bit_for_bit(rate):
     assert np.array_equal(got, audio.prepare(x, rate).samples)
 
 
+def test_low_delay_preparation_passes_the_speech_band_and_holds_back_2_ms():
+    rng = np.random.default_rng(5)
+    t = np.arange(48000 + 11) / 48000
+    speech_band = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.3 * np.sin(2 * np.pi * 3000 * t)
+    above = 0.2 * np.sin(2 * np.pi * 12000 * t)  # above 8 kHz: must not fold into the band
+    x = np.stack([speech_band + above, speech_band - above], axis=1).astype(np.float32)
+    prepared = stream.PreparedStream(48000, low_delay=True)
+    n_in = n_out = 0
+    parts = []
+    for chunk in _chunks(x, "random", rng):
+        parts.append(prepared.push(chunk))
+        n_in, n_out = n_in + chunk.shape[0], n_out + parts[-1].shape[0]
+        assert n_out >= n_in // 3 - 32  # never more than 32 samples (2 ms at 16 kHz) held back
+    parts.append(prepared.flush())
+    samples = np.concatenate(parts)
+    assert prepared.delay() == pytest.approx(0.002)
+    assert samples.shape[0] == audio.prepare(x, 48000).samples.shape[0]  # the count soxr gives
+    np.testing.assert_allclose(samples[100:-100], speech_band[::3][100:-100], rtol=0, atol=1e-4)
+    whole = stream.PreparedStream(48000, low_delay=True)
+    assert np.array_equal(np.concatenate([whole.push(x), whole.flush()]), samples)  # chunking changes nothing
+
+
 def test_log_mel_frames_equal_the_whole_file_ones_and_count_one_plus_n_over_hop():
     rng = np.random.default_rng(4)
     for n in (1, 199, 200, 799, 800, 12345):

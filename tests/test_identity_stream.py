@@ -143,3 +143,25 @@ def test_inference_mode_does_not_leak_into_the_caller_between_frames(double_iden
     identity, _ = double_identity
     for _ in identity.stream(_chunks(np.zeros(8000, np.float32))):
         assert not torch.is_inference_mode_enabled()
+
+
+def test_batches_rendered_on_two_threads_at_once_are_the_iterated_frames(double_identity):
+    from concurrent.futures import ThreadPoolExecutor
+
+    identity, _ = double_identity
+    speech = (np.random.default_rng(0).standard_normal(audio.SAMPLE_RATE) * 0.1).astype(np.float32)
+
+    def pose(i):
+        return identity.cameras(1, yaw=20.0 * (i % 3))[0]
+
+    expected = list(identity.stream(_chunks(speech), pose=pose, batch=2))
+    frames = identity.stream(_chunks(speech), pose=pose, batch=2)
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(frames.render_batch, first, tokens) for first, tokens in frames.batches()]
+        got = [frame for job in jobs for frame in job.result()]
+    assert [f.index for f in got] == [f.index for f in expected] == list(range(25))
+    assert len({_yaw_bar(f.image) for f in got}) == 3  # the cameras differ, so the pictures do
+    assert all(np.array_equal(a.image, b.image) and a.time == b.time for a, b in zip(got, expected))
+    assert frames.stats.frames == 25 and frames.n_frames == 25
+    with pytest.raises(RenderError, match="iterated once"):
+        iter(frames)

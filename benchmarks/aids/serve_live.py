@@ -101,6 +101,11 @@ class StreamClient:
         self.server, self.sid, self.microphone = server, sid, microphone
         self.frames = []  # (arrival time.monotonic(), pts, rgb ndarray)
         self.audio = []  # (arrival time.monotonic(), pts, mono int16 ndarray at the frame's rate)
+        # The arrival of the last RTP packet of each frame and sound packet, in the same order:
+        # before aiortc's receive buffers, which hold a frame until the next one's first packet
+        # comes and sound 4 packets (80 ms) more; a browser buffers (and aligns) both its own way.
+        self.frames_on_wire, self.audio_on_wire = [], []
+        self._wire = {}  # (kind, RTP timestamp less the first one) -> time.monotonic() its last packet came
         self.audio_frames = 0
         self.messages = []
         self.loop = asyncio.new_event_loop()
@@ -134,11 +139,24 @@ class StreamClient:
         answer = await asyncio.to_thread(self.server.api, "POST", f"api/sessions/{self.sid}/offer", json=offer)
         answer.raise_for_status()
         await pc.setRemoteDescription(RTCSessionDescription(**answer.json()))
+        for receiver in pc.getReceivers():
+            self._time_packets(receiver)
         for _ in range(300):
             if pc.connectionState == "connected" and self.channel.readyState == "open":
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"the peer connection did not connect ({pc.connectionState})")
+
+    def _time_packets(self, receiver) -> None:
+        handle, kind, wire = receiver._handle_rtp_packet, receiver.track.kind, self._wire
+        first = []  # aiortc's frames count their pts from the first frame's RTP timestamp
+
+        async def timed(packet, arrival_time_ms):
+            first[:] = first or [packet.timestamp]
+            wire[(kind, (packet.timestamp - first[0]) % (1 << 32))] = time.monotonic()
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = timed
 
     async def _pull(self, track):
         from aiortc.mediastreams import MediaStreamError
@@ -148,12 +166,16 @@ class StreamClient:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            now = time.monotonic()
+            on_wire = self._wire.pop((track.kind, frame.pts % (1 << 32)), now)
             if track.kind == "video":
-                self.frames.append((time.monotonic(), frame.pts, frame.to_ndarray(format="rgb24")))
+                self.frames.append((now, frame.pts, frame.to_ndarray(format="rgb24")))
+                self.frames_on_wire.append(on_wire)
             else:
                 self.audio_frames += 1
                 pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
-                self.audio.append((time.monotonic(), frame.pts, pcm))
+                self.audio.append((now, frame.pts, pcm))
+                self.audio_on_wire.append(on_wire)
 
     def send_camera(self, **camera) -> None:
         self.send({"type": "camera", **camera})

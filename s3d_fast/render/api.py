@@ -212,6 +212,13 @@ class RenderStats:
     def add_stage(self, name: str, seconds: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + float(seconds)
 
+    def add(self, other: RenderStats) -> None:
+        """Counts in the frames, time and stages of ``other`` (setup is not added)."""
+        self.frames += other.frames
+        self.render_seconds += other.render_seconds
+        for name, sec in other.stages.items():
+            self.add_stage(name, sec)
+
     def summary(self) -> str:
         lines = [
             f"rendering alone: {self.frames_per_second:.2f} frames/s "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -169,6 +170,7 @@ class FrameStream:
         self.n_frames = None
         self._started = False
         self._skip = 0  # frames before this index are not rendered (skip_to)
+        self._stats_lock = threading.Lock()
 
     @property
     def lookahead_seconds(self) -> float:
@@ -192,12 +194,22 @@ class FrameStream:
         self._skip = max(self._skip, int(index))
 
     def __iter__(self) -> Iterator[StreamFrame]:
+        return self._frames(self.batches())
+
+    def batches(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """The stream as work to render elsewhere, instead of iterating it: ``(first frame
+        index, audio tokens)`` of each batch as soon as its speech is in, each to give to
+        :meth:`render_batch` (which may run on other threads, several batches at once)."""
         if self._started:
             raise RenderError("a frame stream is iterated once; call identity.stream() again")
         self._started = True
-        return self._run()
+        return self._batches()
 
-    def _run(self) -> Iterator[StreamFrame]:
+    def _frames(self, batches: Iterator[tuple[int, torch.Tensor]]) -> Iterator[StreamFrame]:
+        for first, tokens in batches:
+            yield from self.render_batch(first, tokens)
+
+    def _batches(self) -> Iterator[tuple[int, torch.Tensor]]:
         renderer = self.identity.renderer
         model, dev = renderer.model, renderer.device
         K = np.asarray(self.identity.source.K, np.float64).copy()
@@ -211,7 +223,7 @@ class FrameStream:
                 pending.append(tokens)
             while sum(t.shape[0] for t in pending) >= self.batch:
                 batch, pending = _take(pending, self.batch)
-                yield from self._render(batch, done)
+                yield done, batch
                 done += batch.shape[0]
         windows = self._features.flush()
         self.n_frames = self._features.n_frames
@@ -221,25 +233,30 @@ class FrameStream:
         self.stats.setup["audio tokens"] = self._tokens.seconds
         while pending:
             batch, pending = _take(pending, self.batch)
-            yield from self._render(batch, done)
+            yield done, batch
             done += batch.shape[0]
         if self.grid is not None and self.grid.n_frames is not None and done != self.grid.n_frames:
             raise RenderError(f"the grid was fitted to {self.grid.n_frames} frames of speech, this speech has {done}")
 
-    def _render(self, tokens: torch.Tensor, first: int) -> Iterator[StreamFrame]:
+    def render_batch(self, first: int, tokens: torch.Tensor) -> list[StreamFrame]:
+        """The frames of one batch of :meth:`batches` (those before a :meth:`skip_to` left out).
+        Safe to call from several threads at once: each call's timings are added to ``stats``
+        when it is done."""
         dropped = min(tokens.shape[0], max(0, self._skip - first))
         tokens, first = tokens[dropped:], first + dropped
         b = tokens.shape[0]
         if b == 0:
-            return
+            return []
         camera = self._camera
         poses = [camera(first + k) for k in range(b)] if callable(camera) else [camera] * b
         poses = cameras.check_c2w(np.stack(poses), "camera")
         dev = self.identity.renderer.device
         c2w = torch.as_tensor(poses, dtype=torch.float32, device=dev)
-        frames = self.identity._render_batch(self._baked, tokens, c2w, self._K.expand(b, 3, 3), self.size, self.stats)
-        for k, image in enumerate(frames):
-            yield StreamFrame(first + k, (first + k) / self.fps, image)
+        stats = type(self.stats)()
+        frames = self.identity._render_batch(self._baked, tokens, c2w, self._K.expand(b, 3, 3), self.size, stats)
+        with self._stats_lock:
+            self.stats.add(stats)
+        return [StreamFrame(first + k, (first + k) / self.fps, image) for k, image in enumerate(frames)]
 
 
 def _take(pending: list, n: int) -> tuple[torch.Tensor, list]:

@@ -2,9 +2,10 @@
 cut into utterances by its loudness and handed to the player as live speech.
 
 aiortc gives decoded sound frames (48 kHz stereo from Opus); :class:`PreparedStream` makes
-them 16 kHz mono as any speech is. A voice starts an utterance when a 20 ms block is louder
-than ``THRESHOLD_DB``, with the ``PREROLL`` seconds before it (the soft start of a word, and
-the look-ahead the first frame's mel window reads); it ends after ``PAUSE`` seconds below it.
+them 16 kHz mono as any speech is, by its low-delay decimator (the voice's delay shows). A
+voice starts an utterance when a 20 ms block is louder than ``THRESHOLD_DB``, with the
+``PREROLL`` seconds before it (the soft start of a word, and the look-ahead the first frame's
+mel window reads); it ends after ``PAUSE`` seconds below it.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class Microphone:
         channels = len(frame.layout.channels)
         if self._format != (frame.sample_rate, channels):  # a new stream (or a first one)
             self._format = (frame.sample_rate, channels)
-            self._prepared = PreparedStream(frame.sample_rate, where="the microphone")
+            self._prepared = PreparedStream(frame.sample_rate, where="the microphone", low_delay=True)
         pcm = frame.to_ndarray()
         if frame.format.is_planar:
             pcm = pcm.T  # (channels, n) -> (n, channels)

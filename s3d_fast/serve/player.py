@@ -2,32 +2,41 @@
 :mod:`s3d_fast.serve.media` pull its sound and its due frames.
 
 The sound of an utterance starts (on the media clock) once its first frame is rendered,
-so "play" never shows a still face under moving sound. Rendering stays at most
-``AHEAD`` seconds ahead of the sound, so a camera change reaches a frame within that
-time; when it falls behind, the frames already late are skipped, not rendered.
+so "play" never shows a still face under moving sound. Frames are rendered on
+``RENDER_WORKERS`` threads at once (:mod:`.threads`) and handed to the picture track in
+order (the first ``FIRST_ALONE``, due soonest, one at a time on all cores). Rendering
+stays at most ``AHEAD`` seconds ahead of the sound, so a camera change reaches a frame
+within that time; when it falls behind, a frame that would be ready more than ``LATE``
+after its time (by the recent frames' render times) is skipped, not rendered: a frame
+shown late puts the picture behind its sound.
+
+Live speech (the microphone) is scheduled from when its samples arrived: a frame is due
+``LIVE_MARGIN`` after the speech it needs (its look-ahead) is in and it can be rendered.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import numpy as np
 
 from .camera import Camera
-from .media import SAMPLE_RATE, MediaClock
+from .media import BLOCK, SAMPLE_RATE, MediaClock
 from .portraits import rest_frame
+from .threads import RENDER_WORKERS, render_pool
 
 FPS = 25
-AHEAD = 0.12  # how far rendering runs ahead of the sound, seconds
+AHEAD = 0.12  # how far rendering runs ahead of the sound, beyond a frame's render time, seconds
 LEAD = 0.04  # the first frame's sound starts this long after it is rendered (the next sound blocks)
-LIVE_LEAD = 0.08  # the same for live speech, whose sound arrives in packets of uneven timing
+LIVE_MARGIN = 0.04  # live speech: slack for its packets' uneven timing and a slower render
+LATE = 0.5 / FPS  # a frame expected later than this past its time is skipped
+FIRST_ALONE = 2  # an utterance's first frames, rendered one at a time on all cores: due soonest
 RESEND = 0.5  # seconds between repeats of the still picture while idle (a late or lossy viewer gets it)
 CHUNK = SAMPLE_RATE // FPS  # speech handed to the renderer at a time: one frame's
 
@@ -49,6 +58,7 @@ class LiveSpeech:
         self._buffer = np.zeros(capacity, np.float32)
         self.n = 0
         self.ended = False
+        self.origin: Optional[float] = None  # time.monotonic() sample 0 would have come at, had all come live
         self._queue: queue.Queue = queue.Queue()
 
     @property
@@ -58,6 +68,8 @@ class LiveSpeech:
     def push(self, samples: np.ndarray) -> None:
         if self.ended:
             return
+        if self.origin is None:  # the first push holds the sound before the voice, just in
+            self.origin = time.monotonic() - samples.shape[0] / SAMPLE_RATE
         take = min(samples.shape[0], self._buffer.shape[0] - self.n)
         self._buffer[self.n : self.n + take] = samples[:take]
         self.n += take
@@ -92,6 +104,10 @@ class Utterance:
     dropped: int = 0
     skipped: int = 0
     first_frame_ms: Optional[float] = None
+    lookahead: float = 0.0  # the most a frame waits for speech past its own time
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rendering: collections.deque = field(default_factory=collections.deque)  # frame indices, in order
+    finished: dict = field(default_factory=dict)  # index -> Rendered (None: failed) not yet in order
 
     @property
     def live(self) -> bool:
@@ -124,6 +140,7 @@ class Player:
         self._error: Optional[str] = None  # a failed still render, for the page
         self.echo = False  # live speech (the user's own voice) is sent back only when asked
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self.render_seconds: Optional[float] = None  # a frame's recent render time (moving average)
         self.closed = False
 
     # --------------------------------------------------------------- controls
@@ -179,9 +196,9 @@ class Player:
     def _render_frames(self, utt: Utterance) -> None:
         identity = utt.identity
         if utt.live:
-            chunks, lead = utt.speech.chunks(), LIVE_LEAD
+            chunks = utt.speech.chunks()
         else:
-            samples, lead = utt.speech, LEAD
+            samples = utt.speech
             chunks = (samples[i : i + CHUNK] for i in range(0, samples.shape[0], CHUNK))
 
         def pose(index: int) -> np.ndarray:
@@ -189,24 +206,94 @@ class Player:
             return camera.pose(identity.source.c2w)
 
         frames = identity.stream(chunks, SAMPLE_RATE, fps=FPS, pose=pose, batch=1)
-        spent, last = 0.0, -1
-        for frame in frames:
-            if utt.cancelled or self.closed:
-                return
-            render_ms = 1000.0 * (frames.stats.render_seconds - spent)
-            spent = frames.stats.render_seconds
-            if utt.start_sample is None:
-                utt.start_sample = self.clock.next_block_sample(lead)
-                utt.first_frame_ms = 1000.0 * (time.perf_counter() - utt.started)
-            utt.frames.append(Rendered(frame.index, frame.image, render_ms, utt.cameras[frame.index]))
-            utt.skipped += frame.index - last - 1
-            last = frame.index
-            playing = math.floor((self.clock.now() - utt.due(0)) * FPS)  # the frame the sound is at
-            if playing > frame.index + 1:  # behind: skip what would be late anyway
-                frames.skip_to(playing + 1)
-            while not utt.cancelled and utt.due(frame.index) - self.clock.now() > AHEAD:
-                time.sleep(0.004)
-        utt.skipped += frames.n_frames - last - 1  # skipped at the end
+        utt.lookahead = frames.lookahead_seconds
+        free = threading.Semaphore(RENDER_WORKERS)
+        under_way: set = set()
+        skipped_last = False
+        try:
+            for first, tokens in frames.batches():
+                free.acquire()  # a render thread is free
+                try:
+                    if utt.cancelled or self.closed or utt.error:  # (a frame failed: the page is told)
+                        free.release()
+                        return
+                    alone = first < FIRST_ALONE and not under_way  # sooner than any on a render thread
+                    if not alone and self._skip(utt, first, skipped_last):
+                        utt.skipped += tokens.shape[0]
+                        skipped_last = True
+                        free.release()
+                        continue
+                    skipped_last = False
+                    with utt.lock:
+                        utt.rendering.extend(range(first, first + tokens.shape[0]))
+                    if alone:
+                        self._render_batch(utt, frames, first, tokens, free, time.perf_counter(), alone=True)
+                        continue
+                    job = render_pool().submit(
+                        self._render_batch, utt, frames, first, tokens, free, time.perf_counter()
+                    )
+                except BaseException:
+                    free.release()
+                    raise
+                under_way.add(job)
+                job.add_done_callback(under_way.discard)
+        finally:
+            wait(list(under_way))  # the frames under way are in before the utterance ends
+
+    def _skip(self, utt: Utterance, index: int, skipped_last: bool) -> bool:
+        """Paces rendering to ``AHEAD`` of the sound (a frame starts at most that long before it
+        must), then says whether frame ``index`` would be ready too late to show. Live speech
+        never skips two in a row: the next frame's speech is not yet in to render instead."""
+        if utt.start_sample is None:
+            return False
+        render = self.render_seconds or 0.0
+        while not utt.cancelled and utt.due(index) - self.clock.now() > AHEAD + render:
+            time.sleep(0.004)
+        return self.clock.now() + render > utt.due(index) + LATE and not (utt.live and skipped_last)
+
+    def _render_batch(
+        self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, since: float, alone: bool = False
+    ) -> None:
+        """Renders a batch (on a render thread; ``alone``: on the calling thread, with torch's
+        threads) and hands the frames now in order to the picture track. Its time counts from
+        its submission (``since``): a wait for a render thread (other sessions') delays it too."""
+        try:
+            rendered = frames.render_batch(first, tokens)
+            seconds = (time.perf_counter() - since) / max(1, len(rendered))
+            average = self.render_seconds
+            if not alone:
+                self.render_seconds = seconds if average is None else 0.8 * average + 0.2 * seconds
+            elif average is None:  # a first guess at a render thread's time, on one core of them
+                self.render_seconds = seconds * RENDER_WORKERS
+            done = {f.index: Rendered(f.index, f.image, 1000.0 * seconds, utt.cameras[f.index]) for f in rendered}
+        except Exception as exc:  # reported on the page; the session goes on
+            utt.error = f"rendering failed: {type(exc).__name__}: {exc}"
+            done = {}
+        finally:
+            free.release()
+        with utt.lock:
+            for index in range(first, first + tokens.shape[0]):
+                utt.finished[index] = done.get(index)
+            while utt.rendering and utt.rendering[0] in utt.finished:
+                frame = utt.finished.pop(utt.rendering.popleft())
+                if frame is not None:
+                    self._deliver(utt, frame)
+
+    def _deliver(self, utt: Utterance, frame: Rendered) -> None:
+        """The next rendered frame, in order, to the picture track (the first sets the sound's start)."""
+        if utt.start_sample is None:
+            utt.start_sample = self.clock.next_block_sample(self._lead(utt))
+            utt.first_frame_ms = 1000.0 * (time.perf_counter() - utt.started)
+        utt.frames.append(frame)
+
+    def _lead(self, utt: Utterance) -> float:
+        """Seconds from now to the utterance's start on the media clock (its first frame is in).
+        Live: when frame ``i``'s speech and look-ahead will be in and it rendered, plus a margin,
+        is ``i / FPS`` past it; the sound of the voice that came before is already in."""
+        if not utt.live or utt.speech.origin is None:
+            return LEAD
+        ready = utt.speech.origin - time.monotonic() + utt.lookahead + (self.render_seconds or 0.0)
+        return max(BLOCK / SAMPLE_RATE, ready + LIVE_MARGIN)
 
     def _want_still(self) -> None:
         with self._still_lock:
