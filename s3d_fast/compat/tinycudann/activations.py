@@ -28,6 +28,9 @@ ACTIVATIONS = {
     "softplus": lambda x: F.softplus(x, beta=_K_ACT),
     "tanh": torch.tanh,
 }
+# In place on a layer's fresh output (a linear layer's backward does not read its output):
+# no second tensor, and the pass runs on rows still in cache.
+IN_PLACE = {"relu": lambda x: F.relu(x, inplace=True)}
 NAMES = "None, ReLU, LeakyReLU, SiLU, Exponential, Sine, Sigmoid, Squareplus, Softplus, Tanh"
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from ._config import check_keys, positive_int, refuse_value, same_name
-from .activations import ACTIVATIONS, activation
+from .activations import ACTIVATIONS, IN_PLACE, activation
 
 ALIGNMENT = 16  # tcnn's REQUIRED_ALIGNMENT for both MLPs (16x16x16 tensor-core tiles)
 FULLY_FUSED_WIDTHS = (16, 32, 64, 128)
@@ -69,7 +69,8 @@ class MlpSpec:
     def forward(self, h, params, n_ones: int = 0):
         """(N, input_width - n_ones) -> (N, n_output_dims); the input's last ``n_ones``
         columns are ones (padding), applied as the first layer's bias instead of copied in."""
-        act, last = ACTIVATIONS[self.activation], ACTIVATIONS[self.output_activation]
+        act = IN_PLACE.get(self.activation, ACTIVATIONS[self.activation])
+        last = IN_PLACE.get(self.output_activation, ACTIVATIONS[self.output_activation])
         mats = self.weights(params)
         # only the rows of the outputs returned: the padded rows' gradients are zero either way
         mats[-1] = mats[-1][: self.n_output_dims]
