@@ -168,9 +168,9 @@ class StreamClient:
                 return
             now = time.monotonic()
             on_wire = self._wire.pop((track.kind, frame.pts % (1 << 32)), now)
-            if track.kind == "video":
-                self.frames.append((now, frame.pts, frame.to_ndarray(format="rgb24")))
+            if track.kind == "video":  # the wire time first: a reader seeing frame i finds its wire time
                 self.frames_on_wire.append(on_wire)
+                self.frames.append((now, frame.pts, frame.to_ndarray(format="rgb24")))
             else:
                 self.audio_frames += 1
                 pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]

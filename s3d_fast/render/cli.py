@@ -151,7 +151,7 @@ def run(args) -> int:
     if orbit is None and demo and not offsets and args.pose_from is None:
         orbit = DEMO_ORBIT
 
-    api._check_fps(args.fps)
+    api.check_fps(args.fps)
     read_image(image)  # a bad image fails before the model loads
     # The speech is read as a stream, three times over, never held whole: once here (every
     # error surfaces before the model loads, and the length gives the frame count), once to

@@ -15,5 +15,9 @@ class SourceImageError(RenderError):
     """The source image is missing, unreadable, or shows no face."""
 
 
+class ImageLimitError(SourceImageError):
+    """The image is larger than the reader takes, or a decompression bomb."""
+
+
 class NoFaceError(SourceImageError):
     """Face detection found no face in the source image."""

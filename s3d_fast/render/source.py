@@ -34,7 +34,7 @@ from ..data.npz import load_npz, save_npz
 from ..data.preprocess import align, geometry, landmarks
 from ..data.synthtalk import camera
 from .cameras import check_c2w
-from .errors import NoFaceError, SourceImageError
+from .errors import ImageLimitError, NoFaceError, SourceImageError
 
 SIDECAR_SUFFIX = ".npz"
 _MIN_PHOTO_SIDE = 32
@@ -77,21 +77,28 @@ def read_image(path) -> np.ndarray:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SourceImageError(f"{path}: no such image file")
+    return decode_image(path, MAX_IMAGE_PIXELS, path)
+
+
+def decode_image(file, max_pixels: int, name: str) -> np.ndarray:
+    """``file`` (a path or a binary file object) as uint8 RGB, its size checked before it is
+    decoded: :class:`ImageLimitError` over ``max_pixels`` or for a decompression bomb,
+    :class:`SourceImageError` when PIL cannot read it; messages start with ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(file) as img:
                 w, h = img.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise SourceImageError(
-                        f"{path}: {w}x{h} pixels is more than this reads ({MAX_IMAGE_PIXELS:,} pixels); scale it down"
+                if w * h > max_pixels:
+                    raise ImageLimitError(
+                        f"{name}: {w}x{h} pixels is more than this reads ({max_pixels:,} pixels); scale it down"
                     )
                 # convert() also forces the decode, so truncated files fail here
                 return to_rgb8(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SourceImageError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise ImageLimitError(f"{name}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise SourceImageError(f"{path}: cannot read image ({exc})") from None
+        raise SourceImageError(f"{name}: cannot read image ({exc})") from None
 
 
 def to_rgb8(img: Image.Image) -> np.ndarray:

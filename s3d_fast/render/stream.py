@@ -149,7 +149,7 @@ class FrameStream:
         if int(batch) != batch or not 1 <= batch <= api.MAX_BATCH:
             raise RenderError(f"batch must be an integer from 1 to {api.MAX_BATCH}, got {batch}")
         self.identity = identity
-        self.fps = api._check_fps(fps)
+        self.fps = api.check_fps(fps)
         self.size = api.check_size(size)
         self.batch = int(batch)
         self._chunks = chunks
@@ -272,7 +272,7 @@ def fit_grid(identity, chunks: Iterable, sample_rate: int, fps: int, n_frames: O
     :class:`SpeechFile`). A model without a grid to fit gives its bake back."""
     from . import api
 
-    fps = api._check_fps(fps)
+    fps = api.check_fps(fps)
     model, dev = identity.renderer.model, identity.renderer.device
     start = time.perf_counter()
     if n_frames is None and iter(chunks) is chunks:

@@ -230,7 +230,7 @@ def create_app(renderer, limits: Optional[Limits] = None, token: Optional[str] =
             raise ServeError("give either a portrait file or a portrait_id, not both")
         if (speech_file is None) == (text is None):
             raise ServeError("give the speech as either a sound file (speech) or text, one of them")
-        api._check_fps(fps)
+        api.check_fps(fps)
         api.check_size(size)
         if portrait is not None:
             data = await _read(portrait, limits, "portrait")

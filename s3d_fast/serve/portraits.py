@@ -8,7 +8,6 @@ import hashlib
 import io
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..render import api, stream
-from ..render.errors import NoFaceError, SourceImageError
-from ..render.source import to_rgb8
+from ..render import api, source, stream
+from ..render.errors import ImageLimitError, NoFaceError, SourceImageError
 from .errors import LimitError, NotFound, ServeError
 from .limits import Limits
 
@@ -66,25 +64,14 @@ class Portrait:
 
 def decode_image(data: bytes, limits: Limits) -> np.ndarray:
     """An uploaded image as uint8 (H, W, 3), its size checked before it is decoded."""
-    from PIL import Image, UnidentifiedImageError
-
     if not data:
         raise ServeError("the portrait upload is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
-                if w * h > limits.max_image_pixels:
-                    raise LimitError(
-                        f"the portrait is {w}x{h} pixels, more than this server takes "
-                        f"({limits.max_image_pixels:,} pixels); scale it down"
-                    )
-                return to_rgb8(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise LimitError("the portrait was refused as a decompression bomb") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ServeError(f"the portrait is not an image this server can read ({exc})", 415) from None
+        return source.decode_image(io.BytesIO(data), limits.max_image_pixels, "the portrait")
+    except ImageLimitError as exc:
+        raise LimitError(str(exc)) from None
+    except SourceImageError as exc:
+        raise ServeError(f"{exc} (not an image this server can read)", 415) from None
 
 
 def rest_frame(identity, pose=None) -> np.ndarray:
