@@ -8,6 +8,7 @@ thread, so the event loop keeps sending the live streams' frames meanwhile.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from typing import Annotated, Optional
 
@@ -40,6 +41,10 @@ def create_app(renderer, limits: Optional[Limits] = None, token: Optional[str] =
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # The model and libraries loaded so far live as long as the server: kept out of the
+        # collector's full passes, whose pause over them cost frames (skipped as late)
+        gc.collect()
+        gc.freeze()
         sessions.start_reaper()
         try:
             yield
