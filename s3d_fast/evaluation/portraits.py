@@ -27,7 +27,7 @@ from .. import atomic
 from ..data.preprocess.landmarks import detect
 from ..errors import S3DError
 from ..metrics import pearson
-from ..metrics.identity import identity_distance
+from ..metrics.identity import identity_distance, reference_embedding
 from ..metrics.portrait import grid_energy, lip_gap, masked_psnr, speech_envelope
 from ..render.api import Renderer, load_speech
 from .identity import IDENTITY_EVERY
@@ -103,13 +103,14 @@ def evaluate_portrait(
     photo_grid = grid_energy(photo, box)
     row["grid_ratio"] = float(np.mean([grid_energy(f, box) for f in frames[::GRID_EVERY]]) / max(photo_grid, 1e-12))
     missing = 0
-    row["identity_0"], m = identity_distance(photo, frames[::IDENTITY_EVERY])
+    reference = reference_embedding(photo)  # once for the three views
+    row["identity_0"], m = identity_distance(reference, frames[::IDENTITY_EVERY])
     missing += m
     turned = {}
     for yaw in YAWS:
         poses = identity.cameras(len(frames), yaw=yaw)
         turned[yaw] = list(identity.render(speech, pose=poses, size=size))
-        row[f"identity_{yaw:g}"], m = identity_distance(photo, turned[yaw][::IDENTITY_EVERY])
+        row[f"identity_{yaw:g}"], m = identity_distance(reference, turned[yaw][::IDENTITY_EVERY])
         missing += m
         log(f"{row['portrait']}: {yaw:g} degrees done")
     row["frames_without_face"] = int(missing)

@@ -56,13 +56,19 @@ def face_embedding(image: np.ndarray) -> Optional[np.ndarray]:
     return np.asarray(encoder.compute_face_descriptor(image, shape(image, face)), np.float64)
 
 
+def reference_embedding(image: np.ndarray) -> np.ndarray:
+    """The embedding of the face frames are compared with; an error when it has none."""
+    ref = face_embedding(image)
+    if ref is None:
+        raise S3DError("the identity metric found no face in the reference image")
+    return ref
+
+
 def identity_distance(reference, frames) -> tuple[float, int]:
     """Mean embedding distance of ``frames`` from the face in ``reference`` (an image, or
     its embedding; a frame without a face counts :data:`NO_FACE`), and how many frames had
     no face."""
-    ref = reference if np.shape(reference) == (128,) else face_embedding(reference)
-    if ref is None:
-        raise S3DError("the identity metric found no face in the reference image")
+    ref = reference if np.shape(reference) == (128,) else reference_embedding(reference)
     distances, missing = [], 0
     for frame in frames:
         emb = face_embedding(frame)
