@@ -140,7 +140,8 @@ class Player:
         self._error: Optional[str] = None  # a failed still render, for the page
         self.echo = False  # live speech (the user's own voice) is sent back only when asked
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
-        self.render_seconds: Optional[float] = None  # a frame's recent render time (moving average)
+        self.render_seconds: Optional[float] = None  # a frame's recent render time on a render thread (moving average)
+        self._first_guess: Optional[float] = None  # the same, guessed from the latest frame rendered alone
         self.closed = False
 
     # --------------------------------------------------------------- controls
@@ -246,7 +247,7 @@ class Player:
         never skips two in a row: the next frame's speech is not yet in to render instead."""
         if utt.start_sample is None:
             return False
-        render = self.render_seconds or 0.0
+        render = self.render_estimate()
         while not utt.cancelled and utt.due(index) - self.clock.now() > AHEAD + render:
             time.sleep(0.004)
         return self.clock.now() + render > utt.due(index) + LATE and not (utt.live and skipped_last)
@@ -263,8 +264,8 @@ class Player:
             average = self.render_seconds
             if not alone:
                 self.render_seconds = seconds if average is None else 0.8 * average + 0.2 * seconds
-            elif average is None:  # a first guess at a render thread's time, on one core of them
-                self.render_seconds = seconds * RENDER_WORKERS
+            else:  # on all cores; a render thread has one of them (the latest frame: the first is cold)
+                self._first_guess = seconds * RENDER_WORKERS
             done = {f.index: Rendered(f.index, f.image, 1000.0 * seconds, utt.cameras[f.index]) for f in rendered}
         except Exception as exc:  # reported on the page; the session goes on
             utt.error = f"rendering failed: {type(exc).__name__}: {exc}"
@@ -279,6 +280,10 @@ class Player:
                 if frame is not None:
                     self._deliver(utt, frame)
 
+    def render_estimate(self) -> float:
+        """Seconds a frame takes on a render thread: measured there, else guessed, else 0."""
+        return self.render_seconds if self.render_seconds is not None else (self._first_guess or 0.0)
+
     def _deliver(self, utt: Utterance, frame: Rendered) -> None:
         """The next rendered frame, in order, to the picture track (the first sets the sound's start)."""
         if utt.start_sample is None:
@@ -292,7 +297,7 @@ class Player:
         is ``i / FPS`` past it; the sound of the voice that came before is already in."""
         if not utt.live or utt.speech.origin is None:
             return LEAD
-        ready = utt.speech.origin - time.monotonic() + utt.lookahead + (self.render_seconds or 0.0)
+        ready = utt.speech.origin - time.monotonic() + utt.lookahead + self.render_estimate()
         return max(BLOCK / SAMPLE_RATE, ready + LIVE_MARGIN)
 
     def _want_still(self) -> None:
