@@ -179,3 +179,28 @@ def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path
     assert ended is not None, "no utterance ended after the pause"
     rest = [c for t, c, _ in change if ended + 0.3 < t < ended + 0.8]
     assert rest and max(rest) < 1.0, rest
+
+
+def test_the_microphone_is_heard_back_only_when_asked(server, tmp_path):
+    speech_seconds = speech_then_silence(tmp_path / "mic.wav")
+    cycle = speech_seconds + SILENCE  # the fake microphone repeats the file
+
+    def sound_over_a_cycle(page):
+        before = stats(page)["soundEnergy"]
+        time.sleep(cycle + 0.5)
+        return stats(page)["soundEnergy"] - before
+
+    with open_page(server, f"--use-file-for-fake-audio-capture={tmp_path / 'mic.wav'}") as page:
+        page.get_by_test_id("demo-portrait").click()
+        page.wait_for_function("document.querySelector('[data-testid=portrait-state]').textContent.includes('baked')")
+        page.get_by_test_id("mic-button").click()
+        page.wait_for_function("window.s3d.stats().microphone")
+        silent = sound_over_a_cycle(page)
+        page.get_by_test_id("mic-echo").check()
+        heard = sound_over_a_cycle(page)
+        page.get_by_test_id("mic-echo").uncheck()
+        time.sleep(1.0)  # the sound already on its way plays out
+        silent_again = sound_over_a_cycle(page)
+    print(f"sound energy over a cycle: {silent:.2e} without echo, {heard:.2e} with, {silent_again:.2e} without")
+    assert heard > 1e-3, heard
+    assert silent < heard / 100 and silent_again < heard / 100, (silent, heard, silent_again)

@@ -291,6 +291,7 @@
         state.fps = s.framesPerSecond || 0;
         if (s.jitterBufferEmittedCount) state.jitterMs = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
       }
+      if (s.kind === "audio") state.soundEnergy = s.totalAudioEnergy || 0;
       if (s.estimatedPlayoutTimestamp) playout[s.kind] = s.estimatedPlayoutTimestamp;
     });
     state.offsetMs = playout.audio && playout.video ? playout.video - playout.audio : null;
@@ -310,6 +311,7 @@
       camera: Object.assign({}, state.shownCamera || state.camera),
       renderMs: state.renderMs,
       dropped: state.dropped,
+      soundEnergy: state.soundEnergy || 0, // the sound played out so far (WebRTC's totalAudioEnergy)
       playing: state.playing,
       microphone: !!state.mic,
       utterances: state.utterances,
