@@ -164,3 +164,23 @@ def test_a_speech_file_is_read_in_blocks_as_load_audio_reads_it(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     with pytest.raises(AudioFileError):
         SpeechFile(tmp_path / "bad.wav")
+
+
+def test_a_videos_sound_track_is_read_as_it_is_decoded_as_read_speech_reads_it(tmp_path):
+    from s3d_fast.data import video
+
+    t = np.arange(3 * 16000) / 16000
+    path = tmp_path / "talk.mp4"
+    video.write_video(
+        path, np.zeros((75, 64, 64, 3), np.uint8), audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    )
+    speech = SpeechFile(path)
+    blocks = list(speech)
+    assert len(blocks) > 20  # AAC frames of 1024 samples, passed on as each is decoded
+    whole = api.read_speech(path).samples
+    assert np.array_equal(np.concatenate(blocks), whole)
+    assert abs(whole.shape[0] - t.shape[0]) < 1024  # cut where the stream ends, not at the padded frame
+    silent = tmp_path / "silent.mp4"
+    video.write_video(silent, np.zeros((5, 64, 64, 3), np.uint8))
+    with pytest.raises(AudioFileError, match="no audio track"):
+        SpeechFile(silent)

@@ -75,30 +75,47 @@ def video_fps(path) -> float:
         return float(rate) if rate else 25.0
 
 
-def read_audio_track(path):
-    """The first audio stream as (16 kHz mono float32 samples, 16000), or None if absent."""
-
+def audio_track_rate(path) -> Optional[int]:
+    """The first audio stream's sample rate, or None if the file has no audio stream."""
     with _open(path) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        chunks, rate = [], stream.rate or stream.codec_context.sample_rate
+        return int(stream.rate or stream.codec_context.sample_rate)
+
+
+def iter_audio_track(path) -> Iterator[np.ndarray]:
+    """The first audio stream decoded as it is read: (n, channels) blocks as the decoder
+    gives them (integer PCM unscaled), ending where the stream's duration says."""
+    with _open(path) as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate or stream.codec_context.sample_rate
         # AAC pads its last frame; the stream duration says where the speech ends.
-        n_keep = int(round(float(stream.duration * stream.time_base) * rate)) if stream.duration else None
+        left = int(round(float(stream.duration * stream.time_base) * rate)) if stream.duration else None
         try:
             for frame in container.decode(stream):
-                # Planar float -> (channels, n); packed formats -> (1, n*channels).
+                # Planar -> (channels, n); packed formats -> (1, n*channels).
                 arr = frame.to_ndarray()
-                if frame.format.is_planar:
-                    chunks.append(arr.T)
-                else:
-                    chunks.append(arr.reshape(-1, len(frame.layout.channels)))
+                block = arr.T if frame.format.is_planar else arr.reshape(-1, len(frame.layout.channels))
+                if left is not None:
+                    block, left = block[:left], max(0, left - block.shape[0])
+                if block.shape[0]:
+                    yield block
+                if left == 0:
+                    return
         except av.FFmpegError as exc:
             raise VideoError(f"{os.fspath(path)}: corrupt audio data ({exc})") from None
+
+
+def read_audio_track(path):
+    """The first audio stream as (16 kHz mono float32 samples, 16000), or None if absent."""
+    rate = audio_track_rate(path)
+    if rate is None:
+        return None
+    chunks = list(iter_audio_track(path))
     if not chunks:
         return None
-    samples = np.concatenate(chunks, 0)[:n_keep]  # integer PCM is scaled by prepare()
-    prepared = audio_mod.prepare(samples, rate, where=os.fspath(path))
+    prepared = audio_mod.prepare(np.concatenate(chunks, 0), rate, where=os.fspath(path))  # scales integer PCM
     return prepared.samples, prepared.sample_rate
 
 

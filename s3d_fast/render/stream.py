@@ -340,58 +340,60 @@ def reference_grid(identity) -> FittedGrid:
 
 class SpeechFile:
     """A speech file read as 16 kHz mono blocks, each time it is iterated (never whole):
-    anything libsndfile reads, or else the audio track of a video (whose decoder gives the
-    track whole). Errors as :func:`s3d_fast.render.api.read_speech`."""
+    anything libsndfile reads, or else the audio track of anything FFmpeg decodes (mp4,
+    m4a, webm...). Errors as :func:`s3d_fast.render.api.read_speech`."""
 
     sample_rate = audio_mod.SAMPLE_RATE
 
     def __init__(self, path, block: int = READ_BLOCK):
         self.path = os.fspath(path)
         self.block = int(block)
+        self._track_rate = None  # set for a container's audio track, decoded by FFmpeg
         if not os.path.isfile(self.path):
             raise AudioFileError(f"{self.path}: no such audio file")
         try:
             sf.info(self.path)
-            self._track = None
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             sound_error = AudioFileError(f"{self.path}: cannot decode audio ({exc})")
             try:
-                track = video.read_audio_track(self.path)
+                self._track_rate = video.audio_track_rate(self.path)
             except VideoError:
                 raise sound_error from None
-            if track is None:
+            if self._track_rate is None:
                 raise AudioFileError(f"{self.path}: the file has no audio track") from None
-            self._track = track[0]
 
     def scan(self) -> int:
         """Read it all once (every error surfaces here); the number of 16 kHz samples."""
         return sum(block.shape[0] for block in self)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self._track is not None:
-            for i in range(0, self._track.shape[0], self.block):
-                yield self._track[i : i + self.block]
+        if self._track_rate is not None:
+            yield from self._prepared(video.iter_audio_track(self.path), self._track_rate)
             return
         try:
             with sf.SoundFile(self.path) as f:
                 rate, channels = int(f.samplerate), int(f.channels)
                 if not 0 < channels <= audio_mod.MAX_CHANNELS:
                     raise AudioFileError(f"{self.path}: {channels} audio channels (at most {audio_mod.MAX_CHANNELS})")
-                prepared = PreparedStream(rate, where=self.path)
-                limit = audio_mod.MAX_SECONDS * rate
-                while True:
-                    block = f.read(frames=self.block, dtype="float32", always_2d=True)
-                    if block.shape[0] == 0:
-                        break
-                    if prepared.samples_in + block.shape[0] > limit:
-                        raise AudioFileError(
-                            f"{self.path}: longer than {audio_mod.MAX_SECONDS // 3600} hours of audio; cut it first"
-                        )
-                    out = prepared.push(block)
-                    if out.shape[0]:
-                        yield out
+                yield from self._prepared(f.blocks(self.block, dtype="float32", always_2d=True), rate)
         except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
             raise AudioFileError(f"{self.path}: cannot decode audio ({exc})") from None
+
+    def _prepared(self, blocks: Iterable[np.ndarray], rate: int) -> Iterator[np.ndarray]:
+        """Source-rate (n, channels) blocks -> 16 kHz mono ones, within the length limit."""
+        prepared = PreparedStream(rate, where=self.path)
+        limit = audio_mod.MAX_SECONDS * rate
+        try:
+            for block in blocks:
+                if prepared.samples_in + block.shape[0] > limit:
+                    raise AudioFileError(
+                        f"{self.path}: longer than {audio_mod.MAX_SECONDS // 3600} hours of audio; cut it first"
+                    )
+                out = prepared.push(block)
+                if out.shape[0]:
+                    yield out
+        except VideoError as exc:
+            raise AudioFileError(str(exc)) from None
         tail = prepared.flush()
         if tail.shape[0]:
             yield tail

@@ -32,7 +32,9 @@ def add_arguments(parser) -> None:
         "--max-image-pixels", type=int, default=4096 * 4096, help="largest portrait in pixels (default 4096^2)"
     )
     parser.add_argument("--max-speech-seconds", type=float, default=60.0, help="longest speech in seconds (default 60)")
-    parser.add_argument("--max-portraits", type=int, default=8, help="baked portraits kept in memory, about 6 MB each (default 8)")
+    parser.add_argument(
+        "--max-portraits", type=int, default=8, help="baked portraits kept in memory, about 6 MB each (default 8)"
+    )
 
 
 def run(args) -> int:
