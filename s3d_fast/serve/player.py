@@ -36,6 +36,7 @@ AHEAD = 0.12  # how far rendering runs ahead of the sound, beyond a frame's rend
 LEAD = 0.04  # the first frame's sound starts this long after it is rendered (the next sound blocks)
 LIVE_MARGIN = 0.04  # live speech: slack for its packets' uneven timing and a slower render
 LATE = 0.5 / FPS  # a frame expected later than this past its time is skipped
+FRAMES_PER_JOB = 1  # frames a render thread renders at once
 FIRST_ALONE = 2  # an utterance's first frames, rendered one at a time on all cores: due soonest
 RESEND = 0.5  # seconds between repeats of the still picture while idle (a late or lossy viewer gets it)
 CHUNK = SAMPLE_RATE // FPS  # speech handed to the renderer at a time: one frame's
@@ -206,7 +207,7 @@ class Player:
             camera = utt.cameras[index] = self.camera
             return camera.pose(identity.source.c2w)
 
-        frames = identity.stream(chunks, SAMPLE_RATE, fps=FPS, pose=pose, batch=1)
+        frames = identity.stream(chunks, SAMPLE_RATE, fps=FPS, pose=pose, batch=FRAMES_PER_JOB)
         utt.lookahead = frames.lookahead_seconds
         free = threading.Semaphore(RENDER_WORKERS)
         under_way: set = set()
