@@ -63,7 +63,7 @@ def test_what_the_model_paints_stays_on_the_mouth(faces):
 
 def test_the_faces_turned_less_than_34_degrees_speak(faces):
     speaking = [f for f in faces if f["turn"] < 34]
-    assert len(speaking) >= 4
-    assert sum(f["frontal"] for f in speaking) >= 2  # among them, faces rendered at a frontal camera
+    assert len(speaking) >= 3
+    assert any(f["frontal"] for f in speaking)  # among them, a face rendered at a frontal camera
     for f in speaking:
         assert f["changed"].sum() > 50, f"face {f['face']} (turned {f['turn']:.0f}) does not open its mouth"
