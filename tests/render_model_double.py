@@ -83,7 +83,7 @@ class RenderModelDouble:
         self.device = device
         self.calls = {"prepare_source": 0, "bake": 0, "audio_tokens": [], "render_frames": []}
 
-    def prepare_source(self, image, mask, c2w, K, keep_photo=False, geometry=None):
+    def prepare_source(self, image, mask, c2w, K, keep_photo=False, geometry=None, frontal=None):
         r = self.input_resolution
         _check(image, (1, 3, r, r), torch.float32, self.device, "image")
         assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0, "image must be in [0, 1]"
@@ -93,6 +93,10 @@ class RenderModelDouble:
         _check(c2w, (1, 4, 4), torch.float32, self.device, "c2w")
         _check(K, (1, 3, 3), torch.float32, self.device, "K")
         _check_rigid(c2w, "source c2w")
+        if frontal is not None:
+            assert keep_photo and geometry is not None, "a frontal camera is for a kept photo with its geometry"
+            _check(frontal[0], (1, 4, 4), torch.float32, self.device, "frontal c2w")
+            _check_rigid(frontal[0], "frontal c2w")
         assert abs(float(K[0, 0, 2]) - r / 2) < 0.05 * r, "K must be in pixels of the input resolution"
         self.calls["prepare_source"] += 1
         return {"image": image, "mask": mask, "c2w": c2w, "K": K, "keep_photo": keep_photo}

@@ -70,19 +70,25 @@ def keep_photo_outside_speech(
     rgb, photo, share, rest_share=None, limit=None, frames_per_source: int = 1
 ) -> torch.Tensor:
     """The model's frames ``rgb`` (F, 3, Ro, Ro) only where the speech moves the face, the
-    ``photo`` (F, 3, R, R) as each frame sees it everywhere else. Where: the rendered cavity
-    share (F, 1, r, r) above the share at rest (B, 1, r, r) when known, as
-    :func:`speech_region`, within ``limit`` (B, 1, R, R), the jaw's reach from the lips."""
+    ``photo`` (F, 3, R, R) as each frame sees it everywhere else (:func:`painted_region`)."""
     size = rgb.shape[-1]
+    region = painted_region(share, rest_share, limit, size, frames_per_source)
+    if photo.shape[-1] != size:
+        photo = F.interpolate(photo, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return region * rgb + (1 - region) * photo
+
+
+def painted_region(share, rest_share, limit, size: int, frames_per_source: int = 1) -> torch.Tensor:
+    """(F, 1, size, size) in [0, 1]: where a kept photo shows the model's frame. The rendered
+    cavity share (F, 1, r, r) above the share at rest (B, 1, r, r) when known, as
+    :func:`speech_region`, within ``limit`` (B, 1, R, R), the jaw's reach from the lips."""
     T = frames_per_source
     moved = share if rest_share is None else share - rest_share.repeat_interleave(T, 0)
     region = speech_region(moved, size)
     if limit is not None:
         limit = F.interpolate(limit, size=(size, size), mode="bilinear", align_corners=False)
         region = region * limit.repeat_interleave(T, 0)
-    if photo.shape[-1] != size:
-        photo = F.interpolate(photo, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return region * rgb + (1 - region) * photo
+    return region
 
 
 def face_mask(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ canonical head, then marching only occupied cells).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import torch
@@ -22,13 +23,13 @@ from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
-from .mouth import SPEECH_REACH, face_mask, keep_photo_outside_speech, mouth_keep_out, open_mouth
-from .photo_view import photo_in_view
+from .mouth import SPEECH_REACH, face_mask, keep_photo_outside_speech, mouth_keep_out, open_mouth, painted_region
+from .photo_view import landing_shift, paint_into_photo, photo_from_camera, photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
 from .reproject import reproject_source
 from .slots import RegionSlots
-from .source import Source
+from .source import FrontalPhoto, Source
 from .superres import MOTION_CHANNELS, SuperResolution
 
 # Named regions for torch.profiler (free when no profiler runs): `s3d-fast train
@@ -50,7 +51,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         self.superres = SuperResolution(cfg, self.encoder.token_channels, self.encoder.level_sizes)
 
     # -- per identity / per utterance -------------------------------------------------
-    def prepare_source(self, image, mask=None, c2w=None, K=None, keep_photo: bool = False, geometry=None) -> Source:
+    def prepare_source(
+        self, image, mask=None, c2w=None, K=None, keep_photo: bool = False, geometry=None, frontal=None
+    ) -> Source:
         """image (B, 3, R, R) in [0, 1]; mask (B, R, R) labels or None (whole image is face).
         The encoder works in the image plane and the tri-planes it writes are in canonical
         head space by training. The source camera (c2w (B, 4, 4), K (B, 3, 3)), when
@@ -63,10 +66,16 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         (``Source.photo_points``); it needs the source camera. With it, frames are rendered
         at the source camera, where the model and the photo agree on where the face and the
         mouth are, and the finished frame is turned to each frame's camera through the
-        photo's geometry, not the density the model learned from synthetic heads."""
+        photo's geometry, not the density the model learned from synthetic heads.
+        ``frontal``: (c2w (B, 4, 4), K (B, 3, 3)), a camera facing a turned photo's head
+        (with ``keep_photo`` and ``geometry``): the model's source is then the photo seen
+        from there, frames are rendered there, where the model was trained, and what it
+        paints is taken back into the photo (``Source.frontal``)."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
+        if frontal is not None and keep_photo and geometry is not None and c2w is not None and K is not None:
+            return self._frontal_source(image, mask, geometry, frontal)
         with stage("appearance encoder"):
             head = face_mask(mask, image)
             feats = self.encoder(image, head)
@@ -94,6 +103,22 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             photo_points=points,
             photo_anchor=anchor,
         )
+
+    def _frontal_source(self, image, mask, geometry, frontal) -> Source:
+        """``prepare_source`` of a turned photo seen from the ``frontal`` camera (its labels,
+        one channel each, move with it), with what takes the frames back into the photo."""
+        points, anchor = geometry
+        c2w, K = frontal
+        stacked = image
+        if mask is not None:
+            labels = F.one_hot(mask.long(), int(mask.max()) + 1).permute(0, 3, 1, 2).to(image.dtype)
+            stacked = torch.cat([image, labels], 1)
+        seen = photo_from_camera(stacked, points, anchor, c2w, K)
+        seen_mask = None if mask is None else seen[:, 3:].argmax(1)
+        source = self.prepare_source(seen[:, :3].clamp(0, 1), seen_mask, c2w, K, keep_photo=True, geometry=geometry)
+        shift = landing_shift(points, anchor, c2w, K, image.shape[-1], 1)
+        limit = mouth_keep_out(mask, image, SPEECH_REACH)
+        return dataclasses.replace(source, frontal=FrontalPhoto(image, limit, shift))
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""
@@ -243,7 +268,11 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             # (docs/experiments.md, "The cavity opening").
             rgb = open_mouth(rgb, share)
         Ro = rgb.shape[-1]
-        if source.keep_photo and share is not None:
+        if source.keep_photo and share is not None and source.frontal is not None:
+            with stage("keep the photo"):
+                region = painted_region(share, source.rest_share, source.speech_limit, Ro, T)
+                rgb = paint_into_photo(rgb, region, source.frontal, T)
+        elif source.keep_photo and share is not None:
             with stage("keep the photo"):
                 rgb = keep_photo_outside_speech(rgb, photo, share, source.rest_share, source.speech_limit, T)
         if turn is not None:

@@ -11,6 +11,17 @@ from .appearance import SourceFeatures
 
 
 @dataclass
+class FrontalPhoto:
+    """A turned photo that the model sees from a frontal camera (``S3DNeRF.prepare_source``'s
+    ``frontal``): the model's source is the photo seen from there, and what it paints is
+    taken back into the photo itself (``photo_view.back_into_photo``)."""
+
+    image: torch.Tensor  # (B, 3, R, R) the photo itself
+    limit: Optional[torch.Tensor]  # (B, 1, R, R) the jaw's reach of the photo's own lips; None: no lip labels
+    shift: torch.Tensor  # (B, g, g, 2) where each photo pixel lands in the frontal image (``landing_shift``)
+
+
+@dataclass
 class Source:
     """One encoded identity (or a batch of B): everything per-frame rendering reuses."""
 
@@ -42,3 +53,7 @@ class Source:
     # radiance field's depth.
     photo_points: Optional[torch.Tensor] = None
     photo_anchor: Optional[torch.Tensor] = None
+    # A turned photo rendered at a frontal camera: everything above describes the photo seen
+    # from there (``camera`` is the frontal camera), except ``photo_points`` and
+    # ``photo_anchor``, the photo's own geometry, which turn the finished frame.
+    frontal: Optional[FrontalPhoto] = None

@@ -42,7 +42,7 @@ from ..data import audio as audio_mod
 from ..model import load_model
 from . import cameras
 from .errors import RenderError
-from .photo_geometry import photo_geometry
+from .photo_geometry import frontal_camera, photo_geometry
 from .source import Source, load_source
 
 # the speech helpers (speech.py) are part of this API: api.load_speech, api.frame_count...
@@ -197,11 +197,16 @@ class Renderer:
         start = time.perf_counter()
         if keep_photo is None:
             keep_photo = src.kind == "photo"
-        geometry = None
+        geometry = frontal = None
         if keep_photo and src.landmarks is not None:  # a photo: seen from other cameras through its own face mesh
             points, anchor = photo_geometry(src.image, src.landmarks, src.c2w, src.K)
             geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
-        source = self.model.prepare_source(pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry)
+            front = frontal_camera(src.c2w)  # a turned head: rendered facing the camera, taken back into the photo
+            if front is not None:
+                frontal = (torch.as_tensor(front, dtype=torch.float32, device=dev)[None], K_t)
+        source = self.model.prepare_source(
+            pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry, frontal=frontal
+        )
         baked = self.model.bake(source)
         if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
             silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel

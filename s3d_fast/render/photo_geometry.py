@@ -12,18 +12,27 @@ stretches the border instead of tearing a hole in it).
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 from scipy import interpolate, ndimage
 
 from ..data.preprocess import segmentation
+from ..data.synthtalk import camera
 
 GRID = 128  # geometry samples per side: the displacement is smooth, the photo is sampled at full resolution
 _FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
               148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
 _RELAX = 0.12  # of the image: how far from the face the person's depth relaxes to the head centre's
 _SEAM = 1 / 16  # of the image: the soft border between the person and the background
+# A photo turned this many degrees or more from the camera (yaw and pitch) is rendered at a
+# camera turned towards its front and taken back into the photo; closer to frontal, at its
+# own camera (docs/experiments.md, "Turned sources: rendered frontal and turned back").
+FRONTAL_FROM = 20.0
+# The turn left to that camera, within the turns the model was trained on: the far side of
+# the face, which the photo does not show, grows with the turn the view undoes.
+FRONTAL_KEEP = 15.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,3 +78,27 @@ def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K:
 
 def _resize(mask: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def turn_from_front(c2w: np.ndarray) -> float:
+    """Degrees between a camera's view of the head and the front camera's (yaw and pitch
+    together; roll, in the image plane, does not count)."""
+    look, front = c2w[:3, 2], camera.front_camera()[:3, 2]
+    cosine = float(look @ front / np.linalg.norm(look))
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+def frontal_camera(c2w: np.ndarray, min_turn: float = FRONTAL_FROM, keep: float = FRONTAL_KEEP) -> Optional[np.ndarray]:
+    """A camera turned from ``c2w`` towards the front of the head, about the head centre and
+    at the same distance, until ``keep`` degrees of the turn are left (none of the roll),
+    for a photo turned at least ``min_turn`` degrees (yaw and pitch); None for a photo closer
+    to frontal, which the model renders at its own camera."""
+    turn = turn_from_front(c2w)
+    if turn < min_turn:
+        return None
+    distance = float(np.linalg.norm(c2w[:3, 3]))
+    seen_from, front = c2w[:3, 3] / distance, np.array([0.0, 0.0, 1.0])
+    angle = np.radians(turn)
+    t = 1.0 - min(keep, turn) / turn  # slerp from the camera's direction to the front's
+    eye = (np.sin((1 - t) * angle) * seen_from + np.sin(t * angle) * front) / np.sin(angle)
+    return camera.look_at(eye * distance)
