@@ -116,6 +116,8 @@ def test_empty_input_and_leading_dims():
     x = _x(24, 6, grad=False).view(2, 3, 4, 6)
     torch.testing.assert_close(ops.mlp(x, ws), ops.reference.mlp(x, ws), rtol=1e-12, atol=1e-12)
     assert ops.mlp(x, ws).shape == (2, 3, 4, 2)
+    # no input columns, only the ones column, and no rows
+    assert ops.mlp(torch.zeros(0, 3, 0, dtype=torch.float64), _weights([1, 16, 2]), in_ones=1).shape == (0, 3, 2)
 
 
 def test_non_contiguous_inputs():

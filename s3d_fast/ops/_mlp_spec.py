@@ -3,6 +3,8 @@ the same inputs with the same words."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # tiny-cuda-nn's names (lower case) in the kernel's order (s3d/mlp.h, Activation); each
@@ -64,4 +66,4 @@ def check_mlp_inputs(op: str, x, weights, in_ones, dtypes) -> tuple:
         if 0 < i < len(weights) - 1 and w.shape[0] != width:
             raise ValueError(f"{op}: hidden weights[{i}] must be ({width}, {width}), got {tuple(w.shape)}")
         width = w.shape[0]
-    return x.reshape(-1, x.shape[-1]), weights, x.shape[:-1]
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]), weights, x.shape[:-1]
