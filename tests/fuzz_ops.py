@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from s3d_fast import _ext, ops
 from s3d_fast.ops import reference
+from s3d_fast.ops.mlp_op import ACTIVATIONS as MLP_ACTIVATIONS
 from s3d_fast.ops.occupancy_grid import block_bits_of
 
 DEFAULT_EXAMPLES = 50
@@ -171,6 +172,48 @@ def prop_hashgrid_encode(d: Draws):
         assert_matches(g_x, r_x, dtype, "hashgrid_encode x gradient", rtol=_grad_rtol(dtype))
     else:
         assert g_x.shape == x.shape and g_params.shape == params.shape
+
+
+# -- MLP ------------------------------------------------------------------------
+
+# No values that overflow float32 within a few layers (their inf - inf would depend on
+# the summation order).
+_MLP_SPECIALS = (NAN, INF, -INF, 3e9, -3e9, 1e-40, 0.0, -0.0)
+
+
+def prop_mlp(d: Draws):
+    gen, dtype, device = _gen(d), _dtype(d), _device(d)
+    n_layers = d(st.integers(1, 4), "layers")
+    width = d(st.sampled_from([16, 32, 48, 64, 128]), "width")
+    in_cols, in_ones = d(st.integers(0, 40), "in_cols"), d(st.integers(0, 3), "in_ones")
+    if in_cols + in_ones == 0:
+        in_ones = 1
+    out_cols = d(st.integers(1, 20), "out_cols")
+    activation = d(st.sampled_from(MLP_ACTIVATIONS), "activation")
+    output_activation = d(st.sampled_from(MLP_ACTIVATIONS), "output_activation")
+    lead = d(st.lists(st.integers(0, 70), max_size=2), "leading shape")
+    x = make(
+        (*lead, in_cols), dtype, device, gen, -2.0, 2.0, d(specials(_MLP_SPECIALS), "x specials"), d(st.booleans(), "c")
+    )
+    dims = [in_cols + in_ones] + [width] * (n_layers - 1) + [out_cols]
+    ws = [make((o, i), dtype, device, gen, -((1.0 / i) ** 0.5), (1.0 / i) ** 0.5) for i, o in zip(dims, dims[1:])]
+    for t in (x, *ws):
+        t.requires_grad_(True)
+    kw = dict(activation=activation, output_activation=output_activation, in_ones=in_ones)
+    out = d.call(ops.mlp, x, ws, **kw)
+    wide = torch.float32 if dtype in HALF else dtype
+    ref_x = x.detach().to(wide).requires_grad_(True)
+    ref_ws = [w.detach().to(wide).requires_grad_(True) for w in ws]
+    ref = reference.mlp(ref_x, ref_ws, **kw)
+    assert_matches(out, ref, dtype, "mlp")
+    grad = make(out.shape, dtype, device, gen, -1.0, 1.0)
+    grads = torch.autograd.grad(out, (x, *ws), grad)
+    if all_finite(x, ref) and dtype not in HALF:
+        ref_grads = torch.autograd.grad(ref, (ref_x, *ref_ws), grad.to(wide))
+        for i, (a, b) in enumerate(zip(grads, ref_grads)):
+            assert_matches(a, b, dtype, f"mlp gradient {i}", rtol=_grad_rtol(dtype))
+    else:
+        assert all(g.shape == t.shape for g, t in zip(grads, (x, *ws)))
 
 
 # -- packed samples -------------------------------------------------------------
@@ -496,6 +539,7 @@ def prop_raw_occgrid_march(d: Draws):
 PROPERTIES = {
     "triplane_sample": prop_triplane_sample,
     "hashgrid_encode": prop_hashgrid_encode,
+    "mlp": prop_mlp,
     "render_weight_from_density": prop_render_weight_from_density,
     "render_weight_from_alpha": prop_render_weight_from_alpha,
     "composite": prop_composite,

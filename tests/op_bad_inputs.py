@@ -317,6 +317,49 @@ def hashgrid_cases(m):
     ]
 
 
+def mlp_cases(m):
+    x = torch.rand(5, 6)
+    ws = [torch.rand(16, 6), torch.rand(16, 16), torch.rand(3, 16)]
+    fw, bw = m.mlp_forward, m.mlp_backward
+    out, hidden = fw(x, ws, 0, 1, 0)
+    g = torch.ones(5, 3)
+    return [
+        ("mlp_forward", "no weights", lambda: fw(x, [], 0, 1, 0), "weight matrices"),
+        ("mlp_forward", "10 weights", lambda: fw(x, [ws[0]] + [ws[1]] * 8 + [ws[2]], 0, 1, 0), "weight matrices"),
+        ("mlp_forward", "x (N,)", lambda: fw(x[:, 0].contiguous(), ws, 0, 1, 0), "x must"),
+        ("mlp_forward", "strided x", lambda: fw(torch.rand(6, 5).t(), ws, 0, 1, 0), "x must"),
+        ("mlp_forward", "int x", lambda: fw(x.int(), ws, 0, 1, 0), "x must"),
+        ("mlp_forward", "float64 weight", lambda: fw(x, [ws[0].double(), *ws[1:]], 0, 1, 0), "weight 0"),
+        ("mlp_forward", "first weight too narrow", lambda: fw(x, ws, 1, 1, 0), "weight 0"),
+        ("mlp_forward", "negative in_ones", lambda: fw(x, ws, -1, 1, 0), "in_ones"),
+        ("mlp_forward", "hidden weight (16, 8)", lambda: fw(x, [ws[0], ws[1][:, :8], ws[2]], 0, 1, 0), "weight 1"),
+        ("mlp_forward", "hidden weight (8, 16)", lambda: fw(x, [ws[0], ws[1][:8], ws[2]], 0, 1, 0), "weight 1"),
+        ("mlp_forward", "width 12", lambda: fw(x, [torch.rand(12, 6), torch.rand(3, 12)], 0, 1, 0), "hidden width"),
+        ("mlp_forward", "activation 6", lambda: fw(x, ws, 0, 6, 0), "activation"),
+        ("mlp_forward", "output activation -1", lambda: fw(x, ws, 0, 1, -1), "activation"),
+        (
+            "mlp_backward",
+            "grad_out (N, 2)",
+            lambda: bw(torch.ones(5, 2), x, ws, hidden, out, 0, 1, 0, True, True),
+            "grad_out",
+        ),
+        (
+            "mlp_backward",
+            "strided grad_out",
+            lambda: bw(torch.ones(3, 5).t(), x, ws, hidden, out, 0, 1, 0, True, True),
+            "grad_out",
+        ),
+        ("mlp_backward", "float64 out", lambda: bw(g, x, ws, hidden, out.double(), 0, 1, 0, True, True), "out"),
+        (
+            "mlp_backward",
+            "hidden of 4 rows",
+            lambda: bw(g, x, ws, hidden[:, :4].contiguous(), out, 0, 1, 0, True, True),
+            "hidden",
+        ),
+        ("mlp_backward", "hidden of one layer", lambda: bw(g, x, ws, hidden[:1], out, 0, 1, 0, True, True), "hidden"),
+    ]
+
+
 def occgrid_cases(m):
     bits = torch.full((2, 1, 8), 255, dtype=torch.uint8)  # 4^3 cells
     o = torch.tensor([[0.0, 0.0, -2.0]]).repeat(3, 1)
@@ -523,6 +566,9 @@ def python_op_cases():
             "planes[0]",
         ),
         ("ops.triplane_sample", "int points", lambda: ops.triplane_sample(plane, pts.int()), "points"),
+        ("ops.mlp", "a weight of another dtype", lambda: ops.mlp(pts[0], [torch.rand(16, 3).double()]), "weights[0]"),
+        ("ops.mlp", "a hidden width of 20", lambda: ops.mlp(pts[0], [torch.rand(20, 3), torch.rand(2, 20)]), "width"),
+        ("ops.mlp", "activation 'gelu'", lambda: ops.mlp(pts[0], [torch.rand(2, 3)], activation="gelu"), "activation"),
         (
             "ops.triplane_sample",
             "padding 'reflection'",
@@ -555,6 +601,7 @@ def all_cases():
         + ray_offsets_cases(m)
         + triplane_cases(m)
         + hashgrid_cases(m)
+        + mlp_cases(m)
         + occgrid_cases(m)
         + python_op_cases()
     )

@@ -44,6 +44,8 @@ COVERED = {
     "s3d_fast::composite_backward": "test_composite",
     "s3d_fast::ray_offsets": "test_ray_offsets_and_their_errors",
     "s3d_fast::occgrid_march": "test_occgrid_march_float64_is_identical",
+    "s3d_fast::mlp_forward": "test_mlp_networks",
+    "s3d_fast::mlp_backward": "test_mlp_networks",
 }
 
 
@@ -528,3 +530,31 @@ def test_train_on_cuda_under_torchrun_nccl(tiny_data, tmp_path):
     rc = launch_with_torchrun(1, "s3d_fast.training", _train_args(tiny_data, run, 3), env=env)
     assert rc == 0
     assert [r["step"] for r in _generator_rows(run)] == ["1", "2", "3"]
+
+
+# -- MLP ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dims,in_ones,activation,output_activation",
+    [
+        ((31, 64, 64, 3), 1, "relu", "sigmoid"),
+        ((32, 64, 16), 0, "relu", "none"),
+        ((5, 128, 128, 128, 17), 2, "tanh", "exponential"),
+        ((9, 33), 0, "none", "leakyrelu"),
+    ],
+)
+def test_mlp_networks(dims, in_ones, activation, output_activation):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3001, dims[0], generator=g, dtype=torch.float64).requires_grad_()
+    fan_in = [dims[0] + in_ones, *dims[1:-1]]
+    ws = [
+        ((torch.rand(o, i, generator=g, dtype=torch.float64) * 2 - 1) / i**0.5).requires_grad_()
+        for i, o in zip(fan_in, dims[1:])
+    ]
+
+    def fn(x, *ws):
+        return ops.mlp(x, list(ws), activation, output_activation, in_ones)
+
+    assert_same(fn, (x, *ws))
+    assert_as_accurate_float32(fn, (x, *ws))

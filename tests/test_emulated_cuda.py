@@ -170,6 +170,51 @@ def test_hashgrid_empty_and_float32_large():
     check(_hashgrid(kw), inputs, atomic_grads=(1,), rtol=1e-4, atol=1e-4, grad_atol={0: POINT_GRAD_ATOL})
 
 
+# -- MLP -------------------------------------------------------------------------------------------------
+
+
+def _mlp_inputs(n, dims, in_ones=0, dtype=torch.float64, seed=0):
+    """x (n, dims[0]) and the weights of dims[0] + in_ones -> dims[1] -> ... -> dims[-1]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dims[0], generator=g, dtype=torch.float64).to(dtype).requires_grad_()
+    fan_in = [dims[0] + in_ones, *dims[1:-1]]
+    ws = [
+        ((torch.rand(o, i, generator=g, dtype=torch.float64) * 2 - 1) / i**0.5).to(dtype).requires_grad_()
+        for i, o in zip(fan_in, dims[1:])
+    ]
+    return (x, *ws)
+
+
+def _mlp(activation, output_activation, in_ones):
+    return lambda x, *ws: ops.mlp(x, list(ws), activation, output_activation, in_ones)
+
+
+@pytest.mark.parametrize(
+    "dims,in_ones,activation,output_activation",
+    [
+        ((31, 64, 64, 3), 1, "relu", "sigmoid"),
+        ((32, 64, 16), 0, "relu", "none"),
+        ((5, 128, 17), 2, "tanh", "exponential"),
+        ((20, 48, 48, 48, 5), 0, "leakyrelu", "relu"),
+        ((9, 33), 0, "none", "tanh"),
+    ],
+)
+def test_mlp(dims, in_ones, activation, output_activation):
+    inputs = _mlp_inputs(131, dims, in_ones)
+    n_weights = len(inputs) - 1
+    _, launched = check(_mlp(activation, output_activation, in_ones), inputs, atomic_grads=range(1, n_weights + 1))
+    # per order: layout + pad + forward, then layout + pad + backward rows + one per layer
+    assert launched == 2 * (3 + 3 + n_weights)
+
+
+def test_mlp_empty_and_float32_large():
+    dims = (32, 64, 64, 3)
+    cpu, launched = check(_mlp("relu", "sigmoid", 0), _mlp_inputs(0, dims), atomic_grads=(1, 2, 3))
+    assert launched == 0 and cpu[0][0].shape == (0, 3) and not any(g.any() for g in cpu[1][1:])
+    inputs = _mlp_inputs((1 << 14) + 3, dims, dtype=torch.float32, seed=4)
+    check(_mlp("relu", "sigmoid", 0), inputs, atomic_grads=(1, 2, 3), rtol=1e-4, atol=1e-4)
+
+
 # -- volume rendering ----------------------------------------------------------------------------------
 
 

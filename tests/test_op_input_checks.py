@@ -49,9 +49,11 @@ def test_every_registered_op_has_bad_inputs_tried(outcomes):
     tried = {o["op"] for o in outcomes}
     registered = {"render_weight_forward", "render_weight_backward", "composite_forward", "composite_backward"}
     registered |= {"ray_offsets", "triplane_forward", "triplane_backward", "hashgrid_forward", "hashgrid_backward"}
-    registered |= {"occgrid_march"}
+    registered |= {"occgrid_march", "mlp_forward", "mlp_backward"}
     assert registered <= tried
-    assert all(op in tried for op in ("ops.render_weight_from_density", "ops.composite", "ops.occgrid_march"))
+    assert all(
+        op in tried for op in ("ops.render_weight_from_density", "ops.composite", "ops.occgrid_march", "ops.mlp")
+    )
 
 
 def test_unchecked_entry_skips_only_the_offsets_values():

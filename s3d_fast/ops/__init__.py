@@ -4,6 +4,7 @@ the pure-PyTorch versions with the same signatures."""
 from . import reference
 from .hashgrid import hashgrid_encode
 from .hashgrid_config import HashGridConfig
+from .mlp_op import mlp
 from .occupancy_grid import occgrid_march, pack_bits, unpack_bits
 from .triplane import triplane_sample
 from .volume_render import (
@@ -22,6 +23,7 @@ __all__ = [
     "render_weight_from_alpha",
     "accumulate_along_rays",
     "composite",
+    "mlp",
     "occgrid_march",
     "pack_bits",
     "unpack_bits",

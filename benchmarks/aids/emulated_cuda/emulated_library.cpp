@@ -8,6 +8,7 @@
 
 #include "emulated_cuda_state.h"
 #include "torch/cuda/hashgrid_cuda_backend.h"
+#include "torch/cuda/mlp_cuda_backend.h"
 #include "torch/cuda/occupancy_grid_cuda_backend.h"
 #include "torch/cuda/triplane_cuda_backend.h"
 #include "torch/cuda/volume_render_cuda_backend.h"
@@ -32,6 +33,7 @@ TORCH_LIBRARY(s3d_fast_emulated_cuda, m) {
   m.def("set_launch_seed(int seed) -> ()", &set_launch_seed);
   m.def("counts() -> (int, int, int)", &counts);
   s3d_torch::define_hashgrid_ops(m);
+  s3d_torch::define_mlp_ops(m);
   s3d_torch::define_occupancy_grid_ops(m);
   s3d_torch::define_triplane_ops(m);
   s3d_torch::define_volume_render_ops(m);
@@ -40,6 +42,7 @@ TORCH_LIBRARY(s3d_fast_emulated_cuda, m) {
 TORCH_LIBRARY_IMPL(s3d_fast_emulated_cuda, CPU, m) {
   using s3d_torch::HostContext;
   s3d_torch::impl_hashgrid_ops<s3d_torch::HashgridCudaBackend<HostContext>>(m);
+  s3d_torch::impl_mlp_ops<s3d_torch::MlpCudaBackend<HostContext>>(m);
   s3d_torch::impl_occupancy_grid_ops<s3d_torch::OccupancyGridCudaBackend<HostContext>>(m);
   s3d_torch::impl_triplane_ops<s3d_torch::TriplaneCudaBackend<HostContext>>(m);
   s3d_torch::impl_volume_render_ops<s3d_torch::VolumeRenderCudaBackend<HostContext>>(m);

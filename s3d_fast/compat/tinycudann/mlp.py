@@ -14,14 +14,18 @@ its generator: Xavier-uniform over the padded shapes, or SIREN's for Sine activa
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
+from ...ops.mlp_op import mlp as fused_mlp
+from ...ops.mlp_op import mlp_supported
 from ._config import check_keys, positive_int, refuse_value, same_name
 from .activations import ACTIVATIONS, IN_PLACE, activation
 
 ALIGNMENT = 16  # tcnn's REQUIRED_ALIGNMENT for both MLPs (16x16x16 tensor-core tiles)
 FULLY_FUSED_WIDTHS = (16, 32, 64, 128)
 KEYS = {"activation", "output_activation", "n_neurons", "n_hidden_layers"}
+_FUSED_DTYPES = (torch.float32, torch.float64)
 
 
 def network_type(config: dict) -> str:
@@ -60,6 +64,7 @@ class MlpSpec:
         else:
             self.shapes = [(width, input_width)] + [(width, width)] * (hidden - 1) + [(self.padded_output_width, width)]
         self.n_params = sum(r * c for r, c in self.shapes)
+        self.fused = mlp_supported(width, len(self.shapes), self.activation, self.output_activation)
 
     def weights(self, params):
         """The (out, in) weight views of the flat ``params``, in layer order."""
@@ -68,12 +73,16 @@ class MlpSpec:
 
     def forward(self, h, params, n_ones: int = 0):
         """(N, input_width - n_ones) -> (N, n_output_dims); the input's last ``n_ones``
-        columns are ones (padding), applied as the first layer's bias instead of copied in."""
-        act = IN_PLACE.get(self.activation, ACTIVATIONS[self.activation])
-        last = IN_PLACE.get(self.output_activation, ACTIVATIONS[self.output_activation])
+        columns are ones (padding), applied as the first layer's bias instead of copied in.
+        The fused op (s3d_fast.ops.mlp) runs it when it supports the widths and activations;
+        otherwise an F.linear chain."""
         mats = self.weights(params)
         # only the rows of the outputs returned: the padded rows' gradients are zero either way
         mats[-1] = mats[-1][: self.n_output_dims]
+        if self.fused and h.dtype in _FUSED_DTYPES and h.device.type in ("cpu", "cuda"):
+            return fused_mlp(h, mats, self.activation, self.output_activation, in_ones=n_ones)
+        act = IN_PLACE.get(self.activation, ACTIVATIONS[self.activation])
+        last = IN_PLACE.get(self.output_activation, ACTIVATIONS[self.output_activation])
         for i, w in enumerate(mats):
             if i == 0 and n_ones:
                 h = F.linear(h, w[:, :-n_ones], w[:, -n_ones:].sum(1))
