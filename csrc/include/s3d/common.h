@@ -78,4 +78,23 @@ S3D_FN double floor_<double>(double x) {
 #endif
 }
 
+template <typename T>
+S3D_FN T exp_(T x);
+template <>
+S3D_FN float exp_<float>(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  return __builtin_expf(x);
+#endif
+}
+template <>
+S3D_FN double exp_<double>(double x) {
+#if defined(__CUDA_ARCH__)
+  return ::exp(x);
+#else
+  return __builtin_exp(x);
+#endif
+}
+
 }  // namespace s3d

@@ -126,25 +126,6 @@ S3D_FN void pad_input_row(const Params<T>& p, const T* x_row, T* xin_row) {
 // ---- activations ---------------------------------------------------------
 
 template <typename T>
-S3D_FN T exp_(T x);
-template <>
-S3D_FN float exp_<float>(float x) {
-#if defined(__CUDA_ARCH__)
-  return expf(x);
-#else
-  return __builtin_expf(x);
-#endif
-}
-template <>
-S3D_FN double exp_<double>(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::exp(x);
-#else
-  return __builtin_exp(x);
-#endif
-}
-
-template <typename T>
 S3D_FN T tanh_(T x);
 template <>
 S3D_FN float tanh_<float>(float x) {

@@ -18,24 +18,11 @@
 
 #include "s3d/common.h"
 
-#if !defined(__CUDA_ARCH__)
-#include <cmath>
-#endif
-
 namespace s3d {
 namespace volume_render {
 
 // What the per-sample input of a compositing pass holds.
 enum class Input : int { Density = 0, Alpha = 1, Weight = 2 };
-
-template <typename T>
-S3D_FN T exp_(T x) {
-#if defined(__CUDA_ARCH__)
-  return ::exp(x);
-#else
-  return std::exp(x);
-#endif
-}
 
 // Dot product over C channels. The device path keeps 8 independent partial
 // sums (a single float accumulator may not be reordered).
