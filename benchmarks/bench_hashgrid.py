@@ -21,20 +21,11 @@ from s3d_fast import ops
 from s3d_fast.ops import HashGridConfig
 
 N = 1 << 18
-THREADS = 2
 CONFIG = HashGridConfig(
     n_levels=16, n_features_per_level=2, log2_hashmap_size=19, base_resolution=16, per_level_scale=1.5
 )
 LAYOUT = CONFIG.layout(3)
 GATHERS_PER_POINT = CONFIG.n_levels * 2**3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +47,7 @@ def _run(benchmark, record, group, impl, fn, rounds, count=N, warmup=True):
         return
     rate = count / seconds
     benchmark.extra_info["per_s"] = rate
-    benchmark.extra_info["threads"] = THREADS
+    benchmark.extra_info["threads"] = torch.get_num_threads()
     record(group, impl, rate / 1e6, "M pts/s")
 
 

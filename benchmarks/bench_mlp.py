@@ -18,19 +18,10 @@ from conftest import min_seconds
 from s3d_fast import ops
 
 N = 1 << 16
-THREADS = 2
 NETWORKS = {
     "density": dict(dims=(32, 64, 16), in_ones=0, activation="relu", output_activation="none"),
     "colour": dict(dims=(32, 64, 64, 3), in_ones=1, activation="relu", output_activation="sigmoid"),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(before)
 
 
 def _data(net):
