@@ -88,35 +88,41 @@ def iter_audio_track(path) -> Iterator[np.ndarray]:
     """The first audio stream decoded as it is read: (n, channels) blocks as the decoder
     gives them (integer PCM unscaled), ending where the stream's duration says."""
     with _open(path) as container:
-        stream = container.streams.audio[0]
-        rate = stream.rate or stream.codec_context.sample_rate
-        # AAC pads its last frame; the stream duration says where the speech ends.
-        left = int(round(float(stream.duration * stream.time_base) * rate)) if stream.duration else None
-        try:
-            for frame in container.decode(stream):
-                # Planar -> (channels, n); packed formats -> (1, n*channels).
-                arr = frame.to_ndarray()
-                block = arr.T if frame.format.is_planar else arr.reshape(-1, len(frame.layout.channels))
-                if left is not None:
-                    block, left = block[:left], max(0, left - block.shape[0])
-                if block.shape[0]:
-                    yield block
-                if left == 0:
-                    return
-        except av.FFmpegError as exc:
-            raise VideoError(f"{os.fspath(path)}: corrupt audio data ({exc})") from None
+        yield from _audio_blocks(container, path)
 
 
 def read_audio_track(path):
     """The first audio stream as (16 kHz mono float32 samples, 16000), or None if absent."""
-    rate = audio_track_rate(path)
-    if rate is None:
-        return None
-    chunks = list(iter_audio_track(path))
+    with _open(path) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = stream.rate or stream.codec_context.sample_rate
+        chunks = list(_audio_blocks(container, path))
     if not chunks:
         return None
     prepared = audio_mod.prepare(np.concatenate(chunks, 0), rate, where=os.fspath(path))  # scales integer PCM
     return prepared.samples, prepared.sample_rate
+
+
+def _audio_blocks(container, path) -> Iterator[np.ndarray]:
+    stream = container.streams.audio[0]
+    rate = stream.rate or stream.codec_context.sample_rate
+    # AAC pads its last frame; the stream duration says where the speech ends.
+    left = int(round(float(stream.duration * stream.time_base) * rate)) if stream.duration else None
+    try:
+        for frame in container.decode(stream):
+            # Planar -> (channels, n); packed formats -> (1, n*channels).
+            arr = frame.to_ndarray()
+            block = arr.T if frame.format.is_planar else arr.reshape(-1, len(frame.layout.channels))
+            if left is not None:
+                block, left = block[:left], max(0, left - block.shape[0])
+            if block.shape[0]:
+                yield block
+            if left == 0:
+                return
+    except av.FFmpegError as exc:
+        raise VideoError(f"{os.fspath(path)}: corrupt audio data ({exc})") from None
 
 
 def read_video(path, with_audio: bool = True) -> Video:
