@@ -50,6 +50,11 @@ class ModelConfig:
     # looks into the mouth (``mouth.open_mouth``), so it cannot paint closed lips over the
     # opening (docs/experiments.md, "The cavity opening").
     cavity_opening: bool = False
+    # With ``cavity_opening``: the opening shows the mouth's interior the field renders
+    # there (``interior.MouthInterior``: a colour grid over the box, shared by every face,
+    # with teeth and tongue where SynthTalk's targets show them), not black.
+    mouth_interior: bool = False
+    interior_resolution: int = 48  # the interior's colour grid, cells per side of the box
 
     decoder_hidden: int = 64
     sr_width: int = 32
@@ -192,6 +197,7 @@ _INT_RANGES = {
     "hash_log2_size": (1, 30),
     "n_fine": (0, _SIZE_LIMIT),
     "bake_resolution": (1, 1024),
+    "interior_resolution": (2, 256),
     "bake_shell": (0, 1024),
 }
 _FLOAT_RANGES = {
@@ -278,3 +284,5 @@ def check_model_config(cfg: ModelConfig) -> None:
         )
     if cfg.cavity_opening and not cfg.mouth_cavity:
         raise ConfigError("model.cavity_opening needs model.mouth_cavity: the opening is cut where the cavity renders")
+    if cfg.mouth_interior and not cfg.cavity_opening:
+        raise ConfigError("model.mouth_interior needs model.cavity_opening: the interior shows in the opening")

@@ -40,13 +40,19 @@ class Decoder(nn.Module):
         colour = torch.sigmoid(out[..., 1:4])
         return sigma, torch.cat([colour, out[..., 4:]], -1)
 
-    def blend_cavity(self, feature: torch.Tensor, share) -> torch.Tensor:
+    def blend_cavity(self, feature: torch.Tensor, share, colour=None) -> torch.Tensor:
         """feature (..., C) from ``forward``; share (...) in (0, 1) from the deformation
-        field, or None: the feature with that share of it replaced by the cavity's."""
+        field, or None: the feature with that share of it replaced by the cavity's.
+        ``colour`` (..., 3): the cavity's colour at each point (``mouth_interior``), in
+        place of its one learned colour."""
         if share is None or self.cavity is None:
             return feature
-        cavity = torch.cat([torch.sigmoid(self.cavity[:3]), self.cavity[3:]]).to(feature.dtype)
-        return torch.lerp(feature, cavity.expand_as(feature), share.unsqueeze(-1).to(feature.dtype))
+        if colour is None:
+            cavity = torch.cat([torch.sigmoid(self.cavity[:3]), self.cavity[3:]]).to(feature.dtype).expand_as(feature)
+        else:
+            rest = self.cavity[3:].to(feature.dtype).expand(*feature.shape[:-1], -1)
+            cavity = torch.cat([colour.to(feature.dtype), rest], -1)
+        return torch.lerp(feature, cavity, share.unsqueeze(-1).to(feature.dtype))
 
     def density(self, planes, x: torch.Tensor) -> torch.Tensor:
         return self.forward(planes, x)[0]

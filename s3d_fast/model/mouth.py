@@ -37,14 +37,19 @@ def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: floa
     return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
 
 
-def open_mouth(images: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:
     """images (F, 3, R, R), share (F, 1, r, r) the rendered cavity share -> the images
-    darkened to black where the share says the ray looks into the mouth: the mouth's
-    unlit interior (``cavity_opening``), cut into the source super-resolution is
-    conditioned on and blends in, and into the frame it paints."""
-    share = F.interpolate(share.to(images.dtype), size=images.shape[-2:], mode="bilinear", align_corners=False)
+    opened where the share says the ray looks into the mouth (``cavity_opening``): cut
+    into the source super-resolution is conditioned on and blends in, and into the frame
+    it paints. The opening shows ``interior`` (F, 3, r', r'), the field's colour image
+    with the mouth's interior (``mouth_interior``), or else black: an unlit mouth."""
+    size = images.shape[-2:]
+    share = F.interpolate(share.to(images.dtype), size=size, mode="bilinear", align_corners=False)
     opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
-    return images * (1 - opened)
+    if interior is None:
+        return images * (1 - opened)
+    interior = F.interpolate(interior.to(images.dtype), size=size, mode="bilinear", align_corners=False)
+    return torch.lerp(images, interior, opened)
 
 
 def speech_region(share: torch.Tensor, size: int) -> torch.Tensor:

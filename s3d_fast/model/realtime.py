@@ -312,7 +312,7 @@ class RealTimeRendering:
             offset, score, _, cavity = self.deformation(x.unsqueeze(0), slots)
             lap("deformation")
             sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
-            feat = self.decoder.blend_cavity(feat, cavity)
+            feat = self.blend_cavity(feat, cavity, x.unsqueeze(0))
             lap("decoder")
             sigma_all[idx] = sigma[0]
             values = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]

@@ -23,6 +23,7 @@ from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
+from .interior import MouthInterior
 from .mouth import SPEECH_REACH, face_mask, keep_photo_outside_speech, mouth_keep_out, open_mouth, painted_region
 from .photo_view import landing_shift, paint_into_photo, photo_from_camera, photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
@@ -49,6 +50,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         self.deformation = DeformationField(cfg)
         self.decoder = Decoder(cfg)
         self.superres = SuperResolution(cfg, self.encoder.token_channels, self.encoder.level_sizes)
+        self.interior = MouthInterior(cfg) if cfg.mouth_interior else None
 
     # -- per identity / per utterance -------------------------------------------------
     def prepare_source(
@@ -147,7 +149,14 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
             sigmas.append(sigma.view(part.shape[:2]))
             feats.append(feat.view(*part.shape[:2], -1))
-        return torch.cat(sigmas), self.decoder.blend_cavity(torch.cat(feats), cavity), offset, score, cavity
+        return torch.cat(sigmas), self.blend_cavity(torch.cat(feats), cavity, x), offset, score, cavity
+
+    def blend_cavity(self, feature: torch.Tensor, share, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's feature (..., C) at observed points x (..., 3) with the mouth
+        cavity's ``share`` of it replaced (``Decoder.blend_cavity``), coloured by the
+        mouth's interior where the model has one."""
+        colour = None if self.interior is None or share is None else self.interior(x)
+        return self.decoder.blend_cavity(feature, share, colour)
 
     def render(
         self,
@@ -265,8 +274,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         if opening:
             # And in front of what super-resolution paints: trained with the opening only
             # in its conditioning, it learns to paint the source's lips back over it
-            # (docs/experiments.md, "The cavity opening").
-            rgb = open_mouth(rgb, share)
+            # (docs/experiments.md, "The cavity opening"). The opening shows the field's
+            # own colour there, the mouth's interior, when the model has one.
+            rgb = open_mouth(rgb, share, rgb_low if self.interior is not None else None)
         Ro = rgb.shape[-1]
         if source.keep_photo and share is not None and source.frontal is not None:
             with stage("keep the photo"):

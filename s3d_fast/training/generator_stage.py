@@ -117,10 +117,8 @@ class GeneratorStage:
         load_model_state(self.model, model_state, may_miss=added)
         if added:
             optimizer_state = optimizer_state_with_new_parameters(optimizer_state, self.model, added)
-            self._say(
-                f"grew the model: {len(added)} new parameter tensors start from their "
-                f"initialisation ({', '.join(sorted(added))})"
-            )
+            what = "tensors start from their" if len(added) > 1 else "tensor starts from its"
+            self._say(f"grew the model: {len(added)} new parameter {what} initialisation ({', '.join(sorted(added))})")
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
         # The schedule follows this config: its train.lr and steps (resuming with a larger

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from ..errors import S3DError
 
+# Options that grow the model, and a part of the name of every parameter each one adds.
+GROWING_OPTIONS = {"mouth_cavity": "cavity", "mouth_interior": "interior."}
+
 
 def parameters_added(saved_config: dict, cfg, model) -> set:
     """Names of the parameters that ``cfg`` adds to a run saved with ``saved_config``:
-    options that grow the model (``model.mouth_cavity``) may be switched on when a run is
-    resumed, and what they add starts from its initialisation."""
-    was_on = bool(saved_config.get("model", {}).get("mouth_cavity", False))
-    if was_on or not cfg.model.mouth_cavity:
-        return set()
-    return {name for name, _ in model.named_parameters() if "cavity" in name}
+    options that grow the model (``model.mouth_cavity``, ``model.mouth_interior``) may be
+    switched on when a run is resumed, and what they add starts from its initialisation."""
+    saved_model = saved_config.get("model", {})
+    added = set()
+    for option, part in GROWING_OPTIONS.items():
+        if getattr(cfg.model, option) and not saved_model.get(option, False):
+            added |= {name for name, _ in model.named_parameters() if part in name}
+    return added
 
 
 def optimizer_state_with_new_parameters(state: dict, model, added: set) -> dict:

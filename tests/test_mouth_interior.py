@@ -1,0 +1,136 @@
+"""``model.mouth_interior``: the opening shows the mouth's interior, a colour grid over the
+box shared by every face, rendered by the field, in place of black."""
+
+import dataclasses
+
+import pytest
+import torch
+from model_helpers import FAST_TRAIN, make_tiny_synthtalk, tiny_config
+from test_model import _inputs
+
+from s3d_fast.checkpoint import RunDirectory, load_checkpoint
+from s3d_fast.cli import main
+from s3d_fast.config import ConfigError
+from s3d_fast.model import S3DNeRF
+from s3d_fast.model.interior import INITIAL_LOGIT, MouthInterior
+from s3d_fast.model.mouth import OPENING_FROM, OPENING_FULL, open_mouth
+from s3d_fast.training.resume import parameters_added
+
+
+def _config(interior: bool = True):
+    cfg = tiny_config()
+    model = dataclasses.replace(cfg.model, mouth_cavity=True, cavity_opening=True, mouth_interior=interior)
+    return dataclasses.replace(cfg, model=model)
+
+
+def test_it_needs_the_opening_and_adds_one_grid():
+    cfg = tiny_config().model
+    with pytest.raises(ConfigError, match="mouth_interior needs model.cavity_opening"):
+        S3DNeRF(dataclasses.replace(cfg, mouth_cavity=True, mouth_interior=True))
+    assert S3DNeRF(_config(interior=False).model).interior is None
+    model = S3DNeRF(_config().model)
+    n = model.cfg.interior_resolution
+    assert {name: p.shape for name, p in model.named_parameters() if "interior" in name} == {
+        "interior.cells": (1, 3, n, n, n)
+    }
+    with pytest.raises(ConfigError, match="interior_resolution"):
+        S3DNeRF(dataclasses.replace(_config().model, interior_resolution=100_000))
+
+
+def test_a_fresh_grid_is_the_cavitys_first_colour_and_cells_set_colours_where_they_lie():
+    interior = MouthInterior(dataclasses.replace(_config().model, interior_resolution=2))
+    x = torch.rand(5, 7, 3) * 2 - 1
+    fresh = interior(x)
+    assert fresh.shape == (5, 7, 3)
+    torch.testing.assert_close(fresh, torch.full_like(fresh, torch.sigmoid(torch.tensor(INITIAL_LOGIT)).item()))
+    with torch.no_grad():  # 2 cells a side: the grid's last axis is x, its first z
+        interior.cells[0, 0, :, :, 1] = 1.0  # red on the side x > 0
+        interior.cells[0, 2, 1] = 1.0  # blue on the side z > 0
+    corners = torch.tensor([[0.5, 0.0, -0.5], [-0.5, 0.0, -0.5], [-0.5, 0.0, 0.5], [0.9, 0.9, 0.9]])
+    colour = interior(corners)
+    high, low = torch.sigmoid(torch.tensor(INITIAL_LOGIT + 30.0)), torch.sigmoid(torch.tensor(INITIAL_LOGIT))
+    expected = torch.tensor([[high, low, low], [low, low, low], [low, low, high], [high, low, high]])
+    torch.testing.assert_close(colour, expected)
+
+
+def test_open_mouth_shows_the_interior_in_the_opening_and_passes_gradients():
+    images = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    interior = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    up = torch.nn.functional.interpolate(interior, size=(8, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(open_mouth(images, torch.ones(2, 1, 4, 4, dtype=torch.float64), interior), up)
+    assert torch.equal(open_mouth(images, torch.zeros(2, 1, 4, 4, dtype=torch.float64), interior), images)
+    share = torch.full((2, 1, 4, 4), 0.5 * (OPENING_FROM + OPENING_FULL), dtype=torch.float64)
+    torch.testing.assert_close(open_mouth(images, share, interior), 0.5 * (images + up))
+    ramp = (0.12 + 0.36 * torch.rand(2, 1, 4, 4, dtype=torch.float64)).requires_grad_(True)
+    inputs = (images.clone().requires_grad_(True), ramp, interior.clone().requires_grad_(True))
+    torch.autograd.gradcheck(open_mouth, inputs)
+
+
+def _opaque_open_model(cfg):
+    model = S3DNeRF(cfg).eval()
+    with torch.no_grad():
+        model.decoder.mlp[-1].weight.mul_(30)  # an opaque head
+        for conv in model.encoder.to_planes.values():
+            conv.weight.mul_(100)
+        model.deformation.cavity_head.bias.fill_(30.0)  # share 1 everywhere
+        n = cfg.interior_resolution
+        model.interior.cells[0, 0, :, : n // 2] = 1.0  # red in one half of the box, blue in the other
+        model.interior.cells[0, 2, :, n // 2 :] = 1.0
+    return model
+
+
+def test_the_opening_shows_the_interiors_colours_in_both_render_paths():
+    cfg = _config().model
+    model = _opaque_open_model(cfg)
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    src = model.prepare_source(img, mask)
+    tokens = model.audio_tokens(mel)
+    with torch.no_grad():
+        out = model.render(src, tokens, c2w, K, stratified=False)
+        baked = model.render_frames(model.bake(src), tokens[0], c2w[0], K[0])
+    R = cfg.output_resolution
+    share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear")[0, 0]
+    solid = share > 0.999
+    assert solid.sum() > 100
+    low = torch.nn.functional.interpolate(out["rgb_low"][0], size=(R, R), mode="bilinear", align_corners=False)[0]
+    # Where the mouth is open in full the frame is the field's colour, the interior's:
+    # red on one side of the head, blue on the other, never the black of an unlit mouth.
+    torch.testing.assert_close(out["rgb"][0, 0][:, solid], low[:, solid])
+    red, blue = out["rgb"][0, 0][0][solid], out["rgb"][0, 0][2][solid]
+    assert (red > 0.5).sum() > 20 and (blue > 0.5).sum() > 20 and (torch.maximum(red, blue) > 0.3).all()
+    # The real-time path shows the same interior.
+    torch.testing.assert_close(baked["rgb"][0][:, solid], out["rgb"][0, 0][:, solid], atol=0.05, rtol=0)
+
+
+def test_the_frame_teaches_the_grid():
+    cfg = _config().model
+    model = S3DNeRF(cfg)
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(2.0)  # the mouth mostly open
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    out = model(img, mask, model.audio_tokens(mel), c2w, K)
+    out["rgb"].mean().backward()
+    assert model.interior.cells.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("interior") / "ds"
+    make_tiny_synthtalk(out)
+    return out
+
+
+def test_resume_grows_the_interior_and_trains_it_alone_with_superres(data, tmp_path, capsys):
+    opening = ["model.mouth_cavity=true", "model.cavity_opening=true"]
+    sets = [a for o in FAST_TRAIN + opening for a in ("--set", o)]
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "2", "--quiet"] + sets) == 0
+    before = load_checkpoint(RunDirectory(run).checkpoint_path(2)).model_state
+    grow = ["--set", "model.mouth_interior=true", "--set", "train.train_only=interior,superres"]
+    assert main(["train", "--data", str(data), "--out", str(run), "--steps", "4", "--resume"] + sets + grow) == 0
+    assert "1 new parameter tensor starts from its initialisation (interior.cells)" in capsys.readouterr().out
+    after = load_checkpoint(RunDirectory(run).checkpoint_path(4)).model_state
+    assert not torch.equal(after["interior.cells"], torch.zeros_like(after["interior.cells"]))  # it trained
+    assert torch.equal(after["decoder.cavity"], before["decoder.cavity"])  # and the field did not
+    saved = {"model": {"mouth_cavity": True, "cavity_opening": True, "mouth_interior": True}}
+    assert parameters_added(saved, _config(), S3DNeRF(_config().model)) == set()
