@@ -1,5 +1,5 @@
-"""``s3d-fast serve`` end to end, as a viewer sees it: a live server (uvicorn, in this
-process) and aiortc clients on the same machine, the demo checkpoint and portrait, 256^2,
+"""``s3d-fast serve`` end to end, as a viewer sees it: ``s3d-fast serve`` in a process of its
+own and aiortc clients in this one, on the same machine (sharing its cores), the demo checkpoint and portrait, 256^2,
 2 threads, encoding included. Every time is taken on the client from the media it receives
 (arrival of frames and sound), never from the server's own timestamps:
 
@@ -27,7 +27,7 @@ from conftest import median_seconds
 
 pytest.importorskip("aiortc", reason="the serve extra is not installed")
 
-from aids.serve_live import LiveServer, SoundTrack, StreamClient, mouth_box  # noqa: E402
+from aids.serve_live import ServerProcess, SoundTrack, StreamClient, mouth_box  # noqa: E402
 
 SLOW = os.environ.get("S3D_SLOW_BENCHMARKS") == "1"
 RATE = 16000
@@ -62,11 +62,10 @@ def unwrap(pts, modulus=1 << 32):
 @pytest.fixture(scope="module")
 def server():
     from s3d_fast.render import api
-    from s3d_fast.serve.app import create_app
 
     if not os.path.isdir(api.DEMO_CHECKPOINT):
         pytest.fail(f"the bundled demo checkpoint is missing ({api.DEMO_CHECKPOINT})")
-    with LiveServer(create_app(api.Renderer(None, "cpu"))) as live:
+    with ServerProcess("--device", "cpu") as live:
         assert live.wait_portrait(live.api("POST", "api/portraits/demo").json()["id"])["status"] == "ready"
         yield live
 

@@ -1,9 +1,13 @@
-"""A live ``s3d-fast serve`` app on a free port in a thread, and a WebRTC client of it
-(aiortc), for the serve tests and benchmark."""
+"""A live ``s3d-fast serve`` app on a free port, in a thread or a process of its own, and a
+WebRTC client of it (aiortc), for the serve tests and benchmark."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -45,6 +49,39 @@ class LiveServer:
             if state["status"] != "baking" or time.monotonic() > deadline:
                 return state
             time.sleep(0.1)
+
+
+class ServerProcess(LiveServer):
+    """``s3d-fast serve`` run as a user runs it, in a process of its own: a client in the
+    measuring process then shares the cores with it, as a browser on the same machine
+    would, but not Python's interpreter lock."""
+
+    def __init__(self, *args: str):
+        self.args = [sys.executable, "-m", "s3d_fast", "serve", "--port", "0", *args]
+
+    def __enter__(self) -> ServerProcess:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        said = []
+        for line in self.process.stdout:  # the line with the URL, once it serves
+            said.append(line)
+            found = re.search(r"open (http://\S+/)", line)
+            if found:
+                self.url = found.group(1)
+                # What it says later is read as it comes, so a full pipe never stops it.
+                self.said = collections.deque(maxlen=200)
+                threading.Thread(target=self.said.extend, args=(self.process.stdout,), daemon=True).start()
+                return self
+        self.process.wait(10)
+        raise RuntimeError(f"s3d-fast serve did not start: {''.join(said)[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
 
 
 class SoundTrack:

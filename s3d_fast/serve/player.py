@@ -29,7 +29,7 @@ import numpy as np
 from .camera import Camera
 from .media import BLOCK, SAMPLE_RATE, MediaClock
 from .portraits import rest_frame
-from .threads import RENDER_WORKERS, render_pool
+from .threads import RENDER_WORKERS, render_pool, threads_of_this_thread
 
 FPS = 25
 AHEAD = 0.12  # how far rendering runs ahead of the sound, beyond a frame's render time, seconds
@@ -39,7 +39,7 @@ LATE = 0.5 / FPS  # a frame expected later than this past its time is skipped
 FRAMES_PER_JOB = 1  # frames a render thread renders at once
 FIRST_ALONE = 2  # an utterance's first frames, rendered one at a time on all cores: due soonest
 RESEND = 0.5  # seconds between repeats of the still picture while idle (a late or lossy viewer gets it)
-CHUNK = SAMPLE_RATE // FPS  # speech handed to the renderer at a time: one frame's
+CHUNK = 4 * SAMPLE_RATE // FPS  # speech (a file's) handed to the renderer at a time: its features are made together
 
 
 @dataclass
@@ -189,13 +189,17 @@ class Player:
     # --------------------------------------------------------------- the render thread
     def _render(self, utt: Utterance) -> None:
         try:
-            self._render_frames(utt)
+            # Between frames this thread computes the speech's features: operations too small
+            # to share, whose torch threads would spin on the cores the render threads need.
+            # A frame it renders alone has all of them again.
+            with threads_of_this_thread(1) as cores:
+                self._render_frames(utt, cores)
         except Exception as exc:  # reported on the page; the session goes on
             utt.error = f"rendering failed: {type(exc).__name__}: {exc}"
         finally:
             utt.rendered_all = True
 
-    def _render_frames(self, utt: Utterance) -> None:
+    def _render_frames(self, utt: Utterance, cores: int) -> None:
         identity = utt.identity
         if utt.live:
             chunks = utt.speech.chunks()
@@ -229,7 +233,8 @@ class Player:
                     with utt.lock:
                         utt.rendering.extend(range(first, first + tokens.shape[0]))
                     if alone:
-                        self._render_batch(utt, frames, first, tokens, free, time.perf_counter(), alone=True)
+                        with threads_of_this_thread(cores):
+                            self._render_batch(utt, frames, first, tokens, free, time.perf_counter(), alone=True)
                         continue
                     job = render_pool().submit(
                         self._render_batch, utt, frames, first, tokens, free, time.perf_counter()
@@ -244,14 +249,19 @@ class Player:
 
     def _skip(self, utt: Utterance, index: int, skipped_last: bool) -> bool:
         """Paces rendering to ``AHEAD`` of the sound (a frame starts at most that long before it
-        must), then says whether frame ``index`` would be ready too late to show. Live speech
-        never skips two in a row: the next frame's speech is not yet in to render instead."""
+        must), then says whether frame ``index`` would be ready too late to show. Only by a
+        time measured on a render thread: guessed from frames rendered alone, it is too rough
+        to give up a frame for (the first on a render thread then rendered a little late, in
+        time). Live speech never skips two in a row: the next frame's speech is not yet in to
+        render instead."""
         if utt.start_sample is None:
             return False
         render = self.render_estimate()
         while not utt.cancelled and utt.due(index) - self.clock.now() > AHEAD + render:
             time.sleep(0.004)
-        return self.clock.now() + render > utt.due(index) + LATE and not (utt.live and skipped_last)
+        if self.render_seconds is None or (utt.live and skipped_last):
+            return False
+        return self.clock.now() + self.render_seconds > utt.due(index) + LATE
 
     def _render_batch(
         self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, since: float, alone: bool = False

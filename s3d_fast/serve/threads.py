@@ -7,6 +7,7 @@ only, through OpenMP's per-thread setting."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -40,6 +41,21 @@ def one_thread() -> None:
     runtime = _openmp()
     if runtime is not None:
         runtime.omp_set_num_threads(1)
+
+
+@contextlib.contextmanager
+def threads_of_this_thread(n: int):
+    """Torch's operations in the calling thread run on ``n`` threads inside the block (other
+    threads keep theirs); gives the count it had, which it has again after."""
+    had = torch.get_num_threads()  # the calling thread's own count (OpenMP's, per thread)
+    runtime = _openmp()
+    if runtime is not None:
+        runtime.omp_set_num_threads(n)
+    try:
+        yield had
+    finally:
+        if runtime is not None:
+            runtime.omp_set_num_threads(had)
 
 
 @functools.lru_cache(maxsize=1)
