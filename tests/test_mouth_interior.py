@@ -12,7 +12,7 @@ from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
 from s3d_fast.config import ConfigError
 from s3d_fast.model import S3DNeRF
-from s3d_fast.model.interior import INITIAL_LOGIT, MouthInterior
+from s3d_fast.model.interior import INITIAL_LOGIT, PAINTER_REACH, MouthInterior
 from s3d_fast.model.mouth import OPENING_FROM, OPENING_FULL, open_mouth
 from s3d_fast.training.resume import parameters_added
 
@@ -23,16 +23,16 @@ def _config(interior: bool = True):
     return dataclasses.replace(cfg, model=model)
 
 
-def test_it_needs_the_opening_and_adds_one_grid():
+def test_it_needs_the_opening_and_adds_a_grid_and_a_painter():
     cfg = tiny_config().model
     with pytest.raises(ConfigError, match="mouth_interior needs model.cavity_opening"):
         S3DNeRF(dataclasses.replace(cfg, mouth_cavity=True, mouth_interior=True))
     assert S3DNeRF(_config(interior=False).model).interior is None
     model = S3DNeRF(_config().model)
     n = model.cfg.interior_resolution
-    assert {name: p.shape for name, p in model.named_parameters() if "interior" in name} == {
-        "interior.cells": (1, 3, n, n, n)
-    }
+    added = {name: p.shape for name, p in model.named_parameters() if "interior" in name}
+    assert added.pop("interior.cells") == (1, 3, n, n, n)
+    assert added and all(name.startswith("interior.painter.") for name in added)
     with pytest.raises(ConfigError, match="interior_resolution"):
         S3DNeRF(dataclasses.replace(_config().model, interior_resolution=100_000))
 
@@ -64,6 +64,31 @@ def test_open_mouth_shows_the_interior_in_the_opening_and_passes_gradients():
     ramp = (0.12 + 0.36 * torch.rand(2, 1, 4, 4, dtype=torch.float64)).requires_grad_(True)
     inputs = (images.clone().requires_grad_(True), ramp, interior.clone().requires_grad_(True))
     torch.autograd.gradcheck(open_mouth, inputs)
+
+
+def test_the_painter_adds_detail_only_around_each_opening_and_learns():
+    interior = MouthInterior(_config().model).double()
+    colour = torch.rand(3, 3, 64, 64, dtype=torch.float64) * 0.5 + 0.25
+    opened = torch.zeros(3, 1, 64, 64, dtype=torch.float64)
+    opened[0, :, 30:34, 20:40] = 1.0  # frame 0 open, frame 1 closed, frame 2 open elsewhere
+    opened[2, :, 5:8, 50:60] = 0.5
+    assert torch.equal(interior.paint(colour, opened), colour)  # a fresh painter adds nothing
+    with torch.no_grad():
+        for p in interior.painter.parameters():
+            p.normal_(0, 0.3)
+    painted = interior.paint(colour, opened)
+    changed = (painted != colour).any(1)
+    assert changed[0, 30:34, 20:40].all() and not changed[1].any() and changed[2, 5:8, 50:60].all()
+    near = torch.zeros(3, 64, 64, dtype=torch.bool)  # the boxes around the openings, grown by the reach
+    r = PAINTER_REACH
+    near[0, 30 - r : 34 + r, 20 - r : 40 + r] = True
+    near[2, max(0, 5 - r) : 8 + r, 50 - r : 64] = True
+    assert not changed[~near].any()
+    # The same as painting the whole frame, inside the box away from its edge.
+    whole = (colour + interior.painter(torch.cat([colour, opened], 1))).clamp(0, 1)
+    torch.testing.assert_close(painted[0, :, 30:34, 20:40], whole[0, :, 30:34, 20:40])
+    painted.sum().backward()
+    assert all(p.grad.abs().sum() > 0 for p in interior.painter.parameters())
 
 
 def _opaque_open_model(cfg):
@@ -128,9 +153,40 @@ def test_resume_grows_the_interior_and_trains_it_alone_with_superres(data, tmp_p
     before = load_checkpoint(RunDirectory(run).checkpoint_path(2)).model_state
     grow = ["--set", "model.mouth_interior=true", "--set", "train.train_only=interior,superres"]
     assert main(["train", "--data", str(data), "--out", str(run), "--steps", "4", "--resume"] + sets + grow) == 0
-    assert "1 new parameter tensor starts from its initialisation (interior.cells)" in capsys.readouterr().out
+    assert "new parameter tensors start from their initialisation (interior.cells, interior.painter" in (
+        capsys.readouterr().out
+    )
     after = load_checkpoint(RunDirectory(run).checkpoint_path(4)).model_state
     assert not torch.equal(after["interior.cells"], torch.zeros_like(after["interior.cells"]))  # it trained
     assert torch.equal(after["decoder.cavity"], before["decoder.cavity"])  # and the field did not
     saved = {"model": {"mouth_cavity": True, "cavity_opening": True, "mouth_interior": True}}
     assert parameters_added(saved, _config(), S3DNeRF(_config().model)) == set()
+
+
+def test_the_painter_learns_from_the_targets_interior_alone():
+    from s3d_fast.config import LossConfig
+    from s3d_fast.model.losses import generator_losses
+
+    cfg = _config().model
+    model = S3DNeRF(cfg)  # training mode: the frame shows the interior without its gradient
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(2.0)  # the mouth mostly open
+        for p in model.interior.painter.parameters():
+            p.normal_(0, 0.1)
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    out = model(img, mask, model.audio_tokens(mel), c2w, K)
+    painter = list(model.interior.painter.parameters())
+    grads = torch.autograd.grad(out["rgb"].sum(), painter, retain_graph=True, allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)
+    R = out["rgb"].shape[-1]
+    target = torch.rand_like(out["rgb"])
+    masks = torch.ones(*out["rgb"].shape[:2], R, R, dtype=torch.long)
+    masks[..., R // 2 : R // 2 + 6, R // 3 : 2 * R // 3] = 3
+    losses = generator_losses(out, target, masks, LossConfig())
+    inside = (masks == 3).unsqueeze(2).expand_as(target)
+    expected = (out["interior"] - target).abs()[inside].mean()
+    torch.testing.assert_close(losses["interior_colour"], expected)
+    losses["interior_colour"].backward()
+    assert all(p.grad.abs().sum() > 0 for p in painter)
+    closed = generator_losses(out, target, torch.ones_like(masks), LossConfig())
+    assert float(closed["interior_colour"].detach()) == 0.0  # no interior in the target: nothing to learn

@@ -91,6 +91,9 @@ class LossConfig:
     # target's open-mouth interior (label 3), weighted like ``photometric_low``; the
     # photometric loss alone is too weak a teacher for a few pixels at NeRF size.
     cavity: float = 1.0
+    # With ``model.mouth_interior``: L1 of the painted interior against the target on its
+    # open-mouth interior (label 3) alone, its only teacher (``S3DNeRF._finish``).
+    interior_colour: float = 1.0
     sync: float = 0.5
     deformation: float = 0.001
     mask: float = 0.1  # rendered opacity vs the head mask

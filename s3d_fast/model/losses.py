@@ -34,7 +34,7 @@ def mouth_region(masks: torch.Tensor, grow: int = 2, labels: int = 2) -> torch.T
 def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean of weight * |pred - target|, normalised by the mean weight so the loss keeps its scale."""
     w = weight.expand_as(pred)
-    return (w * (pred - target).abs()).sum() / w.sum()
+    return (w * (pred - target).abs()).sum() / w.sum().clamp(min=1e-12)
 
 
 def weighted_bce(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -70,6 +70,8 @@ def generator_losses(
         interior = resize((masks == 3).float().unsqueeze(-3), r).squeeze(-3)
         share = out["cavity"].clamp(1e-4, 1 - 1e-4)
         losses["cavity"] = weighted_bce(share, interior, low_emphasis.squeeze(-3))
+    if "interior" in out:
+        losses["interior_colour"] = weighted_l1(out["interior"], target, (masks == 3).float().unsqueeze(-3))
     if sync_fn is not None:
         losses["sync"] = sync_fn(out["rgb"])
     total = sum(getattr(weights, name) * value for name, value in losses.items())

@@ -37,19 +37,30 @@ def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: floa
     return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
 
 
-def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:
+def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None, paint=None):
     """images (F, 3, R, R), share (F, 1, r, r) the rendered cavity share -> the images
     opened where the share says the ray looks into the mouth (``cavity_opening``): cut
     into the source super-resolution is conditioned on and blends in, and into the frame
     it paints. The opening shows ``interior`` (F, 3, r', r'), the field's colour image
-    with the mouth's interior (``mouth_interior``), or else black: an unlit mouth."""
-    size = images.shape[-2:]
-    share = F.interpolate(share.to(images.dtype), size=size, mode="bilinear", align_corners=False)
-    opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
+    with the mouth's interior (``mouth_interior``), or else black: an unlit mouth.
+    ``paint(interior, opened)`` at the images' resolution adds its detail
+    (``MouthInterior.paint``)."""
+    opened = opened_share(share, images.shape[-2:]).to(images.dtype)
     if interior is None:
         return images * (1 - opened)
-    interior = F.interpolate(interior.to(images.dtype), size=size, mode="bilinear", align_corners=False)
-    return torch.lerp(images, interior, opened)
+    if interior.shape[-1] != images.shape[-1]:
+        size = images.shape[-2:]
+        interior = F.interpolate(interior.to(images.dtype), size=size, mode="bilinear", align_corners=False)
+    if paint is not None:
+        interior = paint(interior, opened)
+    return torch.lerp(images, interior.to(images.dtype), opened)
+
+
+def opened_share(share: torch.Tensor, size) -> torch.Tensor:
+    """(F, 1, r, r) rendered cavity share -> (F, 1, H, W) (``size``) in [0, 1]: how open the
+    mouth is at each pixel, from closed at ``OPENING_FROM`` to open at ``OPENING_FULL``."""
+    share = F.interpolate(share, size=tuple(size), mode="bilinear", align_corners=False)
+    return ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
 
 
 def speech_region(share: torch.Tensor, size: int) -> torch.Tensor:

@@ -24,7 +24,15 @@ from .audio import AudioEncoder
 from .decoder import Decoder
 from .deformation import DeformationField
 from .interior import MouthInterior
-from .mouth import SPEECH_REACH, face_mask, keep_photo_outside_speech, mouth_keep_out, open_mouth, painted_region
+from .mouth import (
+    SPEECH_REACH,
+    face_mask,
+    keep_photo_outside_speech,
+    mouth_keep_out,
+    open_mouth,
+    opened_share,
+    painted_region,
+)
 from .photo_view import landing_shift, paint_into_photo, photo_from_camera, photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
 from .realtime import RealTimeRendering
@@ -265,6 +273,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         elif keep_out is not None:
             keep_out = keep_out.repeat_interleave(T, 0)
         opening = self.cfg.cavity_opening and share is not None
+        interior = None
         photo = frame_images if frame_images is not None else source.image.repeat_interleave(T, 0)
         if opening:
             with stage("open the mouth"):
@@ -276,7 +285,16 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             # in its conditioning, it learns to paint the source's lips back over it
             # (docs/experiments.md, "The cavity opening"). The opening shows the field's
             # own colour there, the mouth's interior, when the model has one.
-            rgb = open_mouth(rgb, share, rgb_low if self.interior is not None else None)
+            if self.interior is None:
+                rgb = open_mouth(rgb, share)
+            else:
+                Ro = rgb.shape[-1]
+                colour = F.interpolate(rgb_low, size=(Ro, Ro), mode="bilinear", align_corners=False)
+                interior = self.interior.paint(colour, opened_share(share, (Ro, Ro)))
+                # The frame's loss would teach the painter whatever the opening covers in the
+                # target (lips, where the rendered opening runs ahead of it): it learns from the
+                # target's own interior alone (``loss.interior_colour``).
+                rgb = open_mouth(rgb, share, interior.detach() if self.training else interior)
         Ro = rgb.shape[-1]
         if source.keep_photo and share is not None and source.frontal is not None:
             with stage("keep the photo"):
@@ -289,13 +307,16 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             with stage("turn the photo"):
                 K = scaled_intrinsics(turn[1], self.input_resolution, Ro)
                 rgb = photo_in_view(rgb, source.photo_points, source.photo_anchor, turn[0], K, T)
-        return {
+        out = {
             "rgb": rgb.view(B, T, 3, Ro, Ro),
             "rgb_low": rgb_low.view(B, T, 3, r, r),
             "opacity": alpha.view(B, T, r, r),
             "score": score.view(B, T, r, r),
             "offset_sq": offset_sq,
         }
+        if interior is not None:
+            out["interior"] = interior.view(B, T, 3, Ro, Ro)
+        return out
 
     def forward(self, image, mask, tokens, c2w, K, stratified: bool = True, ray_mask=None, source_c2w=None) -> dict:
         """``source_c2w`` (B, 4, 4), the source's camera when known: it is then reprojected
