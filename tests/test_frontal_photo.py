@@ -35,7 +35,7 @@ def test_a_photo_closer_to_frontal_keeps_its_own_camera():
 def astronaut():
     src = source.load_source(skimage.data.astronaut(), R)
     points, anchor = photo_geometry(src.image, src.landmarks, src.c2w, src.K)
-    image = torch.from_numpy(src.image).permute(2, 0, 1)[None].float() / 255
+    image = torch.from_numpy(np.array(src.image)).permute(2, 0, 1)[None].float() / 255
     return src, image, torch.from_numpy(points)[None], torch.from_numpy(anchor)[None]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import queue
 import re
 import subprocess
 import sys
@@ -61,18 +62,32 @@ class ServerProcess(LiveServer):
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        said = []
-        for line in self.process.stdout:  # the line with the URL, once it serves
-            said.append(line)
+        # What it says is read as it comes (a full pipe would stop it), kept for an error.
+        self.said = collections.deque(maxlen=200)
+        lines: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in self.process.stdout:
+                self.said.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the line with the URL, once it serves
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
             found = re.search(r"open (http://\S+/)", line)
             if found:
                 self.url = found.group(1)
-                # What it says later is read as it comes, so a full pipe never stops it.
-                self.said = collections.deque(maxlen=200)
-                threading.Thread(target=self.said.extend, args=(self.process.stdout,), daemon=True).start()
                 return self
-        self.process.wait(10)
-        raise RuntimeError(f"s3d-fast serve did not start: {''.join(said)[-2000:]}")
+        self.__exit__()
+        raise RuntimeError(f"s3d-fast serve did not start: {''.join(self.said)[-2000:]}")
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
@@ -81,7 +96,9 @@ class ServerProcess(LiveServer):
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.process.stdout.close()
+        self.reader.join(10)  # it reads to the end of what the process said
+        if not self.reader.is_alive():
+            self.process.stdout.close()
 
 
 class SoundTrack:
