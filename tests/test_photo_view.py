@@ -22,7 +22,7 @@ def astronaut():
 
 
 def _view(src, points, anchor, yaw):
-    image = torch.from_numpy(src.image).permute(2, 0, 1)[None].float() / 255
+    image = torch.from_numpy(np.array(src.image)).permute(2, 0, 1)[None].float() / 255
     c2w = torch.from_numpy(camera.free_view(src.c2w, yaw, 0.0)).float()[None]
     K = torch.from_numpy(src.K).float()[None]
     return image, photo_in_view(image, points, anchor, c2w, K, 1)[0]
