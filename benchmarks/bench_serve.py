@@ -1,7 +1,8 @@
 """``s3d-fast serve`` end to end, as a viewer sees it: ``s3d-fast serve`` in a process of its
-own and aiortc clients in this one, on the same machine (sharing its cores), the demo checkpoint and portrait, 256^2,
-2 threads, encoding included. Every time is taken on the client from the media it receives
-(arrival of frames and sound), never from the server's own timestamps:
+own and aiortc clients in this one, on the same machine (sharing its cores), the demo
+checkpoint and portrait, 256^2, 2 threads, encoding included. Every time is taken on the
+client from the media it receives (arrival of frames and sound), never from the server's
+own timestamps:
 
 - play to first frame: from sending "play" to the utterance's first frame arriving;
 - sustained frames/s delivered, one session and two at once, and the 95th percentile of

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from model_helpers import make_tiny_synthtalk, tiny_config
+from model_helpers import tiny_config
 from PIL import Image
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
@@ -29,13 +29,6 @@ from s3d_fast.model import S3DNeRF
 from s3d_fast.model.syncnet import SyncNet, SyncNetConfig, save_syncnet
 
 FRAMES = "8"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("eval") / "ds"
-    make_tiny_synthtalk(out)
-    return out
 
 
 def _save_generator(path, kind=KIND, step=3):

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_helpers import TINY_OVERRIDES, make_tiny_synthtalk, tiny_config
+from model_helpers import TINY_OVERRIDES, tiny_config
 from test_model import _inputs
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
@@ -149,13 +149,6 @@ def test_optimizer_state_moves_to_the_grown_model():
     # Nothing is added when the saved run already had the cavity, or this one has not.
     assert parameters_added({"model": {"mouth_cavity": True}}, _cavity_config(), grown) == set()
     assert parameters_added({"model": {}}, tiny_config(), small) == set()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cavity") / "ds"
-    make_tiny_synthtalk(out)
-    return out
 
 
 def test_resume_switches_the_cavity_on_and_trains_it(data, tmp_path, capsys):

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN, make_tiny_synthtalk, tiny_config
+from model_helpers import FAST_TRAIN, tiny_config
 from test_model import _inputs
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
@@ -136,13 +136,6 @@ def test_the_frame_teaches_the_grid():
     out = model(img, mask, model.audio_tokens(mel), c2w, K)
     out["rgb"].mean().backward()
     assert model.interior.cells.grad.abs().sum() > 0
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("interior") / "ds"
-    make_tiny_synthtalk(out)
-    return out
 
 
 def test_resume_grows_the_interior_and_trains_it_alone_with_superres(data, tmp_path, capsys):

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN, make_tiny_synthtalk
+from model_helpers import FAST_TRAIN
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
@@ -58,13 +58,6 @@ def test_phases_are_set_on_the_command_line_as_json():
     assert cfg.train.phases == (Phase(5, {"train.lr": "1e-4"}),)
     with pytest.raises(ConfigError, match="expected JSON"):
         apply_overrides(small(), ["train.phases=[start=5]"])
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("phases") / "ds"
-    make_tiny_synthtalk(out)
-    return out
 
 
 # From step 2: grow the mouth cavity, train super-resolution alone, at a lower rate.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN, make_tiny_synthtalk
+from model_helpers import FAST_TRAIN
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
@@ -32,13 +32,6 @@ def _one_thread():
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "ds"
-    make_tiny_synthtalk(out)
-    return out
 
 
 def _rows(run):

@@ -37,29 +37,36 @@ def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: floa
     return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
 
 
-def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None, paint=None):
+def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:
     """images (F, 3, R, R), share (F, 1, r, r) the rendered cavity share -> the images
     opened where the share says the ray looks into the mouth (``cavity_opening``): cut
     into the source super-resolution is conditioned on and blends in, and into the frame
     it paints. The opening shows ``interior`` (F, 3, r', r'), the field's colour image
-    with the mouth's interior (``mouth_interior``), or else black: an unlit mouth.
-    ``paint(interior, opened)`` at the images' resolution adds its detail
-    (``MouthInterior.paint``)."""
-    opened = opened_share(share, images.shape[-2:]).to(images.dtype)
+    with the mouth's interior (``mouth_interior``), or else black: an unlit mouth."""
+    return show_opening(images, opened_share(share.to(images.dtype), images.shape[-2:]), interior)
+
+
+def show_opening(images: torch.Tensor, opened: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`open_mouth` by ``opened`` (F, 1, R, R) from :func:`opened_share`, already at the
+    images' resolution; ``interior`` is upsampled to it when it is not."""
     if interior is None:
         return images * (1 - opened)
-    if interior.shape[-1] != images.shape[-1]:
-        size = images.shape[-2:]
-        interior = F.interpolate(interior.to(images.dtype), size=size, mode="bilinear", align_corners=False)
-    if paint is not None:
-        interior = paint(interior, opened)
+    if interior.shape[-2:] != images.shape[-2:]:
+        interior = F.interpolate(
+            interior.to(images.dtype), size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
     return torch.lerp(images, interior.to(images.dtype), opened)
 
 
 def opened_share(share: torch.Tensor, size) -> torch.Tensor:
     """(F, 1, r, r) rendered cavity share -> (F, 1, H, W) (``size``) in [0, 1]: how open the
-    mouth is at each pixel, from closed at ``OPENING_FROM`` to open at ``OPENING_FULL``."""
-    share = F.interpolate(share, size=tuple(size), mode="bilinear", align_corners=False)
+    mouth is at each pixel (:func:`opening_ramp` of the upsampled share)."""
+    return opening_ramp(F.interpolate(share, size=tuple(size), mode="bilinear", align_corners=False))
+
+
+def opening_ramp(share: torch.Tensor) -> torch.Tensor:
+    """The cavity share -> how open the mouth is, in [0, 1]: closed at ``OPENING_FROM``, open
+    at ``OPENING_FULL``."""
     return ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
 
 
@@ -74,7 +81,7 @@ def speech_region(share: torch.Tensor, size: int) -> torch.Tensor:
     r = share.shape[-1]
     side = max(1, round(r / 24))
     down = max(1, round(r / 12))
-    opened = ((share - OPENING_FROM) / (OPENING_FULL - OPENING_FROM)).clamp(0, 1)
+    opened = opening_ramp(share)
     # Output row y takes input rows y - down .. y + side: an opening up to ``down`` above a
     # pixel (the jaw below the mouth) or up to ``side`` below it (the upper lip).
     grown = F.max_pool2d(F.pad(opened, (side, side, down, side)), (down + side + 1, 2 * side + 1), stride=1)

@@ -32,6 +32,7 @@ from .mouth import (
     open_mouth,
     opened_share,
     painted_region,
+    show_opening,
 )
 from .photo_view import landing_shift, paint_into_photo, photo_from_camera, photo_in_view
 from .rays import box_intersection, camera_rays, importance_edges, scaled_intrinsics, stratified_edges
@@ -280,6 +281,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 frame_images = open_mouth(photo, share)
         with stage("super-resolution"):
             rgb = self.superres(features, source.features.pyramid, source.image, T, frame_images, keep_out)
+        Ro = rgb.shape[-1]
         if opening:
             # And in front of what super-resolution paints: trained with the opening only
             # in its conditioning, it learns to paint the source's lips back over it
@@ -288,14 +290,13 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             if self.interior is None:
                 rgb = open_mouth(rgb, share)
             else:
-                Ro = rgb.shape[-1]
+                opened = opened_share(share.to(rgb.dtype), (Ro, Ro))
                 colour = F.interpolate(rgb_low, size=(Ro, Ro), mode="bilinear", align_corners=False)
-                interior = self.interior.paint(colour, opened_share(share, (Ro, Ro)))
+                interior = self.interior.paint(colour, opened)
                 # The frame's loss would teach the painter whatever the opening covers in the
                 # target (lips, where the rendered opening runs ahead of it): it learns from the
                 # target's own interior alone (``loss.interior_colour``).
-                rgb = open_mouth(rgb, share, interior.detach() if self.training else interior)
-        Ro = rgb.shape[-1]
+                rgb = show_opening(rgb, opened, interior.detach() if self.training else interior)
         if source.keep_photo and share is not None and source.frontal is not None:
             with stage("keep the photo"):
                 region = painted_region(share, source.rest_share, source.speech_limit, Ro, T)

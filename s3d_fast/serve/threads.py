@@ -38,9 +38,7 @@ def _openmp() -> Optional[ctypes.CDLL]:
 def one_thread() -> None:
     """Torch's operations in the calling thread run on it alone (other threads keep theirs)."""
     torch.get_num_threads()  # torch sets a thread's count on its first use; set after, it stays
-    runtime = _openmp()
-    if runtime is not None:
-        runtime.omp_set_num_threads(1)
+    _set_own_threads(1)
 
 
 @contextlib.contextmanager
@@ -48,14 +46,18 @@ def threads_of_this_thread(n: int):
     """Torch's operations in the calling thread run on ``n`` threads inside the block (other
     threads keep theirs); gives the count it had, which it has again after."""
     had = torch.get_num_threads()  # the calling thread's own count (OpenMP's, per thread)
-    runtime = _openmp()
-    if runtime is not None:
-        runtime.omp_set_num_threads(n)
+    _set_own_threads(n)
     try:
         yield had
     finally:
-        if runtime is not None:
-            runtime.omp_set_num_threads(had)
+        _set_own_threads(had)
+
+
+def _set_own_threads(n: int) -> None:
+    """OpenMP's thread count for the calling thread only (none found: unchanged)."""
+    runtime = _openmp()
+    if runtime is not None:
+        runtime.omp_set_num_threads(n)
 
 
 @functools.lru_cache(maxsize=1)
