@@ -3,6 +3,10 @@ real-time path (occupancy grid, marching only occupied cells) beside the trainin
 path (stratified + importance samples over the whole box), on the same identity, audio
 and cameras, with the PSNR between the two and the baked path's time per stage.
 
+The same path with ``model.mouth_interior`` on (its colour grid looked up per shaded sample,
+its painter over each opening's box) runs beside it: the demo's weights with the interior
+grown as a resumed run grows it, untrained, so what it measures is the cost, not the picture.
+
 Run: PYTHONPATH=. python -m pytest benchmarks/bench_render.py --benchmark-only -s
 """
 
@@ -76,6 +80,44 @@ def test_baked_real_time_path(benchmark, record, demo):
             "frames/s",
             psnr_vs_training_style=f"{psnr:.1f} dB",
             opacity_psnr=f"{psnr_opacity:.1f} dB",
+            **{f"per frame {k}": v for k, v in stages.items()},
+        )
+
+
+@pytest.fixture(scope="module")
+def interior(demo):
+    """The demo model with ``model.mouth_interior`` grown onto its weights (the added
+    parameters keep their initialisation, as ``--resume`` leaves them)."""
+    import dataclasses
+
+    from s3d_fast.checkpoint import load_model_state
+    from s3d_fast.model.s3d import S3DNeRF
+    from s3d_fast.training.resume import GROWING_OPTIONS
+
+    model, source, _, tokens, c2w, K = demo
+    grown = S3DNeRF(dataclasses.replace(model.config.model, mouth_interior=True)).eval()
+    added = {name for name, _ in grown.named_parameters() if GROWING_OPTIONS["mouth_interior"] in name}
+    assert added, "mouth_interior added no parameters"
+    load_model_state(grown, model.state_dict(), may_miss=frozenset(added))
+    grown.config = dataclasses.replace(model.config, model=grown.cfg)
+    with torch.no_grad():
+        baked = grown.fit_to_audio(grown.bake(source), tokens)
+    return grown, baked, tokens, c2w, K
+
+
+def test_real_time_path_with_interior(benchmark, record, interior):
+    model, baked, tokens, c2w, K = interior
+    out = benchmark.pedantic(model.render_frames, (baked, tokens, c2w, K), rounds=3, warmup_rounds=1)
+    assert out["rgb"].shape == (FRAMES, 3, 256, 256)
+    assert bool(out["rgb"].isfinite().all())
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
+        record(
+            "render 256^2 small (demo)",
+            "fused, mouth interior",
+            FRAMES / seconds,
+            "frames/s",
             **{f"per frame {k}": v for k, v in stages.items()},
         )
 
