@@ -131,6 +131,10 @@ class TrainConfig:
     # user's portrait give a closed mouth; from a random frame the model spends half its
     # steps closing open mouths, a task it never meets.
     source_mouth_quantile: float = 1.0
+    # Show each training item under a random camera response of this strength (0..1:
+    # white balance, exposure, gamma, saturation; the same for its source and targets), so
+    # a photo's colours are not read as a new kind of face (``data/colour_response.py``).
+    colour_jitter: float = 0.0
     # Comma-separated top-level generator modules to train (encoder, audio, regions,
     # deformation, decoder, superres); empty: all. "superres" fine-tunes how the rendered
     # features and motion are painted, with no backward pass through the radiance field.
@@ -228,6 +232,7 @@ _TRAIN_RANGES = {
     "warmup_steps": (0, _STEP_LIMIT),
     "grad_clip": (0.0, _WEIGHT_LIMIT),
     "source_mouth_quantile": (0.0, 1.0),
+    "colour_jitter": (0.0, 1.0),
     "view_probability": (0.0, 1.0),
     "sync_start": (0, _STEP_LIMIT),
     "sync_steps": (0, _STEP_LIMIT),

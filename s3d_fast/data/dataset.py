@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import audio, video
+from .colour_response import random_response
 from .errors import ManifestError
 from .manifest import (  # noqa: F401  (re-exported: the format and its loader)
     MANIFEST_NAME,
@@ -104,6 +105,9 @@ class TalkingHeadDataset(Dataset):
     clip's. A one-shot portrait has a closed mouth (evaluation takes the most closed frame),
     so the model should learn to open a closed mouth, not to close an open one.
 
+    ``colour_jitter`` > 0 shows each item under a random camera response of that strength
+    (0..1; :mod:`s3d_fast.data.colour_response`), the same for its source and targets.
+
     With ``views=True`` (data sets with extra cameras, e.g. SynthTalk ``--views``), an
     item also holds the same target frames seen from one extra view chosen at random:
     ``view_target`` (n, 3, H, W), ``view_masks``, ``view_c2w`` and ``view_index``.
@@ -118,11 +122,14 @@ class TalkingHeadDataset(Dataset):
         cache_clips: int = 4,
         views: bool = False,
         source_quantile: float = 1.0,
+        colour_jitter: float = 0.0,
     ):
         if n_targets < 1:
             raise ValueError(f"n_targets must be >= 1, got {n_targets}")
         if not 0.0 < source_quantile <= 1.0:
             raise ValueError(f"source_quantile must be in (0, 1], got {source_quantile}")
+        if not 0.0 <= colour_jitter <= 1.0:
+            raise ValueError(f"colour_jitter must be in [0, 1], got {colour_jitter}")
         self.manifest = load_manifest(root)
         self.clips = self.manifest.clips_in(split)
         if not self.clips:
@@ -138,6 +145,7 @@ class TalkingHeadDataset(Dataset):
         # Index: every start frame whose n_targets frames all hold a usable face (`valid`),
         # so frames a preprocessor found no face in are never training targets.
         self.source_quantile = source_quantile
+        self.colour_jitter = colour_jitter
         self._starts = []
         self._sources: dict[int, np.ndarray] = {}  # per clip, from its masks once it is loaded
         for clip in self.clips:
@@ -198,4 +206,9 @@ class TalkingHeadDataset(Dataset):
             item["view_target"] = img(data["view_frames"][v, tgt])
             item["view_masks"] = torch.from_numpy(data["view_masks"][v, tgt].astype(np.int64))
             item["view_c2w"] = torch.from_numpy(data["view_c2w"][v, tgt].astype(np.float32))
+        if self.colour_jitter > 0:  # drawn last, so the draws above do not depend on it
+            response = random_response(rng, self.colour_jitter)
+            for key in ("source", "target", "view_target"):
+                if key in item:
+                    item[key] = response(item[key])
         return item

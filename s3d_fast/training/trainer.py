@@ -56,6 +56,7 @@ class Trainer:
             cache_clips=n_clips,
             views=with_views,
             source_quantile=q,
+            colour_jitter=tc.colour_jitter,
         )
         heldout = None
         if manifest.clips_in("heldout"):
