@@ -57,6 +57,12 @@ def _psnr(a, b):
     return float(-10 * torch.log10(torch.mean((a - b) ** 2)))
 
 
+def _record_frames(record, group: str, impl: str, out: dict, seconds: float, **extra) -> None:
+    """One real-time render call's frames/s and its time per frame by stage."""
+    stages = {f"per frame {k}": f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
+    record(group, impl, FRAMES / seconds, "frames/s", **extra, **stages)
+
+
 def test_baked_real_time_path(benchmark, record, demo):
     model, source, baked, tokens, c2w, K = demo
     out = benchmark.pedantic(model.render_frames, (baked, tokens, c2w, K), rounds=3, warmup_rounds=1)
@@ -70,17 +76,15 @@ def test_baked_real_time_path(benchmark, record, demo):
     benchmark.extra_info["psnr_vs_training_style_db"] = psnr
     benchmark.extra_info["occupied_fraction"] = baked.occupied_fraction
     if seconds is not None:
-        fps = FRAMES / seconds
-        benchmark.extra_info["frames_per_s"] = fps
-        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
-        record(
+        benchmark.extra_info["frames_per_s"] = FRAMES / seconds
+        _record_frames(
+            record,
             "render 256^2 small (demo)",
             "fused",
-            fps,
-            "frames/s",
+            out,
+            seconds,
             psnr_vs_training_style=f"{psnr:.1f} dB",
             opacity_psnr=f"{psnr_opacity:.1f} dB",
-            **{f"per frame {k}": v for k, v in stages.items()},
         )
 
 
@@ -91,15 +95,17 @@ def interior(demo):
     import dataclasses
 
     from s3d_fast.checkpoint import load_model_state
+    from s3d_fast.config import config_to_dict
     from s3d_fast.model.s3d import S3DNeRF
-    from s3d_fast.training.resume import GROWING_OPTIONS
+    from s3d_fast.training.resume import parameters_added
 
     model, source, _, tokens, c2w, K = demo
-    grown = S3DNeRF(dataclasses.replace(model.config.model, mouth_interior=True)).eval()
-    added = {name for name, _ in grown.named_parameters() if GROWING_OPTIONS["mouth_interior"] in name}
+    config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, mouth_interior=True))
+    grown = S3DNeRF(config.model).eval()
+    added = parameters_added(config_to_dict(model.config), config, grown)
     assert added, "mouth_interior added no parameters"
     load_model_state(grown, model.state_dict(), may_miss=frozenset(added))
-    grown.config = dataclasses.replace(model.config, model=grown.cfg)
+    grown.config = config
     with torch.no_grad():
         baked = grown.fit_to_audio(grown.bake(source), tokens)
     return grown, baked, tokens, c2w, K
@@ -112,14 +118,7 @@ def test_real_time_path_with_interior(benchmark, record, interior):
     assert bool(out["rgb"].isfinite().all())
     seconds = min_seconds(benchmark)
     if seconds is not None:
-        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
-        record(
-            "render 256^2 small (demo)",
-            "fused, mouth interior",
-            FRAMES / seconds,
-            "frames/s",
-            **{f"per frame {k}": v for k, v in stages.items()},
-        )
+        _record_frames(record, "render 256^2 small (demo)", "fused, mouth interior", out, seconds)
 
 
 def test_training_style_path(benchmark, record, demo):
@@ -159,11 +158,4 @@ def test_photo_real_time_path(benchmark, record, photo):
     assert out["rgb"].shape == (FRAMES, 3, 256, 256)
     seconds = min_seconds(benchmark)
     if seconds is not None:
-        stages = {k: f"{1000 * v / FRAMES:.1f} ms" for k, v in out["timings"].items()}
-        record(
-            "render 256^2 small (photo, orbit 20)",
-            "fused",
-            FRAMES / seconds,
-            "frames/s",
-            **{f"per frame {k}": v for k, v in stages.items()},
-        )
+        _record_frames(record, "render 256^2 small (photo, orbit 20)", "fused", out, seconds)
