@@ -37,6 +37,45 @@ def mouth_keep_out(mask: Optional[torch.Tensor], like: torch.Tensor, reach: floa
     return F.avg_pool2d(grown, 2 * side + 1, stride=1, padding=side, count_include_pad=False)
 
 
+def lips_centre(mask: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Tensor]:
+    """(B, R, R) labels -> (B, 2) the centre (x, y) of the lips and mouth (labels >= 2) in
+    pixels, ``like``'s dtype; None when there is no mask or a source has no lip labels."""
+    if mask is None:
+        return None
+    lips = (mask >= 2).to(like.dtype)
+    count = lips.sum((1, 2))
+    if not bool((count > 0).all()):
+        return None
+    centres = torch.arange(mask.shape[-1], device=mask.device, dtype=like.dtype) + 0.5
+    x = (lips.sum(1) * centres).sum(1) / count
+    y = (lips.sum(2) * centres).sum(1) / count
+    return torch.stack([x, y], 1)
+
+
+def opening_centre(opened: torch.Tensor, least: float = 0.25) -> Optional[torch.Tensor]:
+    """(r, r) how open the mouth is, summed over frames -> (2,) the centre (x, y) of its
+    largest opening in pixels of r, or None when nothing opens. The opening is the part
+    over ``least`` of the peak connected to the peak: a model can open a stray spot far from
+    the mouth as well (on a chin), which must not pull the centre off it."""
+    peak = opened.max()
+    if not bool(peak > 0):
+        return None
+    over = (opened >= least * peak).to(opened.dtype)[None, None]
+    blob = torch.zeros_like(over).view(-1)
+    blob[int(opened.argmax())] = 1
+    blob = blob.view_as(over)
+    while True:  # grow from the peak through the pixels over the threshold
+        grown = F.max_pool2d(blob, 3, stride=1, padding=1) * over
+        if bool(torch.equal(grown, blob)):
+            break
+        blob = grown
+    weight = opened * blob[0, 0]
+    centres = torch.arange(opened.shape[-1], device=opened.device, dtype=opened.dtype) + 0.5
+    x = (weight.sum(0) * centres).sum() / weight.sum()
+    y = (weight.sum(1) * centres).sum() / weight.sum()
+    return torch.stack([x, y])
+
+
 def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:
     """images (F, 3, R, R), share (F, 1, r, r) the rendered cavity share -> the images
     opened where the share says the ray looks into the mouth (``cavity_opening``): cut

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .. import ops
 from ..nn import OccupancyGrid
+from .mouth import SPEECH_REACH, opening_centre, opening_ramp
 from .rays import box_intersection, camera_rays, scaled_intrinsics
 from .source import Source
 from .superres import MOTION_CHANNELS
@@ -255,6 +256,39 @@ class RealTimeRendering:
         out = self.render_frames(baked, tokens[:1], c2w[:1], K[:1])
         rested = dataclasses.replace(source, rest_share=out["cavity"][:1, None].clone())
         return dataclasses.replace(baked, source=rested)
+
+    @torch.no_grad()
+    def register_mouth(self, baked: Baked, tokens: torch.Tensor) -> Baked:
+        """A kept photo's bake with the model's mouth moved onto the photo's lips.
+
+        The model does not always open its mouth where the photo's lips are (a face looking
+        down, proportions no synthetic head has: up to a twelfth of the image above them).
+        Frames of ``tokens`` (P, t, D), speech that opens the mouth, are rendered at the
+        source camera; the centre of the opening beyond rest is compared with the photo's
+        lips, and the source camera's principal point moves by the difference, so the
+        field renders its mouth where the photo's is (the photo itself is seen from that
+        same camera, so it does not move). Unchanged without a kept photo's lips and rest
+        (``at_rest``, which must then be measured again), when nothing opens, or when the
+        opening lies beyond the jaw's reach of the lips (it is not the mouth)."""
+        source = baked.source
+        if source.lips_centre is None or source.rest_share is None or source.photo_points is None:
+            return baked  # only frames rendered at the source camera (``photo_points``) can move with it
+        c2w, K = source.camera
+        P = tokens.shape[0]
+        whole = dataclasses.replace(source, speech_limit=None)  # every ray: the opening may lie off the lips
+        probed = dataclasses.replace(baked, source=whole)
+        share = self.render_frames(probed, tokens, c2w[:1].expand(P, 4, 4), K[:1].expand(P, 3, 3))["cavity"]
+        opened = opening_ramp(share - source.rest_share[0]).sum(0)
+        centre = opening_centre(opened)
+        if centre is None:
+            return baked
+        R = self.input_resolution
+        shift = source.lips_centre[0] - centre * (R / opened.shape[-1])
+        if float(shift.norm()) > SPEECH_REACH * R:
+            return baked
+        moved = K.clone()
+        moved[:, :2, 2] += shift
+        return dataclasses.replace(baked, source=dataclasses.replace(source, camera=(c2w, moved), mouth_shift=shift))
 
     def _shown_rays(self, source: Source, r: int) -> Optional[torch.Tensor]:
         """The rays whose pixels a kept photo can show (``Source.keep_photo``): those near

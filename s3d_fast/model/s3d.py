@@ -28,6 +28,7 @@ from .mouth import (
     SPEECH_REACH,
     face_mask,
     keep_photo_outside_speech,
+    lips_centre,
     mouth_keep_out,
     open_mouth,
     opened_share,
@@ -101,6 +102,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         keep_out = mouth_keep_out(mask, image, self.cfg.mouth_keep_out)
         points, anchor = (None, None) if geometry is None or camera is None else geometry
         limit = mouth_keep_out(mask, image, SPEECH_REACH) if keep_photo else None
+        lips = lips_centre(mask, image) if keep_photo else None
         return Source(
             feats,
             slots,
@@ -111,6 +113,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             keep_out,
             keep_photo=keep_photo,
             speech_limit=limit,
+            lips_centre=lips,
             photo_points=points,
             photo_anchor=anchor,
         )

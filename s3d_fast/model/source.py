@@ -53,6 +53,13 @@ class Source:
     # radiance field's depth.
     photo_points: Optional[torch.Tensor] = None
     photo_anchor: Optional[torch.Tensor] = None
+    # (B, 2) the centre (x, y) of the photo's lips and mouth (labels >= 2) in pixels of the
+    # input resolution, where a kept photo's speech belongs (``register_mouth``); None: not
+    # a kept photo, or no lip labels.
+    lips_centre: Optional[torch.Tensor] = None
+    # (2,) how far (x, y, pixels of the input resolution) ``register_mouth`` moved the
+    # source camera's principal point to put the model's mouth on the photo's lips.
+    mouth_shift: Optional[torch.Tensor] = None
     # A turned photo rendered at a frontal camera: everything above describes the photo seen
     # from there (``camera`` is the frontal camera), except ``photo_points`` and
     # ``photo_anchor``, the photo's own geometry, which turn the finished frame.

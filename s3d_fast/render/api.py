@@ -14,6 +14,8 @@ The model is reached only through this interface (``s3d_fast.model``)::
     src = model.prepare_source(image (1,3,R,R) f32 [0,1], mask (1,R,R) int64 | None,
                                c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
     baked = model.bake(src)
+    baked = model.at_rest(baked, tokens[:1])                   # a kept photo: what silence shows
+    baked = model.register_mouth(baked, tokens)                # a kept photo: the mouth onto its lips
     baked = model.fit_to_audio(baked, tokens)                  # optional: tighten the grid to this speech
     model.audio_probes(T) -> (P,) int64                        # with fit_to_audio: the frames it reads
     baked = model.fit_to_probes(baked, tokens[probes])         # fit_to_audio from those frames' tokens
@@ -55,6 +57,7 @@ DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
 MIN_SIZE, MAX_SIZE = 64, 1024
 MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
 REST_SAMPLES = audio_mod.SAMPLE_RATE // 5  # the silence a kept photo's rest is measured with (0.2 s)
+OPENING_PROBES = 8  # frames of open speech that find where the model opens a photo's mouth
 
 
 def _load_model(path: str, device: torch.device):
@@ -160,6 +163,7 @@ class Renderer:
         self.checkpoint = resolve_checkpoint(checkpoint)
         start = time.perf_counter()
         self.model = _load_model(self.checkpoint, self.device)
+        self._opening: Optional[torch.Tensor] = None
         self.load_seconds = time.perf_counter() - start
 
     @property
@@ -210,9 +214,23 @@ class Renderer:
         baked = self.model.bake(source)
         if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
             silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
-            baked = self.model.at_rest(baked, self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev)))
+            rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
+            baked = self.model.at_rest(baked, rest)
+            registered = self.model.register_mouth(baked, self._opening_tokens())
+            if registered is not baked:  # its mouth moved onto the photo's lips: the rest moved with it
+                baked = self.model.at_rest(registered, rest)
         _sync(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
+
+    def _opening_tokens(self) -> torch.Tensor:
+        """Audio tokens of the demo sentence's ``OPENING_PROBES`` loudest frames: speech that
+        opens the mouth, with which ``register_mouth`` finds where the model opens it."""
+        if self._opening is None:
+            mel = load_speech(DEMO_SPEECH).mel
+            loudest = np.sort(np.argsort(mel.reshape(len(mel), -1).mean(1))[-OPENING_PROBES:])
+            tokens = self.model.audio_tokens(torch.from_numpy(mel).to(self.device))  # each frame with its context
+            self._opening = tokens[torch.from_numpy(loudest).to(self.device)]
+        return self._opening
 
 
 class Identity:
