@@ -275,9 +275,8 @@ class RealTimeRendering:
             return baked  # only frames rendered at the source camera (``photo_points``) can move with it
         c2w, K = source.camera
         P = tokens.shape[0]
-        whole = dataclasses.replace(source, speech_limit=None)  # every ray: the opening may lie off the lips
-        probed = dataclasses.replace(baked, source=whole)
-        share = self.render_frames(probed, tokens, c2w[:1].expand(P, 4, 4), K[:1].expand(P, 3, 3))["cavity"]
+        # Marched only where a frame can show it (``_shown_rays``): an opening beyond is never shown.
+        share = self.render_frames(baked, tokens, c2w[:1].expand(P, 4, 4), K[:1].expand(P, 3, 3))["cavity"]
         opened = opening_ramp(share - source.rest_share[0]).sum(0)
         centre = opening_centre(opened)
         if centre is None:

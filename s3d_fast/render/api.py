@@ -57,7 +57,7 @@ DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
 MIN_SIZE, MAX_SIZE = 64, 1024
 MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
 REST_SAMPLES = audio_mod.SAMPLE_RATE // 5  # the silence a kept photo's rest is measured with (0.2 s)
-OPENING_PROBES = 8  # frames of open speech that find where the model opens a photo's mouth
+OPENING_PROBES = 4  # frames of open speech that find where the model opens a photo's mouth
 
 
 def _load_model(path: str, device: torch.device):
