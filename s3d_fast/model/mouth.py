@@ -43,13 +43,20 @@ def lips_centre(mask: Optional[torch.Tensor], like: torch.Tensor) -> Optional[to
     if mask is None:
         return None
     lips = (mask >= 2).to(like.dtype)
-    count = lips.sum((1, 2))
-    if not bool((count > 0).all()):
+    if not bool((lips.sum((1, 2)) > 0).all()):
         return None
-    centres = torch.arange(mask.shape[-1], device=mask.device, dtype=like.dtype) + 0.5
-    x = (lips.sum(1) * centres).sum(1) / count
-    y = (lips.sum(2) * centres).sum(1) / count
-    return torch.stack([x, y], 1)
+    return weighted_centre(lips)
+
+
+def weighted_centre(weight: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) non-negative weights, not all zero -> (..., 2) their centre (x, y) in
+    pixels, pixel i covering [i, i + 1)."""
+    total = weight.sum((-2, -1))
+    xs = torch.arange(weight.shape[-1], device=weight.device, dtype=weight.dtype) + 0.5
+    ys = torch.arange(weight.shape[-2], device=weight.device, dtype=weight.dtype) + 0.5
+    x = (weight.sum(-2) * xs).sum(-1) / total
+    y = (weight.sum(-1) * ys).sum(-1) / total
+    return torch.stack([x, y], -1)
 
 
 def opening_centre(opened: torch.Tensor, least: float = 0.25) -> Optional[torch.Tensor]:
@@ -69,11 +76,7 @@ def opening_centre(opened: torch.Tensor, least: float = 0.25) -> Optional[torch.
         if bool(torch.equal(grown, blob)):
             break
         blob = grown
-    weight = opened * blob[0, 0]
-    centres = torch.arange(opened.shape[-1], device=opened.device, dtype=opened.dtype) + 0.5
-    x = (weight.sum(0) * centres).sum() / weight.sum()
-    y = (weight.sum(1) * centres).sum() / weight.sum()
-    return torch.stack([x, y])
+    return weighted_centre(opened * blob[0, 0])
 
 
 def open_mouth(images: torch.Tensor, share: torch.Tensor, interior: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -262,7 +262,7 @@ class RealTimeRendering:
         """A kept photo's bake with the model's mouth moved onto the photo's lips.
 
         The model does not always open its mouth where the photo's lips are (a face looking
-        down, proportions no synthetic head has: up to a twelfth of the image above them).
+        down, proportions no synthetic head has: 15-19 px of 256 above them).
         Frames of ``tokens`` (P, t, D), speech that opens the mouth, are rendered at the
         source camera; the centre of the opening beyond rest is compared with the photo's
         lips, and the source camera's principal point moves by the difference, so the
