@@ -247,6 +247,7 @@ CASES = [
         "render", "out in an unwritable folder", lambda i: i.render(out=unwritable_folder(i) / "o.mp4"), "cannot write"
     ),
     Case("render", "batch without bound", lambda i: i.render("--batch", "100000"), "--batch must be from 1 to 64"),
+    Case("render", "negative adaptation", lambda i: i.render("--adapt-steps", "-1"), "--adapt-steps must be 0 or more"),
     # render: which face
     Case("render", "a photo without a face", lambda i: i.render(image=_grey_photo(i)), "no face found in"),
     Case("render", "face counted from 0", lambda i: i.render("--face", "0", image=_two_people(i)), "counts from 1"),
@@ -507,6 +508,12 @@ CASES = [
         "batch without bound",
         lambda i: i.eval("--batch", "100000", out=i.dir / "e"),
         "--batch must be from 1 to 64",
+    ),
+    Case(
+        "eval",
+        "negative adaptation",
+        lambda i: i.eval("--adapt-steps", "-1", out=i.dir / "e"),
+        "--adapt-steps must be 0 or more",
     ),
     Case(
         "eval",

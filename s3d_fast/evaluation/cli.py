@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="render with the real-time path (baked occupancy grid) instead of the training-style one",
     )
+    parser.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="refine each source's tri-planes for N steps at bake time so the model redraws it (default 0: off)",
+    )
     parser.add_argument("--batch", type=int, default=4, help="frames per render call, 1-64 (default 4)")
     parser.add_argument("--syncnet", help="lip-sync expert weights (default RUN/syncnet.safetensors)")
     parser.add_argument(
@@ -57,6 +64,8 @@ def run(args) -> int:
     from ..errors import S3DError
     from .evaluate import evaluate  # chosen: only now load torch and the model
 
+    if args.adapt_steps < 0:
+        raise S3DError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
     if args.batch > MAX_BATCH:
         raise S3DError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
     if args.portraits is not None:

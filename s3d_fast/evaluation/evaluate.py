@@ -23,6 +23,7 @@ from ..metrics import mouth_opening, mouth_region, pearson
 from ..metrics.landmarks import landmark_distance
 from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
+from ..model.adaptation import adapt_source
 from ..model.syncnet import N_FRAMES
 from .identity import between_identities, identity_scores
 from .rendering import one_shot_source, render_clip, silent_mel, source_frame, synchronize
@@ -51,6 +52,12 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
         synchronize(dev)
         start = time.perf_counter()
         source = one_shot_source(model, data, src, dev)
+    if args.adapt_steps > 0:
+        with torch.no_grad():
+            rest = model.audio_tokens(torch.from_numpy(silent_mel(1)).to(dev))
+        source, adaptation = adapt_source(model, source, rest, args.adapt_steps)
+        row.update(adapt_seconds=adaptation.seconds, adapt_l1_before=adaptation.before, adapt_l1_after=adaptation.after)
+    with torch.inference_mode():
         baked = model.bake(source) if args.baked else None
         synchronize(dev)
         row["source_seconds"] = time.perf_counter() - start

@@ -80,9 +80,9 @@ def regions(source) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
 
 
 def evaluate_portrait(
-    renderer: Renderer, path: str, speech, silence, log, keep_photo: bool = True
+    renderer: Renderer, path: str, speech, silence, log, keep_photo: bool = True, adapt_steps: int = 0
 ) -> tuple[dict, np.ndarray]:
-    identity = renderer.bake(path, keep_photo=keep_photo)
+    identity = renderer.bake(path, keep_photo=keep_photo, adapt_steps=adapt_steps)
     src = identity.source
     photo = src.image
     size = photo.shape[0]
@@ -143,7 +143,9 @@ def evaluate_portraits(args) -> int:
 
     rows, pictures = [], []
     for path in paths:
-        row, picture = evaluate_portrait(renderer, path, speech, silence, log, keep_photo=not args.model_only)
+        row, picture = evaluate_portrait(
+            renderer, path, speech, silence, log, keep_photo=not args.model_only, adapt_steps=args.adapt_steps
+        )
         rows.append(row)
         pictures.append(picture)
     table = format_table(rows)

@@ -42,6 +42,7 @@ import torch
 
 from ..data import audio as audio_mod
 from ..model import load_model
+from ..model.adaptation import adapt_source
 from . import cameras
 from .errors import RenderError
 from .photo_geometry import frontal_camera, photo_geometry
@@ -181,7 +182,15 @@ class Renderer:
 
     @torch.inference_mode()
     def bake(
-        self, image, *, c2w=None, K=None, mask=None, face: Optional[int] = None, keep_photo: Optional[bool] = None
+        self,
+        image,
+        *,
+        c2w=None,
+        K=None,
+        mask=None,
+        face: Optional[int] = None,
+        keep_photo: Optional[bool] = None,
+        adapt_steps: int = 0,
     ) -> Identity:
         """Bake one identity: ``image`` is a path, a uint8 (H, W, 3) array, or a
         :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
@@ -189,7 +198,11 @@ class Renderer:
         to right; default the largest). ``keep_photo``: frames show the source itself wherever the
         speech does not move the face, the model's frame only where it does, and a photo is
         turned through its own geometry (default: for photos, not for data-set frames;
-        False: every frame as the model paints it)."""
+        False: every frame as the model paints it). ``adapt_steps``: refine what the model
+        encoded of this image for that many steps so it redraws it (``adapt_source``; part
+        of the bake time)."""
+        if adapt_steps < 0:
+            raise RenderError(f"adapt_steps must be 0 or more, got {adapt_steps}")
         src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask, face=face)
         if src.resolution != self.input_resolution:
             raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")
@@ -211,10 +224,12 @@ class Renderer:
         source = self.model.prepare_source(
             pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry, frontal=frontal
         )
+        silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
+        rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
+        if adapt_steps > 0:
+            source, _ = adapt_source(self.model, source, rest, adapt_steps)
         baked = self.model.bake(source)
         if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
-            silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
-            rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
             baked = self.model.at_rest(baked, rest)
             registered = self.model.register_mouth(baked, self._opening_tokens())
             if registered is not baked:  # its mouth moved onto the photo's lips: the rest moved with it
