@@ -65,6 +65,15 @@ def test_only_the_sources_planes_change(tiny):
     assert adapted.features.pyramid is source.features.pyramid
 
 
+def test_the_conditioning_of_super_resolution_is_refined_only_when_asked(tiny):
+    model, source, rest = tiny
+    adapted, stats = adapt_source(model, source, rest, steps=3, lr=0.05, conditioning=True)
+    assert stats.after < stats.before
+    changed = [not torch.equal(adapted.features.pyramid[k], v) for k, v in source.features.pyramid.items()]
+    assert any(changed)  # the levels super-resolution reads
+    assert all(not v.requires_grad for v in adapted.features.pyramid.values())
+
+
 def test_zero_steps_is_the_source_unchanged_and_a_time_limit_stops_early(tiny):
     model, source, rest = tiny
     same, stats = adapt_source(model, source, rest, steps=0)

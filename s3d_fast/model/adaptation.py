@@ -81,16 +81,18 @@ def adapt_source(
     steps: int,
     lr: float = 0.01,
     seconds: Optional[float] = None,
+    conditioning: bool = False,
     on_step: Optional[Callable[[int, float], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
     with ``rest_tokens`` (1, t, D) (silent speech), matches the source image.
 
     Up to ``steps`` steps of Adam (learning rate ``lr`` relative to each plane's spread),
-    stopping early once ``seconds`` have passed. The loss is the training's photometric
+    stopping early once ``seconds`` have passed. ``conditioning``: the pyramid that conditions
+    super-resolution is refined too. The loss is the training's photometric
     pair (L1 at the output and at the radiance field's resolution). Everything else of
-    the source (its slots, what conditions super-resolution, a kept photo's geometry) is
-    unchanged. One source at a time, with its camera."""
+    the source (its slots, the image super-resolution blends from, a kept photo's geometry)
+    is unchanged. One source at a time, with its camera."""
     if source.camera is None:
         raise ValueError("adapting a source needs its camera")
     if source.slots.shape[0] != 1:
@@ -101,10 +103,13 @@ def adapt_source(
     with torch.inference_mode(False), torch.enable_grad(), frozen(model):
         drawn = _as_drawn(source)
         planes = [nn.Parameter(p) for p in drawn.features.planes]
-        # Each plane's step in proportion to its own spread: the scales differ by the encoder's layers.
-        groups = [{"params": [p], "lr": lr * float(p.detach().std().clamp(min=1e-6))} for p in planes]
+        pyramid = {k: nn.Parameter(v) if conditioning else v for k, v in drawn.features.pyramid.items()}
+        tuned = planes + ([*pyramid.values()] if conditioning else [])
+        # Each tensor's step in proportion to its own spread: the scales differ by the encoder's layers.
+        groups = [{"params": [p], "lr": lr * float(p.detach().std().clamp(min=1e-6))} for p in tuned]
         optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99))
-        drawn = dataclasses.replace(drawn, features=dataclasses.replace(drawn.features, planes=planes))
+        features = dataclasses.replace(drawn.features, planes=planes, pyramid=pyramid)
+        drawn = dataclasses.replace(drawn, features=features)
         c2w, K = drawn.camera
         target = drawn.image
         target_low = resize(target, model.cfg.nerf_resolution)
@@ -123,6 +128,8 @@ def adapt_source(
             loss.backward()
             optimizer.step()
     model.train(was_training)
-    adapted = [p.detach() for p in planes]
-    result = dataclasses.replace(source, features=dataclasses.replace(source.features, planes=adapted))
+    features = dataclasses.replace(source.features, planes=[p.detach() for p in planes])
+    if conditioning:
+        features.pyramid = {k: v.detach() for k, v in pyramid.items()}
+    result = dataclasses.replace(source, features=features)
     return result, Adaptation(len(losses) - 1, time.perf_counter() - start, losses[0], losses[-1])
