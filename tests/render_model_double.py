@@ -81,7 +81,7 @@ class RenderModelDouble:
         )
         self.input_resolution = input_resolution
         self.device = device
-        self.calls = {"prepare_source": 0, "bake": 0, "audio_tokens": [], "render_frames": []}
+        self.calls = {"prepare_source": 0, "adapt": [], "bake": 0, "audio_tokens": [], "render_frames": []}
 
     def prepare_source(self, image, mask, c2w, K, keep_photo=False, geometry=None, frontal=None):
         r = self.input_resolution
@@ -100,6 +100,13 @@ class RenderModelDouble:
         assert abs(float(K[0, 0, 2]) - r / 2) < 0.05 * r, "K must be in pixels of the input resolution"
         self.calls["prepare_source"] += 1
         return {"image": image, "mask": mask, "c2w": c2w, "K": K, "keep_photo": keep_photo}
+
+    def adapt(self, src, rest_tokens, steps):
+        assert set(src) == {"image", "mask", "c2w", "K", "keep_photo"}
+        _check(rest_tokens, (1, self.TOKEN_DIM), torch.float32, self.device, "rest tokens")
+        assert isinstance(steps, int) and steps > 0, f"adapt is asked for a positive number of steps, got {steps!r}"
+        self.calls["adapt"].append(steps)
+        return src, None
 
     def bake(self, src):
         assert set(src) == {"image", "mask", "c2w", "K", "keep_photo"}

@@ -123,3 +123,13 @@ def test_inference_mode_does_not_leak_into_the_caller_between_frames(identity):
     next(frames)
     assert not torch.is_inference_mode_enabled()
     assert len(list(frames)) == 2  # 0.1 s = 2.5 frames -> 3, one taken
+
+
+def test_bake_adapts_the_source_only_when_asked(render_checkpoint, tmp_path):  # noqa: F811
+    renderer = api.Renderer(render_checkpoint, "cpu")
+    path, _, _ = write_dataset_frame(tmp_path / "src.png", size=64)
+    renderer.bake(path)
+    assert renderer.model.calls["adapt"] == []
+    renderer.bake(path, adapt_steps=7)
+    assert renderer.model.calls["adapt"] == [7]
+    assert renderer.model.calls["audio_tokens"] == [1]  # silent speech's, for the adaptation

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import ops
 from ..config import ModelConfig, check_model_config
+from .adaptation import adapt_source
 from .appearance import AppearanceEncoder
 from .audio import AudioEncoder
 from .decoder import Decoder
@@ -133,6 +134,11 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         shift = landing_shift(points, anchor, c2w, K, image.shape[-1], 1)
         limit = mouth_keep_out(mask, image, SPEECH_REACH)
         return dataclasses.replace(source, frontal=FrontalPhoto(image, limit, shift))
+
+    def adapt(self, source: Source, rest_tokens: torch.Tensor, steps: int, **options):
+        """``source`` refined at bake time so this model redraws it (``adaptation.adapt_source``):
+        returns (the adapted source, what the adaptation did)."""
+        return adapt_source(self, source, rest_tokens, steps, **options)
 
     def audio_tokens(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (T, 80, 16) or (B, T, 80, 16) -> tokens (T, t, D) or (B, T, t, D)."""

@@ -42,7 +42,6 @@ import torch
 
 from ..data import audio as audio_mod
 from ..model import load_model
-from ..model.adaptation import adapt_source
 from . import cameras
 from .errors import RenderError
 from .photo_geometry import frontal_camera, photo_geometry
@@ -224,10 +223,12 @@ class Renderer:
         source = self.model.prepare_source(
             pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry, frontal=frontal
         )
-        silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
-        rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
+        rest = None
+        if adapt_steps > 0 or (keep_photo and hasattr(self.model, "at_rest")):  # silent speech's tokens
+            silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
+            rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
         if adapt_steps > 0:
-            source, _ = adapt_source(self.model, source, rest, adapt_steps)
+            source, _ = self.model.adapt(source, rest, adapt_steps)
         baked = self.model.bake(source)
         if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
             baked = self.model.at_rest(baked, rest)
