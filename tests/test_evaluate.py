@@ -111,9 +111,13 @@ def test_eval_writes_outputs_and_feeds_silence(data, run, monkeypatch, capsys):
     assert grid.ndim == 3 and grid.shape[0] > 64 * 3 and grid.std() > 0
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
 
-    # Renders of this clip: speech, silence, the extra view (audio encoded once per render).
-    assert len(fed) == 3
-    speech, silence, view = fed
+    # The bake-time adaptation's silent frame, then the renders of this clip: speech, silence,
+    # the extra view (audio encoded once per render).
+    assert len(fed) == 4
+    rest, speech, silence, view = fed
+    assert rest.shape == (1, 80, 16) and np.all(rest == audio.MEL_MIN)
+    row = result["clips"][0]
+    assert row["adapt_l1_after"] < row["adapt_l1_before"] and row["adapt_seconds"] > 0
     np.testing.assert_array_equal(speech, clip_data["mel"][: int(FRAMES)])
     np.testing.assert_array_equal(view, speech)
     assert np.all(silence == audio.MEL_MIN) and silence.shape == speech.shape

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..render.cli import ADAPT_STEPS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -41,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--adapt-steps",
         type=int,
-        default=0,
+        default=ADAPT_STEPS,
         metavar="N",
-        help="refine each source's tri-planes for N steps at bake time so the model redraws it (default 0: off)",
+        help="refine what the model encoded of each source for N steps at bake time so it redraws it, "
+        f"as render does (default {ADAPT_STEPS}; 0: off)",
     )
     parser.add_argument("--batch", type=int, default=4, help="frames per render call, 1-64 (default 4)")
     parser.add_argument("--syncnet", help="lip-sync expert weights (default RUN/syncnet.safetensors)")

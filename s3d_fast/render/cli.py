@@ -22,6 +22,10 @@ from .errors import RenderError
 # (docs/experiments.md, "Known limits").
 DEMO_ORBIT = 12.0
 DEMO_OUT = "s3d_demo.mp4"
+# Bake-time adaptation steps of the command-line tools (render, eval, serve): about 20 s on
+# 2 cores, within the minute a one-shot bake may take (docs/experiments.md, "Adapting to the
+# portrait at bake time").
+ADAPT_STEPS = 100
 
 
 def add_arguments(parser) -> None:
@@ -47,10 +51,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--adapt-steps",
         type=int,
-        default=0,
+        default=ADAPT_STEPS,
         metavar="N",
         help="at bake time, refine what the model encoded of the portrait for N steps so it redraws it "
-        "(about 0.2 s a step on 2 cores; default 0: off)",
+        f"(about 0.2 s a step on 2 cores; default {ADAPT_STEPS}; 0: off)",
     )
     parser.add_argument(
         "--audio",

@@ -34,9 +34,10 @@ BAKE_WAIT = 300.0  # seconds /api/render waits for a portrait to bake
 FORM_SLACK = 64 * 1024  # a multipart body's own bytes beyond its files
 
 
-def create_app(renderer, limits: Optional[Limits] = None, token: Optional[str] = None) -> FastAPI:
+def create_app(renderer, limits: Optional[Limits] = None, token: Optional[str] = None, adapt_steps: int = 0) -> FastAPI:
+    """``adapt_steps``: bake-time adaptation of each portrait (``Renderer.bake``)."""
     limits = (limits or Limits()).check()
-    portraits = PortraitCache(renderer, limits)
+    portraits = PortraitCache(renderer, limits, adapt_steps)
     sessions = Sessions(limits)
 
     @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..render.cli import ADAPT_STEPS
 from .errors import ServeError
 
 EXTRA = 'pip install "s3d-fast[serve]"'
@@ -33,6 +34,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--max-speech-seconds", type=float, default=60.0, help="longest speech in seconds (default 60)")
     parser.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=ADAPT_STEPS,
+        metavar="N",
+        help=f"bake-time adaptation steps of each portrait, as render's (default {ADAPT_STEPS}, about 20 s on 2 cores)",
+    )
+    parser.add_argument(
         "--max-portraits", type=int, default=8, help="baked portraits kept in memory, about 6 MB each (default 8)"
     )
 
@@ -51,6 +59,8 @@ def run(args) -> int:
     from .app import create_app
     from .limits import Limits
 
+    if args.adapt_steps < 0:
+        raise ServeError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be from 0 to 65535, got {args.port}")
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -80,7 +90,7 @@ def run(args) -> int:
         print(f"s3d-fast serve: HTTPS with a self-signed certificate made now ({cert}); browsers will ask to trust it")
 
     renderer = api.Renderer(args.checkpoint, args.device)
-    app = create_app(renderer, limits, token)
+    app = create_app(renderer, limits, token, adapt_steps=args.adapt_steps)
     config = uvicorn.Config(
         app,
         host=args.host,

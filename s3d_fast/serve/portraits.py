@@ -85,8 +85,8 @@ class PortraitCache:
     """Portraits by id (the SHA-256 of the photo's bytes, or ``demo``), baked one at a time
     on a worker thread."""
 
-    def __init__(self, renderer, limits: Limits):
-        self.renderer, self.limits = renderer, limits
+    def __init__(self, renderer, limits: Limits, adapt_steps: int = 0):
+        self.renderer, self.limits, self.adapt_steps = renderer, limits, adapt_steps
         self._entries: OrderedDict[str, Portrait] = OrderedDict()
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bake")
@@ -119,8 +119,8 @@ class PortraitCache:
             entry.stage = "reading the image" if isinstance(image, str) else "finding the face"
             source = self.renderer.source(image)
             entry.kind = source.kind
-            entry.stage = "baking"
-            identity = self.renderer.bake(source)
+            entry.stage = "baking"  # with the adaptation, most of the bake's time
+            identity = self.renderer.bake(source, adapt_steps=self.adapt_steps)
             entry.stage = "fitting the occupancy grid"
             stream.reference_grid(identity)
             entry.stage = "rendering the first frame"
