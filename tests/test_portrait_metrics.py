@@ -1,6 +1,8 @@
 """The figures of ``s3d-fast eval --portraits``: masked PSNR, the lips' gap, the speech's
 loudness, the upsampling grid's share of the spectrum, and dlib's identity distance."""
 
+import json
+
 import matplotlib.cbook
 import numpy as np
 import pytest
@@ -108,3 +110,30 @@ def test_clip_identity_scores_ours_and_the_ground_truth_against_the_source(faces
     ]
     assert clip_identity.between_identities(rows) == pytest.approx(other, rel=1e-3)
     assert np.isnan(clip_identity.between_identities(rows[:2]))  # one identity: no pair
+
+
+def test_eval_portraits_end_to_end_on_the_astronaut(faces, tmp_path, capsys):
+    """``s3d-fast eval --portraits`` with the bundled checkpoint: the photo adapted and baked,
+    spoken, turned, scored and pictured."""
+    import soundfile
+
+    from s3d_fast.cli import main
+    from s3d_fast.render.api import DEMO_SPEECH
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(faces[0]).save(folder / "astronaut.png")
+    samples, rate = soundfile.read(DEMO_SPEECH, dtype="float32")
+    soundfile.write(tmp_path / "speech.wav", samples[: int(1.6 * rate)], rate)  # 40 frames
+    out = tmp_path / "eval"
+    argv = ["eval", "--portraits", str(folder), "--speech", str(tmp_path / "speech.wav"), "--out", str(out)]
+    assert main(argv + ["--adapt-steps", "3", "--device", "cpu", "--quiet"]) == 0
+    (row,) = json.loads((out / "portraits.json").read_text())["portraits"]
+    assert row["portrait"] == "astronaut.png" and row["faces"] == 1
+    assert row["silent_face_psnr"] == 99.0  # silence gives the photo back
+    assert row["upper_face_psnr"] > 30 and row["bake_seconds"] > 0
+    assert row["identity_0"] < SAME_PERSON and row["frames_without_face"] == 0
+    picture = np.asarray(Image.open(out / "portraits.png"))
+    assert picture.shape == (256, 5 * 256, 3)  # photo, silent, speaking, 15 and 30 degrees
+    np.testing.assert_array_equal(picture[:, 256:512], picture[:, :256])  # the silent frame is the photo
+    assert "| astronaut.png |" in capsys.readouterr().out
