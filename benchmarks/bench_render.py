@@ -159,3 +159,21 @@ def test_photo_real_time_path(benchmark, record, photo):
     seconds = min_seconds(benchmark)
     if seconds is not None:
         _record_frames(record, "render 256^2 small (photo, orbit 20)", "fused", out, seconds)
+
+
+@pytest.mark.parametrize("adapt_steps", [0, 100])
+def test_photo_bake(benchmark, record, adapt_steps):
+    """Baking a real photo (scikit-image's astronaut) as `s3d-fast render --image` does, without
+    and with the bake-time adaptation (its default 100 steps): the wait before the first frame,
+    face finding and alignment excluded."""
+    import skimage.data
+
+    from s3d_fast.render import Renderer
+
+    renderer = Renderer(DEMO_CHECKPOINT, "cpu")
+    source = renderer.source(skimage.data.astronaut())
+    identity = benchmark.pedantic(renderer.bake, (source,), {"adapt_steps": adapt_steps}, rounds=1, warmup_rounds=0)
+    assert identity.baked.grid.binaries.any()
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        record("bake a photo (astronaut)", f"adapt {adapt_steps} steps", seconds, "s")
