@@ -45,7 +45,7 @@ def test_adapting_brings_the_frame_at_the_source_camera_closer_to_the_source(tin
     assert stats.after < 0.9 * stats.before
     before, after = _redraw_errors(model, source, rest), _redraw_errors(model, adapted, rest)
     # The untrained toy super-resolution passes the source through; the field's image is what moves.
-    assert after[1] < 0.5 * before[1]
+    assert after[1] < 0.7 * before[1]
     assert sum(after) == pytest.approx(stats.after, rel=1e-4)  # the reported figure is the loss of these frames
 
 
@@ -59,8 +59,12 @@ def test_only_the_sources_planes_change(tiny):
     assert grads == {n: p.requires_grad for n, p in model.named_parameters()}
     assert all(p.grad is None for p in model.parameters())
     assert not model.training
-    assert any(not torch.equal(a, b) for a, b in zip(adapted.features.planes, source.features.planes))
+    for a, b in zip(adapted.features.planes, source.features.planes):
+        assert not torch.equal(a[:, 0], b[:, 0])  # the xy plane, facing the camera
+        torch.testing.assert_close(a[:, 1:], b[:, 1:], rtol=0, atol=0)  # the two it does not face
     assert all(not p.requires_grad for p in adapted.features.planes)
+    every, _ = adapt_source(model, source, rest, steps=3, lr=0.05, front_only=False)
+    assert all(not torch.equal(a[:, 1:], b[:, 1:]) for a, b in zip(every.features.planes, source.features.planes))
     assert adapted.slots is source.slots and adapted.image is source.image
     assert adapted.features.pyramid is source.features.pyramid
 

@@ -74,6 +74,13 @@ def _as_drawn(source: Source) -> Source:
     )
 
 
+def _front_plane_only(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient of planes (B, 3, H, W, C) on the xy plane alone, the one facing the camera."""
+    grad = grad.clone()
+    grad[:, 1:] = 0
+    return grad
+
+
 def adapt_source(
     model,
     source: Source,
@@ -82,17 +89,21 @@ def adapt_source(
     lr: float = 0.01,
     seconds: Optional[float] = None,
     conditioning: bool = False,
+    front_only: bool = True,
     on_step: Optional[Callable[[int, float], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
     with ``rest_tokens`` (1, t, D) (silent speech), matches the source image.
 
     Up to ``steps`` steps of Adam (learning rate ``lr`` relative to each plane's spread),
-    stopping early once ``seconds`` have passed. ``conditioning``: the pyramid that conditions
-    super-resolution is refined too. The loss is the training's photometric
-    pair (L1 at the output and at the radiance field's resolution). Everything else of
-    the source (its slots, the image super-resolution blends from, a kept photo's geometry)
-    is unchanged. One source at a time, with its camera."""
+    stopping early once ``seconds`` have passed. The loss is the training's photometric
+    pair (L1 at the output and at the radiance field's resolution).
+    ``front_only``: only the xy plane, the one facing the camera, changes; refining the two
+    planes the source does not face also changes what other views see, and turned views
+    lost the face (docs/experiments.md, "Adapting to the portrait at bake time").
+    ``conditioning``: the pyramid that conditions super-resolution is refined too.
+    Everything else of the source (its slots, the image super-resolution blends from, a
+    kept photo's geometry) is unchanged. One source at a time, with its camera."""
     if source.camera is None:
         raise ValueError("adapting a source needs its camera")
     if source.slots.shape[0] != 1:
@@ -103,6 +114,9 @@ def adapt_source(
     with torch.inference_mode(False), torch.enable_grad(), frozen(model):
         drawn = _as_drawn(source)
         planes = [nn.Parameter(p) for p in drawn.features.planes]
+        if front_only:
+            for p in planes:
+                p.register_hook(_front_plane_only)
         pyramid = {k: nn.Parameter(v) if conditioning else v for k, v in drawn.features.pyramid.items()}
         tuned = planes + ([*pyramid.values()] if conditioning else [])
         # Each tensor's step in proportion to its own spread: the scales differ by the encoder's layers.
