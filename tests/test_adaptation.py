@@ -110,3 +110,14 @@ def test_a_bake_adapted_to_the_demo_image_redraws_it_closer_when_silent():
     assert errors[1] < 0.95 * errors[0]
     with pytest.raises(RenderError, match="adapt_steps must be 0 or more"):
         renderer.bake(DEMO_IMAGE, adapt_steps=-1)
+
+
+def test_a_kept_photo_turned_through_its_own_geometry_refines_every_plane(tiny):
+    """Its frames are rendered only at its own camera, so the planes it does not face show
+    nothing else; every other source keeps them."""
+    model, source, rest = tiny
+    g = 8
+    photo = dataclasses.replace(source, photo_points=torch.zeros(1, 3, g, g), photo_anchor=torch.ones(1, 1, g, g))
+    adapted, _ = adapt_source(model, photo, rest, steps=3, lr=0.05)
+    assert all(not torch.equal(a[:, 1:], b[:, 1:]) for a, b in zip(adapted.features.planes, source.features.planes))
+    assert adapted.photo_points is photo.photo_points  # what turns its frames is kept

@@ -89,7 +89,7 @@ def adapt_source(
     lr: float = 0.01,
     seconds: Optional[float] = None,
     conditioning: bool = False,
-    front_only: bool = True,
+    front_only: Optional[bool] = None,
     on_step: Optional[Callable[[int, float], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
@@ -100,7 +100,9 @@ def adapt_source(
     pair (L1 at the output and at the radiance field's resolution).
     ``front_only``: only the xy plane, the one facing the camera, changes; refining the two
     planes the source does not face also changes what other views see, and turned views
-    lost the face (docs/experiments.md, "Adapting to the portrait at bake time").
+    lost the face (docs/experiments.md, "Adapting to the portrait at bake time"). Default:
+    the xy plane alone, unless frames are only ever rendered at the source camera (a kept
+    photo with its own geometry, ``Source.photo_points``, turned through that geometry).
     ``conditioning``: the pyramid that conditions super-resolution is refined too.
     Everything else of the source (its slots, the image super-resolution blends from, a
     kept photo's geometry) is unchanged. One source at a time, with its camera."""
@@ -108,6 +110,8 @@ def adapt_source(
         raise ValueError("adapting a source needs its camera")
     if source.slots.shape[0] != 1:
         raise ValueError("adapt one source at a time")
+    if front_only is None:
+        front_only = source.photo_points is None
     was_training = model.training
     model.eval()
     # Outside inference mode: a source encoded under it (as rendering does) is copied here.
