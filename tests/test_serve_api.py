@@ -16,6 +16,8 @@ from PIL import Image
 
 pytest.importorskip("aiortc", reason="the serve extra is not installed")  # the serve extra is optional
 
+from render_fixtures import render_checkpoint  # noqa: E402, F401
+
 from aids.serve_live import LiveServer, StreamClient  # noqa: E402
 from s3d_fast.cli import main  # noqa: E402
 from s3d_fast.data import video  # noqa: E402
@@ -58,6 +60,7 @@ def test_render_endpoint_writes_what_s3d_fast_render_writes(server, tmp_path):
     assert reply.status_code == 200 and reply.headers["content-type"] == "video/mp4"
     (tmp_path / "api.mp4").write_bytes(reply.content)
     args = ["render", "--image", api.DEMO_IMAGE, "--audio", str(tmp_path / "speech.wav"), "--yaw", "8"]
+    args += ["--adapt-steps", "0"]  # as this server bakes (create_app's default; `s3d-fast serve` adapts as render)
     assert main([*args, "--out", str(tmp_path / "cli.mp4"), "--quiet", "--device", "cpu"]) == 0
     ours, theirs = video.read_video(str(tmp_path / "api.mp4")), video.read_video(str(tmp_path / "cli.mp4"))
     assert ours.frames.shape == theirs.frames.shape == (15, 256, 256, 3)
@@ -211,3 +214,11 @@ def test_skip_to_drops_frames_without_rendering_them(server):
         if frame.index == 1:
             frames.skip_to(6)
     assert seen == [0, 1, 6, 7, 8, 9] and frames.n_frames == 10 and frames.stats.frames == 6
+
+
+def test_the_server_adapts_each_portrait_as_it_is_told(render_checkpoint):  # noqa: F811
+    renderer = api.Renderer(render_checkpoint, "cpu")
+    app = create_app(renderer, adapt_steps=5)  # `s3d-fast serve --adapt-steps 5`
+    entry = app.state.portraits.add_demo()
+    assert entry.ready_event.wait(60) and entry.error is None, entry.error
+    assert renderer.model.calls["adapt"] == [5]
