@@ -59,6 +59,12 @@ def test_only_the_sources_planes_change(tiny):
     assert grads == {n: p.requires_grad for n, p in model.named_parameters()}
     assert all(p.grad is None for p in model.parameters())
     assert not model.training
+    model.train()
+    try:
+        adapt_source(model, source, rest, steps=1)
+        assert model.training  # drawn in eval mode, handed back as it came
+    finally:
+        model.eval()
     for a, b in zip(adapted.features.planes, source.features.planes):
         assert not torch.equal(a[:, 0], b[:, 0])  # the xy plane, facing the camera
         torch.testing.assert_close(a[:, 1:], b[:, 1:], rtol=0, atol=0)  # the two it does not face

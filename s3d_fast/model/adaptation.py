@@ -32,8 +32,11 @@ class Adaptation:
 
 @contextmanager
 def frozen(module: nn.Module):
-    """The module's parameters without gradients for the duration (restored after)."""
+    """The module in eval mode, its parameters without gradients, for the duration (both
+    restored after)."""
     flags = [p.requires_grad for p in module.parameters()]
+    was_training = module.training
+    module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
     try:
@@ -41,6 +44,7 @@ def frozen(module: nn.Module):
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
+        module.train(was_training)
 
 
 def _plain(tensor: torch.Tensor) -> torch.Tensor:
@@ -66,7 +70,7 @@ def _as_drawn(source: Source) -> Source:
         image=_plain(source.image),
         background=_plain(source.background),
         camera=camera,
-        keep_out=None,
+        keep_out=None if source.keep_out is None else _plain(source.keep_out),
         keep_photo=False,
         photo_points=None,
         photo_anchor=None,
@@ -112,8 +116,6 @@ def adapt_source(
         raise ValueError("adapt one source at a time")
     if front_only is None:
         front_only = source.photo_points is None
-    was_training = model.training
-    model.eval()
     # Outside inference mode: a source encoded under it (as rendering does) is copied here.
     with torch.inference_mode(False), torch.enable_grad(), frozen(model):
         drawn = _as_drawn(source)
@@ -145,7 +147,6 @@ def adapt_source(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    model.train(was_training)
     features = dataclasses.replace(source.features, planes=[p.detach() for p in planes])
     if conditioning:
         features.pyramid = {k: v.detach() for k, v in pyramid.items()}
