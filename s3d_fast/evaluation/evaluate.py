@@ -23,7 +23,6 @@ from ..metrics import mouth_opening, mouth_region, pearson
 from ..metrics.landmarks import landmark_distance
 from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
-from ..model.adaptation import adapt_source
 from ..model.syncnet import N_FRAMES
 from .identity import between_identities, identity_scores
 from .rendering import one_shot_source, render_clip, silent_mel, source_frame, synchronize
@@ -55,7 +54,7 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     if args.adapt_steps > 0:
         with torch.no_grad():
             rest = model.audio_tokens(torch.from_numpy(silent_mel(1)).to(dev))
-        source, adaptation = adapt_source(model, source, rest, args.adapt_steps)
+        source, adaptation = model.adapt(source, rest, args.adapt_steps)
         row.update(adapt_seconds=adaptation.seconds, adapt_l1_before=adaptation.before, adapt_l1_after=adaptation.after)
     with torch.inference_mode():
         baked = model.bake(source) if args.baked else None

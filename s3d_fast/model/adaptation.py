@@ -8,7 +8,7 @@ import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -36,9 +36,7 @@ def frozen(module: nn.Module):
     restored after)."""
     flags = [p.requires_grad for p in module.parameters()]
     was_training = module.training
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    module.eval().requires_grad_(False)
     try:
         yield module
     finally:
@@ -94,7 +92,6 @@ def adapt_source(
     seconds: Optional[float] = None,
     conditioning: bool = False,
     front_only: Optional[bool] = None,
-    on_step: Optional[Callable[[int, float], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
     with ``rest_tokens`` (1, t, D) (silent speech), matches the source image.
@@ -140,8 +137,6 @@ def adapt_source(
             out = model.render(drawn, tokens, c2w[:, None], K, stratified=False)
             loss = (out["rgb"][:, 0] - target).abs().mean() + (out["rgb_low"][:, 0] - target_low).abs().mean()
             losses.append(float(loss.detach()))
-            if on_step is not None:
-                on_step(step, losses[-1])
             if step == steps or (seconds is not None and time.perf_counter() - start > seconds):
                 break
             optimizer.zero_grad(set_to_none=True)
