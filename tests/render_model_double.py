@@ -101,11 +101,14 @@ class RenderModelDouble:
         self.calls["prepare_source"] += 1
         return {"image": image, "mask": mask, "c2w": c2w, "K": K, "keep_photo": keep_photo}
 
-    def adapt(self, src, rest_tokens, steps):
+    def adapt(self, src, rest_tokens, steps, on_step=None):
         assert set(src) == {"image", "mask", "c2w", "K", "keep_photo"}
         _check(rest_tokens, (1, self.TOKEN_DIM), torch.float32, self.device, "rest tokens")
         assert isinstance(steps, int) and steps > 0, f"adapt is asked for a positive number of steps, got {steps!r}"
         self.calls["adapt"].append(steps)
+        for done in range(1, steps + 1):
+            if on_step is not None:
+                on_step(done, steps)
         return src, None
 
     def bake(self, src):

@@ -93,6 +93,13 @@ def test_zero_steps_is_the_source_unchanged_and_a_time_limit_stops_early(tiny):
     assert stats.steps == 0
 
 
+def test_each_step_is_reported_as_it_is_taken(tiny):
+    model, source, rest = tiny
+    reported = []
+    _, stats = adapt_source(model, source, rest, steps=4, on_step=lambda done, steps: reported.append((done, steps)))
+    assert reported == [(1, 4), (2, 4), (3, 4), (4, 4)] and stats.steps == 4
+
+
 def test_a_source_without_its_camera_or_several_at_once_is_refused(tiny):
     model, source, rest = tiny
     with pytest.raises(ValueError, match="camera"):

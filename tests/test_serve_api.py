@@ -219,6 +219,23 @@ def test_skip_to_drops_frames_without_rendering_them(server):
 def test_the_server_adapts_each_portrait_as_it_is_told(render_checkpoint):  # noqa: F811
     renderer = api.Renderer(render_checkpoint, "cpu")
     app = create_app(renderer, adapt_steps=5)  # `s3d-fast serve --adapt-steps 5`
+    seen = []  # what the page's progress bar reads after each step of the adaptation
+    adapt = renderer.model.adapt
+
+    def watched(src, rest, steps, on_step):
+        return adapt(
+            src,
+            rest,
+            steps,
+            lambda done, total: (on_step(done, total), seen.append(app.state.portraits.get("demo").describe())),
+        )
+
+    renderer.model.adapt = watched
     entry = app.state.portraits.add_demo()
     assert entry.ready_event.wait(60) and entry.error is None, entry.error
     assert renderer.model.calls["adapt"] == [5]
+    assert [s["stage"] for s in seen] == ["adapting to the portrait"] * 4 + ["baking"]
+    progress = [s["progress"] for s in seen]
+    assert progress == sorted(progress) and len(set(progress)) == 5, progress  # the bar moves with every step
+    assert 0.1 < progress[0] and progress[-1] < 0.9, progress
+    assert entry.describe()["progress"] == 1.0 and entry.stage == "ready"

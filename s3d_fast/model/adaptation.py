@@ -8,7 +8,7 @@ import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -92,6 +92,8 @@ def adapt_source(
     seconds: Optional[float] = None,
     conditioning: bool = False,
     front_only: Optional[bool] = None,
+    weight: Optional[torch.Tensor] = None,
+    on_step: Optional[Callable[[int, int], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
     with ``rest_tokens`` (1, t, D) (silent speech), matches the source image.
@@ -106,7 +108,9 @@ def adapt_source(
     photo with its own geometry, ``Source.photo_points``, turned through that geometry).
     ``conditioning``: the pyramid that conditions super-resolution is refined too.
     Everything else of the source (its slots, the image super-resolution blends from, a
-    kept photo's geometry) is unchanged. One source at a time, with its camera."""
+    kept photo's geometry) is unchanged. ``weight``: (1, 1, R, R) how much each pixel of the
+    source counts in the loss (default all alike). ``on_step(done, steps)`` is called after
+    each step (a progress bar). One source at a time, with its camera."""
     if source.camera is None:
         raise ValueError("adapting a source needs its camera")
     if source.slots.shape[0] != 1:
@@ -130,18 +134,26 @@ def adapt_source(
         c2w, K = drawn.camera
         target = drawn.image
         target_low = resize(target, model.cfg.nerf_resolution)
+        if weight is None:
+            weight = torch.ones_like(target[:, :1])
+        weight = _plain(weight) / _plain(weight).mean()
+        weight_low = resize(weight, model.cfg.nerf_resolution)
         tokens = _plain(rest_tokens)[None]
         start = time.perf_counter()
         losses = []
         for step in range(steps + 1):
             out = model.render(drawn, tokens, c2w[:, None], K, stratified=False)
-            loss = (out["rgb"][:, 0] - target).abs().mean() + (out["rgb_low"][:, 0] - target_low).abs().mean()
+            loss = ((out["rgb"][:, 0] - target).abs() * weight).mean() + (
+                (out["rgb_low"][:, 0] - target_low).abs() * weight_low
+            ).mean()
             losses.append(float(loss.detach()))
             if step == steps or (seconds is not None and time.perf_counter() - start > seconds):
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if on_step is not None:
+                on_step(step + 1, steps)
     features = dataclasses.replace(source.features, planes=[p.detach() for p in planes])
     if conditioning:
         features.pyramid = {k: v.detach() for k, v in pyramid.items()}

@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -190,6 +190,7 @@ class Renderer:
         face: Optional[int] = None,
         keep_photo: Optional[bool] = None,
         adapt_steps: int = 0,
+        on_adapt_step: Optional[Callable[[int, int], None]] = None,
     ) -> Identity:
         """Bake one identity: ``image`` is a path, a uint8 (H, W, 3) array, or a
         :class:`Source`; pass ``c2w`` and ``K`` (and ``mask``) for an aligned data-set
@@ -199,7 +200,7 @@ class Renderer:
         turned through its own geometry (default: for photos, not for data-set frames;
         False: every frame as the model paints it). ``adapt_steps``: refine what the model
         encoded of this image for that many steps so it redraws it (``adapt_source``; part
-        of the bake time)."""
+        of the bake time), calling ``on_adapt_step(done, adapt_steps)`` after each step."""
         if adapt_steps < 0:
             raise RenderError(f"adapt_steps must be 0 or more, got {adapt_steps}")
         src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask, face=face)
@@ -228,7 +229,7 @@ class Renderer:
             silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
             rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
         if adapt_steps > 0:
-            source, _ = self.model.adapt(source, rest, adapt_steps)
+            source, _ = self.model.adapt(source, rest, adapt_steps, on_step=on_adapt_step)
         baked = self.model.bake(source)
         if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
             baked = self.model.at_rest(baked, rest)

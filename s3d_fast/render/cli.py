@@ -179,7 +179,11 @@ def run(args) -> int:
         )
     renderer = api.Renderer(args.checkpoint, args.device)
     identity = renderer.bake(
-        image, face=args.face, keep_photo=False if args.model_only else None, adapt_steps=args.adapt_steps
+        image,
+        face=args.face,
+        keep_photo=False if args.model_only else None,
+        adapt_steps=args.adapt_steps,
+        on_adapt_step=_step_bar("adapt", args.quiet),
     )
     if identity.source.faces > 1:
         print(
@@ -246,3 +250,21 @@ def _muxed(blocks, writer):
     for block in blocks:
         writer.add_audio(block)
         yield block
+
+
+def _step_bar(desc: str, quiet: bool):
+    """An ``on_step(done, steps)`` callback drawing a progress bar from the first step on
+    (not while the face is still being found)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_step(done: int, steps: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=steps, unit="step", desc=desc, disable=quiet, leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done == steps:
+            bar.close()
+
+    return on_step

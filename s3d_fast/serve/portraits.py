@@ -21,12 +21,15 @@ from .errors import LimitError, NotFound, ServeError
 from .limits import Limits
 
 DEMO_ID = "demo"
-STAGES = {  # stage -> share of the bake done when it starts (what the page's progress bar shows)
+# stage -> share of the bake done when it starts (what the page's progress bar shows). The
+# adaptation, when the server adapts, is most of the bake's time (about 25 s on 2 cores).
+STAGES = {
     "queued": 0.0,
     "reading the image": 0.05,
     "finding the face": 0.1,
-    "baking": 0.3,
-    "fitting the occupancy grid": 0.6,
+    "adapting to the portrait": 0.15,
+    "baking": 0.75,
+    "fitting the occupancy grid": 0.8,
     "rendering the first frame": 0.9,
     "ready": 1.0,
 }
@@ -43,11 +46,24 @@ class Portrait:
     kind: str = ""
     created: float = field(default_factory=time.time)
     bake_seconds: float = 0.0
+    # (stage, 0-1) how far into a stage that reports its steps the bake is; one tuple so a
+    # reader on another thread never pairs a stage with another stage's share
+    stage_done: tuple = ("", 0.0)
     ready_event: threading.Event = field(default_factory=threading.Event)
 
     @property
     def status(self) -> str:
         return "error" if self.error else ("ready" if self.stage == "ready" else "baking")
+
+    @property
+    def progress(self) -> float:
+        """The share of the bake done: the current stage's start, and as far into it as is known."""
+        shares = list(STAGES.values())
+        stage = self.stage
+        measured, done = self.stage_done
+        start = STAGES.get(stage, 0.0)
+        end = next((share for share in shares if share > start), 1.0)
+        return start + (done if measured == stage else 0.0) * (end - start)
 
     def describe(self) -> dict:
         return {
@@ -55,7 +71,7 @@ class Portrait:
             "name": self.name,
             "status": self.status,
             "stage": self.stage,
-            "progress": STAGES.get(self.stage, 0.0),
+            "progress": round(self.progress, 3),
             "error": self.error,
             "kind": self.kind,
             "bake_seconds": round(self.bake_seconds, 3),
@@ -119,8 +135,10 @@ class PortraitCache:
             entry.stage = "reading the image" if isinstance(image, str) else "finding the face"
             source = self.renderer.source(image)
             entry.kind = source.kind
-            entry.stage = "baking"  # with the adaptation, most of the bake's time
-            identity = self.renderer.bake(source, adapt_steps=self.adapt_steps)
+            entry.stage = "adapting to the portrait" if self.adapt_steps else "baking"
+            identity = self.renderer.bake(
+                source, adapt_steps=self.adapt_steps, on_adapt_step=lambda done, steps: _adapted(entry, done, steps)
+            )
             entry.stage = "fitting the occupancy grid"
             stream.reference_grid(identity)
             entry.stage = "rendering the first frame"
@@ -179,6 +197,13 @@ class PortraitCache:
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+def _adapted(entry: Portrait, done: int, steps: int) -> None:
+    """The adaptation's progress onto the page: its share of the stage, then on to the bake."""
+    entry.stage_done = (entry.stage, done / steps)
+    if done == steps:
+        entry.stage = "baking"
 
 
 def _display_name(name: Optional[str]) -> str:
