@@ -92,7 +92,6 @@ def adapt_source(
     seconds: Optional[float] = None,
     conditioning: bool = False,
     front_only: Optional[bool] = None,
-    weight: Optional[torch.Tensor] = None,
     on_step: Optional[Callable[[int, int], None]] = None,
 ) -> tuple[Source, Adaptation]:
     """``source`` with its tri-planes refined so the model's frame at the source camera,
@@ -108,8 +107,7 @@ def adapt_source(
     photo with its own geometry, ``Source.photo_points``, turned through that geometry).
     ``conditioning``: the pyramid that conditions super-resolution is refined too.
     Everything else of the source (its slots, the image super-resolution blends from, a
-    kept photo's geometry) is unchanged. ``weight``: (1, 1, R, R) how much each pixel of the
-    source counts in the loss (default all alike). ``on_step(done, steps)`` is called after
+    kept photo's geometry) is unchanged. ``on_step(done, steps)`` is called after
     each step (a progress bar). One source at a time, with its camera."""
     if source.camera is None:
         raise ValueError("adapting a source needs its camera")
@@ -134,18 +132,12 @@ def adapt_source(
         c2w, K = drawn.camera
         target = drawn.image
         target_low = resize(target, model.cfg.nerf_resolution)
-        if weight is None:
-            weight = torch.ones_like(target[:, :1])
-        weight = _plain(weight) / _plain(weight).mean()
-        weight_low = resize(weight, model.cfg.nerf_resolution)
         tokens = _plain(rest_tokens)[None]
         start = time.perf_counter()
         losses = []
         for step in range(steps + 1):
             out = model.render(drawn, tokens, c2w[:, None], K, stratified=False)
-            loss = ((out["rgb"][:, 0] - target).abs() * weight).mean() + (
-                (out["rgb_low"][:, 0] - target_low).abs() * weight_low
-            ).mean()
+            loss = (out["rgb"][:, 0] - target).abs().mean() + (out["rgb_low"][:, 0] - target_low).abs().mean()
             losses.append(float(loss.detach()))
             if step == steps or (seconds is not None and time.perf_counter() - start > seconds):
                 break
