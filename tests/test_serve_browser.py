@@ -209,3 +209,26 @@ def test_the_microphone_is_heard_back_only_when_asked(server, tmp_path):
     print(f"sound energy over a cycle: {silent:.2e} without echo, {heard:.2e} with, {silent_again:.2e} without")
     assert heard > 1e-3, heard
     assert silent < heard / 100 and silent_again < heard / 100, (silent, heard, silent_again)
+
+
+def test_the_bake_bar_follows_the_adaptation_step_by_step():
+    with LiveServer(create_app(api.Renderer(None, "cpu"), adapt_steps=20)) as adapting, open_page(adapting) as page:
+        page.get_by_test_id("demo-portrait").click()
+        shown, start = [], time.monotonic()
+        while time.monotonic() - start < 120:
+            state, bar = page.evaluate(  # both at one moment
+                "[document.querySelector('[data-testid=portrait-state]').textContent,"
+                " document.getElementById('bake-bar').style.width]"
+            )
+            shown.append((state, bar))
+            if "baked" in state:
+                break
+            time.sleep(0.05)
+    assert "baked" in shown[-1][0], shown[-5:]
+    during = [(state, bar) for state, bar in shown if "adapting to the portrait" in state]
+    widths = [float(bar.rstrip("%")) for _, bar in during]
+    print("while adapting, the bar read:", sorted(set(widths)))
+    # The bar moves through the adaptation's steps, never back, and the text says how far.
+    assert len(set(widths)) >= 3 and widths == sorted(widths), during
+    wrong = [state for (state, _), width in zip(during, widths) if not state.endswith(f"({width:.0f} %)…")]
+    assert not wrong, wrong

@@ -118,7 +118,7 @@
     $("bake").hidden = false;
     while (info.status === "baking") {
       $("bake-bar").style.width = Math.round(100 * info.progress) + "%";
-      $("portrait-state").textContent = "baking: " + info.stage + "…";
+      $("portrait-state").textContent = "baking: " + info.stage + " (" + Math.round(100 * info.progress) + " %)…";
       await new Promise((r) => setTimeout(r, 200));
       info = await api("GET", "/api/portraits/" + info.id);
     }
