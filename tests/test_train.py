@@ -4,6 +4,7 @@ two gloo processes under DistributedDataParallel, and its error messages."""
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,53 @@ def test_train_only_updates_the_named_modules(data, tmp_path, capsys):
         == 1
     )
     assert "source_mouth_quantile must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_init_starts_a_new_run_from_another_runs_weights(data, tmp_path, capsys):
+    base = tmp_path / "base"
+    opening = ["model.mouth_cavity=true", "model.cavity_opening=true"]
+    assert (
+        main(
+            ["train", "--data", str(data), "--out", str(base), "--steps", "2", "--quiet"] + _sets(FAST_TRAIN + opening)
+        )
+        == 0
+    )
+    start = load_checkpoint(RunDirectory(base).checkpoint_path(2)).model_state
+
+    # The model's settings come from the checkpoint (no model.* here but the grown interior);
+    # the optimizer and schedule start at step 0; the interior is new and trains with SR alone.
+    grown = tmp_path / "grown"
+    train_only = [o for o in FAST_TRAIN if not o.startswith("model.")]
+    grow = train_only + ["model.mouth_interior=true", "train.train_only=interior,superres"]
+    args = ["train", "--data", str(data), "--out", str(grown), "--steps", "2", "--init", str(base)]
+    assert main(args + _sets(grow)) == 0
+    assert f"initialised from {RunDirectory(base).checkpoint_path(2)}" in capsys.readouterr().out
+    assert [s for s, _ in RunDirectory(grown).checkpoints()] == [2]
+    after = load_checkpoint(RunDirectory(grown).checkpoint_path(2)).model_state
+    assert all(torch.equal(after[k], v) for k, v in start.items() if not k.startswith(("superres", "interior")))
+    assert any(not torch.equal(after[k], v) for k, v in start.items() if k.startswith("superres"))
+    assert "interior.cells" in after and "interior.cells" not in start
+    saved = json.loads((grown / "config.json").read_text())
+    assert saved["init"] == str(base) and saved["config"]["model"]["mouth_cavity"] is True
+
+    # --resume before the run's first checkpoint starts from the same weights again.
+    again = tmp_path / "again"
+    assert main(args[:4] + [str(again), "--steps", "2", "--init", str(base), "--quiet"] + _sets(grow)) == 0
+    for _, path in RunDirectory(again).checkpoints():
+        shutil.rmtree(path)
+    assert main(["train", "--data", str(data), "--out", str(again), "--resume", "--quiet"]) == 0
+    resumed = load_checkpoint(RunDirectory(again).checkpoint_path(2)).model_state
+    assert all(torch.equal(resumed[k], v) for k, v in start.items() if not k.startswith(("superres", "interior")))
+
+    # Refused in one line: both --init and --resume, a folder that is no checkpoint, weights
+    # that do not fit the settings asked for.
+    assert main(["train", "--data", str(data), "--out", str(again), "--resume", "--init", str(base)]) == 1
+    assert "--init starts a new run and --resume continues one" in capsys.readouterr().err
+    assert (
+        main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--init", str(tmp_path)] + _sets(grow)) == 1
+    )
+    assert "--init:" in capsys.readouterr().err
+    unfit = grow + ["model.decoder_hidden=24"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "y"), "--init", str(base)] + _sets(unfit)) == 1
+    assert "do not fit" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()

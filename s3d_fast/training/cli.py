@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, help="generator steps (default: the config's train.steps)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start this run from a checkpoint's weights (a checkpoint or run folder, e.g. the "
+        "bundled s3d_fast/assets/demo/checkpoint): its model settings, fresh optimizer and "
+        "schedule from step 0; parameters that --set model options add start untrained",
+    )
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this much wall time")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(

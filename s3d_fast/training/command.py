@@ -3,9 +3,10 @@ process or launch one process per ``--nproc`` under torchrun."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from ..checkpoint import RunDirectory
+from ..checkpoint import CheckpointError, RunDirectory, read_checkpoint_meta, resolve_checkpoint
 from ..config import (
     Config,
     ConfigError,
@@ -39,13 +40,25 @@ def resolve_config(args) -> Config:
             raise
         except (ValueError, KeyError, TypeError, RecursionError, OSError) as exc:  # not JSON, no "config" in it
             raise S3DError(f"--resume: {saved} is not a run config ({exc})") from None
+    elif args.init:  # the weights' own architecture; the training settings stay the named config's
+        cfg = dataclasses.replace(cfg, model=load_config(init_checkpoint_meta(args.init)["config"]).model)
     cfg = apply_overrides(cfg, overrides)
     check_config(cfg)
     check_phases(cfg)
     return cfg
 
 
+def init_checkpoint_meta(path) -> dict:
+    """The config.json of ``--init``'s checkpoint (a checkpoint folder or a run's newest)."""
+    try:
+        return read_checkpoint_meta(resolve_checkpoint(path))
+    except CheckpointError as exc:
+        raise S3DError(f"--init: {exc}") from None
+
+
 def train(args) -> int:
+    if args.init and args.resume:
+        raise S3DError("--init starts a new run and --resume continues one: pass one of them")
     if args.print_config and not args.resume:
         print(format_config(resolve_config(args)))
         return 0
@@ -68,7 +81,12 @@ def argv_for_workers(args) -> list:
     argv = ["--data", str(args.data), "--out", str(args.out), "--config", args.config, "--device", args.device]
     for o in args.overrides:
         argv += ["--set", o]
-    for flag, value in (("--steps", args.steps), ("--minutes", args.minutes), ("--profile-steps", args.profile_steps)):
+    for flag, value in (
+        ("--steps", args.steps),
+        ("--minutes", args.minutes),
+        ("--profile-steps", args.profile_steps),
+        ("--init", args.init),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     for flag, on in (("--resume", args.resume), ("--quiet", args.quiet), ("--deterministic", args.deterministic)):

@@ -100,6 +100,14 @@ class GeneratorStage:
         )
         self._say(f"resumed from {ckpt.path} at step {self.step}")
 
+    def initialise(self, checkpoint: Checkpoint) -> None:
+        """Start from another run's weights (``--init``); the optimizer and the schedule start
+        afresh, and parameters this config adds keep their initialisation."""
+        added = parameters_added(checkpoint.config, self.cfg, self.model)
+        load_model_state(self.model, checkpoint.model_state, may_miss=added)
+        grown = f"; {len(added)} new parameter tensor(s) start untrained" if added else ""
+        self._say(f"initialised from {checkpoint.path} (its step {checkpoint.step}){grown}")
+
     def hand_over(self) -> tuple:
         """What the next phase's stage continues from (``take_over``), without a round trip to disk."""
         return (

@@ -10,7 +10,7 @@ import time
 import torch
 
 from .. import atomic
-from ..checkpoint import CheckpointError, RunDirectory, load_checkpoint
+from ..checkpoint import CheckpointError, RunDirectory, load_checkpoint, resolve_checkpoint
 from ..config import config_at, config_to_dict, format_config, phase_spans
 from ..data.dataset import TalkingHeadDataset
 from ..data.manifest import load_manifest
@@ -76,9 +76,11 @@ class Trainer:
             raise S3DError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
         self.check_data(cfg)
         latest, step = self.resume_point() if resume else (None, 0)
+        self.init_path = self.args.init or (self.saved_init() if resume else None)
+        init = self.init_point() if latest is None else None
         created = self.make_run_folder()
         try:
-            return self.train(latest, step)
+            return self.train(latest, step, init)
         except BaseException:
             if not resume and self.dist.is_main:
                 self.remove_unusable_run(created)
@@ -123,6 +125,23 @@ class Trainer:
             raise S3DError(f"--resume: no checkpoint in {self.run.checkpoints_dir} can be read")
         return None, 0
 
+    def saved_init(self):
+        """The ``--init`` a resumed run was started with (its config.json keeps it), or None."""
+        try:
+            return json.loads(self.run.config_path.read_text()).get("init")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def init_point(self):
+        """The checkpoint whose weights the run starts from (``--init``, kept for a
+        ``--resume`` before the run's first checkpoint); None: from scratch."""
+        if not self.init_path:
+            return None
+        try:
+            return load_checkpoint(resolve_checkpoint(self.init_path), map_location=self.dist.device)
+        except CheckpointError as exc:
+            raise S3DError(f"--init: {exc}") from None
+
     def remove_unusable_run(self, created: bool) -> None:
         """A run that failed before it had anything to resume from leaves no folder behind
         (only its own files go; a folder that existed before stays)."""
@@ -137,10 +156,13 @@ class Trainer:
         if created and run.root.is_dir() and not any(run.root.iterdir()):
             run.root.rmdir()
 
-    def train(self, latest, step: int) -> int:
+    def train(self, latest, step: int, init=None) -> int:
         cfg, run = self.cfg, self.run
         if self.dist.is_main:
-            atomic.write_text(run.config_path, json.dumps({"config": config_to_dict(cfg)}, indent=2))
+            saved = {"config": config_to_dict(cfg)}
+            if self.init_path:  # where its weights came from; --resume before the first checkpoint needs it
+                saved["init"] = str(self.init_path)
+            atomic.write_text(run.config_path, json.dumps(saved, indent=2))
             if not self.quiet:
                 print(format_config(cfg))
         start_cfg = config_at(cfg, step)
@@ -171,6 +193,8 @@ class Trainer:
                     stage.take_over(*previous.hand_over())
                 elif latest is not None:
                     stage.restore(latest)
+                elif init is not None:
+                    stage.initialise(init)
                 start_cfg = phase_cfg
                 if stage.loop(deadline):
                     break
