@@ -500,6 +500,18 @@ CASES = [
         lambda i: i.train("--resume", out=killed_run(i, b"\0" * 64), stage_one=True),
         "delete it to train the lip-sync expert again",
     ),
+    Case(
+        "train",
+        "init: a checkpoint whose config.json is nested deep",
+        lambda i: i.train("--init", damaged_checkpoint(i, lambda c: (c / "config.json").write_text(DEEP_JSON))),
+        "--init:",
+    ),
+    Case(
+        "train",
+        "init: weights that do not fit the model asked for",
+        lambda i: i.train("--steps", "2", "--init", api.DEMO_CHECKPOINT),  # the demo's weights, the tiny sizes
+        "do not fit",
+    ),
     # eval
     Case("eval", "out is a file", lambda i: i.eval(out=i.file("e")), "not a folder"),
     Case("eval", "out in an unwritable folder", lambda i: i.eval(out=unwritable_folder(i) / "e"), "cannot write"),
