@@ -183,3 +183,33 @@ def test_the_painter_learns_from_the_targets_interior_alone():
     assert all(p.grad.abs().sum() > 0 for p in painter)
     closed = generator_losses(out, target, torch.ones_like(masks), LossConfig())
     assert float(closed["interior_colour"].detach()) == 0.0  # no interior in the target: nothing to learn
+
+
+def test_painted_alone_the_opening_is_the_cavitys_colour_not_what_lies_in_front():
+    cfg = dataclasses.replace(_config().model, interior_alone=True)
+    with pytest.raises(ConfigError, match="interior_alone needs model.mouth_interior"):
+        S3DNeRF(dataclasses.replace(cfg, mouth_interior=False))
+    model = _opaque_open_model(cfg)
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(1.0)  # about three quarters of every sample is the cavity
+        model.interior.cells.zero_()
+        model.interior.cells[0, 0] = 1.0  # a red interior all through the box
+    img, mask, c2w, K, mel = _inputs(cfg, T=1)
+    src = model.prepare_source(img, mask)
+    tokens = model.audio_tokens(mel)
+    with torch.no_grad():
+        out = model.render(src, tokens, c2w, K, stratified=False)
+        baked = model.render_frames(model.bake(src), tokens[0], c2w[0], K[0])
+    R = cfg.output_resolution
+    share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear")[0, 0]
+    opened = share > OPENING_FULL + 0.02
+    assert opened.sum() > 100
+    # The frame's own colour there mixes the cavity with the face's colour; the opening is red.
+    low = torch.nn.functional.interpolate(out["rgb_low"][0], size=(R, R), mode="bilinear", align_corners=False)[0]
+    assert (low[1][opened] > 0.1).any()
+    rgb = out["rgb"][0, 0][:, opened]
+    # (Red in full where the low-resolution share is the opening's; its rim, upsampled from
+    # pixels the opening barely reaches, a little less.)
+    assert (rgb[0] > 0.95).float().mean() > 0.9 and (rgb[0] > 0.75).all() and (rgb[1:] < 0.1).all(), rgb.mean(1)
+    inner = rgb[0] > 0.95  # the rim, a few pixels, depends on the marching's samples
+    torch.testing.assert_close(baked["rgb"][0][:, opened][:, inner], rgb[:, inner], atol=0.05, rtol=0)

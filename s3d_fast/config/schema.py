@@ -55,6 +55,11 @@ class ModelConfig:
     # with teeth and tongue where SynthTalk's targets show them), not black.
     mouth_interior: bool = False
     interior_resolution: int = 48  # the interior's colour grid, cells per side of the box
+    # With ``mouth_interior``: the opening is painted from the cavity's own colour (what the
+    # cavity's share of each ray composites to), not from the whole ray's, which on a photo
+    # also carries the lighter lips and skin in front (docs/experiments.md, "The mouth
+    # interior and the adaptation together").
+    interior_alone: bool = False
 
     decoder_hidden: int = 64
     sr_width: int = 32
@@ -292,5 +297,7 @@ def check_model_config(cfg: ModelConfig) -> None:
         )
     if cfg.cavity_opening and not cfg.mouth_cavity:
         raise ConfigError("model.cavity_opening needs model.mouth_cavity: the opening is cut where the cavity renders")
+    if cfg.interior_alone and not cfg.mouth_interior:
+        raise ConfigError("model.interior_alone needs model.mouth_interior: it is how the interior is painted")
     if cfg.mouth_interior and not cfg.cavity_opening:
         raise ConfigError("model.mouth_interior needs model.cavity_opening: the interior shows in the opening")

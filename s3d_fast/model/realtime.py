@@ -223,10 +223,13 @@ class RealTimeRendering:
             else:
                 rendered[f, rays], opacity[f, rays], depth[f, rays] = colour, alpha, distance
             lap("compositing")
-        share = None
+        share = cavity_colour = None
         if cfg.cavity_opening:
             share = rendered[..., -1].reshape(Fn, 1, r, r)
             rendered = rendered[..., :-1]
+        if self._interior_alone and cfg.cavity_opening:
+            cavity_colour = rendered[..., -3:].reshape(Fn, r, r, 3).permute(0, 3, 1, 2)
+            rendered = rendered[..., :-3]
         out = self._finish(
             source,
             rendered.reshape(-1, C + MOTION_CHANNELS),
@@ -237,6 +240,7 @@ class RealTimeRendering:
             (o, d, depth.view(Fn, -1)),
             share,
             turn,
+            cavity_colour,
         )
         lap("super-resolution")
         result = {"rgb": out["rgb"][0], "score": out["score"][0], "opacity": out["opacity"][0], "timings": times}
@@ -304,8 +308,9 @@ class RealTimeRendering:
     @property
     def _shaded_channels(self) -> int:
         """What the real-time path composites per sample: feature, offset, score and, when
-        it opens the mouth, the cavity share last."""
-        return self.cfg.feature_channels + MOTION_CHANNELS + int(self.cfg.cavity_opening)
+        it opens the mouth, the cavity's own colour (``model.interior_alone``) and its share last."""
+        opening = self.cfg.cavity_opening
+        return self.cfg.feature_channels + MOTION_CHANNELS + int(opening) + 3 * int(opening and self._interior_alone)
 
     def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap, rounds=SHADE_ROUNDS):
         """Deformation + decoder for one frame's marched samples, front to back in rounds
@@ -349,6 +354,8 @@ class RealTimeRendering:
             lap("decoder")
             sigma_all[idx] = sigma[0]
             values = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]
+            if cfg.cavity_opening and self._interior_alone:
+                values.append(cavity[0, :, None] * self.interior(x))
             if cfg.cavity_opening:
                 values.append(cavity[0, :, None])
             values_all[idx] = torch.cat(values, -1)

@@ -26,6 +26,7 @@ from .decoder import Decoder
 from .deformation import DeformationField
 from .interior import MouthInterior
 from .mouth import (
+    OPENING_FROM,
     SPEECH_REACH,
     face_mask,
     keep_photo_outside_speech,
@@ -169,6 +170,10 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             feats.append(feat.view(*part.shape[:2], -1))
         return torch.cat(sigmas), self.blend_cavity(torch.cat(feats), cavity, x), offset, score, cavity
 
+    @property
+    def _interior_alone(self) -> bool:
+        return self.interior is not None and self.cfg.interior_alone
+
     def blend_cavity(self, feature: torch.Tensor, share, x: torch.Tensor) -> torch.Tensor:
         """The decoder's feature (..., C) at observed points x (..., 3) with the mouth
         cavity's ``share`` of it replaced (``Decoder.blend_cavity``), coloured by the
@@ -228,8 +233,12 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c.float()
             )
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
-        sigma, feat, offset, score, cavity = self.field(source, slots, points(edges), ray_frame, ray_source)
+        x = points(edges)
+        sigma, feat, offset, score, cavity = self.field(source, slots, x, ray_frame, ray_source)
         channels = [feat, offset / cfg.max_offset, score.unsqueeze(-1)]
+        alone = cavity is not None and self._interior_alone
+        if alone:  # the cavity's own colour, composited apart from what lies in front of it
+            channels.append(cavity.unsqueeze(-1) * self.interior(x))
         if cavity is not None:  # rendered for its loss, not shown to super-resolution
             channels.append(cavity.unsqueeze(-1))
         values = torch.cat(channels, -1)
@@ -241,6 +250,11 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         if cavity is not None:
             cavity_image = colors.new_zeros(B * T * R).index_copy(0, rays, colors[:, -1]).view(B, T, r, r)
             colors = colors[:, :-1]
+        cavity_colour = None
+        if alone:
+            cavity_colour = colors.new_zeros(B * T * R, 3).index_copy(0, rays, colors[:, -3:])
+            cavity_colour = cavity_colour.view(B * T, r, r, 3).permute(0, 3, 1, 2)
+            colors = colors[:, :-3]
         C = colors.shape[-1]
         full = colors.new_zeros(B * T * R, C).index_copy(0, rays, colors)
         full_opacity = opacity.new_zeros(B * T * R, 1).index_copy(0, rays, opacity)
@@ -250,13 +264,23 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             full_depth = depth.new_zeros(B * T * R, 1).index_copy(0, rays, depth)
             view = (all_o.view(B * T, R, 3), all_d.view(B * T, R, 3), full_depth.view(B * T, R))
         share = None if cavity_image is None else cavity_image.view(B * T, 1, r, r)
-        out = self._finish(source, full, full_opacity, B, T, offset_sq, view, share, turn)
+        out = self._finish(source, full, full_opacity, B, T, offset_sq, view, share, turn, cavity_colour)
         if cavity_image is not None:
             out["cavity"] = cavity_image
         return out
 
     def _finish(
-        self, source: Source, rendered, opacity, B: int, T: int, offset_sq, view=None, share=None, turn=None
+        self,
+        source: Source,
+        rendered,
+        opacity,
+        B: int,
+        T: int,
+        offset_sq,
+        view=None,
+        share=None,
+        turn=None,
+        cavity_colour=None,
     ) -> dict:
         """``view``: (origins, directions (B*T, r*r, 3), depth (B*T, r*r)) of the rendered
         rays, with which a source that knows its camera is reprojected into each frame.
@@ -264,7 +288,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         when they were rendered at the source camera and are to be turned to theirs through
         the photo's own geometry.
         ``share`` (B*T, 1, r, r): the rendered cavity share, where ``cavity_opening`` opens
-        the source's mouth."""
+        the source's mouth. ``cavity_colour`` (B*T, 3, r, r): the cavity's colour weighted
+        by its share (``model.interior_alone``), painted into the opening in place of the
+        whole ray's colour."""
         r = self.cfg.nerf_resolution
         C = self.cfg.feature_channels
         img = rendered.view(B * T, r, r, C + MOTION_CHANNELS).permute(0, 3, 1, 2)
@@ -300,7 +326,8 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 rgb = open_mouth(rgb, share)
             else:
                 opened = opened_share(share.to(rgb.dtype), (Ro, Ro))
-                colour = F.interpolate(rgb_low, size=(Ro, Ro), mode="bilinear", align_corners=False)
+                seen = rgb_low if cavity_colour is None else cavity_colour / share.clamp(min=OPENING_FROM)
+                colour = F.interpolate(seen, size=(Ro, Ro), mode="bilinear", align_corners=False)
                 interior = self.interior.paint(colour, opened)
                 # The frame's loss would teach the painter whatever the opening covers in the
                 # target (lips, where the rendered opening runs ahead of it): it learns from the
