@@ -104,9 +104,10 @@ def _opaque_open_model(cfg):
     return model
 
 
-def test_the_opening_shows_the_interiors_colours_in_both_render_paths():
-    cfg = _config().model
-    model = _opaque_open_model(cfg)
+def _both_paths(model):
+    """One frame by the training-style path and the real-time one, and the cavity's share
+    and the field's own colour image upsampled to the output."""
+    cfg = model.cfg
     img, mask, c2w, K, mel = _inputs(cfg, T=1)
     src = model.prepare_source(img, mask)
     tokens = model.audio_tokens(mel)
@@ -115,9 +116,16 @@ def test_the_opening_shows_the_interiors_colours_in_both_render_paths():
         baked = model.render_frames(model.bake(src), tokens[0], c2w[0], K[0])
     R = cfg.output_resolution
     share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear")[0, 0]
+    low = torch.nn.functional.interpolate(out["rgb_low"][0], size=(R, R), mode="bilinear", align_corners=False)[0]
+    return out, baked, share, low
+
+
+def test_the_opening_shows_the_interiors_colours_in_both_render_paths():
+    cfg = _config().model
+    model = _opaque_open_model(cfg)
+    out, baked, share, low = _both_paths(model)
     solid = share > 0.999
     assert solid.sum() > 100
-    low = torch.nn.functional.interpolate(out["rgb_low"][0], size=(R, R), mode="bilinear", align_corners=False)[0]
     # Where the mouth is open in full the frame is the field's colour, the interior's:
     # red on one side of the head, blue on the other, never the black of an unlit mouth.
     torch.testing.assert_close(out["rgb"][0, 0][:, solid], low[:, solid])
@@ -194,18 +202,10 @@ def test_painted_alone_the_opening_is_the_cavitys_colour_not_what_lies_in_front(
         model.deformation.cavity_head.bias.fill_(1.0)  # about three quarters of every sample is the cavity
         model.interior.cells.zero_()
         model.interior.cells[0, 0] = 1.0  # a red interior all through the box
-    img, mask, c2w, K, mel = _inputs(cfg, T=1)
-    src = model.prepare_source(img, mask)
-    tokens = model.audio_tokens(mel)
-    with torch.no_grad():
-        out = model.render(src, tokens, c2w, K, stratified=False)
-        baked = model.render_frames(model.bake(src), tokens[0], c2w[0], K[0])
-    R = cfg.output_resolution
-    share = torch.nn.functional.interpolate(out["cavity"][0, :1, None], size=(R, R), mode="bilinear")[0, 0]
+    out, baked, share, low = _both_paths(model)
     opened = share > OPENING_FULL + 0.02
     assert opened.sum() > 100
     # The frame's own colour there mixes the cavity with the face's colour; the opening is red.
-    low = torch.nn.functional.interpolate(out["rgb_low"][0], size=(R, R), mode="bilinear", align_corners=False)[0]
     assert (low[1][opened] > 0.1).any()
     rgb = out["rgb"][0, 0][:, opened]
     # (Red in full where the low-resolution share is the opening's; its rim, upsampled from
