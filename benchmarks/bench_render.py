@@ -4,8 +4,10 @@ path (stratified + importance samples over the whole box), on the same identity,
 and cameras, with the PSNR between the two and the baked path's time per stage.
 
 The same path with ``model.mouth_interior`` on (its colour grid looked up per shaded sample,
-its painter over each opening's box) runs beside it: the demo's weights with the interior
-grown as a resumed run grows it, untrained, so what it measures is the cost, not the picture.
+its painter over each opening's box) runs beside it, its opening painted from the whole
+ray's colour or from the cavity's alone (``model.interior_alone``): the demo's weights with
+the interior grown as a resumed run grows it, untrained, so what it measures is the cost,
+not the picture.
 
 Run: PYTHONPATH=. python -m pytest benchmarks/bench_render.py --benchmark-only -s
 """
@@ -88,10 +90,12 @@ def test_baked_real_time_path(benchmark, record, demo):
         )
 
 
-@pytest.fixture(scope="module")
-def interior(demo):
+@pytest.fixture(scope="module", params=[False, True], ids=["ray colour", "interior alone"])
+def interior(demo, request):
     """The demo model with ``model.mouth_interior`` grown onto its weights (the added
-    parameters keep their initialisation, as ``--resume`` leaves them)."""
+    parameters keep their initialisation, as ``--resume`` leaves them); the opening painted
+    from the whole ray's colour, or from the cavity's alone (``model.interior_alone``: a
+    second lookup and three more composited channels)."""
     import dataclasses
 
     from s3d_fast.checkpoint import load_model_state
@@ -100,7 +104,8 @@ def interior(demo):
     from s3d_fast.training.resume import parameters_added
 
     model, source, _, tokens, c2w, K = demo
-    config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, mouth_interior=True))
+    grow = dict(mouth_interior=True, interior_alone=request.param)
+    config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, **grow))
     grown = S3DNeRF(config.model).eval()
     added = parameters_added(config_to_dict(model.config), config, grown)
     assert added, "mouth_interior added no parameters"
@@ -118,7 +123,10 @@ def test_real_time_path_with_interior(benchmark, record, interior):
     assert bool(out["rgb"].isfinite().all())
     seconds = min_seconds(benchmark)
     if seconds is not None:
-        _record_frames(record, "render 256^2 small (demo)", "fused, mouth interior", out, seconds)
+        alone = model.config.model.interior_alone
+        _record_frames(
+            record, "render 256^2 small (demo)", f"fused, mouth interior{' alone' if alone else ''}", out, seconds
+        )
 
 
 def test_training_style_path(benchmark, record, demo):
