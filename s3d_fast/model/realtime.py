@@ -227,7 +227,7 @@ class RealTimeRendering:
         if cfg.cavity_opening:
             share = rendered[..., -1].reshape(Fn, 1, r, r)
             rendered = rendered[..., :-1]
-        if self._interior_alone and cfg.cavity_opening:
+        if self._interior_alone:
             cavity_colour = rendered[..., -3:].reshape(Fn, r, r, 3).permute(0, 3, 1, 2)
             rendered = rendered[..., :-3]
         out = self._finish(
@@ -309,8 +309,15 @@ class RealTimeRendering:
     def _shaded_channels(self) -> int:
         """What the real-time path composites per sample: feature, offset, score and, when
         it opens the mouth, the cavity's own colour (``model.interior_alone``) and its share last."""
-        opening = self.cfg.cavity_opening
-        return self.cfg.feature_channels + MOTION_CHANNELS + int(opening) + 3 * int(opening and self._interior_alone)
+        return (
+            self.cfg.feature_channels + MOTION_CHANNELS + int(self.cfg.cavity_opening) + 3 * int(self._interior_alone)
+        )
+
+    @property
+    def _interior_alone(self) -> bool:
+        """The opening painted from the cavity's own colour (``model.interior_alone``; the
+        config allows it only with the interior, and so with the opening)."""
+        return self.interior is not None and self.cfg.interior_alone
 
     def _shade_until_opaque(self, source: Source, slots, o, d, ray_idx, t0, t1, n_rays: int, lap, rounds=SHADE_ROUNDS):
         """Deformation + decoder for one frame's marched samples, front to back in rounds
@@ -350,12 +357,12 @@ class RealTimeRendering:
             offset, score, _, cavity = self.deformation(x.unsqueeze(0), slots)
             lap("deformation")
             sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
-            feat = self.blend_cavity(feat, cavity, x.unsqueeze(0))
+            feat, cavity_colour = self.blend_cavity(feat, cavity, x.unsqueeze(0))
             lap("decoder")
             sigma_all[idx] = sigma[0]
             values = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]
-            if cfg.cavity_opening and self._interior_alone:
-                values.append(cavity[0, :, None] * self.interior(x))
+            if cavity_colour is not None:
+                values.append(cavity_colour[0])
             if cfg.cavity_opening:
                 values.append(cavity[0, :, None])
             values_all[idx] = torch.cat(values, -1)

@@ -154,8 +154,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
     ):
         """x (A, n, 3) observed points along A rays; slots (F, S, D) audio-conditioned
         per frame; ray_frame / ray_source (A,) each ray's frame and source, sorted by
-        source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n)
-        and the mouth-cavity share (A, n), or None without ``mouth_cavity``."""
+        source. Returns sigma (A, n), feature (A, n, C), offset (A, n, 3), score (A, n),
+        the mouth-cavity share (A, n), or None without ``mouth_cavity``, and the cavity's own
+        colour weighted by that share (A, n, 3), or None without ``model.interior_alone``."""
         with stage("deformation"):
             offset, score, _, cavity = self.deformation(x, slots, ray_frame)
         canonical = x + offset
@@ -168,18 +169,18 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 sigma, feat = self.decoder(planes, part.reshape(1, -1, 3))
             sigmas.append(sigma.view(part.shape[:2]))
             feats.append(feat.view(*part.shape[:2], -1))
-        return torch.cat(sigmas), self.blend_cavity(torch.cat(feats), cavity, x), offset, score, cavity
+        feature, cavity_colour = self.blend_cavity(torch.cat(feats), cavity, x)
+        return torch.cat(sigmas), feature, offset, score, cavity, cavity_colour
 
-    @property
-    def _interior_alone(self) -> bool:
-        return self.interior is not None and self.cfg.interior_alone
-
-    def blend_cavity(self, feature: torch.Tensor, share, x: torch.Tensor) -> torch.Tensor:
+    def blend_cavity(self, feature: torch.Tensor, share, x: torch.Tensor):
         """The decoder's feature (..., C) at observed points x (..., 3) with the mouth
         cavity's ``share`` of it replaced (``Decoder.blend_cavity``), coloured by the
-        mouth's interior where the model has one."""
+        mouth's interior where the model has one. Returns it, and with
+        ``model.interior_alone`` the interior's colour weighted by the share (..., 3), to be
+        composited apart from what lies in front of it (else None)."""
         colour = None if self.interior is None or share is None else self.interior(x)
-        return self.decoder.blend_cavity(feature, share, colour)
+        alone = share.unsqueeze(-1) * colour if colour is not None and self.cfg.interior_alone else None
+        return self.decoder.blend_cavity(feature, share, colour), alone
 
     def render(
         self,
@@ -233,12 +234,10 @@ class S3DNeRF(RealTimeRendering, nn.Module):
                 edges[:, :-1].contiguous(), edges[:, 1:].contiguous(), sigma_c.float()
             )
             edges = importance_edges(edges, w, cfg.n_fine, deterministic=not stratified)
-        x = points(edges)
-        sigma, feat, offset, score, cavity = self.field(source, slots, x, ray_frame, ray_source)
+        sigma, feat, offset, score, cavity, alone = self.field(source, slots, points(edges), ray_frame, ray_source)
         channels = [feat, offset / cfg.max_offset, score.unsqueeze(-1)]
-        alone = cavity is not None and self._interior_alone
-        if alone:  # the cavity's own colour, composited apart from what lies in front of it
-            channels.append(cavity.unsqueeze(-1) * self.interior(x))
+        if alone is not None:  # the cavity's own colour, composited apart from what lies in front of it
+            channels.append(alone)
         if cavity is not None:  # rendered for its loss, not shown to super-resolution
             channels.append(cavity.unsqueeze(-1))
         values = torch.cat(channels, -1)
@@ -251,7 +250,7 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             cavity_image = colors.new_zeros(B * T * R).index_copy(0, rays, colors[:, -1]).view(B, T, r, r)
             colors = colors[:, :-1]
         cavity_colour = None
-        if alone:
+        if alone is not None:
             cavity_colour = colors.new_zeros(B * T * R, 3).index_copy(0, rays, colors[:, -3:])
             cavity_colour = cavity_colour.view(B * T, r, r, 3).permute(0, 3, 1, 2)
             colors = colors[:, :-3]
