@@ -53,6 +53,48 @@ def test_a_fresh_grid_is_the_cavitys_first_colour_and_cells_set_colours_where_th
     torch.testing.assert_close(colour, expected)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 1001])
+def test_the_lookup_split_over_threads_is_one_trilinear_lookup(n, threads):
+    """The lookup splits its points over the CPU's threads: values and gradients are those
+    of one grid_sample over all of them, whatever the count of points and threads."""
+    import torch.nn.functional as F
+
+    from s3d_fast.model.interior import GAIN
+
+    interior = MouthInterior(dataclasses.replace(_config().model, interior_resolution=5))
+    with torch.no_grad():
+        interior.cells.normal_(0, 0.05)
+    x = (torch.rand(n, 3) * 2.4 - 1.2).requires_grad_()  # some outside the box: the border's colour
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        split = interior(x)
+    finally:
+        torch.set_num_threads(before)
+    grid = x.view(1, 1, 1, -1, 3)
+    logits = F.grid_sample(interior.cells, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    whole = torch.sigmoid(INITIAL_LOGIT + GAIN * logits.view(3, -1).t())
+    torch.testing.assert_close(split, whole)
+    if n:
+        weights = torch.rand(n, 3)
+        got = torch.autograd.grad((split * weights).sum(), (interior.cells, x))
+        want = torch.autograd.grad((whole * weights).sum(), (interior.cells, x))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+
+
+def test_the_interiors_colour_blends_into_the_colour_channels_alone():
+    model = S3DNeRF(_config().model)
+    feature = torch.rand(4, 9, model.cfg.feature_channels, requires_grad=True)
+    share, colour = torch.rand(4, 9), torch.rand(4, 9, 3)
+    blended = model.decoder.blend_cavity(feature, share, colour)
+    cavity = torch.cat([colour, model.decoder.cavity[3:].expand(4, 9, -1)], -1)
+    torch.testing.assert_close(blended, feature + share[..., None] * (cavity - feature))
+    blended.sum().backward()  # the gradient reaches the feature and the shared channels
+    assert feature.grad is not None and model.decoder.cavity.grad[3:].abs().sum() > 0
+
+
 def test_open_mouth_shows_the_interior_in_the_opening_and_passes_gradients():
     images = torch.rand(2, 3, 8, 8, dtype=torch.float64)
     interior = torch.rand(2, 3, 4, 4, dtype=torch.float64)

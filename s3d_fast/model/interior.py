@@ -43,9 +43,17 @@ class MouthInterior(nn.Module):
         """x (..., 3) points in the head's box [-1, 1]^3 -> (..., 3) the cavity's colours
         there, in (0, 1). Looked up where the point is seen, not where the deformation takes
         it: the interior is not in the closed-mouth source the canonical space comes from."""
-        grid = x.reshape(1, 1, 1, -1, 3).to(self.cells.dtype)
-        cells = F.grid_sample(self.cells, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return torch.sigmoid(INITIAL_LOGIT + GAIN * cells.view(3, -1).t()).reshape(*x.shape[:-1], 3)
+        points = x.reshape(-1, 3).to(self.cells.dtype)
+        n = points.shape[0]
+        # PyTorch's CPU grid_sample runs one thread per batch entry: the points are split
+        # into as many entries as there are threads (padded to equal parts) to use them all.
+        parts = max(1, min(torch.get_num_threads(), n)) if points.device.type == "cpu" else 1
+        size = -(-n // parts) if n else 0
+        grid = F.pad(points, (0, 0, 0, parts * size - n)).view(parts, 1, 1, size, 3)
+        cells = self.cells.expand(parts, -1, -1, -1, -1)
+        logits = F.grid_sample(cells, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        logits = logits.view(parts, 3, size).permute(0, 2, 1).reshape(-1, 3)[:n]
+        return torch.sigmoid(INITIAL_LOGIT + GAIN * logits).reshape(*x.shape[:-1], 3)
 
     def paint(self, colour: torch.Tensor, opened: torch.Tensor) -> torch.Tensor:
         """colour (F, 3, R, R) the field's colour image at the output's resolution, opened
