@@ -57,9 +57,10 @@ def test_envelope_follows_loudness():
 
 def test_lip_gap_reads_an_open_mouth(faces):
     astronaut = faces[0]
-    gap, found = lip_gap(np.stack([astronaut, astronaut]))
+    gap, outer, found = lip_gap(np.stack([astronaut, astronaut]))
     assert found.all() and gap[0] == pytest.approx(gap[1], abs=0.005)  # tracked in video mode: close, not equal
     assert 0.0 <= gap[0] < 0.2  # a smile: the lips parted a little, against the face's height
+    assert gap[0] + 0.02 < outer[0] < 0.3  # the outer height adds both lips' thickness
 
 
 def test_identity_distance_tells_two_people_apart(faces):

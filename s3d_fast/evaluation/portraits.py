@@ -44,6 +44,7 @@ COLUMNS = [
     ("upper face PSNR", "upper_face_psnr", "{:.2f}"),
     ("upper flicker PSNR", "upper_flicker_psnr", "{:.2f}"),
     ("mouth r", "mouth_r", "{:.3f}"),
+    ("mouth r outer", "mouth_r_outer", "{:.3f}"),
     ("grid / photo", "grid_ratio", "{:.2f}"),
     ("identity 0", "identity_0", "{:.3f}"),
     *[(f"identity {y:g}", f"identity_{y:g}", "{:.3f}") for y in YAWS],
@@ -97,9 +98,11 @@ def evaluate_portrait(
     row["fps"] = len(frames) / (time.perf_counter() - start)
     row["upper_face_psnr"] = float(np.mean([masked_psnr(f, photo, upper) for f in frames]))
     row["upper_flicker_psnr"] = float(np.mean([masked_psnr(a, b, upper) for a, b in zip(frames, frames[1:])]))
-    gap, found = lip_gap(frames)
+    gap, outer, found = lip_gap(frames)
     envelope = speech_envelope(speech.samples, len(frames), speech.fps, speech.sample_rate)
-    row["mouth_r"] = pearson(gap[found], envelope[found]) if found.sum() > 2 else float("nan")
+    enough = found.sum() > 2
+    row["mouth_r"] = pearson(gap[found], envelope[found]) if enough else float("nan")
+    row["mouth_r_outer"] = pearson(outer[found], envelope[found]) if enough else float("nan")
     photo_grid = grid_energy(photo, box)
     row["grid_ratio"] = float(np.mean([grid_energy(f, box) for f in frames[::GRID_EVERY]]) / max(photo_grid, 1e-12))
     missing = 0

@@ -8,6 +8,7 @@ import numpy as np
 from ..data.preprocess.landmarks import detect
 
 UPPER_LIP, LOWER_LIP = 13, 14  # mediapipe face mesh: the inner lips' midpoints
+UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17  # and the outer ones
 FOREHEAD, CHIN = 10, 152
 
 
@@ -20,13 +21,16 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return 99.0 if mse < 1e-10 else -10.0 * np.log10(mse)
 
 
-def lip_gap(frames) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) the inner lips' gap as a fraction of the face's height (forehead to chin), read
-    by mediapipe's face mesh, and (T,) bool where a face was found (NaN elsewhere)."""
+def lip_gap(frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T,) the inner lips' gap and (T,) the outer lips' height, each as a fraction of the
+    face's height (forehead to chin), read by mediapipe's face mesh, and (T,) bool where a
+    face was found (NaN elsewhere). The outer height also reads an opening that shows
+    teeth, which the face mesh can take for closed inner lips."""
     lm, found = detect(np.asarray(frames))
-    gap = np.linalg.norm(lm[:, UPPER_LIP, :2] - lm[:, LOWER_LIP, :2], axis=1)
     height = np.linalg.norm(lm[:, FOREHEAD, :2] - lm[:, CHIN, :2], axis=1)
-    return gap / height, found
+    gap = np.linalg.norm(lm[:, UPPER_LIP, :2] - lm[:, LOWER_LIP, :2], axis=1)
+    outer = np.linalg.norm(lm[:, UPPER_LIP_TOP, :2] - lm[:, LOWER_LIP_BOTTOM, :2], axis=1)
+    return gap / height, outer / height, found
 
 
 def speech_envelope(samples: np.ndarray, n_frames: int, fps: int, sample_rate: int) -> np.ndarray:
