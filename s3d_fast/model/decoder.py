@@ -47,15 +47,12 @@ class Decoder(nn.Module):
         place of its one learned colour."""
         if share is None or self.cavity is None:
             return feature
-        weight = share.unsqueeze(-1).to(feature.dtype)
         if colour is None:
-            cavity = torch.cat([torch.sigmoid(self.cavity[:3]), self.cavity[3:]]).to(feature.dtype)
-            return torch.lerp(feature, cavity.expand_as(feature), weight)
-        # Colour and the shared channels apart: the shared vector stays broadcast, never
-        # copied out to every point (the real-time path blends tens of thousands a frame).
-        coloured = torch.lerp(feature[..., :3], colour.to(feature.dtype), weight)
-        rest = torch.lerp(feature[..., 3:], self.cavity[3:].to(feature.dtype).expand_as(feature[..., 3:]), weight)
-        return torch.cat([coloured, rest], -1)
+            cavity = torch.cat([torch.sigmoid(self.cavity[:3]), self.cavity[3:]]).to(feature.dtype).expand_as(feature)
+        else:
+            rest = self.cavity[3:].to(feature.dtype).expand(*feature.shape[:-1], -1)
+            cavity = torch.cat([colour.to(feature.dtype), rest], -1)
+        return torch.lerp(feature, cavity, share.unsqueeze(-1).to(feature.dtype))
 
     def density(self, planes, x: torch.Tensor) -> torch.Tensor:
         return self.forward(planes, x)[0]
