@@ -3,11 +3,12 @@ real-time path (occupancy grid, marching only occupied cells) beside the trainin
 path (stratified + importance samples over the whole box), on the same identity, audio
 and cameras, with the PSNR between the two and the baked path's time per stage.
 
-The same path with ``model.mouth_interior`` on (its colour grid looked up per shaded sample,
-its painter over each opening's box) runs beside it, its opening painted from the whole
-ray's colour or from the cavity's alone (``model.interior_alone``): the demo's weights with
-the interior grown as a resumed run grows it, untrained, so what it measures is the cost,
-not the picture.
+The same path runs beside it with the mouth's interior set three ways, whatever the bundled
+weights hold: none, and ``model.mouth_interior`` (its colour grid looked up per shaded
+sample, its painter over each opening's box) with the opening painted from the whole ray's
+colour or from the cavity's alone (``model.interior_alone``). An interior the weights lack is
+grown as a resumed run grows it (untrained), one they hold is dropped for "none": what the
+three measure is the cost, not the picture.
 
 Run: PYTHONPATH=. python -m pytest benchmarks/bench_render.py --benchmark-only -s
 """
@@ -90,43 +91,44 @@ def test_baked_real_time_path(benchmark, record, demo):
         )
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["ray colour", "interior alone"])
+INTERIORS = {
+    "none": {},
+    "ray colour": {"mouth_interior": True},
+    "interior alone": {"mouth_interior": True, "interior_alone": True},
+}
+
+
+@pytest.fixture(scope="module", params=list(INTERIORS))
 def interior(demo, request):
-    """The demo model with ``model.mouth_interior`` grown onto its weights (the added
-    parameters keep their initialisation, as ``--resume`` leaves them); the opening painted
-    from the whole ray's colour, or from the cavity's alone (``model.interior_alone``: a
-    second lookup and three more composited channels)."""
+    """The demo model with the mouth's interior set as ``INTERIORS[request.param]`` (the
+    rest of its weights as they are)."""
     import dataclasses
 
     from s3d_fast.checkpoint import load_model_state
-    from s3d_fast.config import config_to_dict
     from s3d_fast.model.s3d import S3DNeRF
-    from s3d_fast.training.resume import parameters_added
 
     model, source, _, tokens, c2w, K = demo
-    grow = dict(mouth_interior=True, interior_alone=request.param)
-    config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, **grow))
-    grown = S3DNeRF(config.model).eval()
-    added = parameters_added(config_to_dict(model.config), config, grown)
-    assert added, "mouth_interior added no parameters"
-    load_model_state(grown, model.state_dict(), may_miss=frozenset(added))
-    grown.config = config
+    settings = {"mouth_interior": False, "interior_alone": False, **INTERIORS[request.param]}
+    config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, **settings))
+    variant = S3DNeRF(config.model).eval()
+    state = {k: v for k, v in model.state_dict().items() if k in variant.state_dict()}  # an interior dropped
+    grown = frozenset(k for k in variant.state_dict() if k not in state)
+    assert all(k.startswith("interior.") for k in grown), grown
+    load_model_state(variant, state, may_miss=grown)
+    variant.config = config
     with torch.no_grad():
-        baked = grown.fit_to_audio(grown.bake(source), tokens)
-    return grown, baked, tokens, c2w, K
+        baked = variant.fit_to_audio(variant.bake(source), tokens)
+    return request.param, variant, baked, tokens, c2w, K
 
 
 def test_real_time_path_with_interior(benchmark, record, interior):
-    model, baked, tokens, c2w, K = interior
+    name, model, baked, tokens, c2w, K = interior
     out = benchmark.pedantic(model.render_frames, (baked, tokens, c2w, K), rounds=3, warmup_rounds=1)
     assert out["rgb"].shape == (FRAMES, 3, 256, 256)
     assert bool(out["rgb"].isfinite().all())
     seconds = min_seconds(benchmark)
     if seconds is not None:
-        alone = model.config.model.interior_alone
-        _record_frames(
-            record, "render 256^2 small (demo)", f"fused, mouth interior{' alone' if alone else ''}", out, seconds
-        )
+        _record_frames(record, "render 256^2 small (demo)", f"fused, mouth interior: {name}", out, seconds)
 
 
 def test_training_style_path(benchmark, record, demo):

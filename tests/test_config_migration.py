@@ -2,6 +2,7 @@
 newer or unknown version is refused in one line."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -30,11 +31,22 @@ def test_a_version_1_config_loads_with_every_other_value_kept():
     assert "perceptual" in old["loss"]  # the caller's dict is left as it was
 
 
-def test_the_bundled_demo_checkpoint_is_a_version_1_config():
+def test_a_saved_version_1_config_loads():
+    """The config the bundled checkpoint shipped with until its interior was trained
+    (step 3559), as s3d-fast wrote it before configs had a version."""
+    with open(Path(__file__).parent / "configs" / "demo_step3559_v1.json") as f:
+        saved = json.load(f)
+    assert "version" not in saved and "perceptual" in saved["loss"]
+    loaded = load_config(saved)
+    assert loaded.version == CONFIG_VERSION and loaded.model.cavity_opening and not loaded.model.mouth_interior
+
+
+def test_the_bundled_demo_checkpoint_is_a_current_config():
     with open(api.DEMO_CHECKPOINT + "/config.json") as f:
         saved = json.load(f)["config"]
-    assert "version" not in saved and "perceptual" in saved["loss"]
-    assert load_config(saved).model.cavity_opening
+    assert saved["version"] == CONFIG_VERSION
+    model = load_config(saved).model
+    assert model.cavity_opening and model.mouth_interior and model.interior_alone
 
 
 @pytest.mark.parametrize(
