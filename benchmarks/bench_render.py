@@ -111,8 +111,9 @@ def interior(demo, request):
     settings = {"mouth_interior": False, "interior_alone": False, **INTERIORS[request.param]}
     config = dataclasses.replace(model.config, model=dataclasses.replace(model.config.model, **settings))
     variant = S3DNeRF(config.model).eval()
-    state = {k: v for k, v in model.state_dict().items() if k in variant.state_dict()}  # an interior dropped
-    grown = frozenset(k for k in variant.state_dict() if k not in state)
+    wanted = variant.state_dict()
+    state = {k: v for k, v in model.state_dict().items() if k in wanted}  # an interior dropped
+    grown = frozenset(k for k in wanted if k not in state)
     assert all(k.startswith("interior.") for k in grown), grown
     load_model_state(variant, state, may_miss=grown)
     variant.config = config

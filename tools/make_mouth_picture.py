@@ -25,7 +25,7 @@ from PIL import Image  # noqa: E402
 
 from s3d_fast.data.dataset import ClipStore  # noqa: E402
 from s3d_fast.data.manifest import load_manifest  # noqa: E402
-from s3d_fast.evaluation.rendering import one_shot_source, render_clip, silent_mel, source_frame  # noqa: E402
+from s3d_fast.evaluation.rendering import adapted_source, render_clip, source_frame  # noqa: E402
 from s3d_fast.evaluation.scores import fit_size  # noqa: E402
 from s3d_fast.metrics import mouth_region  # noqa: E402
 from s3d_fast.model import load_model  # noqa: E402
@@ -35,15 +35,9 @@ FRAMES = 50  # as the README's held-out figures
 HALF_HEIGHT, HALF_WIDTH = 26, 40  # the crop around the mouth region's centre, pixels of 256
 
 
-def mouth_rows(model, manifest, clip, adapt_steps: int) -> list[np.ndarray]:
-    data = ClipStore(manifest, capacity=1, views=False).get(clip)
+def mouth_rows(model, data: dict, adapt_steps: int) -> list[np.ndarray]:
     gt = data["frames"][:FRAMES]
-    with torch.inference_mode():
-        source = one_shot_source(model, data, source_frame(data, len(gt)), "cpu")
-    if adapt_steps:
-        with torch.no_grad():
-            rest = model.audio_tokens(torch.from_numpy(silent_mel(1)))
-        source, _ = model.adapt(source, rest, adapt_steps)
+    source, _ = adapted_source(model, data, source_frame(data, len(gt)), "cpu", adapt_steps)
     with torch.inference_mode():
         rgb = render_clip(model, source, data["mel"][: len(gt)], data["c2w"][: len(gt)], data["K"], 4)["rgb"]
     ours = (fit_size(rgb, gt.shape[1]).permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
@@ -68,7 +62,8 @@ def main(argv=None) -> int:
     if not firsts:
         parser.error(f"{args.data}: no held-out clips")
     model = load_model(args.checkpoint, "cpu")
-    rows = [row for clip in firsts for row in mouth_rows(model, manifest, clip, args.adapt_steps)]
+    store = ClipStore(manifest, capacity=1, views=False)
+    rows = [row for clip in firsts for row in mouth_rows(model, store.get(clip), args.adapt_steps)]
     Image.fromarray(np.concatenate(rows, 0)).save(args.out)
     print(f"wrote {args.out} ({len(firsts)} identities)")
     return 0

@@ -25,7 +25,7 @@ from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
 from ..model.syncnet import N_FRAMES
 from .identity import between_identities, identity_scores
-from .rendering import one_shot_source, render_clip, silent_mel, source_frame, synchronize
+from .rendering import adapted_source, render_clip, silent_mel, source_frame, synchronize
 from .report import format_table, write_outputs
 from .scores import fit_size, image_metrics, mouth_landmarks, to_tensor
 from .setup import Setup, load_setup
@@ -47,14 +47,10 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
     src = source_frame(data, T)
     row = {"clip": clip["id"], "identity": clip["identity"], "frames": T, "source_frame": src}
 
-    with torch.inference_mode():
-        synchronize(dev)
-        start = time.perf_counter()
-        source = one_shot_source(model, data, src, dev)
-    if args.adapt_steps > 0:
-        with torch.no_grad():
-            rest = model.audio_tokens(torch.from_numpy(silent_mel(1)).to(dev))
-        source, adaptation = model.adapt(source, rest, args.adapt_steps)
+    synchronize(dev)
+    start = time.perf_counter()
+    source, adaptation = adapted_source(model, data, src, dev, args.adapt_steps)
+    if adaptation is not None:
         row.update(adapt_seconds=adaptation.seconds, adapt_l1_before=adaptation.before, adapt_l1_after=adaptation.after)
     with torch.inference_mode():
         baked = model.bake(source) if args.baked else None

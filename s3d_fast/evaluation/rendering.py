@@ -87,3 +87,16 @@ def one_shot_source(model, data: dict, src: int, device):
     c2w = torch.as_tensor(np.asarray(data["c2w"][src]), dtype=torch.float32, device=device)[None]
     K = torch.as_tensor(np.asarray(data["K"]), dtype=torch.float32, device=device)[None]
     return model.prepare_source(image, mask, c2w, K)
+
+
+def adapted_source(model, data: dict, src: int, device, adapt_steps: int):
+    """``one_shot_source``, refined for ``adapt_steps`` so the model redraws that frame at
+    rest (``S3DNeRF.adapt``, as ``s3d-fast render`` bakes). Returns the source and the
+    adaptation's figures (None without steps)."""
+    with torch.inference_mode():
+        source = one_shot_source(model, data, src, device)
+    if adapt_steps <= 0:
+        return source, None
+    with torch.no_grad():
+        rest = model.audio_tokens(torch.from_numpy(silent_mel(1)).to(device))
+    return model.adapt(source, rest, adapt_steps)

@@ -48,7 +48,7 @@ class MouthInterior(nn.Module):
         # PyTorch's CPU grid_sample runs one thread per batch entry: the points are split
         # into as many entries as there are threads (padded to equal parts) to use them all.
         parts = max(1, min(torch.get_num_threads(), n)) if points.device.type == "cpu" else 1
-        size = -(-n // parts) if n else 0
+        size = -(-n // parts)
         grid = F.pad(points, (0, 0, 0, parts * size - n)).view(parts, 1, 1, size, 3)
         cells = self.cells.expand(parts, -1, -1, -1, -1)
         logits = F.grid_sample(cells, grid, mode="bilinear", padding_mode="border", align_corners=False)
