@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -26,6 +27,18 @@ class MLP(nn.Sequential):
             width = hidden
         mods.append(nn.Linear(width, cout))
         super().__init__(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = activate(layer, x)
+        return x
+
+
+def activate(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``, a SiLU applied in place: x is then a linear layer's fresh output,
+    which its backward does not read, and on a CPU a new buffer per layer costs as much
+    as the activation."""
+    return F.silu(x, inplace=True) if isinstance(layer, nn.SiLU) else layer(x)
 
 
 def positional_grid(height: int, width: int, device=None) -> torch.Tensor:

@@ -206,16 +206,16 @@ class RealTimeRendering:
             lap("marching")
             if ray_idx.numel() == 0:  # nothing occupied in view: background only
                 continue
-            kept, sigma, values = self._shade_until_opaque(
+            shaded, sigma, values = self._shade_until_opaque(
                 source, slots[f : f + 1], o_in[f], d_in[f], ray_idx, t0, t1, n_rays, lap, shade_rounds
             )
             colour, alpha, distance = ops.composite(
                 sigma,
                 values,
-                ray_indices=ray_idx[kept],
+                ray_indices=ray_idx[shaded],
                 n_rays=n_rays,
-                t_starts=t0[kept],
-                t_ends=t1[kept],
+                t_starts=t0[shaded],
+                t_ends=t1[shaded],
                 early_stop_eps=cfg.early_stop_eps,
             )
             if rays is None:
@@ -329,46 +329,48 @@ class RealTimeRendering:
         of its next sample is below ``early_stop_eps`` (with a margin for rounding), which
         is exactly the test compositing applies, so the image does not change.
 
-        Returns (kept (S,) bool: the samples shaded, in order), sigma (K,), values (K, C'):
-        feature, offset, score and, with ``cavity_opening``, the cavity share.
+        Returns (shaded (K,): the indices of the samples shaded, ascending), sigma (K,),
+        values (K, C'): feature, offset, score and, with ``cavity_opening``, the cavity share.
         """
         cfg = self.cfg
         n = ray_idx.numel()
         counts = torch.bincount(ray_idx, minlength=n_rays)
         rank = torch.arange(n, device=ray_idx.device) - (torch.cumsum(counts, 0) - counts)[ray_idx]
+        # Each sample's round, and each round's samples in order, found once: a round then
+        # reads only its own samples, not every marched one.
+        bounds = torch.tensor(list(rounds), device=ray_idx.device, dtype=rank.dtype)
+        round_of = torch.bucketize(rank, bounds, right=True)
+        by_round = torch.argsort(round_of, stable=True)
+        per_round = torch.bincount(round_of, minlength=len(rounds) + 1)
+        x_all = o[ray_idx] + d[ray_idx] * (0.5 * (t0 + t1))[:, None]
         # Optical depth at which transmittance reaches early_stop_eps, less a rounding margin.
         stop_depth = -math.log(cfg.early_stop_eps) * (1 + 1e-4) + 1e-4 if cfg.early_stop_eps > 0 else math.inf
         depth = t0.new_zeros(n_rays)
-        kept = torch.zeros(n, dtype=torch.bool, device=ray_idx.device)
-        sigma_all = t0.new_empty(n)
-        values_all = t0.new_empty(n, self._shaded_channels)
-        bounds = list(rounds) + [math.inf]
-        lo = 0
-        for hi in bounds:
-            chosen = (rank >= lo) & (depth[ray_idx] <= stop_depth)
-            if hi != math.inf:
-                chosen &= rank < hi
-            idx = torch.nonzero(chosen).squeeze(1)
-            lo = hi
+        shaded, sigmas, values = [], [], []
+        for r, idx in enumerate(torch.split(by_round, per_round.tolist())):
+            if r > 0:  # rays already opaque drop out
+                idx = idx[depth[ray_idx[idx]] <= stop_depth]
             if idx.numel() == 0:
                 continue
-            rays = ray_idx[idx]
-            x = o[rays] + d[rays] * (0.5 * (t0[idx] + t1[idx]))[:, None]
-            offset, score, _, cavity = self.deformation(x.unsqueeze(0), slots)
+            x = x_all[idx].unsqueeze(0)
+            offset, score, _, cavity = self.deformation(x, slots)
             lap("deformation")
-            sigma, feat = self.decoder(source.features.planes, x.unsqueeze(0) + offset)
-            feat, cavity_colour = self.blend_cavity(feat, cavity, x.unsqueeze(0))
+            sigma, feat = self.decoder(source.features.planes, x + offset)
+            feat, cavity_colour = self.blend_cavity(feat, cavity, x)
             lap("decoder")
-            sigma_all[idx] = sigma[0]
-            values = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]
+            parts = [feat[0], offset[0] / cfg.max_offset, score[0, :, None]]
             if cavity_colour is not None:
-                values.append(cavity_colour[0])
+                parts.append(cavity_colour[0])
             if cfg.cavity_opening:
-                values.append(cavity[0, :, None])
-            values_all[idx] = torch.cat(values, -1)
-            kept[idx] = True
-            depth.index_add_(0, rays, sigma[0] * (t1[idx] - t0[idx]))
-        return kept, sigma_all[kept], values_all[kept]
+                parts.append(cavity[0, :, None])
+            shaded.append(idx)
+            sigmas.append(sigma[0])
+            values.append(torch.cat(parts, -1))
+            depth.index_add_(0, ray_idx[idx], sigma[0] * (t1[idx] - t0[idx]))
+        if not shaded:
+            return ray_idx.new_zeros(0), t0.new_zeros(0), t0.new_zeros(0, self._shaded_channels)
+        shaded, order = torch.sort(torch.cat(shaded))
+        return shaded, torch.cat(sigmas)[order], torch.cat(values)[order]
 
 
 def _summed_volume(occupied: torch.Tensor) -> torch.Tensor:

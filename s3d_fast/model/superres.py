@@ -87,7 +87,7 @@ class SuperResolution(nn.Module):
         # learns to copy the source everywhere (the target mostly is the source), grows
         # without bound, saturates the sigmoid and cuts every gradient to the radiance
         # field. Bounded, the network always keeps a share of each pixel to explain.
-        blend = torch.sigmoid(BLEND_LIMIT * torch.tanh(out[:, :1] / BLEND_LIMIT))
+        blend = torch.sigmoid(BLEND_LIMIT * _tanh(out[:, :1] / BLEND_LIMIT))
         if keep_out is not None:
             if keep_out.shape[-1] != R:  # made at the input resolution, as the source is
                 keep_out = F.interpolate(keep_out, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
@@ -95,4 +95,10 @@ class SuperResolution(nn.Module):
             # it is the cheapest answer to most frames and leaves the audio nothing to
             # move (docs/experiments.md, "Reprojection and the mouth keep-out").
             blend = blend * (1 - keep_out)
-        return blend * source + (1 - blend) * torch.sigmoid(out[:, 1:])
+        return torch.lerp(torch.sigmoid(out[:, 1:]), source, blend)
+
+
+def _tanh(v: torch.Tensor) -> torch.Tensor:
+    """tanh(v) as 2 sigmoid(2 v) - 1: the same function, and PyTorch's CPU sigmoid is
+    several times faster than its tanh."""
+    return torch.sigmoid(2 * v) * 2 - 1
