@@ -74,7 +74,9 @@ def sample_shifted(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     zero up to the image border, where interpolating absolute positions would clamp them."""
     R = images.shape[-1]
     if shift.shape[1] != R:
-        shift = F.interpolate(shift.permute(0, 3, 1, 2), size=(R, R), mode="bilinear", align_corners=False)
+        # Made channels first: PyTorch's channels-last upsampling is slow for two channels.
+        shift = shift.permute(0, 3, 1, 2).contiguous()
+        shift = F.interpolate(shift, size=(R, R), mode="bilinear", align_corners=False)
         shift = shift.permute(0, 2, 3, 1)
     grid = pixel_grid(R, shift)[None] + shift
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -326,7 +326,9 @@ class S3DNeRF(RealTimeRendering, nn.Module):
             else:
                 opened = opened_share(share.to(rgb.dtype), (Ro, Ro))
                 seen = rgb_low if cavity_colour is None else cavity_colour / share.clamp(min=OPENING_FROM)
-                colour = F.interpolate(seen, size=(Ro, Ro), mode="bilinear", align_corners=False)
+                # Channels first (the rendered image is laid out channels last): PyTorch's
+                # upsampling of three channels is slower in that layout.
+                colour = F.interpolate(seen.contiguous(), size=(Ro, Ro), mode="bilinear", align_corners=False)
                 interior = self.interior.paint(colour, opened)
                 # The frame's loss would teach the painter whatever the opening covers in the
                 # target (lips, where the rendered opening runs ahead of it): it learns from the

@@ -10,6 +10,8 @@ resolution convolutions, most of the cost of such a network on a CPU, are not ne
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,10 +79,12 @@ class SuperResolution(nn.Module):
         for size, block in zip(self.sizes, self.blocks):
             if x.shape[-1] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            cond = self._source_at(image, frame_images, size, frames_per_source)
+            parts = [x]
             if size in self.pyramid_sizes:  # the encoder's features where it has this level
-                cond = torch.cat([pyramid[size].repeat_interleave(frames_per_source, 0), cond], 1)
-            x = block(torch.cat([x, cond.contiguous(memory_format=CHANNELS_LAST)], 1))
+                level = pyramid[size].contiguous(memory_format=CHANNELS_LAST)
+                parts.append(level if level.shape[0] == 1 else level.repeat_interleave(frames_per_source, 0))
+            parts.append(self._source_at(image, frame_images, size, frames_per_source))
+            x = block(_cat_channels_last(parts))
         out = self.head(x).contiguous()  # (F, 4, 2s, 2s): blend logit, colour logits
         R = self.output_resolution
         if out.shape[-1] != R:
@@ -101,6 +105,22 @@ class SuperResolution(nn.Module):
         colour = torch.sigmoid(out[:, 1:])
         dtype = torch.promote_types(colour.dtype, source.dtype)  # bfloat16 under autocast, the source float32
         return torch.lerp(colour.to(dtype), source.to(dtype), blend.to(dtype))
+
+
+def _cat_channels_last(parts) -> torch.Tensor:
+    """``torch.cat(parts, 1)`` laid out channels last, whatever each part's layout; a part
+    of batch 1 is shared by every frame. Written part by part into the output: a cat of
+    mixed layouts is laid out channels first, and converting it costs more than the cat."""
+    n = max(p.shape[0] for p in parts)
+    channels = sum(p.shape[1] for p in parts)
+    dtype = functools.reduce(torch.promote_types, (p.dtype for p in parts))  # as torch.cat promotes
+    size = parts[0].shape[2:]
+    out = torch.empty(n, channels, *size, dtype=dtype, device=parts[0].device, memory_format=CHANNELS_LAST)
+    start = 0
+    for part in parts:
+        out[:, start : start + part.shape[1]] = part
+        start += part.shape[1]
+    return out
 
 
 def _tanh(v: torch.Tensor) -> torch.Tensor:
