@@ -12,6 +12,7 @@ from model_helpers import FAST_TRAIN
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
 from s3d_fast.config import ConfigError, Phase, check_phases, config_at, phase_spans, small
+from s3d_fast.config.presets import demo
 
 FAST = FAST_TRAIN + ["train.eval_every=100"]
 
@@ -124,3 +125,25 @@ def test_a_run_in_phases_resumes_bit_for_bit(data, tmp_path, monkeypatch):
     for key in a.model_state:
         assert torch.equal(a.model_state[key], b.model_state[key]), key
     assert [r["total"] for r in _rows(straight)] == [r["total"] for r in _rows(halves)]
+
+
+@pytest.mark.slow
+def test_the_demo_schedule_runs_in_miniature(data, tmp_path):
+    """``--config demo``'s four phases, one step each: the cavity grown, super-resolution
+    alone, then the interior grown and trained alone, everything else left as it was."""
+    import json
+
+    phases = [{"start": i + 1, "settings": p.settings} for i, p in enumerate(demo().train.phases)]
+    run = tmp_path / "run"
+    argv = ["train", "--config", "demo", "--data", str(data), "--out", str(run), "--steps", "4", "--quiet"]
+    for o in FAST + ["train.checkpoint_every=1", f"train.phases={json.dumps(phases)}"]:
+        argv += ["--set", o]
+    assert main(argv) == 0
+    before = load_checkpoint(RunDirectory(run).checkpoint_path(3))
+    last = load_checkpoint(RunDirectory(run).checkpoint_path(4))
+    assert last.config["model"]["mouth_interior"] and last.config["model"]["interior_alone"]
+    assert not before.config["model"]["mouth_interior"]
+    added = set(last.model_state) - set(before.model_state)
+    assert added and all(k.startswith("interior.") for k in added)
+    for key, value in before.model_state.items():
+        assert torch.equal(value, last.model_state[key]), key

@@ -14,10 +14,12 @@ def small() -> Config:
 
 
 def demo() -> Config:
-    """``small`` in three phases (docs/experiments.md, "The demo checkpoint"): the whole
+    """``small`` in four phases (docs/experiments.md, "The demo checkpoint"): the whole
     model without the sync loss; from step 1800 the learned mouth cavity, taught by the
     open mouths of the targets, with the sync loss on; from step 2680 super-resolution
-    alone, with the mouth opened where the cavity renders. Trained with ``--nproc 2``."""
+    alone, with the mouth opened where the cavity renders; from step 3560 the mouth's
+    interior alone, painted from the cavity's own colour, everything else frozen.
+    Trained with ``--nproc 2``."""
     cavity = Phase(
         1800,
         {
@@ -40,9 +42,19 @@ def demo() -> Config:
             "train.lr_min_ratio": "0.4",
         },
     )
-    return Config(
-        name="demo", loss=LossConfig(sync=0.0), train=TrainConfig(steps=3560, phases=(cavity, superres_alone))
+    interior_alone = Phase(
+        3560,
+        {
+            "model.mouth_interior": "true",
+            "model.interior_alone": "true",
+            "train.train_only": "interior",
+            "loss.interior_colour": "1.0",
+            "train.lr": "6.5e-4",
+            "train.lr_min_ratio": "0.4",
+        },
     )
+    phases = (cavity, superres_alone, interior_alone)
+    return Config(name="demo", loss=LossConfig(sync=0.0), train=TrainConfig(steps=4200, phases=phases))
 
 
 def paper() -> Config:
