@@ -5,6 +5,7 @@ kept, and 16-bit grey photos read as what they show."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,23 +65,31 @@ def test_dead_writers_temporaries_are_swept_and_no_other(tmp_path):
     assert live.exists() and foreign.exists() and other.exists()
 
 
+@contextlib.contextmanager
+def running(argv):
+    """``s3d-fast argv`` in a process of its own, killed if the test ends while it runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "s3d_fast.cli", *map(str, argv)], stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_sigterm_during_a_render_leaves_no_temporary(tmp_path):
     speech, _ = write_speech(tmp_path / "s.wav", seconds=20.0)
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen(
-        # Without the bake-time adaptation: on a loaded machine its 100 steps alone took
-        # longer than the deadline, and what is tested here starts after them.
-        [sys.executable, "-m", "s3d_fast.cli", "render", "--audio", speech, "--out", out, "--quiet"]
-        + ["--device", "cpu", "--adapt-steps", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    while not any(p.name.startswith(".out.mp4.tmp-") for p in tmp_path.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, "the render never started writing"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    # Without the bake-time adaptation: on a loaded machine its 100 steps alone took longer
+    # than the deadline, and what is tested here starts after them.
+    argv = ["render", "--audio", speech, "--out", out, "--quiet", "--device", "cpu", "--adapt-steps", "0"]
+    with running(argv) as proc:
+        deadline = time.monotonic() + 240
+        while not any(p.name.startswith(".out.mp4.tmp-") for p in tmp_path.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the render never started writing"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "s3d-fast render: terminated" and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
@@ -104,13 +113,13 @@ def train_argv(data, run, *extra):
 def test_sigterm_during_training_saves_a_checkpoint(data, tmp_path):
     run = tmp_path / "run"
     argv = train_argv(data, run, "--steps", "100000", "--set", "train.checkpoint_every=100000")
-    proc = subprocess.Popen([sys.executable, "-m", "s3d_fast.cli", *map(str, argv)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (run / "metrics.csv").is_file() or "generator" not in (run / "metrics.csv").read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    with running(argv) as proc:
+        deadline = time.monotonic() + 240
+        while not (run / "metrics.csv").is_file() or "generator" not in (run / "metrics.csv").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "saving a checkpoint" in err and "Traceback" not in err
     assert RunDirectory(run).latest() is not None
