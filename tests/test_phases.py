@@ -128,17 +128,35 @@ def test_a_run_in_phases_resumes_bit_for_bit(data, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_demo_schedule_runs_in_miniature(data, tmp_path):
+def test_the_demo_schedule_runs_in_miniature(data, tmp_path, monkeypatch):
     """``--config demo``'s four phases, one step each: the cavity grown, super-resolution
-    alone, then the interior grown and trained alone, everything else left as it was."""
+    alone, then the interior grown and trained alone, everything else left as it was. Data
+    sets are built only where a phase changes what they draw (at the cavity's phase), and
+    the earlier ones are released first: each holds every decoded clip."""
+    import gc
     import json
+    import weakref
 
+    from s3d_fast.training.trainer import Trainer
+
+    built, build = [], Trainer.datasets
+
+    def counted(self, cfg):
+        gc.collect()
+        alive = [ref() is not None for ref in built]
+        train, heldout = build(self, cfg)
+        built.append(weakref.ref(train))
+        assert not any(alive), "the previous phase's data sets are still held"
+        return train, heldout
+
+    monkeypatch.setattr(Trainer, "datasets", counted)
     phases = [{"start": i + 1, "settings": p.settings} for i, p in enumerate(demo().train.phases)]
     run = tmp_path / "run"
     argv = ["train", "--config", "demo", "--data", str(data), "--out", str(run), "--steps", "4", "--quiet"]
     for o in FAST + ["train.checkpoint_every=1", f"train.phases={json.dumps(phases)}"]:
         argv += ["--set", o]
     assert main(argv) == 0
+    assert len(built) == 2  # the run's start and the cavity's phase (sync frames, closed sources)
     before = load_checkpoint(RunDirectory(run).checkpoint_path(3))
     last = load_checkpoint(RunDirectory(run).checkpoint_path(4))
     assert last.config["model"]["mouth_interior"] and last.config["model"]["interior_alone"]

@@ -23,6 +23,14 @@ from .profiling import model_stage_report, wall_time_report, write_report
 from .syncnet_stage import run_syncnet_stage
 
 
+def data_settings(cfg) -> tuple:
+    """What the data sets depend on in ``cfg``: target frames per item, seed, the source
+    frames' mouth quantile and colour jitter. Phases that keep these share one set."""
+    tc = cfg.train
+    n_targets = max(tc.frames, tc.sync_frames if cfg.loss.sync > 0 else 1)
+    return n_targets, tc.seed, tc.source_mouth_quantile, tc.colour_jitter
+
+
 class Trainer:
     def __init__(self, cfg, args):
         self.cfg, self.args = cfg, args
@@ -43,25 +51,23 @@ class Trainer:
         with_views = all(c.get("views") for c in manifest.clips_in("train"))
         n_clips = len(manifest.clips)
         # Clips are seconds long and decoding one costs far more than keeping it: keep all.
-        tc = cfg.train
-        n_targets = max(tc.frames, tc.sync_frames if cfg.loss.sync > 0 else 1)
-        q = tc.source_mouth_quantile
+        n_targets, seed, q, colour_jitter = data_settings(cfg)
         if not 0.0 < q <= 1.0:
             raise S3DError(f"train.source_mouth_quantile must be in (0, 1] (1: any frame), got {q}")
         train = TalkingHeadDataset(
             self.args.data,
             "train",
             n_targets=n_targets,
-            seed=tc.seed,
+            seed=seed,
             cache_clips=n_clips,
             views=with_views,
             source_quantile=q,
-            colour_jitter=tc.colour_jitter,
+            colour_jitter=colour_jitter,
         )
         heldout = None
         if manifest.clips_in("heldout"):
             heldout = TalkingHeadDataset(
-                self.args.data, "heldout", n_targets=1, seed=tc.seed, cache_clips=n_clips, source_quantile=q
+                self.args.data, "heldout", n_targets=1, seed=seed, cache_clips=n_clips, source_quantile=q
             )
         return train, heldout
 
@@ -181,16 +187,21 @@ class Trainer:
                 if end <= step:
                     continue
                 phase_cfg = config_at(cfg, start)
-                if phase_cfg != start_cfg:
+                if phase_cfg != start_cfg and not self.quiet:
+                    print(f"step {start}: a new phase of the run\n" + format_config(phase_cfg))
+                # The finished phase's stage goes before anything new is built: with its data
+                # sets it holds every decoded clip, and a run of four phases would hold two.
+                handed = stage.hand_over() if stage is not None else None
+                stage = None
+                if data_settings(phase_cfg) != data_settings(start_cfg):
+                    train = heldout = None
                     train, heldout = self.datasets(phase_cfg)
-                    if not self.quiet:
-                        print(f"step {start}: a new phase of the run\n" + format_config(phase_cfg))
-                previous = stage
                 stage = GeneratorStage(
                     phase_cfg, (start, end), self.dist, run, self.log, train, heldout, syncnet, self.quiet, timers
                 )
-                if previous is not None:  # the next phase continues in this process
-                    stage.take_over(*previous.hand_over())
+                if handed is not None:  # the next phase continues in this process
+                    stage.take_over(*handed)
+                    handed = None
                 elif latest is not None:
                     stage.restore(latest)
                 elif init is not None:
