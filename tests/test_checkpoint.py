@@ -176,6 +176,11 @@ def test_replace_existing_and_run_directory(tmp_path):
         "step_00000400",
         "step_00000600",
     ]
+    # Steps named in keep_steps (each phase's last step) stay, however old.
+    for step in (500, 700):
+        save_checkpoint(run.checkpoint_path(step), model_state={"w": torch.zeros(2)}, config={}, step=step, rng=False)
+    run.prune(keep=1, keep_steps=[300, 999])
+    assert [s for s, _ in run.checkpoints()] == [300, 700]
 
 
 @pytest.mark.parametrize("exchange", [True, False])

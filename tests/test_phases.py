@@ -157,6 +157,7 @@ def test_the_demo_schedule_runs_in_miniature(data, tmp_path, monkeypatch):
         argv += ["--set", o]
     assert main(argv) == 0
     assert len(built) == 2  # the run's start and the cavity's phase (sync frames, closed sources)
+    assert [s for s, _ in RunDirectory(run).checkpoints()] == [1, 2, 3, 4]  # each phase's last step kept
     before = load_checkpoint(RunDirectory(run).checkpoint_path(3))
     last = load_checkpoint(RunDirectory(run).checkpoint_path(4))
     assert last.config["model"]["mouth_interior"] and last.config["model"]["interior_alone"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
@@ -66,14 +67,18 @@ class RunDirectory:
         found = self.checkpoints()
         return found[-1][1] if found else None
 
-    def prune(self, keep: int = 3) -> list[Path]:
-        """Delete all but the ``keep`` newest checkpoints, and temp directories left by
-        writers that are no longer running (a checkpoint left aside by a writer that died
-        mid-replace is put back instead). Returns what was removed."""
+    def prune(self, keep: int = 3, keep_steps: Iterable[int] = ()) -> list[Path]:
+        """Delete all but the ``keep`` newest checkpoints and those at ``keep_steps``, and
+        temp directories left by writers that are no longer running (a checkpoint left
+        aside by a writer that died mid-replace is put back instead). Returns what was
+        removed."""
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive int, got {keep!r}")
+        kept = set(keep_steps)
         removed = []
-        for _, path in self.checkpoints()[:-keep]:
+        for step, path in self.checkpoints()[:-keep]:
+            if step in kept:
+                continue
             shutil.rmtree(path)
             removed.append(path)
         if self.checkpoints_dir.is_dir():

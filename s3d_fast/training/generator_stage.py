@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, RunDirectory, load_checkpoint, load_model_state, save_checkpoint
-from ..config import Config, config_to_dict
+from ..config import Config, config_to_dict, phase_spans
 from ..errors import S3DError
 from ..metrics.image import psnr
 from ..model import GENERATOR_KIND, S3DNeRF
@@ -146,7 +146,8 @@ class GeneratorStage:
             optimizers={"generator": self.optimizer.state_dict()},
             schedulers={"generator": self.scheduler.state_dict()},
         )
-        self.run.prune(keep=3)
+        # Each phase's last step stays: a later phase can be run again from it (--resume on a copy).
+        self.run.prune(keep=3, keep_steps=[end for _, end in phase_spans(self.cfg)[:-1]])
 
     def _say(self, text: str) -> None:
         if self.dist.is_main and not self.quiet:
