@@ -178,6 +178,19 @@ def test_two_gloo_processes_keep_identical_replicas_and_learn(data, tmp_path):
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 
 
+def test_two_gloo_processes_train_the_interior_with_every_mouth_closed(data, tmp_path):
+    """The interior's painter runs only where a mouth opens; with the cavity untrained no
+    frame opens, so neither process uses it, and DDP must not stop on that."""
+    out = tmp_path / "ddp_interior"
+    grown = ["model.mouth_cavity=true", "model.cavity_opening=true", "model.mouth_interior=true"]
+    sets = _sets(FAST_TRAIN + grown + ["train.train_only=interior", "train.checkpoint_every=100"])
+    code = main(["train", "--nproc", "2", "--data", str(data), "--out", str(out), "--steps", "3", "--quiet"] + sets)
+    assert code == 0
+    rows = _rows(out)
+    assert float([r for r in rows if r["stage"] == "replicas"][0]["replica_divergence"]) == 0.0
+    assert len([r for r in rows if r["stage"] == "generator"]) == 3
+
+
 def test_stage_one_expert_feeds_the_sync_loss(data, tmp_path):
     out = tmp_path / "sync"
     # With the options the demo recipe leaves off: the source reprojected in training, its

@@ -72,7 +72,11 @@ class GeneratorStage:
         self.timers = timers
         self.model = S3DNeRF(cfg.model).to(self.device)
         freeze_all_but(self.model, cfg.train.train_only)  # before DDP, which syncs only trained weights
-        self.module = DistributedDataParallel(self.model) if dist_context.distributed else self.model
+        # The interior's painter works only where a frame's mouth is open: a process whose
+        # frames are all closed leaves it out of its graph, which DDP must be told of.
+        self.module = self.model
+        if dist_context.distributed:
+            self.module = DistributedDataParallel(self.model, find_unused_parameters=cfg.model.mouth_interior)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
         self.step = span[0]
