@@ -160,3 +160,14 @@ def test_a_header_claiming_more_than_the_file_holds_reads_what_it_holds(tmp_path
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1600" or out.stdout.startswith("error"), out.stdout
+
+
+def test_the_rest_inputs_are_digital_silence_and_a_quiet_rooms_noise():
+    silence, room = audio.rest_mels()
+    assert silence.shape == room.shape == (audio.N_MELS, audio.MEL_STEP)
+    assert np.all(silence == audio.MEL_MIN)  # every band at the floor
+    # The room's noise is heard (above the floor in every frame) but far below speech.
+    assert (room.mean(0) > audio.MEL_MIN + 0.5).all()
+    speech = audio.mel_windows(audio.log_mel(0.1 * np.sin(np.arange(6400) * 0.3).astype(np.float32)), 10)[5]
+    assert room.max() < speech.max() - 2
+    np.testing.assert_array_equal(audio.rest_mels(), audio.rest_mels())  # seeded: every bake the same

@@ -131,6 +131,23 @@ def test_a_photo_rendered_at_its_camera_marches_only_the_rays_it_can_show(monkey
     torch.testing.assert_close(some["rgb"], every["rgb"], atol=2e-3, rtol=0)
 
 
+def test_the_rest_is_the_widest_opening_any_quiet_input_shows():
+    """Checkpoints differ in which quiet input they read as closed (digital silence or a
+    quiet room), so neither may open a kept photo's mouth."""
+    model = _opening_model()
+    img, mask, c2w, K, mel = _inputs(model.cfg, T=2)
+    source = model.prepare_source(img, mask, c2w[:, 0], K, keep_photo=True)
+    tokens = model.audio_tokens(mel)[0]
+    tokens = torch.stack([tokens[0], -100 * tokens[1]])  # two inputs far apart
+    with torch.no_grad():
+        baked = model.bake(source)
+        alone = [model.at_rest(baked, tokens[i : i + 1]).source.rest_share for i in range(2)]
+        both = model.at_rest(baked, tokens).source.rest_share
+    for wider, narrower in (alone, alone[::-1]):  # each input opens it wider somewhere
+        assert (wider - narrower).max() > 1e-3
+    torch.testing.assert_close(both, torch.maximum(alone[0], alone[1]))
+
+
 def test_what_is_open_at_rest_stays_the_photo():
     model = _opening_model()
     img, mask, c2w, K, mel = _inputs(model.cfg, T=2)

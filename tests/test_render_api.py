@@ -132,4 +132,4 @@ def test_bake_adapts_the_source_only_when_asked(render_checkpoint, tmp_path):  #
     assert renderer.model.calls["adapt"] == []
     renderer.bake(path, adapt_steps=7)
     assert renderer.model.calls["adapt"] == [7]
-    assert renderer.model.calls["audio_tokens"] == [1]  # silent speech's, for the adaptation
+    assert renderer.model.calls["audio_tokens"] == [1, 1]  # the two quiet inputs (each alone), for the adaptation

@@ -51,6 +51,8 @@ MEL_MIN = -4.0
 _CLIP_LEVEL = 32767.0 / 32768.0
 # Peak below this (about -90 dBFS) is treated as silence.
 _SILENCE_PEAK = 3e-5
+# A quiet room through a microphone (about -60 dBFS): one of the inputs that mean a closed mouth.
+ROOM_NOISE_STD = 1e-3
 
 
 @dataclass
@@ -236,6 +238,21 @@ def mel_windows(mel: np.ndarray, n_video_frames: int) -> np.ndarray:
     idx = window_starts(n_video_frames)[:, None] + np.arange(MEL_STEP)[None, :]
     np.clip(idx, 0, mel.shape[0] - 1, out=idx)
     return np.ascontiguousarray(mel[idx].transpose(0, 2, 1))
+
+
+def rest_mels() -> np.ndarray:
+    """Mel windows (2, 80, 16) of the two inputs that mean a closed mouth: digital silence
+    (``[0]``) and a quiet room's noise floor (``[1]``: seeded white noise at
+    ``ROOM_NOISE_STD``), each one video frame from the middle of 0.4 s of it.
+
+    Checkpoints differ in which of the two they read as closed (one trained run opens its
+    mouth half way for zeros and not for the noise), so what a bake takes as the rest is
+    measured on both."""
+    frames = 10
+    n = frames * SAMPLE_RATE // FPS
+    noise = (ROOM_NOISE_STD * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+    signals = (np.zeros(n, np.float32), noise)
+    return np.stack([mel_windows(log_mel(signal), frames)[frames // 2] for signal in signals])
 
 
 def audio_features(audio: Audio, n_video_frames: int | None = None) -> np.ndarray:

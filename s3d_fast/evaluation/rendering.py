@@ -97,6 +97,6 @@ def adapted_source(model, data: dict, src: int, device, adapt_steps: int):
         source = one_shot_source(model, data, src, device)
     if adapt_steps <= 0:
         return source, None
-    with torch.no_grad():
-        rest = model.audio_tokens(torch.from_numpy(silent_mel(1)).to(device))
+    with torch.no_grad():  # a quiet room's noise, as ``Renderer.bake`` adapts
+        rest = model.audio_tokens(torch.from_numpy(audio.rest_mels()[1:]).to(device))
     return model.adapt(source, rest, adapt_steps)

@@ -250,15 +250,19 @@ class RealTimeRendering:
 
     @torch.no_grad()
     def at_rest(self, baked: Baked, tokens: torch.Tensor) -> Baked:
-        """The bake with ``Source.rest_share`` measured: one frame of ``tokens`` (silent
-        speech's, (1, t, D)) rendered at the source camera. Without the mouth's opening
-        (``cavity_opening``) or a source camera, the bake unchanged."""
+        """The bake with ``Source.rest_share`` measured: a frame of each of ``tokens``
+        ((Q, t, D), inputs that mean a closed mouth) rendered at the source camera; the rest
+        is the widest opening any of them shows, so none of them opens the kept photo's
+        mouth. Without the mouth's opening (``cavity_opening``) or a source camera, the
+        bake unchanged."""
         source = baked.source
         if not self.cfg.cavity_opening or source.camera is None:
             return baked
         c2w, K = source.camera
-        out = self.render_frames(baked, tokens[:1], c2w[:1], K[:1])
-        rested = dataclasses.replace(source, rest_share=out["cavity"][:1, None].clone())
+        Q = tokens.shape[0]
+        out = self.render_frames(baked, tokens, c2w[:1].expand(Q, 4, 4), K[:1].expand(Q, 3, 3))
+        widest = out["cavity"].amax(0, keepdim=True)
+        rested = dataclasses.replace(source, rest_share=widest[:, None].clone())
         return dataclasses.replace(baked, source=rested)
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ The model is reached only through this interface (``s3d_fast.model``)::
     src = model.prepare_source(image (1,3,R,R) f32 [0,1], mask (1,R,R) int64 | None,
                                c2w (1,4,4) f32, K (1,3,3) f32 in pixels of R)
     baked = model.bake(src)
-    baked = model.at_rest(baked, tokens[:1])                   # a kept photo: what silence shows
+    baked = model.at_rest(baked, tokens)                       # a kept photo: what quiet input shows
     baked = model.register_mouth(baked, tokens)                # a kept photo: the mouth onto its lips
     baked = model.fit_to_audio(baked, tokens)                  # optional: tighten the grid to this speech
     model.audio_probes(T) -> (P,) int64                        # with fit_to_audio: the frames it reads
@@ -56,7 +56,6 @@ DEMO_IMAGE = os.path.join(ASSETS, "image.png")
 DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
 MIN_SIZE, MAX_SIZE = 64, 1024
 MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
-REST_SAMPLES = audio_mod.SAMPLE_RATE // 5  # the silence a kept photo's rest is measured with (0.2 s)
 OPENING_PROBES = 4  # frames of open speech that find where the model opens a photo's mouth
 
 
@@ -164,6 +163,7 @@ class Renderer:
         start = time.perf_counter()
         self.model = _load_model(self.checkpoint, self.device)
         self._opening: Optional[torch.Tensor] = None
+        self._rest: Optional[torch.Tensor] = None
         self.load_seconds = time.perf_counter() - start
 
     @property
@@ -224,20 +224,25 @@ class Renderer:
         source = self.model.prepare_source(
             pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry, frontal=frontal
         )
-        rest = None
-        if adapt_steps > 0 or (keep_photo and hasattr(self.model, "at_rest")):  # silent speech's tokens
-            silence = load_speech(np.zeros(REST_SAMPLES, np.float32)).mel
-            rest = self.model.audio_tokens(torch.from_numpy(silence[:1]).to(dev))
-        if adapt_steps > 0:
-            source, _ = self.model.adapt(source, rest, adapt_steps, on_step=on_adapt_step)
+        rested = keep_photo and hasattr(self.model, "at_rest")
+        rest = self._rest_tokens() if adapt_steps > 0 or rested else None  # digital silence's, a quiet room's
+        if adapt_steps > 0:  # redrawn at the room's noise, which every checkpoint so far reads as closed
+            source, _ = self.model.adapt(source, rest[1:], adapt_steps, on_step=on_adapt_step)
         baked = self.model.bake(source)
-        if keep_photo and hasattr(self.model, "at_rest"):  # what the model shows of this face at rest
+        if rested:  # what the model shows of this face at rest
             baked = self.model.at_rest(baked, rest)
             registered = self.model.register_mouth(baked, self._opening_tokens())
             if registered is not baked:  # its mouth moved onto the photo's lips: the rest moved with it
                 baked = self.model.at_rest(registered, rest)
         _sync(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
+
+    def _rest_tokens(self) -> torch.Tensor:
+        """Audio tokens (2, t, D) of ``audio_mod.rest_mels``: digital silence, a quiet room."""
+        if self._rest is None:
+            mels = torch.from_numpy(audio_mod.rest_mels()).to(self.device)
+            self._rest = torch.cat([self.model.audio_tokens(mel[None]) for mel in mels])  # each alone: no context
+        return self._rest
 
     def _opening_tokens(self) -> torch.Tensor:
         """Audio tokens of the demo sentence's ``OPENING_PROBES`` loudest frames: speech that
