@@ -226,7 +226,7 @@ class Renderer:
         )
         rested = keep_photo and hasattr(self.model, "at_rest")
         rest = self._rest_tokens() if adapt_steps > 0 or rested else None  # digital silence's, a quiet room's
-        if adapt_steps > 0:  # redrawn at the room's noise, which every checkpoint so far reads as closed
+        if adapt_steps > 0:  # redrawn at the room's noise, which the checkpoints measured read as closed
             source, _ = self.model.adapt(source, rest[1:], adapt_steps, on_step=on_adapt_step)
         baked = self.model.bake(source)
         if rested:  # what the model shows of this face at rest
