@@ -126,6 +126,9 @@ class TrainConfig:
     lr_min_ratio: float = 0.1  # cosine decay to lr * this
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    # Each phase ends on the mean of its trained weights over its last this many steps, not
+    # on its last step's (``training/weight_average.py``); 0: the last step's weights.
+    average_last: int = 0
     # Give the model the source's camera, so super-resolution is trained on the source
     # reprojected into each target's view, as rendering and eval see it (``reproject.py``).
     # Off: the blend then copies the closed source mouth into every frame
@@ -236,6 +239,7 @@ _TRAIN_RANGES = {
     "lr_min_ratio": (0.0, 1.0),
     "warmup_steps": (0, _STEP_LIMIT),
     "grad_clip": (0.0, _WEIGHT_LIMIT),
+    "average_last": (0, _STEP_LIMIT),
     "source_mouth_quantile": (0.0, 1.0),
     "colour_jitter": (0.0, 1.0),
     "view_probability": (0.0, 1.0),

@@ -17,7 +17,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import Checkpoint, RunDirectory, load_checkpoint, load_model_state, save_checkpoint
+from ..checkpoint import (
+    Checkpoint,
+    CheckpointFormatError,
+    RunDirectory,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from ..config import Config, config_to_dict, phase_spans
 from ..errors import S3DError
 from ..metrics.image import psnr
@@ -28,7 +35,9 @@ from .batches import draw_batch
 from .distributed import DistContext, all_reduce_mean, any_rank
 from .metric_log import MetricLog
 from .resume import optimizer_state_with_new_parameters, parameters_added
+from .weight_average import WeightAverage
 
+AVERAGE_KEY = "weight_average"  # its state in a checkpoint's training files, beside the optimizer's
 TARGET_KEYS = ("target", "target_masks", "target_c2w", "mel", "view_target", "view_masks", "view_c2w")
 
 
@@ -79,6 +88,7 @@ class GeneratorStage:
             self.module = DistributedDataParallel(self.model, find_unused_parameters=cfg.model.mouth_interior)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lr_factor)
+        self.average = WeightAverage.for_span(self.model, span, cfg.train.average_last)
         self.step = span[0]
 
     def lr_factor(self, step: int) -> float:
@@ -102,6 +112,7 @@ class GeneratorStage:
         self.take_over(
             ckpt.config, ckpt.model_state, ckpt.optimizers["generator"], ckpt.schedulers["generator"], ckpt.step
         )
+        self.restore_average(ckpt.optimizers.get(AVERAGE_KEY))
         self._say(f"resumed from {ckpt.path} at step {self.step}")
 
     def initialise(self, checkpoint: Checkpoint) -> None:
@@ -140,14 +151,35 @@ class GeneratorStage:
             group["lr"] = base * self.lr_factor(self.scheduler.last_epoch)
         self.step = step
 
+    def restore_average(self, state: Optional[dict]) -> None:
+        """The weight average a checkpoint saved part-way through its window; one clear
+        error where the checkpoint and this run's ``train.average_last`` disagree."""
+        average = self.average
+        averaging = average is not None and average.first <= self.step < average.last
+        if state is not None and average is None:
+            raise CheckpointFormatError(
+                f"the checkpoint of step {self.step} is part-way through a weight average: resume with "
+                "the train.average_last it was saved with"
+            )
+        if state is not None:
+            average.load_state_dict(state)
+        elif averaging:
+            raise CheckpointFormatError(
+                f"the checkpoint of step {self.step} lies in the last {self.cfg.train.average_last} steps of its "
+                "phase but holds no weight average: resume with the train.average_last it was saved with"
+            )
+
     def save(self) -> None:
+        optimizers = {"generator": self.optimizer.state_dict()}
+        if self.average is not None and self.average.count and self.step < self.average.last:
+            optimizers[AVERAGE_KEY] = self.average.state_dict()
         save_checkpoint(
             self.run.checkpoint_path(self.step),
             model_state=self.model.state_dict(),
             config=config_to_dict(self.cfg),
             step=self.step,
             extra={"kind": GENERATOR_KIND},
-            optimizers={"generator": self.optimizer.state_dict()},
+            optimizers=optimizers,
             schedulers={"generator": self.scheduler.state_dict()},
         )
         # Each phase's last step stays: a later phase can be run again from it (--resume on a copy).
@@ -238,6 +270,10 @@ class GeneratorStage:
             start = time.perf_counter()
             metrics = self.train_step()
             self.step += 1
+            if self.average is not None:
+                self.average.update(self.step)
+                if self.step == end:  # the phase ends on, saves and hands on the mean
+                    self.average.apply()
             window.append(time.perf_counter() - start)
             if self.step % tc.log_every == 0 or self.step == end:
                 metrics = all_reduce_mean(metrics)
