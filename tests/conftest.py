@@ -7,6 +7,19 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def one_thread():
+    """Train in one intra-op thread, as each --nproc worker on two cores does. On a busy
+    shared CPU, two OpenMP threads spin-wait on each other: the lip-sync stage test took
+    135-150 s beside four CPU-bound processes with two threads, 55 s with one (25 s idle)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     """The tiny SynthTalk set (``model_helpers.make_tiny_synthtalk``), made once per session:

@@ -1,6 +1,8 @@
 """A tiny model configuration for tests (the real architecture at toy sizes) and the tiny
 SynthTalk set the training and evaluation tests run it on."""
 
+import contextlib
+
 from s3d_fast.config import Config, ModelConfig, TrainConfig
 
 TINY_MODEL = dict(
@@ -78,3 +80,23 @@ def make_tiny_synthtalk(out) -> None:
         )
         == 0
     )
+
+
+@contextlib.contextmanager
+def training_interrupted_at(step: int):
+    """Within: a run's generator gets Ctrl-C once it has taken ``step`` steps (the run then
+    saves a checkpoint of that step and ``main`` returns 130)."""
+    from s3d_fast.training.generator_stage import GeneratorStage
+
+    original = GeneratorStage.train_step
+
+    def interrupted(self, update=True):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original(self, update)
+
+    GeneratorStage.train_step = interrupted
+    try:
+        yield
+    finally:
+        GeneratorStage.train_step = original

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN
+from model_helpers import FAST_TRAIN, training_interrupted_at
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
@@ -102,21 +102,11 @@ def test_a_phase_grows_the_model_freezes_the_rest_and_restarts_its_schedule(data
 
 
 @pytest.mark.slow
-def test_a_run_in_phases_resumes_bit_for_bit(data, tmp_path, monkeypatch):
-    from s3d_fast.training.generator_stage import GeneratorStage
-
+def test_a_run_in_phases_resumes_bit_for_bit(data, tmp_path):
     straight, halves = tmp_path / "straight", tmp_path / "halves"
     assert main(_argv(data, straight)) == 0
-    original = GeneratorStage.train_step
-
-    def interrupted(self, update=True):
-        if self.step == 3:
-            raise KeyboardInterrupt
-        return original(self, update)
-
-    monkeypatch.setattr(GeneratorStage, "train_step", interrupted)
-    assert main(_argv(data, halves)) == 130
-    monkeypatch.setattr(GeneratorStage, "train_step", original)
+    with training_interrupted_at(3):
+        assert main(_argv(data, halves)) == 130
     assert [s for s, _ in RunDirectory(halves).checkpoints()] == [2, 3]
     assert main(["train", "--data", str(data), "--out", str(halves), "--resume", "--quiet"]) == 0
     a = load_checkpoint(RunDirectory(straight).latest())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN
+from model_helpers import FAST_TRAIN, training_interrupted_at
 
 from s3d_fast.checkpoint import RunDirectory, load_checkpoint
 from s3d_fast.cli import main
@@ -22,17 +22,7 @@ def _sets(overrides):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Train in one intra-op thread, as each --nproc worker on two cores does. On a busy
-    shared CPU, two OpenMP threads spin-wait on each other: the lip-sync stage test took
-    135-150 s beside four CPU-bound processes with two threads, 55 s with one (25 s idle)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(run):
@@ -60,23 +50,11 @@ def test_train_writes_checkpoints_logs_and_resumes_bit_for_bit(data, tmp_path):
 
     # Interrupt a run of the same length after 2 steps (Ctrl-C saves a checkpoint), resume it.
     halves = tmp_path / "halves"
-    from s3d_fast.training.generator_stage import GeneratorStage
-
-    original = GeneratorStage.train_step
-
-    def interrupted(self):
-        if self.step == 2:
-            raise KeyboardInterrupt
-        return original(self)
-
-    GeneratorStage.train_step = interrupted
-    try:
+    with training_interrupted_at(2):
         assert (
             main(["train", "--data", str(data), "--out", str(halves), "--steps", "4", "--quiet"] + _sets(FAST_TRAIN))
             == 130
         )
-    finally:
-        GeneratorStage.train_step = original
     assert [s for s, _ in RunDirectory(halves).checkpoints()] == [2]
     assert main(["train", "--data", str(data), "--out", str(halves), "--resume", "--quiet"]) == 0
     a = load_checkpoint(run.latest(), with_training=True)

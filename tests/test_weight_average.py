@@ -3,22 +3,13 @@ run interrupted inside that window resumes to the same mean."""
 
 import pytest
 import torch
-from model_helpers import FAST_TRAIN
+from model_helpers import FAST_TRAIN, training_interrupted_at
 
 from s3d_fast.checkpoint import CheckpointFormatError, RunDirectory, load_checkpoint
 from s3d_fast.cli import main
-from s3d_fast.training.generator_stage import GeneratorStage
 from s3d_fast.training.weight_average import WeightAverage
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_mean_covers_the_window_and_the_trained_weights_only():
@@ -76,18 +67,8 @@ def test_a_run_ends_on_the_mean_of_its_last_steps_and_resumes_inside_the_window(
 
     # Interrupted after step 5, inside the window: its checkpoint keeps the mean so far.
     halves = tmp_path / "halves"
-    original = GeneratorStage.train_step
-
-    def interrupted(self):
-        if self.step == 5:
-            raise KeyboardInterrupt
-        return original(self)
-
-    GeneratorStage.train_step = interrupted
-    try:
+    with training_interrupted_at(5):
         assert _train(data, halves, "train.average_last=3") == 130
-    finally:
-        GeneratorStage.train_step = original
     assert (
         load_checkpoint(RunDirectory(halves).checkpoint_path(5), with_training=True).optimizers["weight_average"][
             "count"
@@ -100,18 +81,8 @@ def test_a_run_ends_on_the_mean_of_its_last_steps_and_resumes_inside_the_window(
 
 def test_resuming_inside_the_window_with_another_setting_is_one_clear_error(data, tmp_path, capsys):
     run = tmp_path / "run"
-    original = GeneratorStage.train_step
-
-    def interrupted(self):
-        if self.step == 5:
-            raise KeyboardInterrupt
-        return original(self)
-
-    GeneratorStage.train_step = interrupted
-    try:
+    with training_interrupted_at(5):
         assert _train(data, run, "train.average_last=3") == 130
-    finally:
-        GeneratorStage.train_step = original
     capsys.readouterr()
     resume = ["train", "--data", str(data), "--out", str(run), "--resume", "--quiet"]
     assert main(resume + ["--set", "train.average_last=0"]) == 1
