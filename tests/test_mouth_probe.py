@@ -88,3 +88,59 @@ def test_a_model_with_the_cavity_gets_its_column(setup, tmp_path, capsys):
     assert mouth_probe.main(["--checkpoint", str(path), "--data", str(data_dir), "--frames", "8"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert header == "| clip | tokens | motion | field | cavity | output |"
+
+
+def _cavity_checkpoint(path, scale: float):
+    import dataclasses
+
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, mouth_cavity=True))
+    torch.manual_seed(0)
+    model = S3DNeRF(cfg.model)
+    with torch.no_grad():
+        model.deformation.cavity_head.weight.normal_(0, scale)
+    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg), step=3, extra={"kind": KIND})
+    return model
+
+
+def test_several_checkpoints_get_a_row_each_and_average_into_one_model(setup, tmp_path, capsys):
+    data_dir, plain = setup
+    a = _cavity_checkpoint(tmp_path / "a", 1.0)
+    b = _cavity_checkpoint(tmp_path / "b", 3.0)
+    mean = mouth_probe.averaged_model([str(tmp_path / "a"), str(tmp_path / "b")])
+    for name, value in mean.state_dict().items():
+        assert torch.allclose(value, (a.state_dict()[name] + b.state_dict()[name]) / 2), name
+
+    base = ["--data", str(data_dir), "--frames", "8", "--clips", "2", "--fit-clips", "2"]
+    both = ["--checkpoint", str(tmp_path / "a"), "--checkpoint", str(plain)]
+    assert mouth_probe.main(base + both) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| checkpoint | tokens | motion | field | cavity | output |"
+    assert lines[2].startswith(f"| {tmp_path / 'a'} |") and lines[3].startswith(f"| {plain} |")
+    assert lines[3].split("|")[-3].strip() == "-"  # the model without the cavity has no cavity column
+    averaged = ["--checkpoint", str(tmp_path / "a"), "--checkpoint", str(tmp_path / "b"), "--average"]
+    assert mouth_probe.main(base + averaged) == 0
+    lines = capsys.readouterr().out.splitlines()  # one model: its table per clip
+    assert lines[0] == "| clip | tokens | motion | field | cavity | output |" and lines[-1].startswith("| **mean** |")
+
+
+def test_open_mouth_cuts_the_opening_into_the_frames(setup, tmp_path, monkeypatch):
+    data_dir, _ = setup
+    _cavity_checkpoint(tmp_path / "a", 3.0)
+    manifest = load_manifest(data_dir)
+    data = ClipStore(manifest).get(manifest.clips_in("heldout")[0])
+    model = load_model(tmp_path / "a")
+    with torch.no_grad():
+        model.deformation.cavity_head.bias.fill_(4.0)  # a share above the opening's threshold
+    closed = mouth_probe.render_with_features(model, data, 5, batch=5)[0]
+    model.cfg.cavity_opening = True
+    opened = mouth_probe.render_with_features(model, data, 5, batch=5)[0]
+    assert not torch.equal(closed, opened)
+
+    seen = []  # what --open-mouth hands the probe
+    monkeypatch.setattr(
+        mouth_probe, "probe", lambda model, *args: seen.append(model.cfg.cavity_opening) or [{"clip": "c", "r": 0.0}]
+    )
+    base = ["--checkpoint", str(tmp_path / "a"), "--data", str(data_dir)]
+    assert mouth_probe.main(base) == 0 and mouth_probe.main(base + ["--open-mouth"]) == 0
+    assert seen == [False, True]

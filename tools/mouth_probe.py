@@ -15,7 +15,11 @@ Pearson correlation of the jaw viseme with
 
     python tools/mouth_probe.py --checkpoint RUN/checkpoints/step_N --data data/st24
 
-Only SynthTalk data (it needs the jaw viseme). Prints a table and the means.
+Only SynthTalk data (it needs the jaw viseme). Prints a table and the means; given several
+checkpoints, a row of means for each, or with ``--average`` one row for the model whose
+weights are their mean (``train.average_last`` after the fact). ``--open-mouth`` renders
+with ``model.cavity_opening`` on, as the demo schedule's later phases and ``s3d-fast
+render`` do, for checkpoints of the cavity's own phase.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from s3d_fast.checkpoint import load_checkpoint, load_model_state, resolve_checkpoint
 from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.errors import S3DError
 from s3d_fast.evaluation.rendering import one_shot_source, render_clip, source_frame
@@ -106,11 +111,39 @@ def probe(model, manifest, clips: int, frames: int, fit_clips: int) -> list:
     return rows
 
 
+def averaged_model(paths):
+    """The generator of the last of ``paths`` with every floating weight the mean of the
+    checkpoints' (each a checkpoint or run folder of the same model)."""
+    model = load_model(paths[-1])
+    states = [load_checkpoint(resolve_checkpoint(p)).model_state for p in paths]
+    mean = {}
+    for name, value in states[-1].items():
+        if value.is_floating_point():
+            mean[name] = (sum(s[name].double() for s in states) / len(states)).to(value.dtype)
+        else:
+            mean[name] = value
+    load_model_state(model, mean)
+    return model
+
+
+def print_rows(rows, label: str) -> None:
+    """A markdown table, a row per dict; a column a row lacks (no cavity) shows "-"."""
+    keys = tuple(dict.fromkeys(k for row in rows for k in row if k != label))
+    print(f"| {label} | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    for row in rows:
+        print(f"| {row[label]} | " + " | ".join(f"{row[k]:.2f}" if k in row else "-" for k in keys) + " |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--checkpoint", required=True, help="a run folder (its newest checkpoint) or a checkpoint folder"
+        "--checkpoint",
+        required=True,
+        action="append",
+        help="a run folder (its newest checkpoint) or a checkpoint folder; repeat it for several",
     )
+    parser.add_argument("--average", action="store_true", help="probe one model: the checkpoints' mean weights")
+    parser.add_argument("--open-mouth", action="store_true", help="render with model.cavity_opening on")
     parser.add_argument("--data", required=True, help="a SynthTalk data set folder")
     parser.add_argument("--clips", type=int, default=8, help="held-out clips to render (default 8)")
     parser.add_argument("--frames", type=int, default=50, help="frames per clip (default 50)")
@@ -119,15 +152,30 @@ def main(argv=None) -> int:
     try:
         if min(args.clips, args.frames, args.fit_clips) < 2:
             raise S3DError("--clips, --frames and --fit-clips must be at least 2")
-        rows = probe(load_model(args.checkpoint), load_manifest(args.data), args.clips, args.frames, args.fit_clips)
+        manifest = load_manifest(args.data)
+        if args.average:
+            named = [(f"mean of {len(args.checkpoint)}", averaged_model(args.checkpoint))]
+        else:
+            named = [(path, None) for path in args.checkpoint]
+        results = []
+        for name, model in named:
+            model = load_model(name) if model is None else model
+            if args.open_mouth:
+                model.cfg.cavity_opening = model.cfg.mouth_cavity
+            results.append((name, probe(model, manifest, args.clips, args.frames, args.fit_clips)))
     except S3DError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    keys = tuple(k for k in rows[0] if k != "clip")
-    print("| clip | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
-    for row in rows:
-        print(f"| {row['clip']} | " + " | ".join(f"{row[k]:.2f}" for k in keys) + " |")
-    print("| **mean** | " + " | ".join(f"{np.mean([r[k] for r in rows]):.2f}" for k in keys) + " |")
+    if len(results) == 1:
+        rows = results[0][1]
+        keys = tuple(k for k in rows[0] if k != "clip")
+        print_rows(rows + [{"clip": "**mean**", **{k: np.mean([r[k] for r in rows]) for k in keys}}], "clip")
+        return 0
+    means = []
+    for name, rows in results:
+        keys = tuple(k for k in rows[0] if k != "clip")
+        means.append({"checkpoint": name, **{k: np.mean([r[k] for r in rows]) for k in keys}})
+    print_rows(means, "checkpoint")
     return 0
 
 
