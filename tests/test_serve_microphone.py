@@ -14,6 +14,7 @@ from s3d_fast.render import api  # noqa: E402
 from s3d_fast.serve.app import create_app  # noqa: E402
 from s3d_fast.serve.media import BLOCK, SAMPLE_RATE  # noqa: E402
 from s3d_fast.serve.microphone import PAUSE, PREROLL, VoiceGate  # noqa: E402
+from s3d_fast.serve.player import FPS, LiveSpeech, Player, Utterance  # noqa: E402
 
 
 def voice(seconds, rate=SAMPLE_RATE, level=0.3):
@@ -49,6 +50,35 @@ def test_the_voice_gate_cuts_an_utterance_at_the_speech_limit():
 
 
 @pytest.mark.slow
+class StoppedClock:
+    def __init__(self, now):
+        self.seconds = now
+
+    def now(self):
+        return self.seconds
+
+
+def test_live_speech_behind_its_voice_skips_frames_in_a_row_where_their_speech_is_in():
+    # Rendering 0.4 s a frame, ten seconds behind frame 5's time: frame 5 is late.
+    player = Player(StoppedClock(10.0), emit=lambda message: None)
+    try:
+        player.render_seconds = 0.4
+        speech = LiveSpeech(10 * SAMPLE_RATE)
+        utt = Utterance(identity=None, speech=speech, start_sample=0)
+        speech.push(np.zeros(int(6 / FPS * SAMPLE_RATE), np.float32))  # up to frame 5's end
+        assert player._skip(utt, 5, skipped_last=False)
+        # After a skip, frame 6's speech is not in: frame 5 is rendered, late, not skipped too.
+        assert not player._skip(utt, 5, skipped_last=True)
+        speech.push(np.zeros(SAMPLE_RATE, np.float32))  # a second more of the voice arrives
+        assert player._skip(utt, 5, skipped_last=True)
+        # Speech that has ended is all in.
+        ended = LiveSpeech(10 * SAMPLE_RATE)
+        ended.end()
+        assert player._skip(Utterance(identity=None, speech=ended, start_sample=0), 5, skipped_last=True)
+    finally:
+        player.close()
+
+
 def test_the_head_mouths_the_microphone_live_and_the_voice_is_echoed_only_when_asked():
     sound = np.concatenate([voice(1.6), np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
     with LiveServer(create_app(api.Renderer(None, "cpu"))) as server:
@@ -70,9 +100,11 @@ def test_the_head_mouths_the_microphone_live_and_the_voice_is_echoed_only_when_a
                 frames = [(t, f) for t, _, f in client.frames if t > mic.started]
                 change = mouth_change([f for _, f in frames])
                 print("mouth change per frame:", np.round(change, 1))
-                assert len(frames) >= 20 and change.max() > 4.0, change  # the mouth moves with the voice
+                # Every frame of the voice is shown or, late on a slow machine, dropped: how many
+                # are shown is the machine's speed (benchmarks/bench_serve.py).
                 ended = next(m for m in client.messages if m["type"] == "ended")
-                assert ended["sent"] >= 20  # about 1.6 s + the pause at 25 fps, late ones dropped
+                assert len(frames) >= 2 and ended["sent"] + ended["dropped"] >= 1.6 * 25, (len(frames), ended)
+                assert change.max() > 4.0, change  # the mouth moves with the voice
                 # The sound sent back: the voice itself only with echo, silence otherwise.
                 back = np.concatenate([pcm for t, _, pcm in client.audio if t > mic.started]).astype(np.float32)
                 loudest = np.abs(back).max() / 32768

@@ -252,16 +252,24 @@ class Player:
         must), then says whether frame ``index`` would be ready too late to show. Only by a
         time measured on a render thread: guessed from frames rendered alone, it is too rough
         to give up a frame for (the first on a render thread then rendered a little late, in
-        time). Live speech never skips two in a row: the next frame's speech is not yet in to
-        render instead."""
+        time). Live speech skips two in a row only where the next frame's speech is in: else
+        there is nothing to render instead. Once behind its voice (a slow machine), it is, and
+        skipping catches up; never skipping twice would fall further behind with every frame,
+        and an utterance would end long after its voice did."""
         if utt.start_sample is None:
             return False
         render = self.render_estimate()
         while not utt.cancelled and utt.due(index) - self.clock.now() > AHEAD + render:
             time.sleep(0.004)
-        if self.render_seconds is None or (utt.live and skipped_last):
+        if self.render_seconds is None or (utt.live and skipped_last and not self._speech_in(utt, index + 1)):
             return False
         return self.clock.now() + self.render_seconds > utt.due(index) + LATE
+
+    @staticmethod
+    def _speech_in(utt: Utterance, index: int) -> bool:
+        """Whether the speech frame ``index`` reads (through its look-ahead) has all arrived."""
+        speech = utt.speech
+        return speech.ended or speech.n >= ((index + 1) / FPS + utt.lookahead) * SAMPLE_RATE
 
     def _render_batch(
         self, utt: Utterance, frames, first: int, tokens, free: threading.Semaphore, since: float, alone: bool = False
