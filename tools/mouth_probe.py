@@ -126,6 +126,11 @@ def averaged_model(paths):
     return model
 
 
+def clip_means(rows) -> dict:
+    """Each figure's mean over the clips' rows."""
+    return {k: np.mean([r[k] for r in rows]) for k in rows[0] if k != "clip"}
+
+
 def print_rows(rows, label: str) -> None:
     """A markdown table, a row per dict; a column a row lacks (no cavity) shows "-"."""
     keys = tuple(dict.fromkeys(k for row in rows for k in row if k != label))
@@ -153,29 +158,22 @@ def main(argv=None) -> int:
         if min(args.clips, args.frames, args.fit_clips) < 2:
             raise S3DError("--clips, --frames and --fit-clips must be at least 2")
         manifest = load_manifest(args.data)
-        if args.average:
-            named = [(f"mean of {len(args.checkpoint)}", averaged_model(args.checkpoint))]
-        else:
-            named = [(path, None) for path in args.checkpoint]
+        # One model for --average, else one per checkpoint, each loaded when its turn comes.
+        models = [averaged_model(args.checkpoint)] if args.average else (load_model(p) for p in args.checkpoint)
         results = []
-        for name, model in named:
-            model = load_model(name) if model is None else model
+        for model in models:
             if args.open_mouth:
                 model.cfg.cavity_opening = model.cfg.mouth_cavity
-            results.append((name, probe(model, manifest, args.clips, args.frames, args.fit_clips)))
+            results.append(probe(model, manifest, args.clips, args.frames, args.fit_clips))
     except S3DError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if len(results) == 1:
-        rows = results[0][1]
-        keys = tuple(k for k in rows[0] if k != "clip")
-        print_rows(rows + [{"clip": "**mean**", **{k: np.mean([r[k] for r in rows]) for k in keys}}], "clip")
-        return 0
-    means = []
-    for name, rows in results:
-        keys = tuple(k for k in rows[0] if k != "clip")
-        means.append({"checkpoint": name, **{k: np.mean([r[k] for r in rows]) for k in keys}})
-    print_rows(means, "checkpoint")
+        print_rows(results[0] + [{"clip": "**mean**", **clip_means(results[0])}], "clip")
+    else:
+        print_rows(
+            [{"checkpoint": path, **clip_means(rows)} for path, rows in zip(args.checkpoint, results)], "checkpoint"
+        )
     return 0
 
 
