@@ -14,7 +14,8 @@ from s3d_fast.render import api  # noqa: E402
 from s3d_fast.serve.app import create_app  # noqa: E402
 from s3d_fast.serve.media import BLOCK, SAMPLE_RATE  # noqa: E402
 from s3d_fast.serve.microphone import PAUSE, PREROLL, VoiceGate  # noqa: E402
-from s3d_fast.serve.player import FPS, LiveSpeech, Player, Utterance  # noqa: E402
+from s3d_fast.serve.player import Player  # noqa: E402
+from s3d_fast.serve.utterance import FPS, LiveSpeech, Utterance  # noqa: E402
 
 
 def voice(seconds, rate=SAMPLE_RATE, level=0.3):
