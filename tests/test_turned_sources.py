@@ -2,9 +2,10 @@
 20-50 degrees) with the bundled checkpoint: whatever the model paints stays on the mouth,
 and the faces it can animate do open their mouths. Faces turned 20 degrees or more (yaw and
 pitch together) are rendered at a camera turned towards their front and taken back into the
-photo; beyond about 34 degrees of yaw the model still renders almost no opening there and the
-photo is kept as it is (docs/experiments.md, "Turned sources" and "Turned sources: rendered
-frontal and turned back")."""
+photo, those turned 25-40 degrees to one side with the far half of the face mirrored from
+the near half; nearer a profile (face 5) the photo is kept as it is (docs/experiments.md,
+"Turned sources", "Turned sources: rendered frontal and turned back" and "Turned sources:
+the far half mirrored")."""
 
 import numpy as np
 import pytest
@@ -61,9 +62,10 @@ def test_what_the_model_paints_stays_on_the_mouth(faces):
         assert not (changed & ~near).any(), f"face {f['face']}: painted off the mouth"
 
 
-def test_the_faces_turned_less_than_34_degrees_speak(faces):
-    speaking = [f for f in faces if f["turn"] < 34]
-    assert len(speaking) >= 3
+def test_the_faces_turned_less_than_45_degrees_speak(faces):
+    speaking = [f for f in faces if f["turn"] < 45]
+    assert len(speaking) >= 5
+    assert any(f["turn"] > 34 and abs(f["yaw"]) > 30 for f in speaking)  # among them, one turned well to one side
     assert any(f["frontal"] for f in speaking)  # among them, a face rendered at a frontal camera
     for f in speaking:
         assert f["changed"].sum() > 50, f"face {f['face']} (turned {f['turn']:.0f}) does not open its mouth"

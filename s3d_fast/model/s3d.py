@@ -81,10 +81,12 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         at the source camera, where the model and the photo agree on where the face and the
         mouth are, and the finished frame is turned to each frame's camera through the
         photo's geometry, not the density the model learned from synthetic heads.
-        ``frontal``: (c2w (B, 4, 4), K (B, 3, 3)), a camera facing a turned photo's head
-        (with ``keep_photo`` and ``geometry``): the model's source is then the photo seen
-        from there, frames are rendered there, where the model was trained, and what it
-        paints is taken back into the photo (``Source.frontal``)."""
+        ``frontal``: (c2w (B, 4, 4), K (B, 3, 3), plane (B, 4) or None), a camera facing a
+        turned photo's head (with ``keep_photo`` and ``geometry``): the model's source is then
+        the photo seen from there, frames are rendered there, where the model was trained,
+        and what it paints is taken back into the photo (``Source.frontal``). With a
+        ``plane`` (``photo_geometry.far_half_plane``) and labels, the far half of the face is
+        seen there as its near half mirrored (``photo_view.photo_from_camera``)."""
         R = self.input_resolution
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2:] != (R, R):
             raise ValueError(f"source image must be (B, 3, {R}, {R}), got {tuple(image.shape)}")
@@ -124,12 +126,13 @@ class S3DNeRF(RealTimeRendering, nn.Module):
         """``prepare_source`` of a turned photo seen from the ``frontal`` camera (its labels,
         one channel each, move with it), with what takes the frames back into the photo."""
         points, anchor = geometry
-        c2w, K = frontal
-        stacked = image
+        c2w, K, plane = frontal
+        stacked, mirror = image, None
         if mask is not None:
             labels = F.one_hot(mask.long(), int(mask.max()) + 1).permute(0, 3, 1, 2).to(image.dtype)
             stacked = torch.cat([image, labels], 1)
-        seen = photo_from_camera(stacked, points, anchor, c2w, K)
+            mirror = None if plane is None else (plane, (mask > 0)[:, None])
+        seen = photo_from_camera(stacked, points, anchor, c2w, K, mirror=mirror)
         seen_mask = None if mask is None else seen[:, 3:].argmax(1)
         source = self.prepare_source(seen[:, :3].clamp(0, 1), seen_mask, c2w, K, keep_photo=True, geometry=geometry)
         shift = landing_shift(points, anchor, c2w, K, image.shape[-1], 1)

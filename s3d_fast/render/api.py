@@ -44,7 +44,7 @@ from ..data import audio as audio_mod
 from ..model import load_model
 from . import cameras
 from .errors import RenderError
-from .photo_geometry import frontal_camera, photo_geometry
+from .photo_geometry import far_half_plane, frontal_camera, photo_geometry
 from .source import Source, load_source
 
 # the speech helpers (speech.py) are part of this API: api.load_speech, api.frame_count...
@@ -220,7 +220,11 @@ class Renderer:
             geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
             front = frontal_camera(src.c2w)  # a turned head: rendered facing the camera, taken back into the photo
             if front is not None:
-                frontal = (torch.as_tensor(front, dtype=torch.float32, device=dev)[None], K_t)
+                plane = far_half_plane(
+                    src.landmarks, src.c2w, src.K
+                )  # a face turned to one side: its far half mirrored
+                plane = None if plane is None else torch.from_numpy(plane)[None].to(dev)
+                frontal = (torch.as_tensor(front, dtype=torch.float32, device=dev)[None], K_t, plane)
         source = self.model.prepare_source(
             pixels, mask, c2w_t, K_t, keep_photo=bool(keep_photo), geometry=geometry, frontal=frontal
         )

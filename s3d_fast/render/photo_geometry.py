@@ -33,6 +33,17 @@ FRONTAL_FROM = 20.0
 # The turn left to that camera, within the turns the model was trained on: the far side of
 # the face, which the photo does not show, grows with the turn the view undoes.
 FRONTAL_KEEP = 15.0
+# A face turned this many degrees or more to one side has its far half, which the photo
+# shows squeezed or not at all, seen as its near half mirrored in that view
+# (docs/experiments.md, "Turned sources: the far half mirrored").
+MIRROR_FROM = 25.0
+# Beyond this the photo is near a profile: the mirrored half, seen from the frontal camera,
+# puts the painted mouth in front of the photo's profile, so such a face is kept unpainted.
+MIRROR_UP_TO = 40.0
+# Mirror pairs of the mesh (the subject's left, then right): the face oval's two halves,
+# the eyes' corners, the mouth's corners; and points on the face's midline.
+_MIRROR_PAIRS = tuple(zip(_FACE_OVAL[1:18], _FACE_OVAL[:18:-1])) + ((263, 33), (362, 133), (291, 61))
+_MIDLINE = (10, 151, 9, 168, 6, 197, 195, 5, 4, 1, 0, 13, 14, 17, 199, 152)
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,14 +52,18 @@ def _pixel_centres(size: int) -> np.ndarray:
     return np.stack(np.meshgrid(ticks, ticks, indexing="xy"), -1)  # (size, size, 2) x, y
 
 
+def _landmark_depth(landmarks: np.ndarray, centre_depth: float, focal: float) -> np.ndarray:
+    # mediapipe's z is in pixels like x; at the head's distance a pixel is depth / focal.
+    z = landmarks[:, 2] - np.median(landmarks[list(_FACE_OVAL), 2])
+    return centre_depth + z * centre_depth / focal
+
+
 def depth_map(landmarks: np.ndarray, resolution: int, centre_depth: float, focal: float, size: int = GRID):
     """(size, size) camera depth of each pixel of the person and (size, size) bool: inside
     the face mesh. ``landmarks`` (478, 3) in pixels of ``resolution``."""
     scale = size / resolution
     xy = landmarks[:, :2] * scale
-    # mediapipe's z is in pixels like x; at the head's distance a pixel is depth / focal.
-    z = landmarks[:, 2] - np.median(landmarks[list(_FACE_OVAL), 2])
-    depth = centre_depth + z * centre_depth / focal
+    depth = _landmark_depth(landmarks, centre_depth, focal)
     face = interpolate.LinearNDInterpolator(xy, depth)(_pixel_centres(size))
     inside = np.isfinite(face)
     # Outside the mesh: the nearest face pixel's depth, relaxing to the head centre's.
@@ -74,6 +89,44 @@ def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K:
     anchor = ndimage.gaussian_filter(person, _SEAM * size / 2)
     anchor = np.maximum(anchor, inside)
     return points.transpose(2, 0, 1).astype(np.float32), anchor[None].astype(np.float32)
+
+
+def landmark_points(landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(478, 3) head-space points of a photo's mesh, placed in depth as ``photo_geometry``
+    places its pixels; ``landmarks`` and ``K`` in pixels of the photo, ``c2w`` its camera."""
+    rot, centre = c2w[:3, :3], c2w[:3, 3]
+    depth = _landmark_depth(landmarks, float((rot.T @ -centre)[2]), float(K[0, 0]))
+    ray = np.stack([(landmarks[:, 0] - K[0, 2]) / K[0, 0], (landmarks[:, 1] - K[1, 2]) / K[1, 1]], -1)
+    return np.concatenate([ray, np.ones((len(ray), 1))], -1) * depth[:, None] @ rot.T + centre
+
+
+def symmetry_plane(landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """The face's plane of symmetry in head space, (4,) float32: a unit normal n, towards the
+    half of the face the camera ``c2w`` sees better, and d, so that the plane is n . p = d.
+    From the photo's mesh (``landmark_points``): the head pose's own x = 0 misses the face's
+    midline by the error of the pose and of the head centre."""
+    points, centre = landmark_points(landmarks, c2w, K), c2w[:3, 3]
+    left, right = (points[[pair[side] for pair in _MIRROR_PAIRS]] for side in (0, 1))
+    normal = (left - right).sum(0)
+    normal /= np.linalg.norm(normal)
+    on_plane = np.concatenate([(left + right) / 2, points[list(_MIDLINE)]])
+    offset = (on_plane @ normal).mean()
+    if centre @ normal < offset:
+        normal, offset = -normal, -offset
+    return np.append(normal, offset).astype(np.float32)
+
+
+def far_half_plane(
+    landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray, turns: tuple = (MIRROR_FROM, MIRROR_UP_TO)
+) -> Optional[np.ndarray]:
+    """``symmetry_plane`` for a face turned ``turns`` (from, up to) degrees to one side of
+    the camera ``c2w`` (the camera's angle from the plane, so a face looking up or down does
+    not count); None for a face closer to frontal, whose two halves the photo both shows, or
+    closer to a profile."""
+    plane = symmetry_plane(landmarks, c2w, K)
+    centre = c2w[:3, 3]
+    turn = np.degrees(np.arcsin(np.clip((centre @ plane[:3] - plane[3]) / np.linalg.norm(centre), -1.0, 1.0)))
+    return plane if turns[0] <= turn < turns[1] else None
 
 
 def _resize(mask: np.ndarray, size: int) -> np.ndarray:
