@@ -220,9 +220,8 @@ class Renderer:
             geometry = (torch.from_numpy(points)[None].to(dev), torch.from_numpy(anchor)[None].to(dev))
             front = frontal_camera(src.c2w)  # a turned head: rendered facing the camera, taken back into the photo
             if front is not None:
-                plane = far_half_plane(
-                    src.landmarks, src.c2w, src.K
-                )  # a face turned to one side: its far half mirrored
+                # A face turned to one side: its far half is seen as its near half mirrored.
+                plane = far_half_plane(src.landmarks, src.c2w, src.K)
                 plane = None if plane is None else torch.from_numpy(plane)[None].to(dev)
                 frontal = (torch.as_tensor(front, dtype=torch.float32, device=dev)[None], K_t, plane)
         source = self.model.prepare_source(
