@@ -27,15 +27,18 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # else the test's own folder, so a test run leaves the checkout as it was.
 SCREENSHOT = os.environ.get("S3D_FAST_SCREENSHOT")
 SILENCE = 2.0  # seconds of silence after the speech
+# The fake microphone loops its file: the pause before the next pass must outlast the
+# utterance's end (PAUSE after the speech, plus the delivery's lag) and the rest looked at after it.
+MIC_SILENCE = 4.0
 
 
-def speech_then_silence(path):
-    """espeak-ng saying a sentence, then SILENCE seconds of nothing; returns the speech's length."""
+def speech_then_silence(path, silence=SILENCE):
+    """espeak-ng saying a sentence, then ``silence`` seconds of nothing; returns the speech's length."""
     import soundfile as sf
 
     said = subprocess.run(["espeak-ng", "--stdout", "Hello! How are you today, my friend?"], capture_output=True)
     samples, rate = sf.read(io.BytesIO(said.stdout), dtype="float32")
-    sf.write(path, np.concatenate([samples, np.zeros(int(SILENCE * rate), np.float32)]), rate)
+    sf.write(path, np.concatenate([samples, np.zeros(int(silence * rate), np.float32)]), rate)
     return samples.shape[0] / rate
 
 
@@ -161,8 +164,8 @@ def test_the_page_streams_a_talking_head_turns_it_and_reports_errors(page, serve
 
 
 def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path):
-    # Chromium's fake microphone plays this file over and over: speech, then SILENCE seconds.
-    speech_seconds = speech_then_silence(tmp_path / "mic.wav")
+    # Chromium's fake microphone plays this file over and over: speech, then MIC_SILENCE seconds.
+    speech_seconds = speech_then_silence(tmp_path / "mic.wav", MIC_SILENCE)
     with open_page(server, f"--use-file-for-fake-audio-capture={tmp_path / 'mic.wav'}") as page:
         page.get_by_test_id("demo-portrait").click()
         page.wait_for_function("document.querySelector('[data-testid=portrait-state]').textContent.includes('baked')")
@@ -172,7 +175,7 @@ def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path
         box, start, samples = mouth_box(), time.monotonic(), []
         # Until a second after the first utterance ended; a slow machine (or a loaded one)
         # ends it later than the speech's length says, so up to five passes of the file.
-        ended_at, limit = None, 5 * (speech_seconds + SILENCE) + 1
+        ended_at, limit = None, 5 * (speech_seconds + MIC_SILENCE) + 1
         while time.monotonic() - start < limit and (ended_at is None or time.monotonic() - ended_at < 1.0):
             image = np.array(page.evaluate(f"window.s3d.sample{box}"), np.float32)
             samples.append((time.monotonic() - start, image, stats(page)["utterances"]))
@@ -186,6 +189,7 @@ def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path
     # ...an utterance ends after the pause, and the head then holds still at rest.
     ended = next((t for t, _, n in change if n >= 1), None)
     assert ended is not None, "no utterance ended after the pause"
+    print(f"utterance ended at {ended:.1f} s; the speech lasts {speech_seconds:.1f} s, then {MIC_SILENCE} s quiet")
     rest = [c for t, c, _ in change if ended + 0.3 < t < ended + 0.8]
     assert rest and max(rest) < 1.0, rest
 
