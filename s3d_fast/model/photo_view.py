@@ -159,11 +159,16 @@ def _with_mirror(p, weight, own, c2w, K, R: int, S: int, plane, region) -> _Spla
     seen = _splat(p, weight, own, c2w, K, R, S, value=side)
     face = F.interpolate(region.to(p.dtype), size=(S, S), mode="nearest").flatten(1) > 0.5
     reflected = p - 2 * side[..., None] * normal
-    mirrored = _splat(reflected, face.to(p.dtype), own, c2w, K, R, S, only=face)
+    mirrored = _splat(reflected, face.to(p.dtype), own, c2w, K, R, S, only=face, value=-side)
     behind = seen.key > mirrored.key + _MIRROR_MARGIN
     far = seen.value < -_MIDLINE_MARGIN
     take = mirrored.filled & (behind | far)
-    return _Splat(torch.where(take, mirrored.reads, seen.reads), seen.filled | take, seen.key, seen.value)
+    return _Splat(
+        torch.where(take, mirrored.reads, seen.reads),
+        seen.filled | take,
+        torch.where(take, mirrored.key, seen.key),
+        torch.where(take, mirrored.value, seen.value),
+    )
 
 
 @dataclasses.dataclass

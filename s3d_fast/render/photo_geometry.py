@@ -78,12 +78,8 @@ def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K:
     (1, size, size) in [0, 1], float32. ``image`` (R, R, 3) uint8, ``landmarks`` (478, 3)
     and ``K`` in pixels of R, ``c2w`` camera-to-head."""
     R = image.shape[0]
-    rot, centre = c2w[:3, :3], c2w[:3, 3]
-    centre_depth = float((rot.T @ -centre)[2])  # the head centre (origin) in the camera's z
-    depth, inside = depth_map(landmarks, R, centre_depth, float(K[0, 0]), size)
-    uv = _pixel_centres(size) * (R / size)
-    ray = np.stack([(uv[..., 0] - K[0, 2]) / K[0, 0], (uv[..., 1] - K[1, 2]) / K[1, 1], np.ones(uv.shape[:2])], -1)
-    points = (ray * depth[..., None]) @ rot.T + centre
+    depth, inside = depth_map(landmarks, R, _centre_depth(c2w), float(K[0, 0]), size)
+    points = _head_points(_pixel_centres(size) * (R / size), depth, c2w, K)
     person = np.asarray(_resize(segmentation.person_mask(image), size), np.float64)
     person = np.maximum(person, inside)
     anchor = ndimage.gaussian_filter(person, _SEAM * size / 2)
@@ -94,10 +90,19 @@ def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K:
 def landmark_points(landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(478, 3) head-space points of a photo's mesh, placed in depth as ``photo_geometry``
     places its pixels; ``landmarks`` and ``K`` in pixels of the photo, ``c2w`` its camera."""
-    rot, centre = c2w[:3, :3], c2w[:3, 3]
-    depth = _landmark_depth(landmarks, float((rot.T @ -centre)[2]), float(K[0, 0]))
-    ray = np.stack([(landmarks[:, 0] - K[0, 2]) / K[0, 0], (landmarks[:, 1] - K[1, 2]) / K[1, 1]], -1)
-    return np.concatenate([ray, np.ones((len(ray), 1))], -1) * depth[:, None] @ rot.T + centre
+    depth = _landmark_depth(landmarks, _centre_depth(c2w), float(K[0, 0]))
+    return _head_points(landmarks[:, :2], depth, c2w, K)
+
+
+def _centre_depth(c2w: np.ndarray) -> float:
+    """The head centre (the origin) in the camera's z."""
+    return float((c2w[:3, :3].T @ -c2w[:3, 3])[2])
+
+
+def _head_points(uv: np.ndarray, depth: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(..., 3) head-space points of pixels uv (..., 2) at camera depths ``depth`` (...)."""
+    ray = np.stack([(uv[..., 0] - K[0, 2]) / K[0, 0], (uv[..., 1] - K[1, 2]) / K[1, 1], np.ones(uv.shape[:-1])], -1)
+    return (ray * depth[..., None]) @ c2w[:3, :3].T + c2w[:3, 3]
 
 
 def symmetry_plane(landmarks: np.ndarray, c2w: np.ndarray, K: np.ndarray) -> np.ndarray:
