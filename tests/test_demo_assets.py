@@ -2,26 +2,19 @@
 and the demo image it takes from a data set is a held-out identity's aligned frame that
 the renderer uses as it is."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
+from tool_loader import load_tool
 
 from s3d_fast.data import audio as audio_mod
 from s3d_fast.data.manifest import load_manifest
 from s3d_fast.data.synthtalk.generate import SynthConfig, generate_dataset
 from s3d_fast.render import api, source
 
-TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "make_demo_assets.py")
-
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("make_demo_assets", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("make_demo_assets")
 
 
 def test_bundled_speech_is_reproducible_and_speaks(tool, tmp_path):

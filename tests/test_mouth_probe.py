@@ -1,12 +1,10 @@
 """tools/mouth_probe.py: the jaw followed through a checkpoint, at toy sizes."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from model_helpers import make_tiny_synthtalk, tiny_config
+from tool_loader import load_tool
 
 from s3d_fast.checkpoint import RunDirectory, save_checkpoint
 from s3d_fast.config import config_to_dict
@@ -14,9 +12,7 @@ from s3d_fast.data.dataset import ClipStore, load_manifest
 from s3d_fast.model import GENERATOR_KIND as KIND
 from s3d_fast.model import S3DNeRF, load_model
 
-_spec = importlib.util.spec_from_file_location("mouth_probe", Path(__file__).parent.parent / "tools" / "mouth_probe.py")
-mouth_probe = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mouth_probe)
+mouth_probe = load_tool("mouth_probe")
 
 
 @pytest.fixture(scope="module")
