@@ -65,6 +65,21 @@ def test_a_folder_with_files_in_it_is_not_written_over(parts, tmp_path):
     assert os.listdir(out) == ["notes.txt"]
 
 
+def test_a_failed_link_leaves_no_half_made_set(parts, tmp_path, monkeypatch):
+    real_symlink, made = os.symlink, []
+
+    def link_once(src, dst, target_is_directory=False):
+        if made:
+            raise OSError("no more links")
+        made.append(dst)
+        real_symlink(src, dst, target_is_directory=target_is_directory)
+
+    monkeypatch.setattr(os, "symlink", link_once)
+    with pytest.raises(OSError, match="no more links"):
+        merge_datasets(tmp_path / "both", parts)
+    assert made and not (tmp_path / "both").exists()
+
+
 def test_parts_with_the_same_folder_name_are_refused(data, tmp_path):
     twins = [tmp_path / "a" / "ds", tmp_path / "b" / "ds"]
     for path in twins:

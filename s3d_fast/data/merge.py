@@ -65,9 +65,20 @@ def merge_datasets(out, parts: list[str]) -> Manifest:
             "parts": [{"name": n, "path": m.root, "source": m.source} for n, m in zip(names, manifests)],
         },
     )
+    created = not os.path.exists(out)
     os.makedirs(out, exist_ok=True)
-    for name, m in zip(names, manifests):
-        os.symlink(m.root, os.path.join(out, name), target_is_directory=True)
-    write_manifest(out, merged)
+    links = []
+    try:
+        for name, m in zip(names, manifests):
+            links.append(os.path.join(out, name))
+            os.symlink(m.root, links[-1], target_is_directory=True)
+        write_manifest(out, merged)
+    except BaseException:  # no half-made set left behind: a rerun would refuse the folder
+        for link in links:
+            if os.path.islink(link):
+                os.unlink(link)
+        if created:
+            os.rmdir(out)
+        raise
     merged.root = os.path.abspath(out)
     return merged
