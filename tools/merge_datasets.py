@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a clone without installing
 
 from s3d_fast.data.errors import DataError  # noqa: E402
+from s3d_fast.data.manifest import SPLITS  # noqa: E402
 from s3d_fast.data.merge import merge_datasets  # noqa: E402
 
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    by_split = {s: sum(c["split"] == s for c in merged.clips) for s in ("train", "heldout")}
+    by_split = {split: len(merged.clips_in(split)) for split in SPLITS}
     print(
         f"wrote {args.out}: {len(merged.identities)} identities, "
         f"{by_split['train']} training and {by_split['heldout']} held-out clips"
