@@ -95,11 +95,14 @@ def test_clip_identity_scores_ours_and_the_ground_truth_against_the_source(faces
     blank = np.full_like(astronaut, 128)
     gt = np.stack([astronaut] * 9)
     ours = _frames(*[hopper] * 8, astronaut)  # every 8th frame is scored: frames 0 and 8
-    row = clip_identity.identity_scores(astronaut, ours, gt, view=_frames(blank))
+    row = clip_identity.identity_scores(astronaut, ours, gt, view=_frames(blank), view_gt=np.stack([hopper, blank]))
     assert row["identity_dist_gt"] < 1e-6  # the ground truth is the source
     other, _ = identity_distance(astronaut, [hopper])
     assert row["identity_dist"] == pytest.approx(other / 2, rel=1e-3)  # (hopper + astronaut) / 2
     assert row["identity_no_face"] == 0 and row["view_identity_dist"] == NO_FACE
+    # The ground truth from the extra camera: its frames 0, 8, ... only (hopper here).
+    assert row["view_identity_dist_gt"] == pytest.approx(other, rel=1e-3)
+    assert "view_identity_dist_gt" not in clip_identity.identity_scores(astronaut, ours, gt, view=_frames(blank))
     # A source without a face: no scores, never a crash.
     empty = clip_identity.identity_scores(blank, ours, gt, view=None)
     assert all(np.isnan(v) for v in empty.values()) and "_source_embedding" not in empty

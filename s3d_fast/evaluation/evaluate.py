@@ -107,10 +107,11 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
             row[f"lse_d_{name}"], row[f"lse_c_{name}"], row[f"offset_{name}"] = s["lse_d"], s["lse_c"], s["offset"]
         row["sync_max_offset"] = k
 
-    view_rgb = None
+    view_rgb = view_gt = None
     if "view_frames" in data and data["view_frames"].shape[0] > 0:
         view = render_clip(model, source, mel, data["view_c2w"][0, :T], K, args.batch, baked)
-        vgt = to_tensor(data["view_frames"][0, :T])
+        view_gt = data["view_frames"][0, :T]
+        vgt = to_tensor(view_gt)
         vmasks = data["view_masks"][0, :T]
         vbox = mouth_region(vmasks) if np.isin(vmasks, (2, 3)).any() else default_region(H, H)
         view_rgb = fit_size(view["rgb"], H)
@@ -118,7 +119,7 @@ def evaluate_clip(setup: Setup, store, clip: dict, args, keep_for_grid: bool, fp
         row["view_psnr"], row["view_ssim"] = vm["psnr"], vm["ssim"]
 
     if setup.identity:
-        row.update(identity_scores(gt_u8[src], ours, gt_u8, view_rgb))
+        row.update(identity_scores(gt_u8[src], ours, gt_u8, view_rgb, view_gt))
 
     if keep_for_grid:
         picks = np.unique(np.linspace(0, T - 1, GRID_FRAMES).round().astype(int))

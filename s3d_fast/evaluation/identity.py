@@ -20,11 +20,18 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def identity_scores(source: np.ndarray, ours: torch.Tensor, gt: np.ndarray, view: Optional[torch.Tensor]) -> dict:
+def identity_scores(
+    source: np.ndarray,
+    ours: torch.Tensor,
+    gt: np.ndarray,
+    view: Optional[torch.Tensor],
+    view_gt: Optional[np.ndarray] = None,
+) -> dict:
     """``identity_dist`` (ours), ``identity_dist_gt``, ``view_identity_dist`` (ours from the
-    extra camera), ``identity_no_face`` (our scored frames without a face); NaN throughout
-    when dlib finds no face in the source. ``_source_embedding`` is kept for
-    :func:`between_identities`."""
+    extra camera) and ``view_identity_dist_gt`` (the ground truth from that camera: the
+    floor of ours there, where dlib may not find a turned face at all), ``identity_no_face``
+    (our scored frames without a face); NaN throughout when dlib finds no face in the
+    source. ``_source_embedding`` is kept for :func:`between_identities`."""
     ref = face_embedding(source)
     if ref is None:
         return dict.fromkeys(("identity_dist", "identity_dist_gt", "identity_no_face"), float("nan"))
@@ -33,6 +40,8 @@ def identity_scores(source: np.ndarray, ours: torch.Tensor, gt: np.ndarray, view
     row["identity_dist_gt"], _ = identity_distance(ref, gt[::IDENTITY_EVERY])
     if view is not None:
         row["view_identity_dist"], _ = identity_distance(ref, to_uint8(view[::IDENTITY_EVERY]))
+    if view_gt is not None:
+        row["view_identity_dist_gt"], _ = identity_distance(ref, view_gt[::IDENTITY_EVERY])
     return row
 
 

@@ -41,6 +41,7 @@ COLUMNS = [
     ("identity", "identity_dist", "{:.3f}"),
     ("identity GT", "identity_dist_gt", "{:.3f}"),
     ("view identity", "view_identity_dist", "{:.3f}"),
+    ("view identity GT", "view_identity_dist_gt", "{:.3f}"),
     ("no face", "identity_no_face", "{:.0f}"),
     ("identity between", "identity_between", "{:.3f}"),
     ("fps", "fps", "{:.2f}"),
