@@ -84,7 +84,7 @@ def test_output_size_is_resampled(identity):
         with pytest.raises(RenderError, match="--size"):
             identity.render(samples, size=bad)
     for bad in (0, 65, 2.5):
-        with pytest.raises(RenderError, match="--batch"):
+        with pytest.raises(RenderError, match="batch must be an integer from 1 to 64"):
             identity.render(samples, batch=bad)
     with pytest.raises(RenderError, match="--fps"):
         identity.render(samples, fps=0)

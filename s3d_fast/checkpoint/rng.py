@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import CheckpointCorruptError, CheckpointError
-
-if TYPE_CHECKING:
-    from .format import Checkpoint
 
 
 def capture_rng() -> dict[str, Any]:
@@ -26,8 +23,10 @@ def capture_rng() -> dict[str, Any]:
     return state
 
 
-def restore_rng(ckpt: Checkpoint | dict[str, Any]) -> None:
-    """Put back the RNG states saved with a checkpoint (load it ``with_training=True``).
+def restore_rng(ckpt: Any) -> None:
+    """Put back the RNG states saved with a checkpoint: ``ckpt`` is a loaded
+    :class:`~s3d_fast.checkpoint.format.Checkpoint` (load it ``with_training=True``) or
+    its ``rng`` dict.
 
     CUDA states are restored for as many devices as both the checkpoint and this machine
     have; a checkpoint from a CPU run leaves the CUDA generators alone.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..render.cli import ADAPT_STEPS
+from ..render.limits import MAX_BATCH
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,9 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines (the result table is still printed)")
 
 
-MAX_BATCH = 64  # as s3d-fast render's: each frame of a batch holds ~8.5 MB at 256^2
-
-
 def run(args) -> int:
     from ..atomic import output_folder
     from ..errors import S3DError
@@ -74,7 +72,7 @@ def run(args) -> int:
     if args.portraits is not None:
         if args.data is not None:
             raise S3DError("give either --data (clips with ground truth) or --portraits (photos), not both")
-        from ..render.api import DEMO_SPEECH
+        from ..render.assets import DEMO_SPEECH
         from .portraits import evaluate_portraits
 
         args.speech = args.speech or DEMO_SPEECH

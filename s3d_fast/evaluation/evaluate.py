@@ -24,8 +24,9 @@ from ..metrics.landmarks import landmark_distance
 from ..metrics.mouth import default_region
 from ..metrics.sync import shift_audio, sync_scores
 from ..model.syncnet import N_FRAMES
+from ..render.stats import synchronize
 from .identity import between_identities, identity_scores
-from .rendering import adapted_source, render_clip, silent_mel, source_frame, synchronize
+from .rendering import adapted_source, render_clip, silent_mel, source_frame
 from .report import format_table, write_outputs
 from .scores import fit_size, image_metrics, mouth_landmarks, to_tensor
 from .setup import Setup, load_setup

@@ -12,6 +12,7 @@ import torch
 from ..data import audio
 from ..errors import S3DError
 from ..metrics.mouth import mouth_opening, mouth_region
+from ..render.stats import synchronize
 from .scores import to_tensor
 
 
@@ -21,11 +22,6 @@ def silent_mel(n_frames: int) -> np.ndarray:
     would be a mid-level, speech-like input to the audio encoder)."""
     n_samples = int(math.ceil(n_frames * audio.SAMPLE_RATE / audio.FPS))
     return audio.mel_windows(audio.log_mel(np.zeros(n_samples, np.float32)), n_frames)
-
-
-def synchronize(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def render_clip(model, source, mel, c2w, K, batch: int, baked=None, keep_score: bool = False) -> dict:

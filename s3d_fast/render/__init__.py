@@ -2,7 +2,11 @@
 
 cameras.py  per-frame camera-to-head sequences (static + free-view offset, orbit, clip poses)
 source.py   the source image: aligned data-set frame (sidecar) or photo (face mesh, crop)
+photo_geometry.py  a photo's own depth (face mesh, segmentation) for turned cameras
 api.py      Renderer -> Identity -> frames, batch by batch, with per-stage timings
+stream.py   frames while the speech arrives (Identity.stream), the grid fitted to a stream
+speech.py   reading speech into per-frame mel windows; frame counts
+limits.py   bounds on batch and output size; assets.py the bundled demo; stats.py timings
 cli.py      the command; the mp4 with the speech muxed in
 
 ``Renderer`` and ``Identity`` load torch, so they are imported on first use.

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -43,19 +41,17 @@ import torch
 from ..data import audio as audio_mod
 from ..model import load_model
 from . import cameras
+from .assets import ASSETS, DEMO_CHECKPOINT, DEMO_IMAGE, DEMO_SPEECH  # noqa: F401 (the API's names)
 from .errors import RenderError
+from .limits import MAX_BATCH, MAX_SIZE, MIN_SIZE, check_batch, check_size  # noqa: F401 (the API's names)
 from .photo_geometry import far_half_plane, frontal_camera, photo_geometry
 from .source import Source, load_source
 
 # the speech helpers (speech.py) are part of this API: api.load_speech, api.frame_count...
 from .speech import MAX_FPS, MIN_FPS, Speech, check_fps, frame_count, load_speech, mel_windows, read_speech  # noqa: F401
+from .stats import RenderStats, synchronize
+from .stream import FrameStream, fit_grid
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "demo")
-DEMO_CHECKPOINT = os.path.join(ASSETS, "checkpoint")
-DEMO_IMAGE = os.path.join(ASSETS, "image.png")
-DEMO_SPEECH = os.path.join(ASSETS, "speech.wav")
-MIN_SIZE, MAX_SIZE = 64, 1024
-MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
 OPENING_PROBES = 4  # frames of open speech that find where the model opens a photo's mouth
 
 
@@ -94,61 +90,6 @@ def resolve_checkpoint(checkpoint=None) -> str:
     if not os.path.exists(path):
         raise RenderError(f"{path}: no such checkpoint")
     return path
-
-
-def check_size(size) -> Optional[int]:
-    if size is None:
-        return None
-    if int(size) != size or not MIN_SIZE <= int(size) <= MAX_SIZE or int(size) % 2:
-        raise RenderError(f"--size must be an even number of pixels in [{MIN_SIZE}, {MAX_SIZE}], got {size}")
-    return int(size)
-
-
-# ----------------------------------------------------------------------------- timings
-
-
-@dataclass
-class RenderStats:
-    """Where the time went. ``render_seconds`` covers rendering alone (the model's
-    per-frame work plus conversion to uint8), not audio, baking, encoding or disk."""
-
-    frames: int = 0
-    render_seconds: float = 0.0
-    stages: dict[str, float] = field(default_factory=OrderedDict)
-    setup: dict[str, float] = field(default_factory=OrderedDict)  # once per render / identity
-
-    @property
-    def frames_per_second(self) -> float:
-        return self.frames / self.render_seconds if self.render_seconds > 0 else float("nan")
-
-    def add_stage(self, name: str, seconds: float) -> None:
-        self.stages[name] = self.stages.get(name, 0.0) + float(seconds)
-
-    def add(self, other: RenderStats) -> None:
-        """Counts in the frames, time and stages of ``other`` (setup is not added)."""
-        self.frames += other.frames
-        self.render_seconds += other.render_seconds
-        for name, sec in other.stages.items():
-            self.add_stage(name, sec)
-
-    def summary(self) -> str:
-        lines = [
-            f"rendering alone: {self.frames_per_second:.2f} frames/s "
-            f"({self.frames} frames in {self.render_seconds:.2f} s)"
-        ]
-        if self.frames:
-            lines.append("per frame, by stage:")
-            for name, sec in self.stages.items():
-                share = 100.0 * sec / self.render_seconds if self.render_seconds > 0 else 0.0
-                lines.append(f"  {name:<18} {1000.0 * sec / self.frames:8.2f} ms  {share:5.1f} %")
-        if self.setup:
-            lines.append("once: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.setup.items()))
-        return "\n".join(lines)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------- renderer
@@ -237,7 +178,7 @@ class Renderer:
             registered = self.model.register_mouth(baked, self._opening_tokens())
             if registered is not baked:  # its mouth moved onto the photo's lips: the rest moved with it
                 baked = self.model.at_rest(registered, rest)
-        _sync(dev)
+        synchronize(dev)
         return Identity(self, src, baked, time.perf_counter() - start)
 
     def _rest_tokens(self) -> torch.Tensor:
@@ -284,8 +225,7 @@ class Identity:
         model's own); other sizes are resampled with an antialiased bicubic filter.
         ``self.stats`` fills in as frames are produced.
         """
-        if int(batch) != batch or not 1 <= batch <= MAX_BATCH:
-            raise RenderError(f"--batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
+        batch = check_batch(batch)
         speech = load_speech(speech, fps)
         size = check_size(size)
         n = speech.n_frames
@@ -314,13 +254,13 @@ class Identity:
         with torch.inference_mode():
             start = time.perf_counter()
             tokens = model.audio_tokens(torch.from_numpy(speech.mel).to(dev))
-            _sync(dev)
+            synchronize(dev)
             stats.setup["audio tokens"] = time.perf_counter() - start
             baked = self.baked
             if hasattr(model, "fit_to_audio"):  # tighten the occupancy grid to this speech's motion
                 start = time.perf_counter()
                 baked = model.fit_to_audio(self.baked, tokens)
-                _sync(dev)
+                synchronize(dev)
                 stats.setup["fit grid to audio"] = time.perf_counter() - start
             c2w_all = torch.as_tensor(poses, dtype=torch.float32, device=dev)
             K_all = torch.as_tensor(K, dtype=torch.float32, device=dev)[None].expand(n, 3, 3)
@@ -363,8 +303,6 @@ class Identity:
         """The occupancy grid fitted to a whole utterance given as chunks of samples, as
         :meth:`render` fits it, read as a stream (see :mod:`s3d_fast.render.stream`); pass
         the result to :meth:`stream` as ``grid``."""
-        from .stream import fit_grid
-
         return fit_grid(self, chunks, sample_rate, fps, n_frames)
 
     def stream(
@@ -384,8 +322,6 @@ class Identity:
         its ``set_camera`` changes the camera of the frames not yet rendered. ``grid``:
         "reference" (fitted once per identity to the demo sentence), "baked", or
         :meth:`fit_grid`'s result. See :mod:`s3d_fast.render.stream`."""
-        from .stream import FrameStream
-
         return FrameStream(self, chunks, sample_rate, fps=fps, pose=pose, batch=batch, size=size, grid=grid)
 
 

@@ -45,7 +45,11 @@ from ..data import video
 from ..data.audio_stream import WINDOW_LOOKAHEAD, PreparedStream, SpeechFeatureStream
 from ..data.errors import AudioFileError, VideoError
 from . import cameras
+from .assets import DEMO_SPEECH
 from .errors import RenderError
+from .limits import check_batch, check_size
+from .speech import check_fps, frame_count
+from .stats import RenderStats, synchronize
 
 Pose = Union[np.ndarray, Callable[[int], np.ndarray]]
 READ_BLOCK = 1 << 14  # source frames decoded at a time (about 1 s at 16 kHz)
@@ -144,14 +148,10 @@ class FrameStream:
         size: Optional[int] = None,
         grid: Union[str, FittedGrid] = "reference",
     ):
-        from . import api
-
-        if int(batch) != batch or not 1 <= batch <= api.MAX_BATCH:
-            raise RenderError(f"batch must be an integer from 1 to {api.MAX_BATCH}, got {batch}")
+        self.batch = check_batch(batch)
         self.identity = identity
-        self.fps = api.check_fps(fps)
-        self.size = api.check_size(size)
-        self.batch = int(batch)
+        self.fps = check_fps(fps)
+        self.size = check_size(size)
         self._chunks = chunks
         self._features = SpeechFeatureStream(sample_rate, self.fps)
         self._tokens = TokenStream(identity.renderer.model, identity.renderer.device)
@@ -163,7 +163,7 @@ class FrameStream:
         elif not isinstance(grid, FittedGrid) or grid.identity is not identity:
             raise RenderError('grid must be "reference", "baked" or the result of this identity\'s fit_grid()')
         self.grid = grid
-        self.stats = identity.stats = api.RenderStats()
+        self.stats = identity.stats = RenderStats()
         self.stats.setup["bake"] = identity.bake_seconds
         if grid is not None:
             self.stats.setup["fit grid to audio"] = grid.seconds
@@ -270,9 +270,7 @@ def fit_grid(identity, chunks: Iterable, sample_rate: int, fps: int, n_frames: O
     the model's probe frames, read as a stream. ``n_frames`` (the speech's frame count) picks
     the probes; without it ``chunks`` is read twice (it must then be re-iterable, a list or a
     :class:`SpeechFile`). A model without a grid to fit gives its bake back."""
-    from . import api
-
-    fps = api.check_fps(fps)
+    fps = check_fps(fps)
     model, dev = identity.renderer.model, identity.renderer.device
     start = time.perf_counter()
     if n_frames is None and iter(chunks) is chunks:
@@ -284,7 +282,7 @@ def fit_grid(identity, chunks: Iterable, sample_rate: int, fps: int, n_frames: O
         for chunk in chunks:
             counted.push(chunk)
         counted.flush()
-        n_frames = api.frame_count(counted.samples_out, fps=fps)
+        n_frames = frame_count(counted.samples_out, fps=fps)
     probes = model.audio_probes(int(n_frames)).tolist()
     # Only the probes' tokens are needed: each from its window and its context's alone.
     context = TokenStream(model, dev).context
@@ -310,7 +308,7 @@ def fit_grid(identity, chunks: Iterable, sample_rate: int, fps: int, n_frames: O
     take(final=True)
     with torch.inference_mode():
         baked = model.fit_to_probes(identity.baked, torch.cat(found))
-    api._sync(dev)
+    synchronize(dev)
     return FittedGrid(identity, baked, int(n_frames), time.perf_counter() - start)
 
 
@@ -325,14 +323,12 @@ def reference_grid(identity) -> FittedGrid:
     stream renders with while its own speech is not yet known."""
     cached = getattr(identity, "_reference_grid", None)
     if cached is None:
-        from . import api
-
-        if not os.path.isfile(api.DEMO_SPEECH):
+        if not os.path.isfile(DEMO_SPEECH):
             raise RenderError(
-                f"the bundled demo sentence is missing ({api.DEMO_SPEECH}), which the reference grid is "
+                f"the bundled demo sentence is missing ({DEMO_SPEECH}), which the reference grid is "
                 'fitted to; stream with grid="baked"'
             )
-        speech = SpeechFile(api.DEMO_SPEECH)
+        speech = SpeechFile(DEMO_SPEECH)
         fitted = fit_grid(identity, speech, speech.sample_rate, audio_mod.FPS)
         cached = identity._reference_grid = dataclasses.replace(fitted, n_frames=None)  # for any speech
     return cached

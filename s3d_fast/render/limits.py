@@ -1,0 +1,26 @@
+"""Bounds on the render arguments that batch and streamed rendering share."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .errors import RenderError
+
+MIN_SIZE, MAX_SIZE = 64, 1024
+MAX_BATCH = 64  # frames rendered together: each holds ~8.5 MB at 256^2
+
+
+def check_size(size) -> Optional[int]:
+    """The output size in pixels (even, MIN_SIZE to MAX_SIZE), or None for the model's own."""
+    if size is None:
+        return None
+    if int(size) != size or not MIN_SIZE <= int(size) <= MAX_SIZE or int(size) % 2:
+        raise RenderError(f"--size must be an even number of pixels in [{MIN_SIZE}, {MAX_SIZE}], got {size}")
+    return int(size)
+
+
+def check_batch(batch) -> int:
+    """Frames rendered together: an integer from 1 to MAX_BATCH."""
+    if int(batch) != batch or not 1 <= batch <= MAX_BATCH:
+        raise RenderError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
+    return int(batch)
