@@ -246,7 +246,12 @@ CASES = [
     Case(
         "render", "out in an unwritable folder", lambda i: i.render(out=unwritable_folder(i) / "o.mp4"), "cannot write"
     ),
-    Case("render", "batch without bound", lambda i: i.render("--batch", "100000"), "--batch must be from 1 to 64"),
+    Case(
+        "render",
+        "batch without bound",
+        lambda i: i.render("--batch", "100000"),
+        "--batch must be an integer from 1 to 64",
+    ),
     Case("render", "negative adaptation", lambda i: i.render("--adapt-steps", "-1"), "--adapt-steps must be 0 or more"),
     # render: which face
     Case("render", "a photo without a face", lambda i: i.render(image=_grey_photo(i)), "no face found in"),
@@ -519,7 +524,10 @@ CASES = [
         "eval",
         "batch without bound",
         lambda i: i.eval("--batch", "100000", out=i.dir / "e"),
-        "--batch must be from 1 to 64",
+        "--batch must be an integer from 1 to 64",
+    ),
+    Case(
+        "eval", "batch 0", lambda i: i.eval("--batch", "0", out=i.dir / "e"), "--batch must be an integer from 1 to 64"
     ),
     Case(
         "eval",

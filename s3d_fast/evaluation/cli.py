@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..render.cli import ADAPT_STEPS
-from ..render.limits import MAX_BATCH
+from ..render.limits import check_batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +67,7 @@ def run(args) -> int:
 
     if args.adapt_steps < 0:
         raise S3DError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
-    if args.batch > MAX_BATCH:
-        raise S3DError(f"--batch must be from 1 to {MAX_BATCH}, got {args.batch}")
+    check_batch(args.batch, "--batch")
     if args.portraits is not None:
         if args.data is not None:
             raise S3DError("give either --data (clips with ground truth) or --portraits (photos), not both")

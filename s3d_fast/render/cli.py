@@ -144,8 +144,7 @@ def run(args) -> int:
     api.check_size(args.size)
     if args.face is not None and args.face < 1:
         raise RenderError(f"--face counts from 1 (the leftmost face), got {args.face}")
-    if not 1 <= args.batch <= api.MAX_BATCH:
-        raise RenderError(f"--batch must be from 1 to {api.MAX_BATCH}, got {args.batch}")
+    api.check_batch(args.batch, "--batch")
     if args.adapt_steps < 0:
         raise RenderError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
     for path, what in ((image, "image"), (speech_path, "audio")):

@@ -19,8 +19,9 @@ def check_size(size) -> Optional[int]:
     return int(size)
 
 
-def check_batch(batch) -> int:
-    """Frames rendered together: an integer from 1 to MAX_BATCH."""
+def check_batch(batch, name: str = "batch") -> int:
+    """Frames rendered together: an integer from 1 to MAX_BATCH. ``name`` is what the error
+    calls it (the CLIs pass their flag)."""
     if int(batch) != batch or not 1 <= batch <= MAX_BATCH:
-        raise RenderError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch}")
+        raise RenderError(f"{name} must be an integer from 1 to {MAX_BATCH}, got {batch}")
     return int(batch)
