@@ -114,6 +114,9 @@ class Inputs:
             *extra,
         ]
 
+    def serve(self, *extra) -> list:
+        return ["serve", "--port", "0", "--device", "cpu", *extra]
+
     def eval(self, *extra, out=None) -> list:
         return (
             ["eval", "--checkpoint", api.DEMO_CHECKPOINT, "--data", self.data, "--device", "cpu", "--quiet"]
@@ -566,6 +569,30 @@ CASES = [
             "cpu",
         ],
         "nested too deeply",
+    ),
+    # serve: each refused before a socket is bound, so a row that passed would hang, not serve
+    Case("serve", "negative adaptation", lambda i: i.serve("--adapt-steps", "-1"), "--adapt-steps must be 0 or more"),
+    Case("serve", "port beyond 65535", lambda i: i.serve("--port", "70000"), "--port must be from 0 to 65535"),
+    Case("serve", "no viewers", lambda i: i.serve("--max-sessions", "0"), "--max-sessions must be at least 1"),
+    Case(
+        "serve", "upload limit NaN", lambda i: i.serve("--max-upload-mb", "nan"), "--max-upload-mb must be a positive"
+    ),
+    Case(
+        "serve", "upload limit inf", lambda i: i.serve("--max-upload-mb", "inf"), "--max-upload-mb must be a positive"
+    ),
+    Case(
+        "serve",
+        "no speech allowed",
+        lambda i: i.serve("--max-speech-seconds", "0"),
+        "--max-speech-seconds must be a positive number",
+    ),
+    Case("serve", "token too short", lambda i: i.serve("--token", "short"), "--token must be at least 8 characters"),
+    Case("serve", "certificate without key", lambda i: i.serve("--tls-cert", i.file("c.pem")), "together"),
+    Case(
+        "serve",
+        "certificate missing",
+        lambda i: i.serve("--tls-cert", i.dir / "none.pem", "--tls-key", i.dir / "none.key"),
+        "none.pem: no such file",
     ),
 ]
 

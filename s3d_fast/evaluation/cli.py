@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..render.cli import ADAPT_STEPS
-from ..render.limits import check_batch
+from ..render.limits import check_adapt_steps, check_batch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +65,7 @@ def run(args) -> int:
     from ..errors import S3DError
     from .evaluate import evaluate  # chosen: only now load torch and the model
 
-    if args.adapt_steps < 0:
-        raise S3DError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
+    check_adapt_steps(args.adapt_steps, "--adapt-steps")
     check_batch(args.batch, "--batch")
     if args.portraits is not None:
         if args.data is not None:

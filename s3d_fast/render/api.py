@@ -43,7 +43,7 @@ from ..model import load_model
 from . import cameras
 from .assets import ASSETS, DEMO_CHECKPOINT, DEMO_IMAGE, DEMO_SPEECH  # noqa: F401 (the API's names)
 from .errors import RenderError
-from .limits import MAX_BATCH, MAX_SIZE, MIN_SIZE, check_batch, check_size  # noqa: F401 (the API's names)
+from .limits import MAX_BATCH, MAX_SIZE, MIN_SIZE, check_adapt_steps, check_batch, check_size  # noqa: F401 (the API's names)
 from .photo_geometry import far_half_plane, frontal_camera, photo_geometry
 from .source import Source, load_source
 
@@ -142,8 +142,7 @@ class Renderer:
         False: every frame as the model paints it). ``adapt_steps``: refine what the model
         encoded of this image for that many steps so it redraws it (``adapt_source``; part
         of the bake time), calling ``on_adapt_step(done, adapt_steps)`` after each step."""
-        if adapt_steps < 0:
-            raise RenderError(f"adapt_steps must be 0 or more, got {adapt_steps}")
+        adapt_steps = check_adapt_steps(adapt_steps)
         src = image if isinstance(image, Source) else self.source(image, c2w=c2w, K=K, mask=mask, face=face)
         if src.resolution != self.input_resolution:
             raise RenderError(f"the source is {src.resolution}^2, the model takes {self.input_resolution}^2")

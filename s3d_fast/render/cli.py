@@ -145,8 +145,7 @@ def run(args) -> int:
     if args.face is not None and args.face < 1:
         raise RenderError(f"--face counts from 1 (the leftmost face), got {args.face}")
     api.check_batch(args.batch, "--batch")
-    if args.adapt_steps < 0:
-        raise RenderError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
+    api.check_adapt_steps(args.adapt_steps, "--adapt-steps")
     for path, what in ((image, "image"), (speech_path, "audio")):
         if not os.path.exists(path):
             bundled = (

@@ -19,9 +19,24 @@ def check_size(size) -> Optional[int]:
     return int(size)
 
 
+def _is_whole(value) -> bool:
+    """An integer value (3 or 3.0), not NaN, inf or a string."""
+    try:
+        return int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def check_batch(batch, name: str = "batch") -> int:
     """Frames rendered together: an integer from 1 to MAX_BATCH. ``name`` is what the error
     calls it (the CLIs pass their flag)."""
-    if int(batch) != batch or not 1 <= batch <= MAX_BATCH:
+    if not _is_whole(batch) or not 1 <= batch <= MAX_BATCH:
         raise RenderError(f"{name} must be an integer from 1 to {MAX_BATCH}, got {batch}")
     return int(batch)
+
+
+def check_adapt_steps(steps, name: str = "adapt_steps") -> int:
+    """Bake-time adaptation steps: 0 (none) or more. ``name`` as for :func:`check_batch`."""
+    if not _is_whole(steps) or steps < 0:
+        raise RenderError(f"{name} must be 0 or more, got {steps}")
+    return int(steps)

@@ -7,10 +7,12 @@ HTTPS (``--tls-cert``/``--tls-key``, or a self-signed certificate it makes and s
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
 from ..render.cli import ADAPT_STEPS
+from ..render.limits import check_adapt_steps
 from .errors import ServeError
 
 EXTRA = 'pip install "s3d-fast[serve]"'
@@ -59,10 +61,11 @@ def run(args) -> int:
     from .app import create_app
     from .limits import Limits
 
-    if args.adapt_steps < 0:
-        raise ServeError(f"--adapt-steps must be 0 or more, got {args.adapt_steps}")
+    check_adapt_steps(args.adapt_steps, "--adapt-steps")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be from 0 to 65535, got {args.port}")
+    if not 0 < args.max_upload_mb < math.inf:  # NaN too; Limits would name the byte count, not this flag
+        raise ServeError(f"--max-upload-mb must be a positive number, got {args.max_upload_mb}")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ServeError("give --tls-cert and --tls-key together")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
@@ -70,7 +73,7 @@ def run(args) -> int:
             raise ServeError(f"{flag} {path}: no such file")
     limits = Limits(
         max_sessions=args.max_sessions,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_upload_bytes=max(1, int(args.max_upload_mb * 1024 * 1024)),
         max_image_pixels=args.max_image_pixels,
         max_speech_seconds=args.max_speech_seconds,
         max_portraits=args.max_portraits,

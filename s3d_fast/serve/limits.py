@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -22,6 +23,6 @@ class Limits:
             if getattr(self, name) < 1:
                 raise ServeError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         for name in ("max_speech_seconds", "idle_seconds"):
-            if not getattr(self, name) > 0:
-                raise ServeError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:  # NaN and inf too
+                raise ServeError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(self, name)}")
         return self
