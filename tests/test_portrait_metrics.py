@@ -137,7 +137,10 @@ def test_eval_portraits_end_to_end_on_the_astronaut(faces, tmp_path, capsys):
     assert row["silent_face_psnr"] == 99.0  # silence gives the photo back
     assert row["upper_face_psnr"] > 30 and row["bake_seconds"] > 0
     assert row["identity_0"] < SAME_PERSON and row["frames_without_face"] == 0
+    assert abs(row["source_yaw"]) < 5  # she faces the camera
+    for side in ("front", "away"):
+        assert row[f"identity_15_{side}"] < SAME_PERSON and 0 <= row[f"identity_30_{side}"] <= 1.5
     picture = np.asarray(Image.open(out / "portraits.png"))
-    assert picture.shape == (256, 5 * 256, 3)  # photo, silent, speaking, 15 and 30 degrees
+    assert picture.shape == (256, 7 * 256, 3)  # photo, silent, speaking, 15 and 30 degrees each way
     np.testing.assert_array_equal(picture[:, 256:512], picture[:, :256])  # the silent frame is the photo
     assert "| astronaut.png |" in capsys.readouterr().out

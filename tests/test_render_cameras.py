@@ -83,3 +83,12 @@ def test_bad_camera_input_is_a_clear_error(tmp_path):
         cameras.camera_sequence(SRC, 0)
     with pytest.raises(CameraError, match="finite"):
         cameras.camera_sequence(SRC, 2, yaw=float("nan"))
+
+
+@pytest.mark.parametrize("start", [0.0, -6.0, 34.9, 54.5])
+@pytest.mark.parametrize("turn", [15.0, -30.0])
+def test_camera_yaw_reads_the_turn_a_yaw_offset_makes(start, turn):
+    source = camera.free_view(camera.front_camera(), start, 0.0)
+    assert cameras.camera_yaw(source) == pytest.approx(start, abs=1e-9)
+    turned = cameras.camera_sequence(source, 1, yaw=turn)[0]
+    assert cameras.camera_yaw(turned) == pytest.approx(start + turn, abs=1e-4)

@@ -1,7 +1,9 @@
 """``s3d-fast eval --portraits``: photos spoken without a ground-truth video.
 
 Every portrait in a folder is baked once and rendered speaking the given speech, and once
-silent, at its own camera and turned by each of :data:`YAWS` degrees. The figures:
+silent, at its own camera, and speaking again with the camera turned by each of
+:data:`YAWS` degrees both ways: towards the face's front (for a turned face, the way that
+brings the far side the photo hides into view) and away from it. The figures:
 
 * silent, at the source camera: PSNR over the face (its landmark hull) against the
   aligned photo;
@@ -10,7 +12,7 @@ silent, at its own camera and turned by each of :data:`YAWS` degrees. The figure
   mediapipe, correlated with the speech's loudness; the share of a 2x/4x pixel grid in
   the lower face's spectrum, over the photo's;
 * identity: dlib's face-embedding distance from the photo, at the source view and at each
-  yaw (a frame without a face counts 1.5), and the frames without one.
+  turn (a frame without a face counts 1.5), and the frames without one.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from ..metrics import pearson
 from ..metrics.identity import identity_distance, reference_embedding
 from ..metrics.portrait import grid_energy, lip_gap, masked_psnr, speech_envelope
 from ..render.api import Renderer, load_speech
+from ..render.cameras import camera_yaw
 from .identity import IDENTITY_EVERY
 
 YAWS = (15.0, 30.0)
+SIDES = ("front", "away")  # the turn towards the face's front, then away from it
 SILENT_SECONDS = 1.0
 
 GRID_EVERY = 10
@@ -40,6 +44,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 NOSE_TIP = 1
 
 COLUMNS = [
+    ("source yaw", "source_yaw", "{:.0f}"),
     ("silent face PSNR", "silent_face_psnr", "{:.2f}"),
     ("upper face PSNR", "upper_face_psnr", "{:.2f}"),
     ("upper flicker PSNR", "upper_flicker_psnr", "{:.2f}"),
@@ -47,7 +52,7 @@ COLUMNS = [
     ("mouth r outer", "mouth_r_outer", "{:.3f}"),
     ("grid / photo", "grid_ratio", "{:.2f}"),
     ("identity 0", "identity_0", "{:.3f}"),
-    *[(f"identity {y:g}", f"identity_{y:g}", "{:.3f}") for y in YAWS],
+    *[(f"identity {y:g} {side}", f"identity_{y:g}_{side}", "{:.3f}") for side in SIDES for y in YAWS],
     ("no face", "frames_without_face", "{:d}"),
     ("bake s", "bake_seconds", "{:.2f}"),
     ("fps", "fps", "{:.1f}"),
@@ -88,7 +93,8 @@ def evaluate_portrait(
     photo = src.image
     size = photo.shape[0]
     face, upper, box = regions(src)
-    row = {"portrait": os.path.basename(path), "faces": src.faces, "bake_seconds": identity.bake_seconds}
+    row = {"portrait": os.path.basename(path), "faces": src.faces, "source_yaw": camera_yaw(src.c2w)}
+    row["bake_seconds"] = identity.bake_seconds
 
     silent = list(identity.render(silence, size=size))
     row["silent_face_psnr"] = float(np.mean([masked_psnr(f, photo, face) for f in silent]))
@@ -106,20 +112,22 @@ def evaluate_portrait(
     photo_grid = grid_energy(photo, box)
     row["grid_ratio"] = float(np.mean([grid_energy(f, box) for f in frames[::GRID_EVERY]]) / max(photo_grid, 1e-12))
     missing = 0
-    reference = reference_embedding(photo)  # once for the three views
+    reference = reference_embedding(photo)  # once for every view
     row["identity_0"], m = identity_distance(reference, frames[::IDENTITY_EVERY])
     missing += m
-    turned = {}
-    for yaw in YAWS:
-        poses = identity.cameras(len(frames), yaw=yaw)
-        turned[yaw] = list(identity.render(speech, pose=poses, size=size))
-        row[f"identity_{yaw:g}"], m = identity_distance(reference, turned[yaw][::IDENTITY_EVERY])
-        missing += m
-        log(f"{row['portrait']}: {yaw:g} degrees done")
+    turned = []
+    front = -1.0 if row["source_yaw"] > 0 else 1.0  # the sign of yaw that turns the camera frontwards
+    for side, sign in zip(SIDES, (front, -front)):
+        for yaw in YAWS:
+            poses = identity.cameras(len(frames), yaw=sign * yaw)
+            turned.append(list(identity.render(speech, pose=poses, size=size)))
+            row[f"identity_{yaw:g}_{side}"], m = identity_distance(reference, turned[-1][::IDENTITY_EVERY])
+            missing += m
+            log(f"{row['portrait']}: {yaw:g} degrees {side} done")
     row["frames_without_face"] = int(missing)
-    # The picture: photo, silent, speaking (the most open mouth), then each yaw at that frame.
+    # The picture: photo, silent, speaking (the most open mouth), then each turn at that frame.
     open_frame = int(np.nanargmax(np.where(found, gap, -np.inf))) if found.any() else len(frames) // 2
-    picture = np.concatenate([photo, silent[0], frames[open_frame]] + [turned[y][open_frame] for y in YAWS], 1)
+    picture = np.concatenate([photo, silent[0], frames[open_frame]] + [t[open_frame] for t in turned], 1)
     return row, picture
 
 

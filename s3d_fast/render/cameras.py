@@ -96,6 +96,14 @@ def orbit_offsets(
     return out
 
 
+def camera_yaw(c2w: np.ndarray) -> float:
+    """Degrees the camera stands to one side of the head's front (0: frontal), in the sense
+    a ``yaw`` offset turns it: ``camera_yaw(free_view(c2w, d, 0, 0)) = camera_yaw(c2w) + d``
+    for a camera level with the head."""
+    x, _, z = np.asarray(c2w, np.float64)[:3, 3]
+    return float(np.degrees(np.arctan2(x, z)))
+
+
 def apply_offsets(c2w: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Rotate each camera of (n, 4, 4) about the head centre by its (yaw, pitch, roll)."""
     offsets = np.broadcast_to(np.asarray(offsets, np.float64), (c2w.shape[0], 3))
