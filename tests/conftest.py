@@ -1,5 +1,14 @@
+import os
+
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (`pytest -n 2`) each worker owns one of the two cores: two OpenMP
+    # threads per worker would spin-wait on each other. A test that needs more sets them.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

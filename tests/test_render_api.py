@@ -111,7 +111,8 @@ def test_package_import_stays_light():
     code = (
         "import sys, s3d_fast, s3d_fast.render, s3d_fast.render.cli; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
-        "R = s3d_fast.Renderer; assert 'torch' in sys.modules and R.__name__ == 'Renderer'"
+        "R = s3d_fast.Renderer; assert 'torch' in sys.modules and R.__name__ == 'Renderer'; "
+        "assert 'librosa' not in sys.modules, 'librosa imported before a mel bank is needed'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

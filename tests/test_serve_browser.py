@@ -129,7 +129,11 @@ def test_the_page_streams_a_talking_head_turns_it_and_reports_errors(page, serve
     assert speaking and silent
     print("mouth change per sample, speaking:", np.round(speaking, 1), "silent:", np.round(silent, 2))
     assert max(speaking) > 4.0 and np.mean(speaking) > 4 * max(np.mean(silent), 0.05), (speaking, silent)
-    assert max(silent) < 1.0, silent
+    # A loaded machine's picture lags: the last spoken frames' small step into silence can
+    # land in the silent window, but no mouthing; for its last 0.6 s the mouth is still.
+    assert max(silent) < 4.0, silent
+    settled = [c for t, c in change if t > speech_seconds + SILENCE - 0.6]
+    assert settled and max(settled) < 1.0, settled
     s = stats(page)
     assert s["fps"] > 0 and s["lastFrameLatencyMs"] is not None and set(s["camera"]) == {"yaw", "pitch", "distance"}
 
@@ -173,10 +177,10 @@ def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path
         page.wait_for_function("window.s3d.stats().microphone")
         assert page.get_by_test_id("mic-button").get_attribute("aria-pressed") == "true"
         box, start, samples = mouth_box(), time.monotonic(), []
-        # Until a second after the first utterance ended; a slow machine (or a loaded one)
+        # Until 1.5 s after the first utterance ended; a slow machine (or a loaded one)
         # ends it later than the speech's length says, so up to five passes of the file.
-        ended_at, limit = None, 5 * (speech_seconds + MIC_SILENCE) + 1
-        while time.monotonic() - start < limit and (ended_at is None or time.monotonic() - ended_at < 1.0):
+        ended_at, limit = None, 5 * (speech_seconds + MIC_SILENCE) + 1.5
+        while time.monotonic() - start < limit and (ended_at is None or time.monotonic() - ended_at < 1.5):
             image = np.array(page.evaluate(f"window.s3d.sample{box}"), np.float32)
             samples.append((time.monotonic() - start, image, stats(page)["utterances"]))
             if ended_at is None and samples[-1][2] >= 1:
@@ -190,7 +194,9 @@ def test_the_head_mouths_the_microphone_and_rests_after_a_pause(server, tmp_path
     ended = next((t for t, _, n in change if n >= 1), None)
     assert ended is not None, "no utterance ended after the pause"
     print(f"utterance ended at {ended:.1f} s; the speech lasts {speech_seconds:.1f} s, then {MIC_SILENCE} s quiet")
-    rest = [c for t, c, _ in change if ended + 0.3 < t < ended + 0.8]
+    # The utterance's last frames and the step to the rest frame (about 2 grey levels) may
+    # still arrive just after it ends, later on a loaded machine; a second on, all is still.
+    rest = [c for t, c, _ in change if t > ended + 1.0]
     assert rest and max(rest) < 1.0, rest
 
 

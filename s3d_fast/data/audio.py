@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
-from librosa.filters import mel as mel_filters
 
 from ..atomic import atomic_path
 from .errors import AudioFileError, AudioTooShortError, EmptyAudioError
@@ -177,6 +176,10 @@ def write_wav(path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(sample_rate: int) -> np.ndarray:
+    # Imported here: librosa brings scipy.signal and numba (about 3 s), which a command
+    # that stops at a bad argument, or renders from a baked identity, never needs.
+    from librosa.filters import mel as mel_filters
+
     return mel_filters(sr=sample_rate, n_fft=N_FFT, n_mels=N_MELS, fmin=MEL_FMIN, fmax=MEL_FMAX).astype(np.float32)
 
 

@@ -16,7 +16,6 @@ from typing import Optional
 
 import numpy as np
 from PIL import Image
-from scipy import interpolate, ndimage
 
 from ..data.preprocess import segmentation
 from ..data.synthtalk import camera
@@ -61,6 +60,9 @@ def _landmark_depth(landmarks: np.ndarray, centre_depth: float, focal: float) ->
 def depth_map(landmarks: np.ndarray, resolution: int, centre_depth: float, focal: float, size: int = GRID):
     """(size, size) camera depth of each pixel of the person and (size, size) bool: inside
     the face mesh. ``landmarks`` (478, 3) in pixels of ``resolution``."""
+    # scipy is imported where a photo is turned (about 1 s): the commands import this module.
+    from scipy import interpolate, ndimage
+
     scale = size / resolution
     xy = landmarks[:, :2] * scale
     depth = _landmark_depth(landmarks, centre_depth, focal)
@@ -77,6 +79,8 @@ def photo_geometry(image: np.ndarray, landmarks: np.ndarray, c2w: np.ndarray, K:
     """Head-space points (3, size, size) of an aligned photo's pixels and the anchor
     (1, size, size) in [0, 1], float32. ``image`` (R, R, 3) uint8, ``landmarks`` (478, 3)
     and ``K`` in pixels of R, ``c2w`` camera-to-head."""
+    from scipy import ndimage
+
     R = image.shape[0]
     depth, inside = depth_map(landmarks, R, _centre_depth(c2w), float(K[0, 0]), size)
     points = _head_points(_pixel_centres(size) * (R / size), depth, c2w, K)
