@@ -80,11 +80,11 @@ def plan(args) -> list[Step]:
     model = ["--checkpoint", args.checkpoint]
 
     steps = [Step("portraits", speech, call=functools.partial(make_portraits.make_portraits, out))]
-    if quick:  # the astronaut alone of the eight
-        one = os.path.join(out, "photos_quick")
-        copy_one = functools.partial(_one_photo, photos, one)
-        steps.append(Step("one portrait", os.path.join(one, "astronaut.png"), call=copy_one))
-        photos = one
+    if quick:  # the astronaut alone of the eight, and the sentence's first seconds
+        quick_dir = os.path.join(out, "quick")
+        shrink = functools.partial(_quick_inputs, photos, speech, quick_dir)
+        steps.append(Step("quick inputs", os.path.join(quick_dir, "speech.wav"), call=shrink))
+        photos, speech = os.path.join(quick_dir, "photos"), os.path.join(quick_dir, "speech.wav")
     if not args.data_st24:
         steps.append(Step("st24", os.path.join(st24, "manifest.json"), ["synth", "--out", st24, *synth]))
     if not args.data_sp24:
@@ -117,9 +117,17 @@ def plan(args) -> list[Step]:
     return steps
 
 
-def _one_photo(photos: str, folder: str) -> None:
-    os.makedirs(folder, exist_ok=True)
-    shutil.copyfile(os.path.join(photos, "astronaut.png"), os.path.join(folder, "astronaut.png"))
+QUICK_SECONDS = 2.0
+
+
+def _quick_inputs(photos: str, speech: str, folder: str) -> None:
+    import soundfile
+
+    os.makedirs(os.path.join(folder, "photos"), exist_ok=True)
+    shutil.copyfile(os.path.join(photos, "astronaut.png"), os.path.join(folder, "photos", "astronaut.png"))
+    samples, rate = soundfile.read(speech, dtype="float32")
+    with make_portraits.atomic_path(os.path.join(folder, "speech.wav")) as tmp:
+        soundfile.write(tmp, samples[: int(QUICK_SECONDS * rate)], rate, format="WAV")
 
 
 # ---- the figures -------------------------------------------------------------------------
